@@ -1,0 +1,2 @@
+//! Codec benchmarks (being built).
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benchmarks for the ppspp workspace live in `benches/`; this library holds the
+//! fixtures they share.

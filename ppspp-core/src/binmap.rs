@@ -1,0 +1,1 @@
+//! Availability maps: compact sets of chunks. Being built.

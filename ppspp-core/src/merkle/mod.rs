@@ -1,0 +1,1 @@
+//! Content integrity with Merkle hash trees (RFC 7574 §5). Being built.

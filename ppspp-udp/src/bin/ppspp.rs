@@ -1,0 +1,31 @@
+//! The `ppspp` command-line program.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ppspp_udp::cli;
+
+/// PPSPP (RFC 7574) peer-to-peer streaming: tools and a client.
+#[derive(Debug, Parser)]
+#[command(name = "ppspp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode one datagram given as hex and print its messages, one per line.
+    Decode(cli::decode::Args),
+    /// Print the Merkle root hash (the swarm ID) of a file.
+    Hash(cli::hash::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Decode(args) => cli::decode::run(&args),
+        Command::Hash(args) => cli::hash::run(&args),
+    };
+    ExitCode::from(code)
+}
