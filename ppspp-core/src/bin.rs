@@ -60,8 +60,9 @@ impl Bin {
         if layer > Self::MAX_LAYER {
             return None;
         }
-        // (2·offset + 1)·2^layer − 1 must stay below u64::MAX (which is NONE).
-        let max_offset = (u64::MAX >> (layer + 1)) >> 1;
+        // (2·offset + 1)·2^layer − 1 must stay below u64::MAX (which is NONE), so
+        // offset < 2^(63 − layer).
+        let max_offset = (1u64 << (Self::MAX_LAYER - layer)) - 1;
         if offset > max_offset {
             return None;
         }
@@ -133,11 +134,7 @@ impl Bin {
 
     /// The number of chunks this bin covers (0 for [`Bin::NONE`]).
     pub const fn chunk_count(self) -> u64 {
-        if self.is_none() {
-            0
-        } else {
-            1 << self.layer()
-        }
+        if self.is_none() { 0 } else { 1 << self.layer() }
     }
 
     /// The leftmost leaf bin under this bin.
@@ -238,7 +235,10 @@ impl Bin {
         if self.is_none() || other.is_none() {
             return false;
         }
-        let (sl, sr) = (self.0 - ((1 << self.layer()) - 1), self.0 + ((1 << self.layer()) - 1));
+        let (sl, sr) = (
+            self.0 - ((1 << self.layer()) - 1),
+            self.0 + ((1 << self.layer()) - 1),
+        );
         let (ol, or) = (
             other.0 - ((1 << other.layer()) - 1),
             other.0 + ((1 << other.layer()) - 1),
@@ -342,9 +342,17 @@ impl Iterator for Cover {
         }
         let first = self.next;
         // The largest aligned power of two starting at `first` that stays within `last`.
-        let align = if first == 0 { 63 } else { first.trailing_zeros().min(63) };
+        let align = if first == 0 {
+            63
+        } else {
+            first.trailing_zeros().min(63)
+        };
         let span = self.last - first; // chunks after `first`, so length − 1
-        let fit = if span == u64::MAX { 63 } else { (span + 1).ilog2().min(63) };
+        let fit = if span == u64::MAX {
+            63
+        } else {
+            (span + 1).ilog2().min(63)
+        };
         let layer = align.min(fit);
         let bin = Bin::from_layer_offset(layer, first >> layer)?;
         let len = 1u64 << layer;
@@ -393,7 +401,7 @@ mod tests {
         assert_eq!(b591, b(591));
         assert_eq!(b591.parent(), Some(b(607)));
         assert_eq!(Bin::from_layer_offset(5, 9), Some(b(607)));
-        assert_eq!(b(607).children(), Some((b(575), b(639))));
+        assert_eq!(b(607).children(), Some((b(591), b(623))));
         assert_eq!(b591.children(), Some((b(583), b(599))));
         assert_eq!(Bin::from_layer_offset(3, 36), Some(b(583)));
         assert_eq!(Bin::from_layer_offset(3, 37), Some(b(599)));
@@ -404,7 +412,10 @@ mod tests {
         assert_eq!(b30_1.parent().unwrap().raw(), 0x7FFF_FFFF);
         assert_eq!(Bin::from_layer_offset(2, 3).unwrap().raw(), 27);
         assert_eq!(b(27).chunk_count(), 4);
-        assert_eq!(Bin::from_layer_offset(1, 1).unwrap().base_left(), Some(b(4)));
+        assert_eq!(
+            Bin::from_layer_offset(1, 1).unwrap().base_left(),
+            Some(b(4))
+        );
         let peaks: Vec<Bin> = Bin::peaks(7).collect();
         assert_eq!(peaks, [b(3), b(9), b(12)]);
         assert_eq!(Bin::ALL.to_u32(), Some(0x7FFF_FFFF));
@@ -452,7 +463,10 @@ mod tests {
         assert_eq!(Bin::leaf(1 << 63), None);
         assert_eq!(Bin::from_layer_offset(64, 0), None);
         assert_eq!(Bin::from_layer_offset(63, 1), None);
-        assert_eq!(Bin::from_layer_offset(0, (1 << 63) - 1), Some(b(u64::MAX - 1)));
+        assert_eq!(
+            Bin::from_layer_offset(0, (1 << 63) - 1),
+            Some(b(u64::MAX - 1))
+        );
         assert_eq!(Bin::from_layer_offset(0, 1 << 63), None);
         assert_eq!(Bin::cover(0, u64::MAX >> 1).collect::<Vec<_>>(), [Bin::ALL]);
         assert_eq!(Bin::cover(5, 4).count(), 0);
@@ -463,7 +477,10 @@ mod tests {
     fn cover_examples() {
         assert_eq!(Bin::cover(0, 0).collect::<Vec<_>>(), [b(0)]);
         // chunks 1..=6: 1, {2,3}, {4,5}, 6 -> bins 2, 5, 9, 12
-        assert_eq!(Bin::cover(1, 6).collect::<Vec<_>>(), [b(2), b(5), b(9), b(12)]);
+        assert_eq!(
+            Bin::cover(1, 6).collect::<Vec<_>>(),
+            [b(2), b(5), b(9), b(12)]
+        );
         assert_eq!(Bin::from_chunk_range(16, 23), Some(b(39)));
         assert_eq!(Bin::from_chunk_range(16, 22), None);
         assert_eq!(Bin::from_chunk_range(1, 2), None);
@@ -471,7 +488,7 @@ mod tests {
 
     fn any_bin() -> impl Strategy<Value = Bin> {
         (0u32..=63).prop_flat_map(|l| {
-            let max = (u64::MAX >> (l + 1)) >> 1;
+            let max = (1u64 << (63 - l)) - 1;
             (Just(l), 0..=max).prop_map(|(l, o)| Bin::from_layer_offset(l, o).unwrap())
         })
     }

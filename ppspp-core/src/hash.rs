@@ -5,7 +5,6 @@
 
 use core::fmt;
 
-
 /// The largest hash output of any supported function (SHA-512).
 pub const MAX_HASH_LEN: usize = 64;
 
@@ -27,7 +26,13 @@ pub enum HashAlgorithm {
 
 impl HashAlgorithm {
     /// Every algorithm, in code order.
-    pub const ALL: [Self; 5] = [Self::Sha1, Self::Sha224, Self::Sha256, Self::Sha384, Self::Sha512];
+    pub const ALL: [Self; 5] = [
+        Self::Sha1,
+        Self::Sha224,
+        Self::Sha256,
+        Self::Sha384,
+        Self::Sha512,
+    ];
 
     /// The algorithm with wire code `code`, if assigned.
     pub const fn from_code(code: u8) -> Option<Self> {
@@ -166,7 +171,11 @@ pub struct HashValue {
 impl HashValue {
     /// `len` zero bytes (`len` is capped at [`MAX_HASH_LEN`]).
     pub const fn zero(len: usize) -> Self {
-        let len = if len > MAX_HASH_LEN { MAX_HASH_LEN } else { len };
+        let len = if len > MAX_HASH_LEN {
+            MAX_HASH_LEN
+        } else {
+            len
+        };
         Self {
             len: len as u8,
             bytes: [0; MAX_HASH_LEN],

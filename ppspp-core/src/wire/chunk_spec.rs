@@ -56,7 +56,10 @@ impl ChunkSpec {
             },
             ChunkAddressing::ByteRange64 => Self::Bytes {
                 start: first.checked_mul(chunk_size)?,
-                end: last.checked_add(1)?.checked_mul(chunk_size)?.checked_sub(1)?,
+                end: last
+                    .checked_add(1)?
+                    .checked_mul(chunk_size)?
+                    .checked_sub(1)?,
             },
         };
         spec.fits(addressing).then_some(spec)
@@ -122,14 +125,24 @@ impl ChunkSpec {
 
     /// Writes the specification into `out`, which is exactly [`ChunkAddressing::spec_len`]
     /// bytes long.
-    pub(crate) fn write(self, addressing: ChunkAddressing, out: &mut [u8]) -> Result<(), EncodeError> {
+    pub(crate) fn write(
+        self,
+        addressing: ChunkAddressing,
+        out: &mut [u8],
+    ) -> Result<(), EncodeError> {
         if !self.fits(addressing) {
-            return Err(EncodeError::ChunkSpecMismatch { spec: self, addressing });
+            return Err(EncodeError::ChunkSpecMismatch {
+                spec: self,
+                addressing,
+            });
         }
         match self {
             Self::Bin(b) => match addressing {
                 ChunkAddressing::Bin32 => {
-                    let raw = b.to_u32().ok_or(EncodeError::ChunkSpecMismatch { spec: self, addressing })?;
+                    let raw = b.to_u32().ok_or(EncodeError::ChunkSpecMismatch {
+                        spec: self,
+                        addressing,
+                    })?;
                     out.copy_from_slice(&raw.to_be_bytes());
                 }
                 _ => out.copy_from_slice(&b.raw().to_be_bytes()),

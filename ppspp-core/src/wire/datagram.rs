@@ -71,7 +71,8 @@ impl MessageIter {
     fn decode_one(&mut self) -> Result<Message, DecodeErrorKind> {
         let start = self.pos;
         let code = self.data[start];
-        let mtype = MessageType::from_code(code).ok_or(DecodeErrorKind::UnknownMessageType(code))?;
+        let mtype =
+            MessageType::from_code(code).ok_or(DecodeErrorKind::UnknownMessageType(code))?;
         let body = start + 1;
         let avail = self.data.len() - body;
         let cs = self.params.addressing.spec_len();
@@ -259,7 +260,11 @@ pub struct DatagramWriter<'a> {
 impl<'a> DatagramWriter<'a> {
     /// Starts a datagram to `channel` in `buf` (which must hold at least the 4-byte channel
     /// ID). Messages are encoded with `params`.
-    pub fn new(buf: &'a mut [u8], channel: ChannelId, params: WireParams) -> Result<Self, EncodeError> {
+    pub fn new(
+        buf: &'a mut [u8],
+        channel: ChannelId,
+        params: WireParams,
+    ) -> Result<Self, EncodeError> {
         if buf.len() < 4 {
             return Err(EncodeError::BufferTooSmall {
                 needed: 4,

@@ -75,7 +75,10 @@ impl fmt::Display for DecodeError {
         write!(f, "at byte {}: ", self.offset)?;
         match self.kind {
             DecodeErrorKind::ShortDatagram { len } => {
-                write!(f, "datagram of {len} bytes is shorter than a channel ID (4 bytes)")
+                write!(
+                    f,
+                    "datagram of {len} bytes is shorter than a channel ID (4 bytes)"
+                )
             }
             DecodeErrorKind::UnknownMessageType(t) => write!(f, "unknown message type {t:#04x}"),
             DecodeErrorKind::Truncated {
@@ -101,16 +104,15 @@ impl fmt::Display for DecodeError {
             DecodeErrorKind::InvalidOptionValue { option, value } => {
                 write!(f, "protocol option {option} has unassigned value {value}")
             }
-            DecodeErrorKind::SupportedMessagesTooLong { len } => write!(
-                f,
-                "supported messages bitmap of {len} bytes (at most 32)"
-            ),
+            DecodeErrorKind::SupportedMessagesTooLong { len } => {
+                write!(f, "supported messages bitmap of {len} bytes (at most 32)")
+            }
             DecodeErrorKind::InvertedRange { message } => {
                 write!(f, "{message} names a range whose start is after its end")
             }
-            DecodeErrorKind::NoSignatureLength => f.write_str(
-                "SIGNED_INTEGRITY but no live signature algorithm is negotiated",
-            ),
+            DecodeErrorKind::NoSignatureLength => {
+                f.write_str("SIGNED_INTEGRITY but no live signature algorithm is negotiated")
+            }
         }
     }
 }
@@ -171,13 +173,19 @@ impl fmt::Display for EncodeError {
                 write!(f, "buffer too small: need {needed} bytes, have {available}")
             }
             Self::ChunkSpecMismatch { spec, addressing } => {
-                write!(f, "chunk specification {spec} cannot be written as {addressing}")
+                write!(
+                    f,
+                    "chunk specification {spec} cannot be written as {addressing}"
+                )
             }
             Self::HashLength { len, expected } => {
                 write!(f, "hash of {len} bytes where {expected} are negotiated")
             }
             Self::SignatureLength { len, expected } => {
-                write!(f, "signature of {len} bytes where {expected} are negotiated")
+                write!(
+                    f,
+                    "signature of {len} bytes where {expected} are negotiated"
+                )
             }
             Self::FieldTooLong { field, len } => {
                 write!(f, "{field} of {len} bytes exceeds its 16-bit length field")

@@ -197,7 +197,7 @@ impl Message {
             }
             Self::PexReq | Self::Choke | Self::Unchoke => {}
             Self::SignedIntegrity(s) => {
-                if s.signature.len() != params.signature_len {
+                if s.signature.len() != params.signature_len || params.signature_len == 0 {
                     return Err(EncodeError::SignatureLength {
                         len: s.signature.len(),
                         expected: params.signature_len,
@@ -264,7 +264,11 @@ impl fmt::Display for Message {
             Self::PexResV4(a) => write!(f, "{name} {a}"),
             Self::PexResV6(a) => write!(f, "{name} {a}"),
             Self::SignedIntegrity(s) => {
-                write!(f, "{name} {} timestamp={:#018x} signature=", s.spec, s.timestamp)?;
+                write!(
+                    f,
+                    "{name} {} timestamp={:#018x} signature=",
+                    s.spec, s.timestamp
+                )?;
                 for b in s.signature.iter() {
                     write!(f, "{b:02x}")?;
                 }

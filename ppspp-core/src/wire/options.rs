@@ -251,7 +251,11 @@ impl ProtocolOptions {
 
     /// Writes the option list into `out`, which holds at least
     /// [`encoded_len`](Self::encoded_len) bytes; returns the bytes written.
-    pub(crate) fn write(&self, channel: ChunkAddressing, out: &mut [u8]) -> Result<usize, EncodeError> {
+    pub(crate) fn write(
+        &self,
+        channel: ChunkAddressing,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
         let mut w = 0;
         let mut put = |bytes: &[u8]| {
             out[w..w + bytes.len()].copy_from_slice(bytes);
@@ -343,7 +347,13 @@ impl ProtocolOptions {
             }
             if let Some(p) = previous {
                 if code <= p {
-                    return Err((i, DecodeErrorKind::OptionOutOfOrder { option: code, previous: p }));
+                    return Err((
+                        i,
+                        DecodeErrorKind::OptionOutOfOrder {
+                            option: code,
+                            previous: p,
+                        },
+                    ));
                 }
             }
             previous = Some(code);
@@ -355,7 +365,15 @@ impl ProtocolOptions {
                     Ok(())
                 }
             };
-            let invalid = |value: u64| (i, DecodeErrorKind::InvalidOptionValue { option: code, value });
+            let invalid = |value: u64| {
+                (
+                    i,
+                    DecodeErrorKind::InvalidOptionValue {
+                        option: code,
+                        value,
+                    },
+                )
+            };
             let used = match code {
                 OPT_VERSION => {
                     need("version", 1)?;
@@ -385,8 +403,9 @@ impl ProtocolOptions {
                 }
                 OPT_MERKLE_HASH => {
                     need("Merkle hash function", 1)?;
-                    o.merkle_hash =
-                        Some(HashAlgorithm::from_code(rest[0]).ok_or_else(|| invalid(rest[0].into()))?);
+                    o.merkle_hash = Some(
+                        HashAlgorithm::from_code(rest[0]).ok_or_else(|| invalid(rest[0].into()))?,
+                    );
                     1
                 }
                 OPT_LIVE_SIGNATURE => {
@@ -396,8 +415,10 @@ impl ProtocolOptions {
                 }
                 OPT_ADDRESSING => {
                     need("chunk addressing method", 1)?;
-                    o.addressing =
-                        Some(ChunkAddressing::from_code(rest[0]).ok_or_else(|| invalid(rest[0].into()))?);
+                    o.addressing = Some(
+                        ChunkAddressing::from_code(rest[0])
+                            .ok_or_else(|| invalid(rest[0].into()))?,
+                    );
                     1
                 }
                 OPT_LIVE_DISCARD_WINDOW => {
@@ -410,8 +431,11 @@ impl ProtocolOptions {
                     } else {
                         need("live discard window", 4)?;
                         let v = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
-                        o.live_discard_window =
-                            Some(if v == u32::MAX { u64::MAX } else { u64::from(v) });
+                        o.live_discard_window = Some(if v == u32::MAX {
+                            u64::MAX
+                        } else {
+                            u64::from(v)
+                        });
                         4
                     }
                 }
