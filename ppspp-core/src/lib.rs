@@ -33,8 +33,12 @@ extern crate std;
 
 pub mod bin;
 pub mod binmap;
+pub mod congestion;
 pub mod hash;
 pub mod merkle;
+pub mod rand;
+pub mod rtt;
+pub mod time;
 pub mod wire;
 
 pub use bin::Bin;

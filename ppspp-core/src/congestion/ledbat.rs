@@ -1,0 +1,1401 @@
+//! LEDBAT, Low Extra Delay Background Transport (RFC 6817), the congestion controller PPSPP
+//! mandates (RFC 7574 §8).
+//!
+//! LEDBAT keeps the queuing delay it adds at the bottleneck near a TARGET. Every ACK carries a
+//! one-way delay sample (receiver clock minus the DATA timestamp, CHECKLIST M-1); the sender
+//! keeps the minimum delay per minute over the last BASE_HISTORY minutes (the *base delay*,
+//! the path without queues) and a short list of recent samples (the *current delay*). Their
+//! difference is the queuing delay, and the window moves in proportion to how far that is off
+//! target:
+//!
+//! ```text
+//! queuing_delay = FILTER(current_delays) − MIN(base_delays)
+//! off_target    = (TARGET − queuing_delay) / TARGET
+//! cwnd         += GAIN · off_target · bytes_newly_acked · MSS / cwnd
+//! cwnd          = min(cwnd, flightsize + ALLOWED_INCREASE · MSS)     (application-limited)
+//! cwnd          = max(cwnd, MIN_CWND · MSS)
+//! ```
+//!
+//! # Mapping onto RFC 6817 and CHECKLIST §11
+//!
+//! | Requirement | Where |
+//! |---|---|
+//! | L-2.5-a TARGET ≤ 100 ms | [`LedbatConfig::target`] clamps; default 100 ms (libswift used 25 ms) |
+//! | L-2.5-b ALLOWED_INCREASE > 0, should be 1 | [`LedbatConfig::allowed_increase`] |
+//! | L-2.5-c GAIN ≤ 1; a larger decrease GAIN is allowed | [`LedbatConfig::gain_permille`], [`LedbatConfig::decrease_gain_permille`] |
+//! | L-2.5-d BASE_HISTORY = 10 | [`LedbatConfig::base_history`] |
+//! | L-2.5-e CURRENT_FILTER, no sample older than one RTT | [`LedbatConfig::current_filter`], [`DelayFilter::Min`] drops older samples |
+//! | L-2.5-f INIT_CWND = MIN_CWND = 2, not above TCP's | [`LedbatConfig::init_cwnd`], [`LedbatConfig::min_cwnd`] |
+//! | L-2.4-a CTO starts at 1 s, follows RTT samples (RFC 6298) | [`LedbatConfig::initial_cto`]; on every ACK the CTO becomes [`RttEstimator::rto`] |
+//! | L-2.4-b a CTO cap must be ≥ 60 s | [`LedbatConfig::max_cto`] clamps |
+//! | L-2.4-c initial state | [`Ledbat::new`] |
+//! | L-2.4-d update_base_delay / update_current_delay | `update_base_delay`, `update_current_delay` |
+//! | L-2.4-e, L-2.4-f window update and clamps | [`Controller::on_ack`] |
+//! | L-2.4-h loss: halve, at most once per RTT, floor MIN_CWND | [`Controller::on_loss`] |
+//! | L-2.4-i CTO: cwnd = 1 MSS, CTO doubles | [`Controller::on_timeout`], [`Controller::cto_deadline`] |
+//! | L-2.4-j FILTER: NULL or MIN over a short window | [`DelayFilter`] |
+//! | L-2.4-k idle minutes leave +∞; base list kept while idle | `update_base_delay` |
+//! | L-2.2-c slow start is allowed | [`LedbatConfig::slow_start`] |
+//!
+//! # Choices beyond the RFC text
+//!
+//! - **Minutes of the injected clock.** The base-delay history rolls over when the minute of
+//!   `now` (µs since the driver's epoch / 60 s) changes, never by reading a wall clock. Every
+//!   whole minute without a sample stores +∞, as §2.4.2's prose asks, so after BASE_HISTORY
+//!   idle minutes the next sample starts the measurement afresh.
+//! - **Signed delays.** Samples are `i64` µs and may be negative (the receiver's clock may be
+//!   behind); only differences against the base minimum are used (App. A.1, CHECKLIST Q2).
+//! - **Slow start** (DESIGN.md §8: libswift leaves slow start too early and then crawls at one
+//!   chunk per RTT). When enabled (the default), the window grows by the bytes acknowledged,
+//!   doubling per RTT, while the queuing delay stays at or below
+//!   [`LedbatConfig::slow_start_exit_permille`] of TARGET (default TARGET/2) and no loss has
+//!   occurred. It ends on the first loss, on a CTO, or when the queuing delay exceeds that
+//!   threshold; from then on the RFC 6817 rule applies. In slow start the
+//!   application-limited clamp is `flightsize + max(ALLOWED_INCREASE·MSS, bytes_newly_acked)`,
+//!   so that an ACK covering several chunks can still double a fully used window. After a
+//!   CTO, slow start resumes up to half the window the CTO found (RFC 5681's ssthresh), so a
+//!   single outage does not leave the flow crawling up from 2 MSS.
+//! - **Fixed-point arithmetic.** The window is kept in 1/65536 bytes so that increments
+//!   smaller than a byte (large windows) still accumulate; all arithmetic is integer.
+//! - **Pacing.** [`Controller::next_send_time`] spaces datagrams at 125 % of cwnd per SRTT
+//!   (200 % in slow start) with bursts of up to 10 datagrams; see [`super::pacer`].
+//!
+//! # Example
+//!
+//! ```
+//! use ppspp_core::congestion::{Controller, Ledbat, LedbatConfig};
+//! use ppspp_core::rtt::RttEstimator;
+//! use ppspp_core::time::{Duration, Instant};
+//!
+//! let mut rtt = RttEstimator::default();
+//! let mut cc = Ledbat::new(LedbatConfig::new(), Instant::ZERO, 1_024);
+//! assert_eq!(cc.window(), 2 * 1_024);
+//! cc.on_sent(Instant::ZERO, 1_024);
+//! let now = Instant::from_millis(40);
+//! rtt.update(Duration::from_millis(40));
+//! cc.on_ack(now, 1_024, Some(12_345), &rtt);
+//! assert!(cc.window() >= 2 * 1_024);
+//! ```
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+
+use super::pacer::{Pacer, PacerConfig, Rate};
+use super::{Controller, ControllerFactory, ControllerMetrics};
+use crate::rtt::RttEstimator;
+use crate::time::{Duration, Instant, duration_micros};
+
+/// The FILTER() applied to the recent delay samples (RFC 6817 §2.4.2, CHECKLIST L-2.4-j).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DelayFilter {
+    /// The minimum of the last [`LedbatConfig::current_filter`] samples that are at most one
+    /// smoothed RTT old (the newest always counts). Robust against isolated delay spikes.
+    #[default]
+    Min,
+    /// The latest sample, unfiltered.
+    Null,
+}
+
+/// The parameters of [`Ledbat`]; also its [`ControllerFactory`].
+///
+/// Setters clamp values the RFC forbids to the nearest allowed value, so a `LedbatConfig` is
+/// always within RFC 6817 §2.5.
+///
+/// ```
+/// use ppspp_core::congestion::{DelayFilter, LedbatConfig};
+/// use ppspp_core::time::Duration;
+///
+/// let mut cfg = LedbatConfig::new();
+/// cfg.target(Duration::from_millis(25)) // what libswift uses
+///     .filter(DelayFilter::Null)
+///     .slow_start(false);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LedbatConfig {
+    target: Duration,
+    gain_permille: u32,
+    decrease_gain_permille: u32,
+    allowed_increase: u64,
+    base_history: usize,
+    current_filter: usize,
+    filter: DelayFilter,
+    init_cwnd: u64,
+    min_cwnd: u64,
+    initial_cto: Duration,
+    max_cto: Duration,
+    slow_start: bool,
+    slow_start_exit_permille: u32,
+    pacing: Option<PacerConfig>,
+}
+
+impl LedbatConfig {
+    /// The defaults: TARGET 100 ms, GAIN 1 (both ways), ALLOWED_INCREASE 1, BASE_HISTORY 10,
+    /// a MIN filter over 4 samples, INIT_CWND = MIN_CWND = 2, CTO 1 s capped at 60 s, slow
+    /// start until TARGET/2 of queuing delay, pacing on.
+    pub const fn new() -> Self {
+        Self {
+            target: Duration::from_millis(100),
+            gain_permille: 1_000,
+            decrease_gain_permille: 1_000,
+            allowed_increase: 1,
+            base_history: 10,
+            current_filter: 4,
+            filter: DelayFilter::Min,
+            init_cwnd: 2,
+            min_cwnd: 2,
+            initial_cto: Duration::from_secs(1),
+            max_cto: Duration::from_secs(60),
+            slow_start: true,
+            slow_start_exit_permille: 500,
+            pacing: Some(PacerConfig::new()),
+        }
+    }
+
+    /// TARGET, the queuing delay LEDBAT aims to add. Clamped to 1–100 ms: RFC 6817 §2.5 says
+    /// it MUST be 100 ms or less (CHECKLIST L-2.5-a). Default 100 ms.
+    pub fn target(&mut self, target: Duration) -> &mut Self {
+        self.target = target.clamp(MIN_TARGET, MAX_TARGET);
+        self
+    }
+
+    /// GAIN for increases, in thousandths (1000 = 1.0, the default). Clamped to 1..=1000: GAIN
+    /// MUST be at most 1 (L-2.5-c).
+    pub fn gain_permille(&mut self, gain: u32) -> &mut Self {
+        self.gain_permille = gain.clamp(1, 1_000);
+        self
+    }
+
+    /// GAIN for decreases, in thousandths (default 1000). RFC 6817 §2.5 allows a decrease GAIN
+    /// above 1 (L-2.5-c) so that LEDBAT backs off faster than a competing flow ramps up.
+    /// Clamped to 1..=10 000.
+    pub fn decrease_gain_permille(&mut self, gain: u32) -> &mut Self {
+        self.decrease_gain_permille = gain.clamp(1, 10_000);
+        self
+    }
+
+    /// ALLOWED_INCREASE in MSS (default 1). It MUST be greater than 0 (L-2.5-b); clamped to
+    /// 1..=64.
+    pub fn allowed_increase(&mut self, mss: u64) -> &mut Self {
+        self.allowed_increase = mss.clamp(1, 64);
+        self
+    }
+
+    /// BASE_HISTORY, how many one-minute delay minima are kept (default 10, L-2.5-d).
+    /// Clamped to 1..=64.
+    pub fn base_history(&mut self, minutes: usize) -> &mut Self {
+        self.base_history = minutes.clamp(1, 64);
+        self
+    }
+
+    /// CURRENT_FILTER, how many recent delay samples are kept (default 4, L-2.5-e). Clamped
+    /// to 1..=64. Whatever the count, [`DelayFilter::Min`] ignores samples older than one RTT.
+    pub fn current_filter(&mut self, samples: usize) -> &mut Self {
+        self.current_filter = samples.clamp(1, 64);
+        self
+    }
+
+    /// FILTER() (default [`DelayFilter::Min`]).
+    pub fn filter(&mut self, filter: DelayFilter) -> &mut Self {
+        self.filter = filter;
+        self
+    }
+
+    /// INIT_CWND in MSS (default 2). Clamped to 1..=4: it MUST NOT exceed TCP's initial
+    /// window (RFC 5681 allows up to 4 segments; L-2.5-f). A value below MIN_CWND acts as
+    /// MIN_CWND.
+    pub fn init_cwnd(&mut self, mss: u64) -> &mut Self {
+        self.init_cwnd = mss.clamp(1, 4);
+        self
+    }
+
+    /// MIN_CWND in MSS (default 2). Clamped to 1..=2: it MUST NOT exceed TCP's minimum
+    /// (RFC 5681 never lowers ssthresh below 2 segments; L-2.5-f).
+    pub fn min_cwnd(&mut self, mss: u64) -> &mut Self {
+        self.min_cwnd = mss.clamp(1, 2);
+        self
+    }
+
+    /// The CTO before any ACK (default 1 s, L-2.4-a). At least 1 ms.
+    pub fn initial_cto(&mut self, cto: Duration) -> &mut Self {
+        self.initial_cto = cto.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The cap on the backed-off CTO (default 60 s). A cap MUST be at least 60 s (L-2.4-b), so
+    /// smaller values are raised to 60 s.
+    pub fn max_cto(&mut self, cto: Duration) -> &mut Self {
+        self.max_cto = cto.max(MIN_MAX_CTO);
+        self
+    }
+
+    /// Whether to start in slow start (default `true`; RFC 6817 §2.2 permits it, L-2.2-c).
+    pub fn slow_start(&mut self, enabled: bool) -> &mut Self {
+        self.slow_start = enabled;
+        self
+    }
+
+    /// The queuing delay that ends slow start, in thousandths of TARGET (default 500, i.e.
+    /// TARGET/2). Clamped to 0..=1000.
+    pub fn slow_start_exit_permille(&mut self, permille: u32) -> &mut Self {
+        self.slow_start_exit_permille = permille.min(1_000);
+        self
+    }
+
+    /// Pacing (default `Some(PacerConfig::new())`); `None` sends as fast as the window allows.
+    pub fn pacing(&mut self, pacing: Option<PacerConfig>) -> &mut Self {
+        self.pacing = pacing;
+        self
+    }
+}
+
+impl Default for LedbatConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ControllerFactory for LedbatConfig {
+    fn build(&self, now: Instant, mss: u64) -> Box<dyn Controller> {
+        Box::new(Ledbat::new(*self, now, mss))
+    }
+}
+
+/// A LEDBAT congestion controller for one channel (see the module docs).
+#[derive(Clone, Debug)]
+pub struct Ledbat {
+    config: LedbatConfig,
+    mss: u64,
+    /// cwnd in 1/65536 bytes, within [MSS, MAX_CWND] (1 MSS only after a CTO).
+    cwnd: u64,
+    /// flightsize: bytes sent and neither acknowledged nor declared lost.
+    flight: u64,
+    /// current_delays: (arrival, sample µs), oldest first, at most `current_filter` long.
+    current: VecDeque<(Instant, i64)>,
+    /// base_delays: one minimum per minute, oldest first, exactly `base_history` long;
+    /// `None` is +∞.
+    base: VecDeque<Option<i64>>,
+    /// The minute of `now` at the last rollover; `None` is −∞.
+    last_rollover_minute: Option<u64>,
+    /// The latest queuing delay in µs, once there has been a sample.
+    queuing_delay: Option<u64>,
+    cto: Duration,
+    /// When the CTO clock started: the last ACK, or the send into an empty pipe.
+    cto_started: Option<Instant>,
+    last_loss_reduction: Option<Instant>,
+    slow_start: bool,
+    /// Slow start ends when cwnd reaches this (in 1/65536 bytes); `None` is +∞.
+    ssthresh: Option<u64>,
+    srtt: Option<Duration>,
+    pacer: Option<Pacer>,
+    loss_reductions: u64,
+    timeouts: u64,
+}
+
+impl Ledbat {
+    /// The initial state of RFC 6817 §2.4.2 (CHECKLIST L-2.4-c) for DATA datagrams of up to
+    /// `mss` bytes (clamped to 1..=65 535): `cwnd = INIT_CWND·MSS`, `CTO = 1 s`, every base
+    /// delay +∞, no current delays, `last_rollover = −∞`, nothing in flight.
+    pub fn new(config: LedbatConfig, now: Instant, mss: u64) -> Self {
+        let mss = mss.clamp(1, MAX_MSS);
+        let init = config.init_cwnd.max(config.min_cwnd);
+        Self {
+            mss,
+            cwnd: (init * mss) << FRACTION_BITS,
+            flight: 0,
+            current: VecDeque::with_capacity(config.current_filter),
+            base: core::iter::repeat_n(None, config.base_history).collect(),
+            last_rollover_minute: None,
+            queuing_delay: None,
+            cto: config.initial_cto.min(config.max_cto),
+            cto_started: None,
+            last_loss_reduction: None,
+            slow_start: config.slow_start,
+            ssthresh: None,
+            srtt: None,
+            pacer: config.pacing.map(|p| Pacer::new(&p, mss, now)),
+            loss_reductions: 0,
+            timeouts: 0,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LedbatConfig {
+        &self.config
+    }
+
+    /// The MSS in bytes.
+    pub fn mss(&self) -> u64 {
+        self.mss
+    }
+
+    /// Whether the controller is in slow start.
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
+    }
+
+    /// The latest queuing delay estimate (FILTER(current) − MIN(base)), once there is a sample.
+    pub fn queuing_delay(&self) -> Option<Duration> {
+        self.queuing_delay.map(Duration::from_micros)
+    }
+
+    /// MIN(base_delays) in µs, or `None` while every slot is +∞.
+    pub fn base_delay(&self) -> Option<i64> {
+        self.base.iter().flatten().copied().min()
+    }
+
+    /// The current congestion timeout.
+    pub fn congestion_timeout(&self) -> Duration {
+        self.cto
+    }
+
+    /// update_base_delay (RFC 6817 §2.4.2, CHECKLIST L-2.4-d, L-2.4-k).
+    fn update_base_delay(&mut self, now: Instant, delay: i64) {
+        let minute = now.as_micros() / MICROS_PER_MINUTE;
+        match self.last_rollover_minute {
+            // Same minute (or a driver that moved time backwards): lower the newest minimum.
+            Some(last) if minute <= last => {
+                if let Some(tail) = self.base.back_mut() {
+                    *tail = Some(tail.map_or(delay, |t| t.min(delay)));
+                }
+            }
+            last => {
+                // Each whole minute that passed without a sample keeps +∞ in its slot, so
+                // after BASE_HISTORY idle minutes measurement starts anew (L-2.4-k).
+                let idle = last.map_or(0, |l| minute - l - 1);
+                let idle = usize::try_from(idle)
+                    .unwrap_or(usize::MAX)
+                    .min(self.base.len());
+                for _ in 0..idle {
+                    self.push_base(None);
+                }
+                self.push_base(Some(delay));
+                self.last_rollover_minute = Some(minute);
+            }
+        }
+    }
+
+    fn push_base(&mut self, slot: Option<i64>) {
+        self.base.pop_front();
+        self.base.push_back(slot);
+    }
+
+    /// update_current_delay: drop the oldest sample, append the new one (L-2.4-d).
+    fn update_current_delay(&mut self, now: Instant, delay: i64) {
+        if self.current.len() >= self.config.current_filter {
+            self.current.pop_front();
+        }
+        self.current.push_back((now, delay));
+    }
+
+    /// FILTER(current_delays) − MIN(base_delays) in µs, never negative (L-2.4-e).
+    fn filtered_queuing_delay(&self, now: Instant) -> Option<u64> {
+        let &(_, newest) = self.current.back()?;
+        let current = match self.config.filter {
+            DelayFilter::Null => newest,
+            // L-2.5-e: samples older than one RTT are not used; the newest always is.
+            DelayFilter::Min => self
+                .current
+                .iter()
+                .filter(|(at, _)| self.srtt.is_none_or(|rtt| now - *at <= rtt))
+                .map(|&(_, d)| d)
+                .fold(newest, i64::min),
+        };
+        let base = self.base_delay()?;
+        let queuing = (i128::from(current) - i128::from(base)).max(0);
+        Some(u64::try_from(queuing).unwrap_or(u64::MAX))
+    }
+
+    /// GAIN · off_target · bytes_acked · MSS / cwnd, in 1/65536 bytes (L-2.4-e, L-2.5-c).
+    fn delay_based_change(&self, queuing_delay: u64, bytes_acked: u64) -> i128 {
+        let target = i128::from(duration_micros(self.config.target));
+        // Beyond MAX_QUEUING_DELAY the window is at its floor anyway; the bound keeps the
+        // product below 2^118.
+        let off = target - i128::from(queuing_delay.min(MAX_QUEUING_DELAY));
+        let gain = i128::from(if off >= 0 {
+            self.config.gain_permille
+        } else {
+            self.config.decrease_gain_permille
+        });
+        let acked = i128::from(bytes_acked.min(MAX_ACKED_PER_CALL));
+        let cwnd_bytes = i128::from((self.cwnd >> FRACTION_BITS).max(1));
+        // ≤ 2^14 · 2^37 · 2^32 · 2^16 · 2^16 = 2^115 in magnitude.
+        let numerator = (gain * off * acked * i128::from(self.mss)) << FRACTION_BITS;
+        numerator / (1_000 * target * cwnd_bytes)
+    }
+
+    fn slow_start_exit_delay(&self) -> u64 {
+        duration_micros(self.config.target) * u64::from(self.config.slow_start_exit_permille)
+            / 1_000
+    }
+
+    fn min_window(&self) -> u64 {
+        (self.config.min_cwnd * self.mss) << FRACTION_BITS
+    }
+
+    fn note_rtt(&mut self, rtt: &RttEstimator) {
+        self.srtt = rtt.smoothed().or(self.srtt);
+    }
+
+    fn pacing_rate(&self) -> Option<Rate> {
+        self.pacer
+            .as_ref()?
+            .rate(self.window(), self.srtt, self.slow_start)
+    }
+}
+
+impl Controller for Ledbat {
+    fn on_sent(&mut self, now: Instant, bytes: u64) {
+        if self.flight == 0 {
+            // The CTO clock starts when data enters an empty pipe.
+            self.cto_started = Some(now);
+        }
+        self.flight = self.flight.saturating_add(bytes);
+        let rate = self.pacing_rate();
+        if let Some(pacer) = &mut self.pacer {
+            pacer.on_sent(now, bytes, rate);
+        }
+    }
+
+    fn on_ack(
+        &mut self,
+        now: Instant,
+        bytes_acked: u64,
+        one_way_delay: Option<i64>,
+        rtt: &RttEstimator,
+    ) {
+        self.note_rtt(rtt);
+        // flightsize is the data outstanding before this ACK (L-2.4-f).
+        let flight_before = self.flight;
+        if let Some(delay) = one_way_delay {
+            self.update_base_delay(now, delay);
+            self.update_current_delay(now, delay);
+        }
+        if let Some(queuing) = self.filtered_queuing_delay(now) {
+            self.queuing_delay = Some(queuing);
+        }
+        // An ACK without a sample reuses the last estimate; before any sample the queue counts
+        // as empty.
+        let queuing = self.queuing_delay.unwrap_or(0);
+        let acked = bytes_acked.min(MAX_ACKED_PER_CALL);
+        let allowed_increase = self.config.allowed_increase * self.mss;
+
+        if self.slow_start && queuing > self.slow_start_exit_delay() {
+            self.slow_start = false;
+        }
+        let (grown, headroom) = if self.slow_start {
+            // Slow start (L-2.2-c): cwnd += bytes_newly_acked, doubling per RTT, capped at
+            // ssthresh after a CTO.
+            let mut grown = i128::from(self.cwnd) + (i128::from(acked) << FRACTION_BITS);
+            if let Some(ssthresh) = self.ssthresh {
+                if grown >= i128::from(ssthresh) {
+                    grown = i128::from(ssthresh.max(self.cwnd));
+                    self.slow_start = false;
+                }
+            }
+            (grown, allowed_increase.max(acked))
+        } else {
+            // L-2.4-e: cwnd += GAIN · off_target · bytes_newly_acked · MSS / cwnd.
+            let change = self.delay_based_change(queuing, acked);
+            (i128::from(self.cwnd) + change, allowed_increase)
+        };
+        // L-2.4-f, L-2.4-l: cwnd ≤ flightsize + ALLOWED_INCREASE·MSS, then cwnd ≥ MIN_CWND·MSS.
+        let max_allowed = (i128::from(flight_before) + i128::from(headroom)) << FRACTION_BITS;
+        let cwnd = grown
+            .min(max_allowed)
+            .max(i128::from(self.min_window()))
+            .min(i128::from(MAX_CWND));
+        // In [MIN_CWND·MSS, MAX_CWND] ⊂ u64 by the clamps just above.
+        self.cwnd = cwnd as u64;
+        self.flight = flight_before.saturating_sub(bytes_acked);
+        // update_CTO (L-2.4-a): the CTO is the RFC 6298 RTO, and restarts with every ACK.
+        self.cto = rtt.rto().min(self.config.max_cto);
+        self.cto_started = (self.flight > 0).then_some(now);
+    }
+
+    fn on_loss(&mut self, now: Instant, lost_bytes: u64, rtt: &RttEstimator) {
+        self.note_rtt(rtt);
+        // L-2.4-h: data that will not be retransmitted leaves flightsize. In PPSPP a resend
+        // is a new send, so all lost bytes leave.
+        self.flight = self.flight.saturating_sub(lost_bytes);
+        if self.flight == 0 {
+            self.cto_started = None;
+        }
+        // L-2.4-h, M-4: react at most once per RTT.
+        let rtt_span = rtt.smoothed().unwrap_or_else(|| rtt.rto());
+        if let Some(last) = self.last_loss_reduction {
+            if now.saturating_duration_since(last) < rtt_span {
+                return;
+            }
+        }
+        self.last_loss_reduction = Some(now);
+        self.slow_start = false;
+        // L-2.4-h: cwnd = min(cwnd, max(cwnd/2, MIN_CWND·MSS)).
+        self.cwnd = self.cwnd.min((self.cwnd / 2).max(self.min_window()));
+        self.loss_reductions = self.loss_reductions.saturating_add(1);
+    }
+
+    fn on_timeout(&mut self, now: Instant) {
+        match self.cto_deadline() {
+            Some(deadline) if now >= deadline => {}
+            // Nothing outstanding, or a spurious early call.
+            _ => return,
+        }
+        // L-2.4-i: cwnd = 1·MSS and the CTO backs off exponentially, up to the cap (L-2.4-b).
+        // The CTO is this RTT's congestion reaction: losses the caller declares for the data
+        // that was outstanding do not halve the window again (L-2.4-h, once per RTT).
+        self.last_loss_reduction = Some(now);
+        if self.config.slow_start {
+            self.ssthresh = Some((self.cwnd / 2).max(self.min_window()));
+            self.slow_start = true;
+        }
+        self.cwnd = self.mss << FRACTION_BITS;
+        self.cto = self.cto.saturating_mul(2).min(self.config.max_cto);
+        self.cto_started = Some(now);
+        self.timeouts = self.timeouts.saturating_add(1);
+    }
+
+    fn cto_deadline(&self) -> Option<Instant> {
+        if self.flight == 0 {
+            return None;
+        }
+        self.cto_started.map(|t| t + self.cto)
+    }
+
+    fn window(&self) -> u64 {
+        self.cwnd >> FRACTION_BITS
+    }
+
+    fn bytes_in_flight(&self) -> u64 {
+        self.flight
+    }
+
+    fn next_send_time(&self, now: Instant, bytes: u64) -> Option<Instant> {
+        if !self.can_send(bytes) {
+            return None;
+        }
+        Some(match &self.pacer {
+            Some(pacer) => pacer.next_send_time(now, bytes, self.pacing_rate()),
+            None => now,
+        })
+    }
+
+    fn metrics(&self) -> ControllerMetrics {
+        ControllerMetrics {
+            window: self.window(),
+            bytes_in_flight: self.flight,
+            slow_start: self.slow_start,
+            queuing_delay: self.queuing_delay(),
+            base_delay_micros: self.base_delay(),
+            congestion_timeout: Some(self.cto),
+            pacing_rate: self.pacing_rate().map(|r| r.bytes_per_second()),
+            loss_reductions: self.loss_reductions,
+            timeouts: self.timeouts,
+        }
+    }
+}
+
+/// Fractional bits of the fixed-point window.
+const FRACTION_BITS: u32 = 16;
+/// The largest window, 1 TiB, in 1/65536 bytes (2^56: far from overflow).
+const MAX_CWND: u64 = 1 << (40 + FRACTION_BITS);
+/// The largest MSS: a UDP datagram cannot be larger.
+const MAX_MSS: u64 = 65_535;
+/// Bytes one ACK can acknowledge for the window update (4 GiB; more is absurd).
+const MAX_ACKED_PER_CALL: u64 = 1 << 32;
+/// Queuing delays beyond about 19 hours are treated as 19 hours.
+const MAX_QUEUING_DELAY: u64 = 1 << 36;
+const MICROS_PER_MINUTE: u64 = 60_000_000;
+const MIN_TARGET: Duration = Duration::from_millis(1);
+const MAX_TARGET: Duration = Duration::from_millis(100);
+const MIN_MAX_CTO: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec::Vec;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const MSS: u64 = 1_024;
+    const MS: i64 = 1_000;
+
+    /// The setup of VECTORS-IDEAS.md §7: MSS 1024, INIT_CWND = MIN_CWND = 2, GAIN 1,
+    /// TARGET 100 ms, ALLOWED_INCREASE 1, NULL filter, no slow start.
+    fn vector_config() -> LedbatConfig {
+        let mut cfg = LedbatConfig::new();
+        cfg.filter(DelayFilter::Null).slow_start(false).pacing(None);
+        cfg
+    }
+
+    fn vector_ledbat() -> Ledbat {
+        Ledbat::new(vector_config(), Instant::ZERO, MSS)
+    }
+
+    fn rtt_of(ms: u64) -> RttEstimator {
+        let mut rtt = RttEstimator::default();
+        rtt.update(Duration::from_millis(ms));
+        rtt
+    }
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    fn set_window(l: &mut Ledbat, bytes: u64) {
+        l.cwnd = bytes << FRACTION_BITS;
+    }
+
+    /// The exact window, fractional bytes included.
+    fn exact_window(l: &Ledbat) -> f64 {
+        l.cwnd as f64 / 65_536.0
+    }
+
+    // ---- VECTORS-IDEAS.md §7, step by step ----
+
+    #[test]
+    fn vector_start() {
+        let mut l = vector_ledbat();
+        assert_eq!(l.window(), 2_048);
+        assert_eq!(l.congestion_timeout(), Duration::from_secs(1));
+        assert_eq!(l.base_delay(), None);
+        assert_eq!(l.base.len(), 10);
+        assert_eq!(l.cto_deadline(), None);
+        l.on_sent(at(0), 1_024);
+        l.on_sent(at(0), 1_024);
+        assert_eq!(l.bytes_in_flight(), 2_048);
+        assert!(!l.can_send(1));
+        assert_eq!(l.next_send_time(at(0), 1_024), None);
+    }
+
+    /// Returns the controller after the first two ACKs of the vectors, with `d0` as base delay.
+    fn after_first_acks(d0: i64) -> Ledbat {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        l.on_sent(at(0), 2_048);
+        // ACK of 1024 bytes at the base delay: off_target = 1, cwnd = 2048 + 1024·1024/2048.
+        l.on_ack(at(100), 1_024, Some(d0), &rtt);
+        assert_eq!(exact_window(&l), 2_560.0);
+        assert_eq!(l.window(), 2_560); // below the cap flightsize + MSS = 3072
+        assert_eq!(l.bytes_in_flight(), 1_024);
+        assert_eq!(l.queuing_delay(), Some(Duration::ZERO));
+        // +50 ms: off_target = 0.5 gives 2764.8, but the cap is 1024 + 1024 = 2048 (L-2.4-f).
+        l.on_ack(at(110), 1_024, Some(d0 + 50 * MS), &rtt);
+        assert_eq!(l.window(), 2_048);
+        assert_eq!(l.bytes_in_flight(), 0);
+        assert_eq!(l.queuing_delay(), Some(Duration::from_millis(50)));
+        l
+    }
+
+    #[test]
+    fn vector_ack_at_base_then_clamped_by_flightsize() {
+        after_first_acks(40 * MS);
+    }
+
+    #[test]
+    fn vector_queuing_above_target_shrinks_to_floor() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        l.on_sent(at(0), 2_048);
+        l.on_ack(at(100), 1_024, Some(0), &rtt);
+        assert_eq!(l.window(), 2_560);
+        l.on_sent(at(100), 2_560 - 1_024); // fill the window again
+        // +150 ms: off_target = −0.5, cwnd = 2560 − 0.5·1024·1024/2560 = 2355.2.
+        l.on_ack(at(200), 1_024, Some(150 * MS), &rtt);
+        assert!(
+            (exact_window(&l) - 2_355.2).abs() < 0.001,
+            "{}",
+            exact_window(&l)
+        );
+        assert_eq!(l.window(), 2_355);
+        // Keep it up: the window falls to MIN_CWND·MSS and stays there.
+        for i in 0..10 {
+            l.on_sent(at(200 + i), l.window().saturating_sub(l.bytes_in_flight()));
+            l.on_ack(at(200 + i), 1_024, Some(150 * MS), &rtt);
+            assert!(l.window() >= 2_048);
+        }
+        assert_eq!(l.window(), 2_048);
+    }
+
+    #[test]
+    fn vector_loss_halves() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        set_window(&mut l, 8_192);
+        l.on_sent(at(0), 8_192);
+        l.on_loss(at(10), 1_024, &rtt);
+        assert_eq!(l.window(), 4_096);
+        assert_eq!(l.bytes_in_flight(), 7_168);
+        assert_eq!(l.metrics().loss_reductions, 1);
+    }
+
+    #[test]
+    fn vector_loss_respects_min_cwnd() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        set_window(&mut l, 3_000);
+        l.on_loss(at(10), 1_024, &rtt);
+        // max(1500, 2048) = 2048
+        assert_eq!(l.window(), 2_048);
+    }
+
+    #[test]
+    fn vector_second_loss_within_one_rtt_is_ignored() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        set_window(&mut l, 8_192);
+        l.on_loss(at(1_000), 1_024, &rtt);
+        assert_eq!(l.window(), 4_096);
+        l.on_loss(at(1_050), 1_024, &rtt);
+        l.on_loss(at(1_099), 1_024, &rtt);
+        assert_eq!(l.window(), 4_096);
+        assert_eq!(l.metrics().loss_reductions, 1);
+        // One RTT later a loss counts again.
+        l.on_loss(at(1_100), 1_024, &rtt);
+        assert_eq!(l.window(), 2_048);
+        assert_eq!(l.metrics().loss_reductions, 2);
+    }
+
+    #[test]
+    fn vector_cto_one_mss_and_exponential_backoff() {
+        let mut l = vector_ledbat();
+        l.on_sent(at(0), 2_048);
+        assert_eq!(l.cto_deadline(), Some(at(1_000)));
+        // A spurious early call changes nothing.
+        l.on_timeout(at(999));
+        assert_eq!(l.window(), 2_048);
+        l.on_timeout(at(1_000));
+        assert_eq!(l.window(), 1_024);
+        assert_eq!(l.congestion_timeout(), Duration::from_secs(2));
+        assert_eq!(l.cto_deadline(), Some(at(3_000)));
+        l.on_timeout(at(3_000));
+        assert_eq!(l.congestion_timeout(), Duration::from_secs(4));
+        assert_eq!(l.window(), 1_024);
+        let mut now = at(3_000);
+        let mut ctos = Vec::new();
+        for _ in 0..10 {
+            now = l.cto_deadline().unwrap();
+            l.on_timeout(now);
+            ctos.push(l.congestion_timeout().as_secs());
+        }
+        assert_eq!(ctos, [8, 16, 32, 60, 60, 60, 60, 60, 60, 60]);
+        assert_eq!(l.metrics().timeouts, 12);
+        // A loss at 1 MSS keeps 1 MSS: min(cwnd, ·).
+        l.on_loss(now, 1_024, &rtt_of(100));
+        assert_eq!(l.window(), 1_024);
+        // The next ACK brings the CTO back to the RTO and the window to the floor.
+        l.on_ack(
+            now + Duration::from_millis(10),
+            1_024,
+            Some(0),
+            &rtt_of(100),
+        );
+        assert_eq!(l.window(), 2_048);
+        assert_eq!(l.congestion_timeout(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn cto_cap_can_be_raised_but_not_lowered() {
+        let mut cfg = vector_config();
+        cfg.max_cto(Duration::from_secs(10));
+        assert_eq!(cfg.max_cto, Duration::from_secs(60));
+        cfg.max_cto(Duration::from_secs(120));
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        l.on_sent(at(0), 1_024);
+        for _ in 0..20 {
+            let d = l.cto_deadline().unwrap();
+            l.on_timeout(d);
+        }
+        assert_eq!(l.congestion_timeout(), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn no_cto_without_data_in_flight() {
+        let mut l = vector_ledbat();
+        l.on_timeout(Instant::from_secs(100));
+        assert_eq!(l.window(), 2_048);
+        l.on_sent(at(0), 1_024);
+        l.on_ack(at(50), 1_024, Some(0), &rtt_of(50));
+        assert_eq!(l.cto_deadline(), None);
+        l.on_timeout(Instant::from_secs(100));
+        assert_eq!(l.metrics().timeouts, 0);
+        // The CTO clock restarts at each ACK while data remains in flight.
+        l.on_sent(at(60), 2_048);
+        assert_eq!(l.cto_deadline(), Some(at(1_060)));
+        l.on_ack(at(500), 1_024, Some(0), &rtt_of(50));
+        assert_eq!(l.cto_deadline(), Some(at(1_500)));
+        l.on_loss(at(600), 1_024, &rtt_of(50));
+        assert_eq!(l.cto_deadline(), None);
+    }
+
+    #[test]
+    fn vector_base_delay_rolls_over_by_minute() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        let minute = |m: u64, s: u64| Instant::from_secs(m * 60 + s);
+        // Minute 0: two samples share one slot, keeping the smaller.
+        l.on_ack(minute(0, 1), 0, Some(500), &rtt);
+        l.on_ack(minute(0, 59), 0, Some(300), &rtt);
+        assert_eq!(l.base.back(), Some(&Some(300)));
+        assert_eq!(l.base.iter().flatten().count(), 1);
+        // Minute 1: a new slot, even for a larger sample; the minimum is over all slots.
+        l.on_ack(minute(1, 0), 0, Some(900), &rtt);
+        assert_eq!(l.base.iter().flatten().count(), 2);
+        assert_eq!(l.base_delay(), Some(300));
+        assert_eq!(l.queuing_delay(), Some(Duration::from_micros(600)));
+        // Minutes 2..=10: the minute-0 slot falls out after 10 slots.
+        for m in 2..=9 {
+            l.on_ack(minute(m, 30), 0, Some(1_000), &rtt);
+        }
+        assert_eq!(l.base.iter().flatten().count(), 10);
+        assert_eq!(l.base_delay(), Some(300));
+        l.on_ack(minute(10, 0), 0, Some(1_000), &rtt);
+        assert_eq!(l.base.len(), 10);
+        assert_eq!(l.base_delay(), Some(900));
+        // Two idle minutes leave +∞ in their slots.
+        l.on_ack(minute(13, 0), 0, Some(2_000), &rtt);
+        assert_eq!(
+            l.base.iter().rev().take(3).copied().collect::<Vec<_>>(),
+            [Some(2_000), None, None]
+        );
+        assert_eq!(l.base.len(), 10);
+    }
+
+    #[test]
+    fn vector_idle_base_history_starts_fresh() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        l.on_ack(Instant::from_secs(5), 0, Some(100 * MS), &rtt);
+        assert_eq!(l.base_delay(), Some(100 * MS));
+        // Ten idle minutes: every slot is +∞, so a much larger delay becomes the new base.
+        l.on_ack(Instant::from_secs(5 + 11 * 60), 0, Some(400 * MS), &rtt);
+        assert_eq!(l.base.iter().flatten().count(), 1);
+        assert_eq!(l.base_delay(), Some(400 * MS));
+        assert_eq!(l.queuing_delay(), Some(Duration::ZERO));
+        // A sample nine minutes later (eight idle ones) still sees the old minimum.
+        let mut l = vector_ledbat();
+        l.on_ack(Instant::from_secs(5), 0, Some(100 * MS), &rtt);
+        l.on_ack(Instant::from_secs(5 + 9 * 60), 0, Some(400 * MS), &rtt);
+        assert_eq!(l.base_delay(), Some(100 * MS));
+        assert_eq!(l.queuing_delay(), Some(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn vector_negative_delays_only_differences_matter() {
+        // The receiver's clock is 7 s behind: every sample is negative.
+        let l = after_first_acks(-7_000 * MS);
+        assert_eq!(l.base_delay(), Some(-7_000 * MS));
+        // Extreme offsets neither overflow nor change the outcome.
+        after_first_acks(i64::MIN / 2);
+        after_first_acks(i64::MAX - 100 * MS);
+        let mut l = vector_ledbat();
+        l.on_ack(at(1), 0, Some(i64::MIN), &rtt_of(100));
+        l.on_ack(at(2), 0, Some(i64::MAX), &rtt_of(100));
+        assert_eq!(l.queuing_delay(), Some(Duration::from_micros(u64::MAX)));
+        assert_eq!(l.window(), 2_048);
+    }
+
+    // ---- Filters ----
+
+    #[test]
+    fn min_filter_ignores_spikes_and_stale_samples() {
+        let mut cfg = vector_config();
+        cfg.filter(DelayFilter::Min).current_filter(4);
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        let rtt = rtt_of(100);
+        l.on_ack(at(0), 0, Some(0), &rtt);
+        l.on_ack(at(10), 0, Some(20 * MS), &rtt);
+        l.on_ack(at(20), 0, Some(90 * MS), &rtt); // spike: the min of {0, 20, 90} is 0
+        assert_eq!(l.queuing_delay(), Some(Duration::ZERO));
+        // Once the 0 sample is older than one RTT (100 ms), it no longer counts.
+        l.on_ack(at(105), 0, Some(30 * MS), &rtt);
+        assert_eq!(l.queuing_delay(), Some(Duration::from_millis(20)));
+        // And only CURRENT_FILTER samples are kept.
+        for i in 0..4 {
+            l.on_ack(at(106 + i), 0, Some(60 * MS), &rtt);
+        }
+        assert_eq!(l.current.len(), 4);
+        assert_eq!(l.queuing_delay(), Some(Duration::from_millis(60)));
+    }
+
+    #[test]
+    fn null_filter_uses_latest() {
+        let mut l = vector_ledbat();
+        let rtt = rtt_of(100);
+        l.on_ack(at(0), 0, Some(0), &rtt);
+        l.on_ack(at(1), 0, Some(80 * MS), &rtt);
+        assert_eq!(l.queuing_delay(), Some(Duration::from_millis(80)));
+        l.on_ack(at(2), 0, Some(10 * MS), &rtt);
+        assert_eq!(l.queuing_delay(), Some(Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn ack_without_sample_reuses_last_estimate() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        set_window(&mut l, 10_240);
+        l.on_sent(at(0), 10_240);
+        // Before any sample the queuing delay counts as zero: full growth.
+        l.on_ack(at(1), 1_024, None, &rtt);
+        assert!((exact_window(&l) - (10_240.0 + 102.4)).abs() < 0.001);
+        l.on_ack(at(2), 0, Some(0), &rtt);
+        l.on_ack(at(3), 0, Some(200 * MS), &rtt);
+        let before = l.cwnd;
+        l.on_ack(at(4), 1_024, None, &rtt);
+        assert!(l.cwnd < before);
+    }
+
+    #[test]
+    fn decrease_gain_speeds_up_decrease_only() {
+        let rtt = rtt_of(100);
+        let run = |gain: u32, delay: i64| {
+            let mut cfg = vector_config();
+            cfg.decrease_gain_permille(gain);
+            let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+            set_window(&mut l, 20_480);
+            l.on_sent(at(0), 20_480);
+            l.on_ack(at(1), 0, Some(0), &rtt);
+            l.on_ack(at(2), 1_024, Some(delay), &rtt);
+            exact_window(&l)
+        };
+        // off_target −1: −1024·1024/20480 = −51.2, or −204.8 with a decrease gain of 4.
+        assert!((run(1_000, 200 * MS) - (20_480.0 - 51.2)).abs() < 0.001);
+        assert!((run(4_000, 200 * MS) - (20_480.0 - 204.8)).abs() < 0.001);
+        // Increases are unaffected.
+        assert_eq!(run(1_000, 0), run(4_000, 0));
+    }
+
+    #[test]
+    fn smaller_gain_grows_slower() {
+        let rtt = rtt_of(100);
+        let mut cfg = vector_config();
+        cfg.gain_permille(500);
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        l.on_sent(at(0), 2_048);
+        l.on_ack(at(100), 1_024, Some(0), &rtt);
+        assert_eq!(exact_window(&l), 2_048.0 + 256.0);
+    }
+
+    // ---- Application-limited clamp ----
+
+    #[test]
+    fn app_limited_sender_cannot_inflate_window() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        // One datagram in flight at a time, for many RTTs at zero queuing delay.
+        for i in 0..1_000 {
+            l.on_sent(at(i * 100), 1_024);
+            l.on_ack(at(i * 100 + 50), 1_024, Some(0), &rtt);
+        }
+        // flightsize before each ACK was 1024, so cwnd ≤ 2048 (and ≥ the floor 2048).
+        assert_eq!(l.window(), 2_048);
+    }
+
+    // ---- Slow start ----
+
+    fn slow_start_ledbat() -> Ledbat {
+        let mut cfg = vector_config();
+        cfg.slow_start(true);
+        Ledbat::new(cfg, Instant::ZERO, MSS)
+    }
+
+    /// An ACK-clocked, window-limited sender over a path with a 100 ms RTT, starting at `t0`
+    /// with a base delay sample of 0: each round, every chunk sent in the previous round is
+    /// acknowledged with the delay `delay(round)`, and after each ACK the sender refills the
+    /// window. Returns the window at the end of each round.
+    fn run_rounds(
+        l: &mut Ledbat,
+        t0: Instant,
+        rounds: u64,
+        delay: impl Fn(u64) -> i64,
+    ) -> Vec<u64> {
+        let rtt = rtt_of(100);
+        l.on_ack(t0, 0, Some(0), &rtt);
+        let fill = |l: &mut Ledbat, now: Instant| {
+            let mut sent = 0;
+            while l.bytes_in_flight() + MSS <= l.window() {
+                l.on_sent(now, MSS);
+                sent += 1;
+            }
+            sent
+        };
+        let mut outstanding = fill(l, t0);
+        let mut windows = Vec::new();
+        for r in 0..rounds {
+            let round_start = t0 + Duration::from_millis(100 * (r + 1));
+            let mut sent = 0;
+            for i in 0..outstanding {
+                let now = round_start + Duration::from_micros(i);
+                l.on_ack(now, MSS, Some(delay(r)), &rtt);
+                sent += fill(l, now);
+            }
+            outstanding = sent;
+            windows.push(l.window());
+        }
+        windows
+    }
+
+    #[test]
+    fn slow_start_doubles_per_rtt_below_threshold() {
+        let mut l = slow_start_ledbat();
+        assert!(l.in_slow_start());
+        let w = run_rounds(&mut l, Instant::ZERO, 8, |_| 0);
+        assert_eq!(w, [4, 8, 16, 32, 64, 128, 256, 512].map(|x| x * MSS));
+        assert!(l.in_slow_start());
+        assert!(l.metrics().slow_start);
+    }
+
+    #[test]
+    fn slow_start_ends_when_queuing_delay_exceeds_half_target() {
+        let mut l = slow_start_ledbat();
+        // 50 ms (= TARGET/2) still counts as below the threshold; 51 ms does not.
+        let w = run_rounds(&mut l, Instant::ZERO, 6, |r| {
+            if r < 3 { 50 * MS } else { 51 * MS }
+        });
+        assert!(!l.in_slow_start());
+        assert_eq!(&w[..3], &[4 * MSS, 8 * MSS, 16 * MSS]);
+        // After the exit, growth is LEDBAT's: much less than doubling.
+        assert!(w[3] < 24 * MSS && w[5] < 30 * MSS, "{w:?}");
+    }
+
+    #[test]
+    fn slow_start_ends_on_loss() {
+        let mut l = slow_start_ledbat();
+        run_rounds(&mut l, Instant::ZERO, 3, |_| 0);
+        assert_eq!(l.window(), 16 * MSS);
+        l.on_loss(at(1_000), MSS, &rtt_of(100));
+        assert!(!l.in_slow_start());
+        assert_eq!(l.window(), 8 * MSS);
+    }
+
+    #[test]
+    fn slow_start_resumes_after_cto_up_to_half_the_window() {
+        let mut l = slow_start_ledbat();
+        run_rounds(&mut l, Instant::ZERO, 5, |_| 0);
+        assert_eq!(l.window(), 64 * MSS);
+        // The path goes dark: no ACK for one CTO.
+        let d = l.cto_deadline().unwrap();
+        l.on_timeout(d);
+        assert_eq!(l.window(), MSS);
+        assert!(l.in_slow_start());
+        // Everything outstanding is then declared lost: the same congestion event, so the
+        // window is not reduced again and slow start continues.
+        let flight = l.bytes_in_flight();
+        l.on_loss(d, flight, &rtt_of(100));
+        assert_eq!(l.window(), MSS);
+        assert!(l.in_slow_start());
+        assert_eq!(l.metrics().loss_reductions, 0);
+        let w = run_rounds(&mut l, d, 6, |_| 0);
+        // 1 → floor 2 → doubling up to ssthresh = 32 MSS, then LEDBAT's additive increase.
+        assert_eq!(&w[..4], &[4 * MSS, 8 * MSS, 16 * MSS, 32 * MSS]);
+        assert!(!l.in_slow_start());
+        assert!(*w.last().unwrap() < 40 * MSS, "{w:?}");
+    }
+
+    #[test]
+    fn slow_start_off_means_ledbat_from_the_start() {
+        let mut l = vector_ledbat();
+        assert!(!l.in_slow_start());
+        let w = run_rounds(&mut l, Instant::ZERO, 6, |_| 0);
+        // GAIN 1 at zero queuing delay: up to one MSS per RTT (Σ MSS²/cwnd over the ACKs of a
+        // round), like Reno's congestion avoidance, never a doubling.
+        let mut prev = 2 * MSS;
+        for &x in &w {
+            assert!(x > prev && x <= prev + MSS, "{w:?}");
+            prev = x;
+        }
+        assert!(prev >= 2 * MSS + 3 * MSS, "{w:?}");
+    }
+
+    #[test]
+    fn large_windows_still_grow_by_fractions() {
+        let rtt = rtt_of(100);
+        let mut l = vector_ledbat();
+        set_window(&mut l, 1 << 30);
+        l.on_sent(at(0), 1 << 30);
+        let before = l.cwnd;
+        // 1024·1024 / 2^30 = 1/1024 byte per ACK: invisible in whole bytes, kept in the fraction.
+        l.on_ack(at(1), MSS, Some(0), &rtt);
+        assert_eq!(l.cwnd - before, 64);
+    }
+
+    // ---- Configuration ----
+
+    #[test]
+    fn config_defaults() {
+        let c = LedbatConfig::default();
+        assert_eq!(c.target, Duration::from_millis(100));
+        assert_eq!((c.gain_permille, c.decrease_gain_permille), (1_000, 1_000));
+        assert_eq!(c.allowed_increase, 1);
+        assert_eq!((c.base_history, c.current_filter), (10, 4));
+        assert_eq!(c.filter, DelayFilter::Min);
+        assert_eq!((c.init_cwnd, c.min_cwnd), (2, 2));
+        assert_eq!(c.initial_cto, Duration::from_secs(1));
+        assert_eq!(c.max_cto, Duration::from_secs(60));
+        assert!(c.slow_start);
+        assert_eq!(c.slow_start_exit_permille, 500);
+        assert_eq!(c.pacing, Some(PacerConfig::new()));
+    }
+
+    #[test]
+    fn config_setters_clamp_to_rfc_limits() {
+        let mut c = LedbatConfig::new();
+        c.target(Duration::from_millis(250))
+            .gain_permille(2_000)
+            .decrease_gain_permille(0)
+            .allowed_increase(0)
+            .base_history(0)
+            .current_filter(1_000)
+            .init_cwnd(10)
+            .min_cwnd(5)
+            .initial_cto(Duration::ZERO)
+            .max_cto(Duration::from_secs(1))
+            .slow_start_exit_permille(5_000);
+        assert_eq!(c.target, Duration::from_millis(100));
+        assert_eq!(c.gain_permille, 1_000);
+        assert_eq!(c.decrease_gain_permille, 1);
+        assert_eq!(c.allowed_increase, 1);
+        assert_eq!(c.base_history, 1);
+        assert_eq!(c.current_filter, 64);
+        assert_eq!(c.init_cwnd, 4);
+        assert_eq!(c.min_cwnd, 2);
+        assert_eq!(c.initial_cto, Duration::from_millis(1));
+        assert_eq!(c.max_cto, Duration::from_secs(60));
+        assert_eq!(c.slow_start_exit_permille, 1_000);
+        c.target(Duration::ZERO);
+        assert_eq!(c.target, Duration::from_millis(1));
+        c.init_cwnd(1).min_cwnd(2);
+        let l = Ledbat::new(c, Instant::ZERO, MSS);
+        assert_eq!(
+            l.window(),
+            2 * MSS,
+            "INIT_CWND below MIN_CWND acts as MIN_CWND"
+        );
+    }
+
+    #[test]
+    fn mss_is_clamped() {
+        let l = Ledbat::new(vector_config(), Instant::ZERO, 0);
+        assert_eq!(l.mss(), 1);
+        assert_eq!(l.window(), 2);
+        let l = Ledbat::new(vector_config(), Instant::ZERO, u64::MAX);
+        assert_eq!(l.mss(), 65_535);
+    }
+
+    #[test]
+    fn factory_builds_ledbat() {
+        let c = LedbatConfig::new();
+        let cc = c.build(Instant::ZERO, 1_200);
+        assert_eq!(cc.window(), 2_400);
+        let m = cc.metrics();
+        assert!(m.slow_start);
+        assert_eq!(m.congestion_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(m.queuing_delay, None);
+        assert_eq!(m.pacing_rate, None); // no RTT yet
+    }
+
+    // ---- Pacing ----
+
+    #[test]
+    fn pacing_spreads_a_full_window_over_about_one_rtt() {
+        let mut cfg = vector_config();
+        cfg.pacing(Some(PacerConfig::new()));
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        l.on_ack(at(0), 0, Some(0), &rtt_of(100)); // learn the RTT
+        set_window(&mut l, 100 * MSS);
+        let mut now = at(0);
+        let mut sent = 0;
+        while let Some(t) = l.next_send_time(now, MSS) {
+            now = now.max(t);
+            l.on_sent(now, MSS);
+            sent += 1;
+        }
+        assert_eq!(sent, 100);
+        // The first 10 leave at once; the other 90 at 125 chunks per 100 ms.
+        assert_eq!(now, at(72));
+        assert_eq!(l.metrics().pacing_rate, Some(125 * MSS * 10));
+    }
+
+    // ---- Properties ----
+
+    #[derive(Clone, Debug)]
+    enum Event {
+        Send(u64),
+        Ack {
+            bytes: u64,
+            delay: Option<i64>,
+            rtt_us: Option<u64>,
+        },
+        Loss(u64),
+        /// Advance to the CTO deadline (if any) and fire it.
+        Timeout,
+        /// A timeout call at an arbitrary time (usually spurious).
+        SpuriousTimeout,
+        Wait(u64),
+    }
+
+    fn bytes() -> impl Strategy<Value = u64> {
+        prop_oneof![8 => 0u64..10_000, 1 => any::<u64>()]
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            3 => bytes().prop_map(Event::Send),
+            4 => (
+                bytes(),
+                proptest::option::weighted(0.9, any::<i64>()),
+                proptest::option::of(0u64..5_000_000),
+            )
+                .prop_map(|(bytes, delay, rtt_us)| Event::Ack { bytes, delay, rtt_us }),
+            1 => bytes().prop_map(Event::Loss),
+            1 => Just(Event::Timeout),
+            1 => Just(Event::SpuriousTimeout),
+            2 => prop_oneof![0u64..1_000_000, any::<u64>()].prop_map(Event::Wait),
+        ]
+    }
+
+    fn config() -> impl Strategy<Value = (LedbatConfig, u64)> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(DelayFilter::Min), Just(DelayFilter::Null)],
+            1u64..=2,
+            1u32..=1_000,
+            1u32..=10_000,
+            1u64..=9_000,
+        )
+            .prop_map(|(slow_start, filter, min_cwnd, gain, decrease, mss)| {
+                let mut c = LedbatConfig::new();
+                c.slow_start(slow_start)
+                    .filter(filter)
+                    .min_cwnd(min_cwnd)
+                    .gain_permille(gain)
+                    .decrease_gain_permille(decrease);
+                (c, mss)
+            })
+    }
+
+    proptest! {
+        /// Whatever happens, cwnd ≥ MIN_CWND·MSS, except right after a CTO, when it is exactly
+        /// 1 MSS until the next ACK; nothing overflows or panics.
+        #[test]
+        fn window_bounds_hold_for_any_event_sequence(
+            (cfg, mss) in config(),
+            events in proptest::collection::vec(event(), 1..200),
+        ) {
+            let mut l = Ledbat::new(cfg, Instant::ZERO, mss);
+            let mut rtt = RttEstimator::default();
+            let mut now = Instant::ZERO;
+            let mut after_cto = false;
+            let floor = cfg.min_cwnd * mss;
+            for ev in events {
+                match ev {
+                    Event::Send(b) => {
+                        let _ = l.next_send_time(now, b);
+                        l.on_sent(now, b);
+                    }
+                    Event::Ack { bytes, delay, rtt_us } => {
+                        if let Some(us) = rtt_us {
+                            rtt.update(Duration::from_micros(us));
+                        }
+                        l.on_ack(now, bytes, delay, &rtt);
+                        after_cto = false;
+                    }
+                    Event::Loss(b) => l.on_loss(now, b, &rtt),
+                    Event::Timeout => {
+                        if let Some(d) = l.cto_deadline() {
+                            now = now.max(d);
+                            let before = l.metrics().timeouts;
+                            l.on_timeout(now);
+                            prop_assert_eq!(l.metrics().timeouts, before + 1);
+                            after_cto = true;
+                        }
+                    }
+                    Event::SpuriousTimeout => {
+                        let before = l.metrics().timeouts;
+                        l.on_timeout(now);
+                        if l.metrics().timeouts > before {
+                            after_cto = true;
+                        }
+                    }
+                    Event::Wait(us) => now += Duration::from_micros(us),
+                }
+                let w = l.window();
+                if after_cto {
+                    prop_assert_eq!(w, l.mss());
+                } else {
+                    prop_assert!(w >= floor, "window {} below floor {}", w, floor);
+                }
+                prop_assert!(l.cwnd <= MAX_CWND);
+                let cto = l.congestion_timeout();
+                prop_assert!(cto > Duration::ZERO && cto <= Duration::from_secs(60));
+                let m = l.metrics();
+                prop_assert_eq!(m.window, w);
+                prop_assert_eq!(m.bytes_in_flight, l.bytes_in_flight());
+            }
+        }
+
+        /// With the queuing delay persistently above TARGET, a fully used window shrinks (to
+        /// the floor at most).
+        #[test]
+        fn persistent_queuing_above_target_shrinks(
+            start_mss in 4u64..300,
+            extra_us in 1_000i64..1_000_000,
+            base in any::<i32>(),
+            null_filter: bool,
+        ) {
+            let mut cfg = vector_config();
+            if !null_filter {
+                cfg.filter(DelayFilter::Min);
+            }
+            let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+            set_window(&mut l, start_mss * MSS);
+            let rtt = rtt_of(100);
+            let base = i64::from(base);
+            let high = base + 100 * MS + extra_us;
+            l.on_sent(at(0), l.window());
+            l.on_ack(at(1), 0, Some(base), &rtt);
+            // Flush the base sample out of the MIN filter (zero-byte ACKs move nothing).
+            for _ in 0..4 {
+                l.on_ack(at(1), 0, Some(high), &rtt);
+            }
+            let start = l.cwnd;
+            let mut prev = l.cwnd;
+            for i in 0..20 {
+                l.on_sent(at(2 + i), l.window().saturating_sub(l.bytes_in_flight()));
+                l.on_ack(at(2 + i), MSS, Some(high), &rtt);
+                prop_assert!(l.cwnd <= prev);
+                prev = l.cwnd;
+            }
+            prop_assert!(l.cwnd < start);
+        }
+
+        /// With the queuing delay persistently below TARGET, a fully used window grows on
+        /// every ACK.
+        #[test]
+        fn persistent_queuing_below_target_grows(
+            start_mss in 2u64..300,
+            queuing_us in 0i64..100_000,
+            base in any::<i32>(),
+            null_filter: bool,
+        ) {
+            let mut cfg = vector_config();
+            if !null_filter {
+                cfg.filter(DelayFilter::Min);
+            }
+            let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+            set_window(&mut l, start_mss * MSS);
+            let rtt = rtt_of(100);
+            let base = i64::from(base);
+            l.on_sent(at(0), l.window());
+            l.on_ack(at(1), 0, Some(base), &rtt);
+            for i in 0..20 {
+                l.on_sent(at(2 + i), l.window().saturating_sub(l.bytes_in_flight()));
+                let before = l.cwnd;
+                l.on_ack(at(2 + i), MSS, Some(base + queuing_us), &rtt);
+                prop_assert!(l.cwnd > before, "{} -> {}", before, l.cwnd);
+            }
+        }
+    }
+}
