@@ -1,2 +1,35 @@
-//! Criterion benchmarks for the ppspp workspace live in `benches/`; this library holds the
-//! fixtures they share.
+//! Criterion benchmarks for the ppspp workspace live in `benches/`; this library holds what
+//! they share: reading criterion's own estimates back so that a bench can print the ratio of
+//! two measurements taken in the same run.
+
+use std::path::{Path, PathBuf};
+
+/// The directory criterion writes its estimates to (`target/criterion`).
+pub fn criterion_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("criterion")
+}
+
+/// The mean time in nanoseconds criterion estimated for benchmark `id` (`group/function`), read
+/// from `new/estimates.json`; `None` if that benchmark was not run.
+pub fn mean_ns(id: &str) -> Option<f64> {
+    let path = criterion_dir().join(id).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    // {"mean":{"confidence_interval":{...},"point_estimate":123.4,...},...}
+    let mean = &text[text.find("\"mean\"")?..];
+    let pe = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    let end = pe.find([',', '}'])?;
+    pe[..end].trim().parse().ok()
+}
+
+/// Prints `label: a / b = ratio` for two benchmark ids measured in the same run.
+pub fn print_ratio(label: &str, numerator: &str, denominator: &str) {
+    match (mean_ns(numerator), mean_ns(denominator)) {
+        (Some(a), Some(b)) if b > 0.0 => {
+            println!("ratio {label}: {a:.1} ns / {b:.1} ns = {:.3}", a / b);
+        }
+        _ => println!("ratio {label}: not measured in this run"),
+    }
+}

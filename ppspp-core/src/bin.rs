@@ -273,9 +273,8 @@ impl Bin {
         if last < first {
             return None;
         }
-        let len = match (last - first).checked_add(1) {
-            Some(v) => v,
-            None => return None,
+        let Some(len) = (last - first).checked_add(1) else {
+            return None;
         };
         if !len.is_power_of_two() || first % len != 0 {
             return None;

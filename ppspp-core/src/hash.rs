@@ -162,10 +162,13 @@ impl fmt::Display for UnknownHashAlgorithm {
 impl core::error::Error for UnknownHashAlgorithm {}
 
 /// A hash value of 0 to 64 bytes, stored inline (no allocation).
+// Word alignment keeps copies of messages holding hashes on aligned moves, which the codec's
+// hot path needs to avoid store-forwarding stalls.
 #[derive(Clone, Copy)]
+#[repr(C, align(8))]
 pub struct HashValue {
-    len: u8,
     bytes: [u8; MAX_HASH_LEN],
+    len: u8,
 }
 
 impl HashValue {
@@ -183,12 +186,22 @@ impl HashValue {
     }
 
     /// Copies a hash out of a slice; `None` if it is longer than [`MAX_HASH_LEN`].
+    #[inline]
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         if bytes.len() > MAX_HASH_LEN {
             return None;
         }
         let mut v = Self::zero(bytes.len());
-        v.bytes[..bytes.len()].copy_from_slice(bytes);
+        // Fixed-length copies for the real hash sizes compile to a few register moves; a
+        // variable-length memcpy here made codec decoding stall on store forwarding.
+        match bytes.len() {
+            20 => v.bytes[..20].copy_from_slice(bytes),
+            28 => v.bytes[..28].copy_from_slice(bytes),
+            32 => v.bytes[..32].copy_from_slice(bytes),
+            48 => v.bytes[..48].copy_from_slice(bytes),
+            64 => v.bytes.copy_from_slice(bytes),
+            n => v.bytes[..n].copy_from_slice(bytes),
+        }
         Some(v)
     }
 

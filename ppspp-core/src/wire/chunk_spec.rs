@@ -94,6 +94,7 @@ impl ChunkSpec {
 
     /// Decodes a specification from the first [`ChunkAddressing::spec_len`] bytes of `b`; the
     /// caller has checked the length. `None` for an inverted range.
+    #[inline]
     pub(crate) fn read(addressing: ChunkAddressing, b: &[u8]) -> Option<Self> {
         let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u64_at = |i: usize| {

@@ -13,6 +13,7 @@ use crate::hash::HashValue;
 /// Reads the destination channel of `datagram` and returns an iterator over its messages.
 ///
 /// A datagram of exactly 4 bytes is a KEEPALIVE: the iterator yields nothing.
+#[inline]
 pub fn decode_datagram(
     datagram: Bytes,
     params: &WireParams,
@@ -68,6 +69,7 @@ impl MessageIter {
         self.pos
     }
 
+    #[inline(always)]
     fn decode_one(&mut self) -> Result<Message, DecodeErrorKind> {
         let start = self.pos;
         let code = self.data[start];
@@ -219,6 +221,7 @@ impl MessageIter {
 impl Iterator for MessageIter {
     type Item = Result<Message, DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.pos >= self.data.len() {
             return None;

@@ -10,7 +10,7 @@
 //!
 //! [`decode_datagram`] reads the channel ID and returns a [`MessageIter`] over the rest. The
 //! iterator makes one pass over the bytes, yields DATA payloads, swarm IDs, signatures and
-//! certificates as zero-copy [`Bytes`] slices of the datagram, and never allocates. At the first
+//! certificates as zero-copy [`Bytes`](bytes::Bytes) slices of the datagram, and never allocates. At the first
 //! invalid message it yields a [`DecodeError`] naming what was wrong and at which byte offset,
 //! and then stops: the messages before it stay valid (RFC 7574 §3, R-3-e).
 //!

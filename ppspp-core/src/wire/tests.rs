@@ -923,7 +923,7 @@ proptest! {
                 match m {
                     Ok(m) => ok.push(m),
                     Err(e) => {
-                        prop_assert!(e.offset >= 4 && e.offset < bytes.len());
+                        prop_assert!(e.offset >= 4 && e.offset <= bytes.len());
                         break;
                     }
                 }
