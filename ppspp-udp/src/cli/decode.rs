@@ -33,7 +33,10 @@ fn parse_addressing(s: &str) -> Result<ChunkAddressing, String> {
 /// Parses hex, ignoring whitespace, `:` separators and a leading `0x`.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     let s = s.trim();
-    let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    let s = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
     let digits: Vec<u8> = s
         .bytes()
         .filter(|c| !c.is_ascii_whitespace() && *c != b':')
@@ -59,7 +62,11 @@ pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// Decodes `datagram` and writes the dissection to `out`. Returns whether it decoded cleanly.
-pub fn dissect(datagram: &[u8], params: &WireParams, out: &mut impl Write) -> std::io::Result<bool> {
+pub fn dissect(
+    datagram: &[u8],
+    params: &WireParams,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
     let (channel, messages) = match decode_datagram(Bytes::copy_from_slice(datagram), params) {
         Ok(v) => v,
         Err(e) => {
