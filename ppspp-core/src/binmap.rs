@@ -1,30 +1,51 @@
 //! Availability maps: compact sets of chunk indices (RFC 7574 §4.3).
 //!
-//! A [`Binmap`] records which chunks a peer has (its own verified chunks, or what a remote peer
-//! announced with HAVE, or what it acknowledged with ACK). Content can have millions of chunks,
-//! so the map stores *runs* of present chunks, not one bit per chunk: a sorted set of disjoint,
-//! non-adjacent half-open ranges `start..end`, merged on insert. Memory is proportional to the
-//! number of holes (a complete download is a single range), and every operation is
-//! `O(log r)` in the number of ranges `r` (plus the size of the output for iterations).
+//! A [`Binmap`] records which chunks a peer has (its own verified chunks, what a remote peer
+//! announced with HAVE, or what it acknowledged with ACK). Content can have millions of
+//! chunks and an endpoint keeps one map per peer, so the map must stay small whatever the
+//! pattern: long runs (a sequential download, a seeder) and random scatter (a rarest-first
+//! download half way through) alike.
+//!
+//! # Representation
+//!
+//! Chunks are grouped in blocks of 512 (aligned). A B-tree keyed by block number holds:
+//! - one entry per maximal run of *complete* blocks (`Full`, a block count), and
+//! - one 64-byte bitmap per *partial* block (some but not all of its chunks present).
+//!
+//! Empty blocks take no space. A complete map is a single entry; the worst case (every block
+//! partial) is about 100 bytes per 512 chunks, ~1.6 bits per chunk, against 55 bytes per hole
+//! for a plain range set in a random-order download. Lookups are `O(log e)` in the number of
+//! entries, and runs are found with word-wide bit scans, so iterating present or missing runs
+//! costs `O(log e)` per run.
 //!
 //! The name follows the RFC's implementation note (the "binmap" of \[BINMAP\] is a hybrid of a
-//! bitmap and a binary tree); the representation here is a range set, which answers the same
-//! questions: [`Binmap::largest_complete_bin`] gives the bin a HAVE or ACK should carry
-//! (§4.3.1: "the biggest complete interval ... that fully includes the interval of chunks just
-//! received"), and [`Binmap::bins`] lists the minimal bins that announce the whole map.
+//! bitmap and a binary tree); [`Binmap::largest_complete_bin`] gives the bin a HAVE or ACK
+//! should carry (§4.3.1: "the biggest complete interval ... that fully includes the interval
+//! of chunks just received"), and [`Binmap::bins`] lists the minimal bins announcing the
+//! whole map.
 //!
-//! Chunk indices are `u64`, but the index `u64::MAX` can never be present (ranges are half-open
-//! and their end must fit in a `u64`); bin addressing stops at 2^63 chunks anyway. Inserting it
-//! is silently ignored, so no input can make an operation panic.
+//! Chunk indices are `u64`, but the index `u64::MAX` can never be present (ranges are
+//! half-open and their end must fit in a `u64`); bin addressing stops at 2^63 chunks anyway.
+//! Inserting it is silently ignored, so no input can make an operation panic.
 
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::collections::btree_map;
 use core::fmt;
 use core::ops::Range;
 
 use crate::bin::{Bin, Cover};
 
-/// A set of chunk indices stored as sorted, disjoint, non-adjacent ranges.
+/// log2 of the chunks per block.
+const BLOCK_BITS: u32 = 9;
+/// Chunks per block.
+const BLOCK: u64 = 1 << BLOCK_BITS;
+/// Words of a block's bitmap.
+const WORDS: usize = (BLOCK / 64) as usize;
+
+/// A block's bitmap: bit `i % 64` of word `i / 64` is chunk `i` of the block.
+type Bits = [u64; WORDS];
+
+/// A set of chunk indices: runs of complete blocks plus bitmaps of partial blocks.
 ///
 /// ```
 /// use ppspp_core::binmap::Binmap;
@@ -41,17 +62,39 @@ use crate::bin::{Bin, Cover};
 /// ```
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Binmap {
-    /// `start → end` (exclusive) of each run; runs are disjoint and never touch.
-    ranges: BTreeMap<u64, u64>,
+    /// Keyed by block number. Invariants: entries do not overlap; `Full` runs are maximal
+    /// (never adjacent to another `Full`); a `Partial` block is neither empty nor complete.
+    /// The representation of a set is therefore unique, and `==` compares sets.
+    blocks: BTreeMap<u64, Entry>,
     /// Number of chunks present.
     count: u64,
+}
+
+/// One B-tree entry.
+#[derive(Clone, PartialEq, Eq)]
+enum Entry {
+    /// This block and the following ones, this many blocks in all, are complete.
+    Full(u64),
+    /// This block is partly present.
+    Partial(Box<Bits>),
+}
+
+/// What a block holds.
+enum State<'a> {
+    Empty,
+    /// Inside a run of complete blocks `start..end`.
+    Full {
+        start: u64,
+        end: u64,
+    },
+    Partial(&'a Bits),
 }
 
 impl Binmap {
     /// An empty map.
     pub const fn new() -> Self {
         Self {
-            ranges: BTreeMap::new(),
+            blocks: BTreeMap::new(),
             count: 0,
         }
     }
@@ -74,29 +117,28 @@ impl Binmap {
 
     /// Adds every chunk of `range`; returns how many were new. An empty range does nothing.
     pub fn insert_range(&mut self, range: Range<u64>) -> u64 {
-        let (mut start, mut end) = (range.start, range.end);
-        if start >= end {
+        let (s, e) = (range.start, range.end);
+        if s >= e {
             return 0;
         }
-        // A run that starts before `start` and reaches it (overlapping or adjacent) is merged.
-        if let Some((&s, &e)) = self.ranges.range(..=start).next_back() {
-            if e >= end {
-                return 0;
-            }
-            if e >= start {
-                start = s;
-            }
+        let (first, last) = (s >> BLOCK_BITS, (e - 1) >> BLOCK_BITS);
+        if first == last {
+            return self.set_bits(first, s % BLOCK, (e - 1) % BLOCK);
         }
-        // Absorb every run that starts within `start..=end` (adjacent runs merge too).
-        let mut covered = 0;
-        while let Some((&s, &e)) = self.ranges.range(start..=end).next() {
-            self.ranges.remove(&s);
-            covered += e - s;
-            end = end.max(e);
+        let mut added = 0;
+        let mut mid_start = first;
+        if s % BLOCK != 0 {
+            added += self.set_bits(first, s % BLOCK, BLOCK - 1);
+            mid_start += 1;
         }
-        self.ranges.insert(start, end);
-        let added = (end - start) - covered;
-        self.count += added;
+        let mut mid_end = last + 1;
+        if e % BLOCK != 0 {
+            added += self.set_bits(last, 0, (e - 1) % BLOCK);
+            mid_end = last;
+        }
+        if mid_start < mid_end {
+            added += self.fill_blocks(mid_start, mid_end);
+        }
         added
     }
 
@@ -118,34 +160,28 @@ impl Binmap {
 
     /// Removes every chunk of `range`; returns how many were present.
     pub fn remove_range(&mut self, range: Range<u64>) -> u64 {
-        let (start, end) = (range.start, range.end);
-        if start >= end {
+        let (s, e) = (range.start, range.end);
+        if s >= e {
             return 0;
         }
+        let (first, last) = (s >> BLOCK_BITS, (e - 1) >> BLOCK_BITS);
+        if first == last {
+            return self.clear_bits(first, s % BLOCK, (e - 1) % BLOCK);
+        }
         let mut removed = 0;
-        // A run that starts before `start` and reaches into the range is cut (and maybe split).
-        if let Some((&s, &e)) = self.ranges.range(..start).next_back() {
-            if e > start {
-                self.ranges.insert(s, start);
-                if e > end {
-                    self.ranges.insert(end, e);
-                    removed += end - start;
-                } else {
-                    removed += e - start;
-                }
-            }
+        let mut mid_start = first;
+        if s % BLOCK != 0 {
+            removed += self.clear_bits(first, s % BLOCK, BLOCK - 1);
+            mid_start += 1;
         }
-        // Runs that start inside the range are removed, keeping any tail past `end`.
-        while let Some((&s, &e)) = self.ranges.range(start..end).next() {
-            self.ranges.remove(&s);
-            if e > end {
-                self.ranges.insert(end, e);
-                removed += end - s;
-            } else {
-                removed += e - s;
-            }
+        let mut mid_end = last + 1;
+        if e % BLOCK != 0 {
+            removed += self.clear_bits(last, 0, (e - 1) % BLOCK);
+            mid_end = last;
         }
-        self.count -= removed;
+        if mid_start < mid_end {
+            removed += self.clear_blocks(mid_start, mid_end);
+        }
         removed
     }
 
@@ -166,13 +202,17 @@ impl Binmap {
 
     /// Removes every chunk.
     pub fn clear(&mut self) {
-        self.ranges.clear();
+        self.blocks.clear();
         self.count = 0;
     }
 
     /// Whether chunk `chunk` is present.
     pub fn contains(&self, chunk: u64) -> bool {
-        self.run_containing(chunk).is_some()
+        match self.state(chunk >> BLOCK_BITS) {
+            State::Empty => false,
+            State::Full { .. } => true,
+            State::Partial(bits) => bit(bits, chunk % BLOCK),
+        }
     }
 
     /// Whether every chunk of `range` is present (true for an empty range).
@@ -191,13 +231,10 @@ impl Binmap {
 
     /// Whether at least one chunk of `range` is present.
     pub fn intersects(&self, range: Range<u64>) -> bool {
-        if range.start >= range.end {
-            return false;
-        }
-        if self.contains(range.start) {
-            return true;
-        }
-        self.ranges.range(range).next().is_some()
+        range.start < range.end
+            && self
+                .first_present(range.start)
+                .is_some_and(|p| p < range.end)
     }
 
     /// Whether at least one chunk of `bin` is present.
@@ -205,10 +242,31 @@ impl Binmap {
         bin_range(bin).is_some_and(|r| self.intersects(r))
     }
 
-    /// The run of present chunks that holds `chunk`, if any.
+    /// The maximal run of present chunks that holds `chunk`, if any.
     pub fn run_containing(&self, chunk: u64) -> Option<Range<u64>> {
-        let (&s, &e) = self.ranges.range(..=chunk).next_back()?;
-        (chunk < e).then_some(s..e)
+        let b = chunk >> BLOCK_BITS;
+        let o = chunk % BLOCK;
+        match self.state(b) {
+            State::Empty => None,
+            State::Full { start, end } => Some(
+                (start * BLOCK).saturating_sub(self.ones_before(start))
+                    ..(end * BLOCK).saturating_add(self.ones_from(end)),
+            ),
+            State::Partial(bits) => {
+                if !bit(bits, o) {
+                    return None;
+                }
+                let mut start = chunk - ones_down(bits, o);
+                if start % BLOCK == 0 {
+                    start = start.saturating_sub(self.ones_before(b));
+                }
+                let mut end = chunk + ones_up(bits, o);
+                if end % BLOCK == 0 {
+                    end = end.saturating_add(self.ones_from(b + 1));
+                }
+                Some(start..end)
+            }
+        }
     }
 
     /// The first chunk `≥ from` that is missing. Always exists, as `u64::MAX` is never present.
@@ -221,10 +279,21 @@ impl Binmap {
 
     /// The first chunk `≥ from` that is present, if any.
     pub fn first_present(&self, from: u64) -> Option<u64> {
-        if self.contains(from) {
-            return Some(from);
+        let b = from >> BLOCK_BITS;
+        match self.state(b) {
+            State::Full { .. } => return Some(from),
+            State::Partial(bits) => {
+                if let Some(o) = next_set(bits, from % BLOCK) {
+                    return Some(b * BLOCK + o);
+                }
+            }
+            State::Empty => {}
         }
-        self.ranges.range(from..).next().map(|(&s, _)| s)
+        let (&k, entry) = self.blocks.range(b.checked_add(1)?..).next()?;
+        Some(match entry {
+            Entry::Full(_) => k * BLOCK,
+            Entry::Partial(bits) => k * BLOCK + next_set(bits, 0).unwrap_or(0),
+        })
     }
 
     /// The number of chunks present.
@@ -247,9 +316,15 @@ impl Binmap {
         self.contains_range(0..chunks)
     }
 
-    /// The number of stored runs: the map's size in memory is proportional to it.
+    /// The number of maximal runs of present chunks (`O(runs)`).
     pub fn run_count(&self) -> usize {
-        self.ranges.len()
+        self.ranges().count()
+    }
+
+    /// The number of B-tree entries: the map's size in memory is proportional to it (plus 64
+    /// bytes per partial block).
+    pub fn entry_count(&self) -> usize {
+        self.blocks.len()
     }
 
     /// The largest aligned bin that contains chunk `chunk` and whose chunks are all present;
@@ -270,26 +345,18 @@ impl Binmap {
         Some(best)
     }
 
-    /// Iterates the runs of present chunks in increasing order.
+    /// Iterates the maximal runs of present chunks in increasing order.
     pub fn ranges(&self) -> Ranges<'_> {
-        Ranges {
-            inner: self.ranges.range(..),
-            clip: 0..u64::MAX,
-        }
+        self.ranges_in(0..u64::MAX)
     }
 
-    /// Iterates the runs of present chunks within `range`, clipped to it.
+    /// Iterates the maximal runs of present chunks within `range`, clipped to it.
     pub fn ranges_in(&self, range: Range<u64>) -> Ranges<'_> {
-        // Start at the run holding `range.start` if there is one, else at the next run.
-        let from = self
-            .run_containing(range.start)
-            .map_or(range.start, |run| run.start);
-        let inner = if range.start < range.end {
-            self.ranges.range(from..range.end)
-        } else {
-            self.ranges.range(0..0)
-        };
-        Ranges { inner, clip: range }
+        Ranges {
+            map: self,
+            cursor: range.start,
+            end: range.end,
+        }
     }
 
     /// Iterates the runs of missing chunks within `0..chunks` (the complement of the map).
@@ -343,6 +410,175 @@ impl Binmap {
             cover: None,
         }
     }
+
+    /// Bytes of heap held (B-tree nodes estimated from their capacity of 11 entries, half
+    /// full; bitmaps exact).
+    pub fn heap_bytes(&self) -> usize {
+        let partial = self
+            .blocks
+            .values()
+            .filter(|e| matches!(e, Entry::Partial(_)))
+            .count();
+        let entry = size_of::<u64>() + size_of::<Entry>();
+        self.blocks.len() * 2 * entry + partial * size_of::<Bits>()
+    }
+
+    /// What block `b` holds.
+    fn state(&self, b: u64) -> State<'_> {
+        match self.blocks.range(..=b).next_back() {
+            Some((&k, Entry::Full(n))) if b - k < *n => State::Full {
+                start: k,
+                end: k + n,
+            },
+            Some((&k, Entry::Partial(bits))) if k == b => State::Partial(bits),
+            _ => State::Empty,
+        }
+    }
+
+    /// How many chunks immediately before block `b` are present (a run ending at its start).
+    fn ones_before(&self, b: u64) -> u64 {
+        let Some(prev) = b.checked_sub(1) else {
+            return 0;
+        };
+        match self.state(prev) {
+            State::Empty => 0,
+            State::Full { start, .. } => {
+                (b - start) * BLOCK
+                    + start.checked_sub(1).map_or(0, |p| match self.state(p) {
+                        State::Partial(bits) => ones_down(bits, BLOCK),
+                        _ => 0,
+                    })
+            }
+            State::Partial(bits) => ones_down(bits, BLOCK),
+        }
+    }
+
+    /// How many chunks from the start of block `b` on are present (a run starting there).
+    fn ones_from(&self, b: u64) -> u64 {
+        match self.state(b) {
+            State::Empty => 0,
+            State::Full { end, .. } => {
+                (end - b) * BLOCK
+                    + match self.state(end) {
+                        State::Partial(bits) => ones_up(bits, 0),
+                        _ => 0,
+                    }
+            }
+            State::Partial(bits) => ones_up(bits, 0),
+        }
+    }
+
+    /// Sets chunks `lo..=hi` of block `b`; returns how many were new.
+    fn set_bits(&mut self, b: u64, lo: u64, hi: u64) -> u64 {
+        if lo == 0 && hi == BLOCK - 1 {
+            return self.fill_blocks(b, b + 1);
+        }
+        let (old, new) = match self.state(b) {
+            State::Full { .. } => return 0,
+            State::Empty => (0, set_range(&[0; WORDS], lo, hi)),
+            State::Partial(bits) => (popcount(bits), set_range(bits, lo, hi)),
+        };
+        let after = popcount(&new);
+        if after == BLOCK {
+            self.blocks.remove(&b);
+            self.count -= old;
+            return self.fill_blocks(b, b + 1) - old;
+        }
+        self.blocks.insert(b, Entry::Partial(Box::new(new)));
+        self.count += after - old;
+        after - old
+    }
+
+    /// Clears chunks `lo..=hi` of block `b`; returns how many were present.
+    fn clear_bits(&mut self, b: u64, lo: u64, hi: u64) -> u64 {
+        if lo == 0 && hi == BLOCK - 1 {
+            return self.clear_blocks(b, b + 1);
+        }
+        let (old, new) = match self.state(b) {
+            State::Empty => return 0,
+            State::Full { start, end } => {
+                // Split the run around block b, which becomes partial.
+                self.blocks.remove(&start);
+                if start < b {
+                    self.blocks.insert(start, Entry::Full(b - start));
+                }
+                if b + 1 < end {
+                    self.blocks.insert(b + 1, Entry::Full(end - b - 1));
+                }
+                (BLOCK, clear_range(&[u64::MAX; WORDS], lo, hi))
+            }
+            State::Partial(bits) => (popcount(bits), clear_range(bits, lo, hi)),
+        };
+        let after = popcount(&new);
+        if after == 0 {
+            self.blocks.remove(&b);
+        } else {
+            self.blocks.insert(b, Entry::Partial(Box::new(new)));
+        }
+        self.count -= old - after;
+        old - after
+    }
+
+    /// Makes blocks `from..to` complete; returns how many chunks were new.
+    fn fill_blocks(&mut self, from: u64, to: u64) -> u64 {
+        let (mut start, mut end) = (from, to);
+        // A run reaching `from` from the left is merged.
+        if let Some((&k, Entry::Full(n))) = self.blocks.range(..from).next_back() {
+            if k + n >= from {
+                start = k;
+            }
+        }
+        let mut present = 0;
+        while let Some((&k, entry)) = self.blocks.range(start..=end).next() {
+            match entry {
+                Entry::Full(n) => {
+                    let (a, z) = (k.max(from), (k + n).min(to));
+                    present += z.saturating_sub(a) * BLOCK;
+                    end = end.max(k + n);
+                }
+                // A partial block just past the new run stays as it is.
+                Entry::Partial(_) if k >= to => break,
+                Entry::Partial(bits) => present += popcount(bits),
+            }
+            self.blocks.remove(&k);
+        }
+        self.blocks.insert(start, Entry::Full(end - start));
+        let added = (to - from) * BLOCK - present;
+        self.count += added;
+        added
+    }
+
+    /// Empties blocks `from..to`; returns how many chunks were present.
+    fn clear_blocks(&mut self, from: u64, to: u64) -> u64 {
+        let mut removed = 0;
+        // A run that starts before `from` and reaches into the range is cut.
+        if let Some((&k, &Entry::Full(n))) = self.blocks.range(..from).next_back() {
+            if k + n > from {
+                self.blocks.insert(k, Entry::Full(from - k));
+                if k + n > to {
+                    self.blocks.insert(to, Entry::Full(k + n - to));
+                }
+                removed += ((k + n).min(to) - from) * BLOCK;
+            }
+        }
+        while let Some((&k, entry)) = self.blocks.range(from..to).next() {
+            match *entry {
+                Entry::Full(n) => {
+                    removed += ((k + n).min(to) - k) * BLOCK;
+                    self.blocks.remove(&k);
+                    if k + n > to {
+                        self.blocks.insert(to, Entry::Full(k + n - to));
+                    }
+                }
+                Entry::Partial(ref bits) => {
+                    removed += popcount(bits);
+                    self.blocks.remove(&k);
+                }
+            }
+        }
+        self.count -= removed;
+        removed
+    }
 }
 
 impl FromIterator<Range<u64>> for Binmap {
@@ -369,24 +605,32 @@ impl fmt::Debug for Binmap {
     }
 }
 
-/// Iterator over runs of present chunks; see [`Binmap::ranges`] and [`Binmap::ranges_in`].
+/// Iterator over maximal runs of present chunks; see [`Binmap::ranges`] and
+/// [`Binmap::ranges_in`].
 #[derive(Clone, Debug)]
 pub struct Ranges<'a> {
-    inner: btree_map::Range<'a, u64, u64>,
-    clip: Range<u64>,
+    map: &'a Binmap,
+    cursor: u64,
+    end: u64,
 }
 
 impl Iterator for Ranges<'_> {
     type Item = Range<u64>;
 
     fn next(&mut self) -> Option<Range<u64>> {
-        for (&s, &e) in self.inner.by_ref() {
-            let (s, e) = (s.max(self.clip.start), e.min(self.clip.end));
-            if s < e {
-                return Some(s..e);
-            }
+        if self.cursor >= self.end {
+            return None;
         }
-        None
+        let start = self.map.first_present(self.cursor)?;
+        if start >= self.end {
+            self.cursor = self.end;
+            return None;
+        }
+        // `start` is present, so its run exists; it ends past `start`.
+        let run_end = self.map.run_containing(start).map_or(start + 1, |r| r.end);
+        let end = run_end.min(self.end);
+        self.cursor = end;
+        Some(start..end)
     }
 }
 
@@ -494,6 +738,92 @@ fn bin_range(bin: Bin) -> Option<Range<u64>> {
     let first = bin.first_chunk()?;
     let last = bin.last_chunk()?;
     Some(first..last.checked_add(1)?)
+}
+
+/// Whether chunk `o` of a block is set.
+#[inline]
+fn bit(bits: &Bits, o: u64) -> bool {
+    bits[(o / 64) as usize] >> (o % 64) & 1 == 1
+}
+
+/// The number of chunks set in a block.
+fn popcount(bits: &Bits) -> u64 {
+    bits.iter().map(|w| u64::from(w.count_ones())).sum()
+}
+
+/// The bits of word `i` that fall in `lo..=hi`.
+fn word_mask(i: usize, lo: u64, hi: u64) -> u64 {
+    let (wlo, whi) = (i as u64 * 64, i as u64 * 64 + 63);
+    if hi < wlo || lo > whi {
+        return 0;
+    }
+    let (a, z) = (lo.max(wlo) - wlo, hi.min(whi) - wlo);
+    (u64::MAX >> (63 - z)) & (u64::MAX << a)
+}
+
+/// `bits` with chunks `lo..=hi` set.
+fn set_range(bits: &Bits, lo: u64, hi: u64) -> Bits {
+    let mut out = *bits;
+    for (i, w) in out.iter_mut().enumerate() {
+        *w |= word_mask(i, lo, hi);
+    }
+    out
+}
+
+/// `bits` with chunks `lo..=hi` cleared.
+fn clear_range(bits: &Bits, lo: u64, hi: u64) -> Bits {
+    let mut out = *bits;
+    for (i, w) in out.iter_mut().enumerate() {
+        *w &= !word_mask(i, lo, hi);
+    }
+    out
+}
+
+/// The first set chunk `≥ o` of a block.
+fn next_set(bits: &Bits, o: u64) -> Option<u64> {
+    let mut i = (o / 64) as usize;
+    let mut w = bits.get(i)? & (u64::MAX << (o % 64));
+    loop {
+        if w != 0 {
+            return Some(i as u64 * 64 + u64::from(w.trailing_zeros()));
+        }
+        i += 1;
+        w = *bits.get(i)?;
+    }
+}
+
+/// How many consecutive chunks from `o` upward are set (`o < BLOCK`).
+fn ones_up(bits: &Bits, o: u64) -> u64 {
+    let mut n = 0;
+    let (mut i, mut shift) = ((o / 64) as usize, o % 64);
+    while let Some(&word) = bits.get(i) {
+        let run = u64::from((word >> shift).trailing_ones());
+        let avail = 64 - shift;
+        if run < avail {
+            return n + run;
+        }
+        n += avail;
+        i += 1;
+        shift = 0;
+    }
+    n
+}
+
+/// How many consecutive chunks just below `o` (`o − 1`, `o − 2`, …) are set (`o ≤ BLOCK`).
+fn ones_down(bits: &Bits, o: u64) -> u64 {
+    let mut n = 0;
+    let mut pos = o;
+    while pos > 0 {
+        let top = (pos - 1) % 64;
+        let word = bits[((pos - 1) / 64) as usize];
+        let run = u64::from((word << (63 - top)).leading_ones());
+        if run < top + 1 {
+            return n + run;
+        }
+        n += top + 1;
+        pos -= top + 1;
+    }
+    n
 }
 
 #[cfg(test)]
@@ -632,11 +962,78 @@ mod tests {
         Remove(u64, u64),
     }
 
+    /// Positions near block boundaries (multiples of 512), or anywhere in a few blocks.
+    fn pos() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..200,
+            (0u64..7, 0u64..7).prop_map(|(k, d)| (k * BLOCK + d).saturating_sub(3)),
+            0u64..3000,
+        ]
+    }
+
+    /// Short ranges, about one block, or several blocks.
+    fn len() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..8, (BLOCK - 8)..(BLOCK + 8), 0u64..1600]
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u64..200, 0u64..40).prop_map(|(s, l)| Op::Insert(s, s + l)),
-            (0u64..200, 0u64..40).prop_map(|(s, l)| Op::Remove(s, s + l)),
+            (pos(), len()).prop_map(|(s, l)| Op::Insert(s, s + l)),
+            (pos(), len()).prop_map(|(s, l)| Op::Remove(s, s + l)),
         ]
+    }
+
+    /// The representation invariants: no overlap, maximal full runs, proper partial blocks.
+    fn check_invariants(map: &Binmap) {
+        let mut prev: Option<(u64, u64, bool)> = None; // (start, end, full)
+        let mut count = 0;
+        for (&k, e) in &map.blocks {
+            let (end, full) = match e {
+                Entry::Full(n) => {
+                    assert!(*n > 0);
+                    count += n * BLOCK;
+                    (k + n, true)
+                }
+                Entry::Partial(bits) => {
+                    let c = popcount(bits);
+                    assert!(c > 0 && c < BLOCK, "partial block {k} has {c}");
+                    count += c;
+                    (k + 1, false)
+                }
+            };
+            if let Some((_, pend, pfull)) = prev {
+                assert!(pend <= k, "overlap at {k}");
+                assert!(!(pfull && full && pend == k), "adjacent full runs at {k}");
+            }
+            prev = Some((k, end, full));
+        }
+        assert_eq!(count, map.count());
+    }
+
+    #[test]
+    fn representation_stays_small() {
+        // Complete: one entry however long.
+        let m = Binmap::from_range(0..10 * BLOCK + 3);
+        assert_eq!(m.entry_count(), 2);
+        let m = Binmap::from_range(0..1 << 40);
+        assert_eq!(m.entry_count(), 1);
+        // Every other chunk: one bitmap per block, not one run per chunk.
+        let mut m = Binmap::new();
+        for c in (0..4 * BLOCK).step_by(2) {
+            m.insert(c);
+        }
+        assert_eq!((m.entry_count(), m.run_count()), (4, 2 * BLOCK as usize));
+        // Filling the gaps turns the bitmaps back into one run.
+        for c in (1..4 * BLOCK).step_by(2) {
+            m.insert(c);
+        }
+        assert_eq!((m.entry_count(), m.run_count()), (1, 1));
+        check_invariants(&m);
+        // Punching a hole in the middle of a run splits it around a bitmap.
+        assert!(m.remove(BLOCK + 5));
+        assert_eq!(m.entry_count(), 3);
+        assert_eq!(runs(&m), [0..BLOCK + 5, BLOCK + 6..4 * BLOCK]);
+        check_invariants(&m);
     }
 
     fn model_of(ops: &[Op]) -> (Binmap, BTreeSet<u64>) {
@@ -661,8 +1058,9 @@ mod tests {
         /// The range set behaves exactly like a `BTreeSet<u64>` under random inserts and
         /// removals, and every query agrees with the model.
         #[test]
-        fn matches_btreeset_model(ops in proptest::collection::vec(op(), 0..40), q in 0u64..260, len in 0u64..60) {
+        fn matches_btreeset_model(ops in proptest::collection::vec(op(), 0..40), q in pos(), len in len()) {
             let (map, model) = model_of(&ops);
+            check_invariants(&map);
             prop_assert_eq!(map.count(), model.len() as u64);
             // Invariant: sorted, disjoint, non-adjacent, non-empty runs.
             let rs = runs(&map);
@@ -707,6 +1105,7 @@ mod tests {
         fn set_operations_match_model(a in proptest::collection::vec(op(), 0..20), b in proptest::collection::vec(op(), 0..20)) {
             let (ma, sa) = model_of(&a);
             let (mb, sb) = model_of(&b);
+            check_invariants(&ma);
             let diff: BTreeSet<u64> = ma.difference_ranges(&mb).flatten().collect();
             prop_assert_eq!(diff, sa.difference(&sb).copied().collect::<BTreeSet<_>>());
             let inter: BTreeSet<u64> = ma.intersection_ranges(&mb).flatten().collect();

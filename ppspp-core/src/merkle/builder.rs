@@ -125,16 +125,18 @@ impl MerkleBuilder {
         Ok(b)
     }
 
-    /// Reserves room for the node hashes of content of `content_len` bytes (a hint that saves
-    /// reallocations when keeping the tree; no effect otherwise).
+    /// Allocates the node hashes of content of `content_len` bytes up front (a hint that
+    /// saves reallocations when keeping the tree; no effect otherwise). The hint is capped at
+    /// 2^30 chunks; a wrong hint only costs memory or reallocations.
     pub fn reserve_for(&mut self, content_len: u64) {
         if let Some(nodes) = &mut self.nodes {
-            let chunks = content_len.div_ceil(u64::from(self.chunk_size));
-            let bytes = chunks
-                .saturating_mul(2)
-                .saturating_mul(self.hlen as u64)
-                .min(1 << 40);
-            nodes.reserve(usize::try_from(bytes).unwrap_or(0));
+            let chunks = content_len
+                .div_ceil(u64::from(self.chunk_size))
+                .min(1 << 30);
+            let bins = (2 * chunks).saturating_sub(1) as usize;
+            if nodes.len() < bins * self.hlen {
+                nodes.resize(bins * self.hlen, 0);
+            }
         }
     }
 
@@ -276,7 +278,9 @@ impl MerkleBuilder {
         if let Some(nodes) = &mut self.nodes {
             // Leaf c is bin 2c; every node completed by this leaf has a smaller bin number.
             let end = (2 * c as usize + 1) * hlen;
-            nodes.resize(end, 0);
+            if nodes.len() < end {
+                nodes.resize(end.max(2 * nodes.len()), 0);
+            }
             nodes[end - hlen..end].copy_from_slice(&h[..hlen]);
         }
         let mut cur = *h;
@@ -344,7 +348,11 @@ impl MerkleBuilder {
                 chunk_count: n,
                 content_len: self.content_len,
             };
-            Ok(Finished { root, nodes: self.nodes.take(), spine })
+            let mut nodes = self.nodes.take();
+            if let Some(nodes) = &mut nodes {
+                nodes.truncate((2 * n as usize - 1) * hlen);
+            }
+            Ok(Finished { root, nodes, spine })
         })
     }
 }

@@ -171,6 +171,8 @@ pub struct PartialTree {
     root: Option<HashValue>,
     /// `N`, once known.
     chunks: Option<u64>,
+    /// The root's bin, once `N` is known.
+    root_bin: Option<Bin>,
     /// The last chunk's length, once known.
     last_len: Option<usize>,
     store: NodeStore,
@@ -250,6 +252,7 @@ impl PartialTree {
             chunk_size,
             root: None,
             chunks: None,
+            root_bin: None,
             last_len: None,
             store: NodeStore::new(hlen),
             pending: Vec::new(),
@@ -272,15 +275,10 @@ impl PartialTree {
     /// (replacing an earlier candidate for the same bin). An error means the hash is wrong
     /// or malformed and was not kept: RFC 7574 §3 then drops the rest of the datagram.
     pub fn add_hash(&mut self, bin: Bin, hash: &HashValue) -> Result<HashStatus, VerifyError> {
-        self.check_hash(bin, hash)?;
-        let h = hash.as_bytes();
-        if let Some(known) = self.known_hash(bin) {
-            return if known == h {
-                Ok(HashStatus::Known)
-            } else {
-                Err(VerifyError::HashMismatch { bin })
-            };
+        if self.check_known(bin, hash)? {
+            return Ok(HashStatus::Known);
         }
+        let h = hash.as_bytes();
         if let Some(status) = self.try_verify_hash(bin, h)? {
             return Ok(status);
         }
@@ -303,6 +301,69 @@ impl PartialTree {
     /// already verified (for example as the sibling of a verified chunk) verifies with one
     /// hash and a comparison. Keep chunk possession in a [`crate::binmap::Binmap`].
     pub fn verify_chunk(&mut self, chunk: u64, data: &[u8]) -> Result<(), VerifyError> {
+        self.verify_inner(chunk, data, &[]).map(|_| ())
+    }
+
+    /// [`PartialTree::add_hash`] for each hash, then [`PartialTree::verify_chunk`]: the
+    /// INTEGRITY messages and the DATA of one datagram (RFC 7574 §5.3, §5.4). Stops at the
+    /// first rejected hash.
+    ///
+    /// This is also the fast path: the fold looks the datagram's hashes up directly, and only
+    /// those it does not use are kept as candidates (unless the fold failed on a mismatch, in
+    /// which case the datagram's hashes are all dropped).
+    pub fn verify_chunk_with(
+        &mut self,
+        chunk: u64,
+        data: &[u8],
+        hashes: &[(Bin, HashValue)],
+    ) -> Result<(), VerifyError> {
+        // Peaks must go through the candidate pool (resolve_size and the peak check read it).
+        let via_pool = match (self.root, self.chunks) {
+            (Some(_), None) => true,
+            (Some(_), Some(n)) => hashes
+                .iter()
+                .any(|(b, _)| is_peak(*b, n) && !self.store.contains(*b)),
+            (None, _) => false,
+        };
+        if via_pool {
+            for (bin, hash) in hashes {
+                self.add_hash(*bin, hash)?;
+            }
+            return self.verify_inner(chunk, data, &[]).map(|_| ());
+        }
+        let mut known = 0;
+        for (i, (bin, hash)) in hashes.iter().enumerate() {
+            match self.check_known(*bin, hash) {
+                Ok(k) => known += usize::from(k),
+                Err(e) => {
+                    self.keep_candidates(&hashes[..i]);
+                    return Err(e);
+                }
+            }
+        }
+        match self.verify_inner(chunk, data, hashes) {
+            // Every hash was known or used: nothing is left to keep.
+            Ok(used) if used + known == hashes.len() => Ok(()),
+            Ok(_) => {
+                self.keep_candidates(hashes);
+                Ok(())
+            }
+            Err(e @ VerifyError::FoldMismatch { .. }) => Err(e),
+            Err(e) => {
+                self.keep_candidates(hashes);
+                Err(e)
+            }
+        }
+    }
+
+    /// Verifies a chunk with `extra` hashes looked up before the candidate pool; returns how
+    /// many of them the fold used.
+    fn verify_inner(
+        &mut self,
+        chunk: u64,
+        data: &[u8],
+        extra: &[(Bin, HashValue)],
+    ) -> Result<usize, VerifyError> {
         let n = if self.root.is_some() {
             Some(self.resolve_size()?)
         } else {
@@ -316,27 +377,12 @@ impl PartialTree {
         }
         let leaf_bin = Bin::leaf(chunk).ok_or(VerifyError::OutOfRange { chunk })?;
         self.check_len(chunk, data.len(), n)?;
-        with_digest!(self.alg, D => self.fold::<D>(chunk, leaf_bin, data))?;
+        let used = with_digest!(self.alg, D => self.fold::<D>(chunk, leaf_bin, data, extra))?;
         if n == Some(chunk + 1) && self.last_len.is_none() {
             // RFC 7574 §5.6.1: only the verified last chunk gives the exact size.
             self.last_len = Some(data.len());
         }
-        Ok(())
-    }
-
-    /// [`PartialTree::add_hash`] for each hash, then [`PartialTree::verify_chunk`]: the
-    /// INTEGRITY messages and the DATA of one datagram (RFC 7574 §5.3, §5.4). Stops at the
-    /// first rejected hash.
-    pub fn verify_chunk_with(
-        &mut self,
-        chunk: u64,
-        data: &[u8],
-        hashes: &[(Bin, HashValue)],
-    ) -> Result<(), VerifyError> {
-        for (bin, hash) in hashes {
-            self.add_hash(*bin, hash)?;
-        }
-        self.verify_chunk(chunk, data)
+        Ok(used)
     }
 
     /// The number of chunks `N`, learning it from candidate peak hashes if needed (RFC 7574
@@ -423,8 +469,8 @@ impl PartialTree {
     }
 
     /// The root's bin, once `N` is known.
-    pub fn root_bin(&self) -> Option<Bin> {
-        Bin::root_covering(self.chunks?)
+    pub const fn root_bin(&self) -> Option<Bin> {
+        self.root_bin
     }
 
     /// Whether the hash of `bin` is verified (or implied all-zero).
@@ -473,7 +519,8 @@ impl PartialTree {
 
     fn set_chunks(&mut self, n: u64) {
         self.chunks = Some(n);
-        if let Some(root_bin) = Bin::root_covering(n) {
+        self.root_bin = Bin::root_covering(n);
+        if let Some(root_bin) = self.root_bin {
             if let Some(max) = root_bin.base_right() {
                 self.store.reserve_dense(max);
             }
@@ -506,12 +553,48 @@ impl PartialTree {
 
     /// Whether `bin` can be part of the tree (anything but NONE while the width is unknown).
     fn in_tree(&self, bin: Bin) -> bool {
-        if bin.is_none() {
-            return false;
-        }
-        match self.chunks.and_then(Bin::root_covering) {
+        match self.root_bin {
             Some(root) => root.contains(bin),
-            None => true,
+            None => !bin.is_none(),
+        }
+    }
+
+    /// Checks a hash's form and, if its node is verified, its value. `Ok(true)` when known.
+    fn check_known(&self, bin: Bin, hash: &HashValue) -> Result<bool, VerifyError> {
+        if hash.len() != self.hlen {
+            return Err(VerifyError::BadHashLength {
+                bin,
+                len: hash.len(),
+            });
+        }
+        let known = match (self.root_bin, self.chunks) {
+            (Some(root), Some(n)) => {
+                if !root.contains(bin) {
+                    return Err(VerifyError::BinOutOfRange { bin });
+                }
+                if is_empty(bin, n) {
+                    Some(&ZERO[..self.hlen])
+                } else {
+                    self.store.get(bin)
+                }
+            }
+            _ if bin.is_none() => return Err(VerifyError::BinOutOfRange { bin }),
+            _ => self.store.get(bin),
+        };
+        match known {
+            Some(known) if known == hash.as_bytes() => Ok(true),
+            Some(_) => Err(VerifyError::HashMismatch { bin }),
+            None => Ok(false),
+        }
+    }
+
+    /// Keeps the hashes that are still unverified as candidates.
+    fn keep_candidates(&mut self, hashes: &[(Bin, HashValue)]) {
+        for (bin, hash) in hashes {
+            if !self.is_verified(*bin) {
+                // Already checked: it cannot be rejected.
+                let _ = self.add_hash(*bin, hash);
+            }
         }
     }
 
@@ -536,8 +619,8 @@ impl PartialTree {
     /// The verified hash of `bin`, or the all-zero hash for a node past the end.
     #[inline]
     fn known_hash(&self, bin: Bin) -> Option<&[u8]> {
-        if let Some(n) = self.chunks {
-            if is_empty(bin, n) && self.in_tree(bin) {
+        if let (Some(n), Some(root)) = (self.chunks, self.root_bin) {
+            if is_empty(bin, n) && root.contains(bin) {
                 return Some(&ZERO[..self.hlen]);
             }
         }
@@ -636,23 +719,27 @@ impl PartialTree {
         true
     }
 
-    /// Hashes the chunk and folds it up to the first verified node.
+    /// Hashes the chunk and folds it up to the first verified node. Returns how many `extra`
+    /// hashes were used.
     fn fold<D: Digest>(
         &mut self,
         chunk: u64,
         leaf_bin: Bin,
         data: &[u8],
-    ) -> Result<(), VerifyError> {
+        extra: &[(Bin, HashValue)],
+    ) -> Result<usize, VerifyError> {
         let hlen = self.hlen;
+        // Nodes whose first chunk is at or past this are all-zero (static content, N known).
+        let empty_from = self.chunks.unwrap_or(u64::MAX);
         let mut cur = ZERO;
         leaf::<D>(data, &mut cur);
         let mut node = leaf_bin;
-        // Nodes computed on the way (not yet verified) and candidate siblings used.
+        // Nodes computed on the way (not yet verified) and the unverified siblings used.
         let mut path: ArrayVec<(Bin, Buf), 64> = ArrayVec::new();
-        let mut used: ArrayVec<(Bin, Buf), 64> = ArrayVec::new();
+        let mut used: ArrayVec<(Bin, Source), 64> = ArrayVec::new();
         loop {
             if let Some(v) = self.store.get(node) {
-                if *v == cur[..hlen] {
+                if same_hash(v, &cur[..hlen]) {
                     break;
                 }
                 if used.is_empty() {
@@ -664,24 +751,29 @@ impl PartialTree {
             let (Some(sib), Some(par)) = (node.sibling(), node.parent()) else {
                 return Err(VerifyError::MissingHashes { bin: node });
             };
-            let sh = if let Some(h) = self.known_hash(sib) {
-                let mut b = ZERO;
-                b[..hlen].copy_from_slice(h);
-                b
-            } else if let Some(p) = self.pending.iter().find(|p| p.bin == sib) {
-                let h = p.hash;
-                if used.try_push((sib, h)).is_err() {
+            // The sibling is inside the tree, since `node` is below a verified node or the root.
+            let sh: &[u8] = if sib.first_chunk().is_some_and(|f| f >= empty_from) {
+                &ZERO[..hlen]
+            } else if let Some(h) = self.store.get(sib) {
+                h
+            } else if let Some(i) = extra.iter().position(|(b, _)| *b == sib) {
+                if used.try_push((sib, Source::Extra(i))).is_err() {
                     return Err(VerifyError::MissingHashes { bin: sib });
                 }
-                h
+                extra[i].1.as_bytes()
+            } else if let Some(i) = self.pending.iter().position(|p| p.bin == sib) {
+                if used.try_push((sib, Source::Pending(i))).is_err() {
+                    return Err(VerifyError::MissingHashes { bin: sib });
+                }
+                &self.pending[i].hash[..hlen]
             } else {
                 return Err(VerifyError::MissingHashes { bin: sib });
             };
             let mut up = ZERO;
             if node.is_left() {
-                parent::<D>(&cur[..hlen], &sh[..hlen], &mut up);
+                parent::<D>(&cur[..hlen], sh, &mut up);
             } else {
-                parent::<D>(&sh[..hlen], &cur[..hlen], &mut up);
+                parent::<D>(sh, &cur[..hlen], &mut up);
             }
             if path.try_push((node, cur)).is_err() {
                 return Err(VerifyError::MissingHashes { bin: sib });
@@ -689,19 +781,41 @@ impl PartialTree {
             cur = up;
             node = par;
         }
-        if path.is_empty() {
-            return Ok(());
-        }
-        for (bin, h) in path.iter().chain(used.iter()) {
+        let mut from_extra = 0;
+        for (bin, h) in &path {
             self.store.insert(*bin, &h[..hlen]);
         }
-        if !self.pending.is_empty() {
-            let store = &self.store;
-            self.pending
-                .retain(|p| !used.iter().any(|u| u.0 == p.bin) && !store.contains(p.bin));
+        for (bin, src) in &used {
+            let h = match *src {
+                Source::Extra(i) => {
+                    from_extra += 1;
+                    extra[i].1.as_bytes()
+                }
+                Source::Pending(i) => &self.pending[i].hash[..hlen],
+            };
+            self.store.insert(*bin, h);
         }
-        Ok(())
+        if !self.pending.is_empty() && !path.is_empty() {
+            let store = &self.store;
+            self.pending.retain(|p| !store.contains(p.bin));
+        }
+        Ok(from_extra)
     }
+}
+
+/// Whether two hashes are equal; inlined and branch-free (no `memcmp` call on the hot path).
+#[inline]
+fn same_hash(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Where a fold found an unverified sibling hash.
+#[derive(Clone, Copy)]
+enum Source {
+    /// In the hashes passed with the chunk, at this index.
+    Extra(usize),
+    /// In the candidate pool, at this index.
+    Pending(usize),
 }
 
 /// Folds peaks (left to right) into the root of `root_bin`: from the rightmost peak upward, a
