@@ -425,7 +425,19 @@ impl Binmap {
 
     /// What block `b` holds.
     fn state(&self, b: u64) -> State<'_> {
-        match self.blocks.range(..=b).next_back() {
+        // An entry starting at `b` (every partial block, the first block of a run) is found by
+        // an exact lookup, which is cheaper than a range search.
+        match self.blocks.get(&b) {
+            Some(Entry::Full(n)) => {
+                return State::Full {
+                    start: b,
+                    end: b + n,
+                };
+            }
+            Some(Entry::Partial(bits)) => return State::Partial(bits),
+            None => {}
+        }
+        match self.blocks.range(..b).next_back() {
             Some((&k, Entry::Full(n))) if b - k < *n => State::Full {
                 start: k,
                 end: k + n,
@@ -473,20 +485,28 @@ impl Binmap {
         if lo == 0 && hi == BLOCK - 1 {
             return self.fill_blocks(b, b + 1);
         }
-        let (old, new) = match self.state(b) {
-            State::Full { .. } => return 0,
-            State::Empty => (0, set_range(&[0; WORDS], lo, hi)),
-            State::Partial(bits) => (popcount(bits), set_range(bits, lo, hi)),
-        };
-        let after = popcount(&new);
-        if after == BLOCK {
-            self.blocks.remove(&b);
-            self.count -= old;
-            return self.fill_blocks(b, b + 1) - old;
+        if let Some(Entry::Partial(bits)) = self.blocks.get_mut(&b) {
+            // The common case: update the bitmap in place.
+            let old = popcount(bits);
+            set_range(bits, lo, hi);
+            let after = popcount(bits);
+            if after == BLOCK {
+                self.blocks.remove(&b);
+                self.count -= old;
+                return self.fill_blocks(b, b + 1) - old;
+            }
+            self.count += after - old;
+            return after - old;
         }
-        self.blocks.insert(b, Entry::Partial(Box::new(new)));
-        self.count += after - old;
-        after - old
+        if let State::Full { .. } = self.state(b) {
+            return 0;
+        }
+        let mut bits = [0; WORDS];
+        set_range(&mut bits, lo, hi);
+        let added = popcount(&bits);
+        self.blocks.insert(b, Entry::Partial(Box::new(bits)));
+        self.count += added;
+        added
     }
 
     /// Clears chunks `lo..=hi` of block `b`; returns how many were present.
@@ -494,29 +514,34 @@ impl Binmap {
         if lo == 0 && hi == BLOCK - 1 {
             return self.clear_blocks(b, b + 1);
         }
-        let (old, new) = match self.state(b) {
-            State::Empty => return 0,
-            State::Full { start, end } => {
-                // Split the run around block b, which becomes partial.
-                self.blocks.remove(&start);
-                if start < b {
-                    self.blocks.insert(start, Entry::Full(b - start));
-                }
-                if b + 1 < end {
-                    self.blocks.insert(b + 1, Entry::Full(end - b - 1));
-                }
-                (BLOCK, clear_range(&[u64::MAX; WORDS], lo, hi))
+        if let Some(Entry::Partial(bits)) = self.blocks.get_mut(&b) {
+            let old = popcount(bits);
+            clear_range(bits, lo, hi);
+            let after = popcount(bits);
+            if after == 0 {
+                self.blocks.remove(&b);
             }
-            State::Partial(bits) => (popcount(bits), clear_range(bits, lo, hi)),
-        };
-        let after = popcount(&new);
-        if after == 0 {
-            self.blocks.remove(&b);
-        } else {
-            self.blocks.insert(b, Entry::Partial(Box::new(new)));
+            self.count -= old - after;
+            return old - after;
         }
-        self.count -= old - after;
-        old - after
+        let State::Full { start, end } = self.state(b) else {
+            return 0;
+        };
+        // Split the run around block b, which becomes partial (it keeps some chunks, as
+        // `lo..=hi` is not the whole block).
+        self.blocks.remove(&start);
+        if start < b {
+            self.blocks.insert(start, Entry::Full(b - start));
+        }
+        if b + 1 < end {
+            self.blocks.insert(b + 1, Entry::Full(end - b - 1));
+        }
+        let mut bits = [u64::MAX; WORDS];
+        clear_range(&mut bits, lo, hi);
+        let removed = BLOCK - popcount(&bits);
+        self.blocks.insert(b, Entry::Partial(Box::new(bits)));
+        self.count -= removed;
+        removed
     }
 
     /// Makes blocks `from..to` complete; returns how many chunks were new.
@@ -761,22 +786,18 @@ fn word_mask(i: usize, lo: u64, hi: u64) -> u64 {
     (u64::MAX >> (63 - z)) & (u64::MAX << a)
 }
 
-/// `bits` with chunks `lo..=hi` set.
-fn set_range(bits: &Bits, lo: u64, hi: u64) -> Bits {
-    let mut out = *bits;
-    for (i, w) in out.iter_mut().enumerate() {
+/// Sets chunks `lo..=hi` of a block.
+fn set_range(bits: &mut Bits, lo: u64, hi: u64) {
+    for (i, w) in bits.iter_mut().enumerate() {
         *w |= word_mask(i, lo, hi);
     }
-    out
 }
 
-/// `bits` with chunks `lo..=hi` cleared.
-fn clear_range(bits: &Bits, lo: u64, hi: u64) -> Bits {
-    let mut out = *bits;
-    for (i, w) in out.iter_mut().enumerate() {
+/// Clears chunks `lo..=hi` of a block.
+fn clear_range(bits: &mut Bits, lo: u64, hi: u64) {
+    for (i, w) in bits.iter_mut().enumerate() {
         *w &= !word_mask(i, lo, hi);
     }
-    out
 }
 
 /// The first set chunk `≥ o` of a block.
