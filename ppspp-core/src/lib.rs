@@ -33,12 +33,23 @@ extern crate std;
 
 pub mod bin;
 pub mod binmap;
+pub mod config;
 pub mod congestion;
+mod endpoint;
+pub mod event;
 pub mod hash;
 pub mod merkle;
 pub mod rand;
 pub mod rtt;
+pub mod stats;
+pub mod store;
 pub mod time;
 pub mod wire;
 
 pub use bin::Bin;
+pub use config::{EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
+pub use endpoint::{ConnectError, Endpoint, PeerRef, SwarmError, SwarmRef, Transmit};
+pub use event::{CloseReason, Event, PeerHandle, SwarmHandle};
+pub use stats::{ChannelStats, EndpointStats};
+pub use store::{ChunkStore, MemoryStore, NullStore, StoreError};
+pub use time::{Duration, Instant};

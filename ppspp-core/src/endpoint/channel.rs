@@ -1,0 +1,355 @@
+//! Per-peer state: one channel of one swarm (RFC 7574 §3.11).
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use crate::binmap::Binmap;
+use crate::congestion::Controller;
+use crate::rtt::RttEstimator;
+use crate::stats::ChannelStats;
+use crate::time::Instant;
+use crate::wire::{SupportedMessages, WireParams};
+
+/// Which side opened the channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Initiator,
+    Responder,
+}
+
+/// Where the channel is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Initiator: handshakes sent, no valid reply yet. Responder: reply sent, waiting for the
+    /// first datagram carrying our channel ID.
+    Connecting,
+    /// Handshake complete.
+    Established,
+}
+
+/// A DATA message in flight.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sent {
+    pub(crate) at: Instant,
+    pub(crate) bytes: u64,
+    pub(crate) seq: u64,
+    pub(crate) retransmitted: bool,
+}
+
+/// A chunk we asked this peer for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Requested {
+    pub(crate) at: Instant,
+    pub(crate) seq: u64,
+}
+
+/// An ACK waiting to be sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingAck {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) delay: i64,
+}
+
+/// The ACKs of one received datagram, fed to the controller together.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AckBatch {
+    pub(crate) bytes: u64,
+    pub(crate) delay: Option<i64>,
+    pub(crate) sample: Option<Instant>,
+}
+
+/// Hashes of a chunk already sent ahead of its DATA (RFC 7574 §5.3: hashes that do not fit
+/// with the DATA go first, in their own datagram).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HashesAhead {
+    pub(crate) chunk: u64,
+    pub(crate) sent: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Channel {
+    pub(crate) id: u32,
+    pub(crate) swarm: usize,
+    pub(crate) remote: SocketAddr,
+    pub(crate) peer_id: u32,
+    pub(crate) role: Role,
+    pub(crate) state: State,
+    /// The peer echoed our channel ID: its address is real (RFC 7574 §12.1).
+    pub(crate) proven: bool,
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) wire: WireParams,
+    pub(crate) peer_supported: Option<SupportedMessages>,
+
+    // Handshake.
+    pub(crate) hs_attempts: u32,
+    pub(crate) hs_deadline: Option<Instant>,
+    pub(crate) send_handshake: bool,
+    pub(crate) reply_with_chunk_size: bool,
+    pub(crate) send_close: bool,
+    pub(crate) send_keepalive: bool,
+
+    // What the peer has and says.
+    pub(crate) peer_have: Binmap,
+    pub(crate) peer_choking: bool,
+    pub(crate) am_choking: bool,
+    pub(crate) send_choke: Option<bool>,
+    pub(crate) choke_resent_at: Option<Instant>,
+
+    // Upload: what the peer asked for, and DATA in flight.
+    pub(crate) upload: VecDeque<(u64, u64)>,
+    pub(crate) upload_len: u64,
+    pub(crate) in_flight: BTreeMap<u64, Sent>,
+    pub(crate) in_flight_map: Binmap,
+    /// In-flight chunks by send order (sequence → chunk), for loss detection.
+    pub(crate) sent_order: BTreeMap<u64, u64>,
+    /// Chunks declared lost and queued again: their next send is a retransmission.
+    pub(crate) lost: Binmap,
+    pub(crate) send_seq: u64,
+    pub(crate) acked_seq: u64,
+    pub(crate) hashes_ahead: Option<HashesAhead>,
+    pub(crate) interested_at: Option<Instant>,
+
+    // Download: what we asked for.
+    pub(crate) requested: BTreeMap<u64, Requested>,
+    pub(crate) request_seq: u64,
+    pub(crate) delivered_seq: u64,
+    pub(crate) request_target: usize,
+    pub(crate) pending_requests: Vec<(u64, u64)>,
+    pub(crate) pending_cancels: Vec<(u64, u64)>,
+    pub(crate) last_delivery: Instant,
+
+    // Control messages to send.
+    pub(crate) pending_acks: Vec<PendingAck>,
+    pub(crate) pending_haves: Binmap,
+    pub(crate) send_pex_req: bool,
+    pub(crate) pex_replies: Vec<SocketAddr>,
+    pub(crate) pex_answered_at: Option<Instant>,
+
+    // Timing.
+    pub(crate) last_recv: Instant,
+    pub(crate) last_send: Instant,
+    pub(crate) sent_since_recv: u32,
+    pub(crate) rtt: RttEstimator,
+    pub(crate) cc: Box<dyn Controller>,
+    pub(crate) last_data_ack: Instant,
+    pub(crate) ack_batch: Option<AckBatch>,
+
+    // Scheduling.
+    pub(crate) timer_at: Option<Instant>,
+    pub(crate) queued: bool,
+
+    // Reciprocity (bytes this choke round).
+    pub(crate) round_down: u64,
+    pub(crate) round_up: u64,
+
+    pub(crate) stats: ChannelStats,
+}
+
+impl Channel {
+    pub(crate) fn new(
+        id: u32,
+        swarm: usize,
+        remote: SocketAddr,
+        role: Role,
+        wire: WireParams,
+        cc: Box<dyn Controller>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            swarm,
+            remote,
+            peer_id: 0,
+            role,
+            state: State::Connecting,
+            proven: false,
+            bytes_in: 0,
+            bytes_out: 0,
+            wire,
+            peer_supported: None,
+            hs_attempts: 0,
+            hs_deadline: None,
+            send_handshake: role == Role::Initiator,
+            reply_with_chunk_size: true,
+            send_close: false,
+            send_keepalive: false,
+            peer_have: Binmap::new(),
+            peer_choking: false,
+            am_choking: false,
+            send_choke: None,
+            choke_resent_at: None,
+            upload: VecDeque::new(),
+            upload_len: 0,
+            in_flight: BTreeMap::new(),
+            in_flight_map: Binmap::new(),
+            sent_order: BTreeMap::new(),
+            lost: Binmap::new(),
+            send_seq: 0,
+            acked_seq: 0,
+            hashes_ahead: None,
+            interested_at: None,
+            requested: BTreeMap::new(),
+            request_seq: 0,
+            delivered_seq: 0,
+            request_target: 16,
+            pending_requests: Vec::new(),
+            pending_cancels: Vec::new(),
+            last_delivery: now,
+            pending_acks: Vec::new(),
+            pending_haves: Binmap::new(),
+            send_pex_req: false,
+            pex_replies: Vec::new(),
+            pex_answered_at: None,
+            last_recv: now,
+            last_send: now,
+            sent_since_recv: 0,
+            rtt: RttEstimator::default(),
+            cc,
+            last_data_ack: now,
+            ack_batch: None,
+            timer_at: None,
+            queued: false,
+            round_down: 0,
+            round_up: 0,
+            stats: ChannelStats::default(),
+        }
+    }
+
+    pub(crate) fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether the channel has control messages waiting.
+    pub(crate) fn has_control(&self) -> bool {
+        self.send_handshake
+            || self.send_close
+            || !self.pending_acks.is_empty()
+            || !self.pending_haves.is_empty()
+            || !self.pending_requests.is_empty()
+            || !self.pending_cancels.is_empty()
+            || self.send_choke.is_some()
+            || self.send_pex_req
+            || !self.pex_replies.is_empty()
+    }
+
+    /// Adds chunks `first..=last` to the upload queue, up to `limit` queued chunks; returns how
+    /// many were refused.
+    pub(crate) fn queue_upload(&mut self, first: u64, last: u64, limit: u64) -> u64 {
+        let room = limit.saturating_sub(self.upload_len);
+        let len = last - first + 1;
+        let take = len.min(room);
+        if take > 0 {
+            let end = first + take - 1;
+            match self.upload.back_mut() {
+                Some(b) if b.1 + 1 == first => b.1 = end,
+                _ => self.upload.push_back((first, end)),
+            }
+            self.upload_len += take;
+        }
+        len - take
+    }
+
+    /// Removes chunks `first..=last` from the upload queue (CANCEL, or an implicit cancel by
+    /// HAVE, RFC 7574 §3.8).
+    pub(crate) fn cancel_upload(&mut self, first: u64, last: u64) {
+        if self.upload.is_empty() {
+            return;
+        }
+        let mut out = VecDeque::with_capacity(self.upload.len());
+        let mut removed = 0;
+        for &(a, b) in &self.upload {
+            if b < first || a > last {
+                out.push_back((a, b));
+                continue;
+            }
+            if a < first {
+                out.push_back((a, first - 1));
+            }
+            if b > last {
+                out.push_back((last + 1, b));
+            }
+            removed += b.min(last) - a.max(first) + 1;
+        }
+        self.upload = out;
+        self.upload_len -= removed;
+    }
+
+    /// The next chunk to upload, removed from the queue.
+    pub(crate) fn pop_upload(&mut self) -> Option<u64> {
+        let front = self.upload.front_mut()?;
+        let c = front.0;
+        if front.0 == front.1 {
+            self.upload.pop_front();
+        } else {
+            front.0 += 1;
+        }
+        self.upload_len -= 1;
+        Some(c)
+    }
+
+    /// Puts a chunk back at the front of the upload queue (a retransmission goes first).
+    pub(crate) fn push_upload_front(&mut self, chunk: u64) {
+        self.upload.push_front((chunk, chunk));
+        self.upload_len += 1;
+    }
+
+    /// Sorts and merges `ranges` (inclusive pairs) in place.
+    pub(crate) fn coalesce(ranges: &mut Vec<(u64, u64)>) {
+        ranges.sort_unstable();
+        let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for &(a, b) in ranges.iter() {
+            match out.last_mut() {
+                Some(l) if a <= l.1.saturating_add(1) => l.1 = l.1.max(b),
+                _ => out.push((a, b)),
+            }
+        }
+        *ranges = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::congestion::FixedWindow;
+    use crate::wire::WireParams;
+    use alloc::vec;
+
+    fn chan() -> Channel {
+        Channel::new(
+            1,
+            0,
+            "127.0.0.1:1".parse().unwrap(),
+            Role::Responder,
+            WireParams::default(),
+            Box::new(FixedWindow::unlimited()),
+            Instant::ZERO,
+        )
+    }
+
+    #[test]
+    fn upload_queue_bounds_cancels_and_order() {
+        let mut c = chan();
+        assert_eq!(c.queue_upload(0, 9, 15), 0);
+        assert_eq!(c.queue_upload(10, 19, 15), 5);
+        assert_eq!(c.upload_len, 15);
+        c.cancel_upload(3, 5);
+        assert_eq!(c.upload_len, 12);
+        assert_eq!(c.pop_upload(), Some(0));
+        c.push_upload_front(42);
+        assert_eq!(c.pop_upload(), Some(42));
+        let rest: Vec<u64> = core::iter::from_fn(|| c.pop_upload()).collect();
+        assert_eq!(rest, [1, 2, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        assert_eq!(c.upload_len, 0);
+    }
+
+    #[test]
+    fn coalesce_merges_adjacent_and_overlapping() {
+        let mut r = vec![(5, 6), (0, 1), (2, 3), (10, 12), (11, 20)];
+        Channel::coalesce(&mut r);
+        assert_eq!(r, [(0, 3), (5, 6), (10, 20)]);
+    }
+}

@@ -1,0 +1,756 @@
+//! The protocol engine: one [`Endpoint`] per UDP socket, holding every swarm and channel.
+//!
+//! # Calling order (the drain contract)
+//!
+//! The endpoint is a pure state machine. Its methods fall in four groups:
+//!
+//! - **inputs**: [`Endpoint::handle_datagram`] and [`Endpoint::handle_timeout`];
+//! - **commands**: [`Endpoint::add_swarm`], [`Endpoint::connect`], [`Endpoint::close`],
+//!   [`Endpoint::remove_swarm`], [`Endpoint::seek`];
+//! - **outputs**: [`Endpoint::poll_transmit`], [`Endpoint::poll_timeout`],
+//!   [`Endpoint::poll_event`];
+//! - **views**: [`Endpoint::swarm`], [`Endpoint::peer`], [`Endpoint::stats`].
+//!
+//! After every input or command, drain the outputs in this order: call `poll_transmit` until
+//! it returns `None` (sending each datagram), then read `poll_timeout` (and call
+//! `handle_timeout` when that instant is reached), then `poll_event` until `None`. Time is
+//! always an argument and must never decrease; the endpoint never reads a clock.
+//!
+//! Bad input from the network is never an error to the caller: it is dropped and counted in
+//! [`EndpointStats`], and may close the channel it came on.
+
+mod channel;
+mod recv;
+mod send;
+mod swarm;
+#[cfg(test)]
+mod tests;
+mod timer;
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::fmt;
+use core::net::SocketAddr;
+
+use crate::binmap::Binmap;
+use crate::config::{EndpointConfig, SwarmConfig, SwarmContent};
+use crate::event::{CloseReason, Event, PeerHandle, SwarmHandle};
+use crate::hash::HashValue;
+use crate::merkle::{ContentSize, PartialTree};
+use crate::rand::Rng;
+use crate::rtt::{RttConfig, RttEstimator};
+use crate::stats::{ChannelStats, EndpointStats};
+use crate::store::ChunkStore;
+use crate::time::{Duration, Instant};
+use crate::wire::{ChannelId, ContentIntegrity, WireParams};
+
+use channel::{Channel, Role, State};
+use swarm::{Swarm, Tree};
+
+/// A datagram written by [`Endpoint::poll_transmit`] into the caller's buffer.
+#[must_use]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub destination: SocketAddr,
+    /// How many bytes of the buffer it occupies.
+    pub size: usize,
+}
+
+/// Why a swarm could not be added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SwarmError {
+    /// A swarm with this ID is already on the endpoint.
+    Duplicate,
+    /// The swarm's settings are inconsistent (hash length, chunk size, content).
+    InvalidConfig(&'static str),
+}
+
+impl fmt::Display for SwarmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Duplicate => f.write_str("a swarm with this ID already exists"),
+            Self::InvalidConfig(why) => write!(f, "invalid swarm configuration: {why}"),
+        }
+    }
+}
+
+impl core::error::Error for SwarmError {}
+
+/// Why a connection could not be started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// No such swarm.
+    UnknownSwarm,
+    /// The endpoint holds as many channels as it may.
+    TooManyChannels,
+    /// A channel with this peer already exists in this swarm.
+    AlreadyConnected,
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::UnknownSwarm => "no such swarm",
+            Self::TooManyChannels => "too many channels",
+            Self::AlreadyConnected => "already connected to that peer in this swarm",
+        })
+    }
+}
+
+impl core::error::Error for ConnectError {}
+
+/// The PPSPP protocol engine for one UDP socket. See the [module docs](self) for the calling
+/// order.
+pub struct Endpoint {
+    pub(crate) cfg: EndpointConfig,
+    pub(crate) rng: Rng,
+    pub(crate) now: Instant,
+    pub(crate) swarms: Vec<Option<Swarm>>,
+    pub(crate) swarm_by_id: BTreeMap<HashValue, usize>,
+    pub(crate) channels: Vec<Option<Channel>>,
+    pub(crate) free_slots: Vec<u16>,
+    /// (remote, remote's channel ID) of handshakes we answered: a repeated handshake gets the
+    /// same channel (RFC 7574 §8.2, R-8.2-d).
+    pub(crate) handshakes: BTreeMap<(SocketAddr, u32), u32>,
+    pub(crate) half_open: VecDeque<u32>,
+    pub(crate) timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    pub(crate) send_queue: VecDeque<u32>,
+    /// Datagrams already encoded (closing handshakes of channels already freed).
+    pub(crate) raw_out: VecDeque<(SocketAddr, Vec<u8>)>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: EndpointStats,
+    pub(crate) next_tick: Instant,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("now", &self.now)
+            .field("swarms", &self.swarm_by_id.len())
+            .field("channels", &self.stats.channels)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often choke rounds and PEX connections run.
+const TICK: Duration = Duration::from_millis(500);
+/// How often the unchoked set is re-ranked (RFC 7574 §3.9 leaves policy open; BitTorrent uses
+/// 10 s).
+const CHOKE_ROUND: Duration = Duration::from_secs(10);
+
+impl Endpoint {
+    /// A new endpoint with no swarms.
+    pub fn new(config: EndpointConfig, now: Instant) -> Self {
+        Self {
+            rng: Rng::from_seed(config.rng_seed),
+            cfg: config,
+            now,
+            swarms: Vec::new(),
+            swarm_by_id: BTreeMap::new(),
+            channels: Vec::new(),
+            free_slots: Vec::new(),
+            handshakes: BTreeMap::new(),
+            half_open: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            send_queue: VecDeque::new(),
+            raw_out: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: EndpointStats::default(),
+            next_tick: now + TICK,
+        }
+    }
+
+    // ---- commands ------------------------------------------------------------------------
+
+    /// Adds a swarm: a seeder ([`SwarmContent::Complete`]) or a downloader. `store` holds the
+    /// content (a seeder's) or receives verified chunks (a downloader's).
+    pub fn add_swarm(
+        &mut self,
+        now: Instant,
+        cfg: SwarmConfig,
+        store: Box<dyn ChunkStore>,
+    ) -> Result<SwarmHandle, SwarmError> {
+        self.advance(now);
+        if self.swarm_by_id.contains_key(&cfg.swarm_id) {
+            return Err(SwarmError::Duplicate);
+        }
+        if cfg.swarm_id.len() != cfg.hash.output_len() {
+            return Err(SwarmError::InvalidConfig(
+                "swarm ID length differs from the hash length",
+            ));
+        }
+        let mut have = Binmap::new();
+        let tree = match &cfg.content {
+            SwarmContent::Complete(t) => {
+                if t.root_hash() != cfg.swarm_id || t.chunk_size() != cfg.chunk_size {
+                    return Err(SwarmError::InvalidConfig("tree does not match the swarm"));
+                }
+                have.insert_range(0..t.chunk_count());
+                Tree::Full(t.clone())
+            }
+            SwarmContent::Empty { size } => {
+                let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
+                let t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
+                    .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
+                Tree::Partial(Box::new(t))
+            }
+            SwarmContent::Partial {
+                size,
+                verified,
+                hashes,
+            } => {
+                let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
+                let mut t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
+                    .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
+                for (bin, hash) in hashes {
+                    t.add_hash(*bin, hash)
+                        .map_err(|_| SwarmError::InvalidConfig("resume hash rejected"))?;
+                }
+                // Only chunks whose hashes verified again count as held.
+                for r in verified {
+                    for c in r.clone() {
+                        if crate::bin::Bin::leaf(c).is_some_and(|b| t.is_verified(b)) {
+                            have.insert(c);
+                        }
+                    }
+                }
+                Tree::Partial(Box::new(t))
+            }
+        };
+        let idx = match self.swarms.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.swarms.push(None);
+                self.swarms.len() - 1
+            }
+        };
+        let handle = SwarmHandle(idx as u32);
+        let complete = tree.chunk_count().is_some_and(|n| have.is_complete(n));
+        let mut swarm = Swarm {
+            handle,
+            swarm_id: cfg.swarm_id,
+            cfg,
+            store,
+            tree,
+            have,
+            requested: BTreeMap::new(),
+            avail: Vec::new(),
+            complete,
+            channels: Default::default(),
+            unchoked: Default::default(),
+            optimistic: None,
+            next_choke_round: now + CHOKE_ROUND,
+            playback: 0,
+            pex_candidates: Default::default(),
+            tried: Default::default(),
+            next_pex: now,
+            store_failed: false,
+        };
+        swarm.ensure_avail(core::iter::empty());
+        if let SwarmContent::Partial { .. } = swarm.cfg.content {
+            // The resume data now lives in the tree and the map; do not keep a second copy.
+            swarm.cfg.content = SwarmContent::Empty { size: None };
+        }
+        self.swarm_by_id.insert(swarm.swarm_id, idx);
+        self.swarms[idx] = Some(swarm);
+        Ok(handle)
+    }
+
+    /// Removes a swarm, closing its channels with closing handshakes.
+    pub fn remove_swarm(&mut self, now: Instant, swarm: SwarmHandle) {
+        self.advance(now);
+        let idx = swarm.0 as usize;
+        let Some(s) = self.swarms.get(idx).and_then(Option::as_ref) else {
+            return;
+        };
+        let ids: Vec<u32> = s.channels.iter().copied().collect();
+        for id in ids {
+            self.close_channel(id, CloseReason::LocalClosed, true);
+        }
+        if let Some(s) = self.swarms[idx].take() {
+            self.swarm_by_id.remove(&s.swarm_id);
+        }
+    }
+
+    /// Opens a channel to `remote` in `swarm`: sends the opening handshake (RFC 7574 §3.1.1).
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+        remote: SocketAddr,
+    ) -> Result<PeerHandle, ConnectError> {
+        self.advance(now);
+        let idx = swarm.0 as usize;
+        let s = self
+            .swarms
+            .get(idx)
+            .and_then(Option::as_ref)
+            .ok_or(ConnectError::UnknownSwarm)?;
+        if s.channels
+            .iter()
+            .any(|&id| self.chan(id).is_some_and(|c| c.remote == remote))
+        {
+            return Err(ConnectError::AlreadyConnected);
+        }
+        let wire = WireParams::new(s.cfg.addressing, s.cfg.hash);
+        let id = self.alloc_channel(idx, remote, Role::Initiator, wire)?;
+        if let Some(s) = self.swarms[idx].as_mut() {
+            s.tried.insert(remote);
+        }
+        self.queue_send(id);
+        self.reschedule(id);
+        Ok(PeerHandle(id))
+    }
+
+    /// Closes a channel, sending a closing handshake (RFC 7574 §3.1.1, R-3.1.1-w).
+    pub fn close(&mut self, now: Instant, peer: PeerHandle) {
+        self.advance(now);
+        if self.chan(peer.0).is_some() {
+            self.close_channel(peer.0, CloseReason::LocalClosed, true);
+        }
+    }
+
+    /// Moves the playback position of a swarm picking in order (streaming): chunks from there
+    /// on are requested first.
+    pub fn seek(&mut self, now: Instant, swarm: SwarmHandle, chunk: u64) {
+        self.advance(now);
+        let ids = match self
+            .swarms
+            .get_mut(swarm.0 as usize)
+            .and_then(Option::as_mut)
+        {
+            Some(s) => {
+                s.playback = chunk;
+                s.channels.iter().copied().collect::<Vec<_>>()
+            }
+            None => return,
+        };
+        for id in ids {
+            self.fill_requests(id);
+        }
+    }
+
+    // ---- outputs -------------------------------------------------------------------------
+
+    /// The next event, if any.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] should next be called (it may be called early).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let chan = self.timers.peek().map(|Reverse((t, _))| *t);
+        let tick = if self.swarm_by_id.is_empty() {
+            None
+        } else {
+            Some(self.next_tick)
+        };
+        match (chan, tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ---- views ---------------------------------------------------------------------------
+
+    /// Endpoint-wide counters.
+    pub fn stats(&self) -> EndpointStats {
+        let mut s = self.stats;
+        s.channels = self.channels.iter().filter(|c| c.is_some()).count() as u64;
+        s
+    }
+
+    /// A view of a swarm.
+    pub fn swarm(&self, swarm: SwarmHandle) -> Option<SwarmRef<'_>> {
+        let s = self.swarms.get(swarm.0 as usize)?.as_ref()?;
+        Some(SwarmRef {
+            endpoint: self,
+            swarm: s,
+        })
+    }
+
+    /// A view of a peer.
+    pub fn peer(&self, peer: PeerHandle) -> Option<PeerRef<'_>> {
+        self.chan(peer.0).map(|ch| PeerRef { ch })
+    }
+
+    /// Every swarm on the endpoint.
+    pub fn swarms(&self) -> impl Iterator<Item = SwarmHandle> + '_ {
+        self.swarms.iter().flatten().map(|s| s.handle)
+    }
+
+    /// The current time as far as the endpoint knows (the latest `now` it was given).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    // ---- internals -----------------------------------------------------------------------
+
+    pub(crate) fn advance(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    pub(crate) fn chan(&self, id: u32) -> Option<&Channel> {
+        self.channels
+            .get((id & 0xFFFF) as usize)
+            .and_then(Option::as_ref)
+            .filter(|c| c.id == id)
+    }
+
+    pub(crate) fn chan_mut(&mut self, id: u32) -> Option<&mut Channel> {
+        self.channels
+            .get_mut((id & 0xFFFF) as usize)
+            .and_then(Option::as_mut)
+            .filter(|c| c.id == id)
+    }
+
+    /// The channel and its swarm, both mutable.
+    pub(crate) fn parts(&mut self, id: u32) -> Option<(&mut Channel, &mut Swarm, &mut Rng)> {
+        let ch = self
+            .channels
+            .get_mut((id & 0xFFFF) as usize)
+            .and_then(Option::as_mut)
+            .filter(|c| c.id == id)?;
+        let sw = self.swarms.get_mut(ch.swarm).and_then(Option::as_mut)?;
+        Some((ch, sw, &mut self.rng))
+    }
+
+    fn alloc_channel(
+        &mut self,
+        swarm: usize,
+        remote: SocketAddr,
+        role: Role,
+        wire: WireParams,
+    ) -> Result<u32, ConnectError> {
+        let live = self.channels.iter().filter(|c| c.is_some()).count();
+        if live >= self.cfg.max_channels {
+            return Err(ConnectError::TooManyChannels);
+        }
+        let slot = match self.free_slots.pop() {
+            Some(s) => s as usize,
+            None if self.channels.len() < 0x1_0000 => {
+                self.channels.push(None);
+                self.channels.len() - 1
+            }
+            None => return Err(ConnectError::TooManyChannels),
+        };
+        // The high 16 bits are random (RFC 7574 §12.1: unpredictable IDs); the low 16 bits
+        // index the slot, so a datagram finds its channel in O(1).
+        let mut id;
+        loop {
+            id = (self.rng.next_u32() & 0xFFFF_0000) | slot as u32;
+            if id != 0 {
+                break;
+            }
+        }
+        let mss = self.cfg.max_datagram_size as u64;
+        let cc = self.cfg.congestion.build(self.now, mss);
+        let mut ch = Channel::new(id, swarm, remote, role, wire, cc, self.now);
+        let mut rc = RttConfig::default();
+        rc.min_rto(Duration::from_millis(200));
+        ch.rtt = RttEstimator::new(rc);
+        ch.hs_attempts = 0;
+        self.channels[slot] = Some(ch);
+        if let Some(s) = self.swarms.get_mut(swarm).and_then(Option::as_mut) {
+            s.channels.insert(id);
+        }
+        Ok(id)
+    }
+
+    /// Frees a channel. With `notify`, a closing handshake is sent if the peer knows us.
+    pub(crate) fn close_channel(&mut self, id: u32, reason: CloseReason, notify: bool) {
+        let slot = (id & 0xFFFF) as usize;
+        let Some(ch) = self
+            .channels
+            .get_mut(slot)
+            .and_then(Option::take)
+            .filter(|c| c.id == id)
+        else {
+            return;
+        };
+        if notify && ch.peer_id != 0 {
+            // Closing handshake: source channel 0, empty option list (R-3.1.1-p, R-3.1.1-q).
+            let mut d = Vec::with_capacity(10);
+            d.extend_from_slice(&ch.peer_id.to_be_bytes());
+            d.push(0x00);
+            d.extend_from_slice(&[0, 0, 0, 0]);
+            d.push(0xFF);
+            self.raw_out.push_back((ch.remote, d));
+        }
+        self.free_slots.push(slot as u16);
+        if ch.role == Role::Responder {
+            self.handshakes.remove(&(ch.remote, ch.peer_id));
+        }
+        let swarm_idx = ch.swarm;
+        let mut released = Vec::new();
+        if let Some(s) = self.swarms.get_mut(swarm_idx).and_then(Option::as_mut) {
+            s.channels.remove(&id);
+            s.unchoked.remove(&id);
+            if s.optimistic == Some(id) {
+                s.optimistic = None;
+            }
+            if ch.is_established() {
+                s.add_avail(&ch.peer_have, -1);
+            }
+            for &c in ch.requested.keys() {
+                release(s, c);
+                released.push(c);
+            }
+            if ch.is_established() || ch.role == Role::Initiator {
+                self.events.push_back(Event::PeerClosed {
+                    swarm: s.handle,
+                    peer: PeerHandle(id),
+                    remote: ch.remote,
+                    reason,
+                });
+            }
+            if !released.is_empty() {
+                let ids: Vec<u32> = s.channels.iter().copied().collect();
+                for other in ids {
+                    self.fill_requests(other);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn queue_send(&mut self, id: u32) {
+        if let Some(ch) = self.chan_mut(id) {
+            if !ch.queued {
+                ch.queued = true;
+                self.send_queue.push_back(id);
+            }
+        }
+    }
+
+    /// The wall clock in µs since the Unix epoch, for DATA timestamps and ACK delays.
+    pub(crate) fn unix_micros(&self) -> u64 {
+        self.cfg
+            .unix_time_at_zero
+            .wrapping_add(self.now.as_micros())
+    }
+
+    /// Asks peers for more chunks, up to the channel's request target.
+    pub(crate) fn fill_requests(&mut self, id: u32) {
+        let max = match self
+            .chan(id)
+            .and_then(|c| self.swarms.get(c.swarm)?.as_ref())
+        {
+            Some(s) => s.cfg.max_requests_per_peer,
+            None => return,
+        };
+        let now = self.now;
+        let Some((ch, sw, rng)) = self.parts(id) else {
+            return;
+        };
+        if !ch.is_established() || !ch.proven || ch.peer_choking || sw.complete || sw.store_failed {
+            return;
+        }
+        let target = ch.request_target.min(max);
+        let outstanding = ch.requested.len();
+        if outstanding >= target {
+            return;
+        }
+        let want = target - outstanding;
+        // Endgame: everything missing is already requested; allow a second request elsewhere.
+        let endgame = sw.chunk_count().is_some_and(|n| {
+            let have = sw.have.count_in(0..n);
+            have + sw.requested.len() as u64 >= n
+        });
+        let picks = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
+        if picks.is_empty() {
+            return;
+        }
+        for &(a, b) in &picks {
+            for c in a..=b {
+                ch.request_seq += 1;
+                ch.requested.insert(
+                    c,
+                    channel::Requested {
+                        at: now,
+                        seq: ch.request_seq,
+                    },
+                );
+                *sw.requested.entry(c).or_insert(0) += 1;
+            }
+        }
+        ch.pending_requests.extend(picks);
+        Channel::coalesce(&mut ch.pending_requests);
+        self.queue_send(id);
+        self.reschedule(id);
+    }
+
+    /// Pushes an event, merging consecutive verified ranges.
+    pub(crate) fn push_verified(&mut self, swarm: SwarmHandle, chunk: u64) {
+        if let Some(Event::ChunksVerified { swarm: s, range }) = self.events.back_mut() {
+            if *s == swarm && range.end == chunk {
+                range.end += 1;
+                return;
+            }
+        }
+        self.events.push_back(Event::ChunksVerified {
+            swarm,
+            range: chunk..chunk + 1,
+        });
+    }
+}
+
+/// Forgets one request for chunk `c` in the swarm-wide table.
+pub(crate) fn release(s: &mut Swarm, c: u64) {
+    if let Some(k) = s.requested.get_mut(&c) {
+        *k -= 1;
+        if *k == 0 {
+            s.requested.remove(&c);
+        }
+    }
+}
+
+/// A view of one swarm of an endpoint.
+#[derive(Clone, Copy)]
+pub struct SwarmRef<'a> {
+    endpoint: &'a Endpoint,
+    swarm: &'a Swarm,
+}
+
+impl fmt::Debug for SwarmRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwarmRef")
+            .field("handle", &self.swarm.handle)
+            .field("chunks", &self.chunk_count())
+            .field("complete", &self.is_complete())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SwarmRef<'a> {
+    /// The swarm ID (the Merkle root hash).
+    pub fn swarm_id(&self) -> &'a HashValue {
+        &self.swarm.swarm_id
+    }
+
+    /// The number of chunks, once known.
+    pub fn chunk_count(&self) -> Option<u64> {
+        self.swarm.chunk_count()
+    }
+
+    /// The content length in bytes, once known.
+    pub fn content_len(&self) -> Option<u64> {
+        self.swarm.tree.content_len()
+    }
+
+    /// The chunks verified and stored.
+    pub fn verified(&self) -> &'a Binmap {
+        &self.swarm.have
+    }
+
+    /// Whether every chunk is verified and stored.
+    pub fn is_complete(&self) -> bool {
+        self.swarm.complete
+    }
+
+    /// The swarm's peers (channels in any state).
+    pub fn peers(&self) -> impl Iterator<Item = PeerHandle> + 'a {
+        self.swarm.channels.iter().map(|&id| PeerHandle(id))
+    }
+
+    /// The number of established channels.
+    pub fn connected_peers(&self) -> usize {
+        let ep = self.endpoint;
+        self.swarm
+            .channels
+            .iter()
+            .filter(|&&id| ep.chan(id).is_some_and(Channel::is_established))
+            .count()
+    }
+
+    /// The verified tree nodes `(bin, hash)` a resumed download needs (see
+    /// [`SwarmContent::Partial`]); empty for a seeder.
+    pub fn verified_hashes(&self) -> Vec<(crate::bin::Bin, HashValue)> {
+        match &self.swarm.tree {
+            Tree::Partial(t) => {
+                // Every verified node of the tree (bins 0..2N−1).
+                let Some(n) = t.chunk_count() else {
+                    return Vec::new();
+                };
+                (0..2 * n - 1)
+                    .map(crate::bin::Bin::from_raw)
+                    .filter(|&b| t.is_verified(b))
+                    .filter_map(|b| Some((b, t.hash(b)?)))
+                    .collect()
+            }
+            Tree::Full(_) => Vec::new(),
+        }
+    }
+}
+
+/// A view of one peer (channel).
+#[derive(Clone, Copy)]
+pub struct PeerRef<'a> {
+    ch: &'a Channel,
+}
+
+impl fmt::Debug for PeerRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerRef")
+            .field("remote", &self.ch.remote)
+            .field("connected", &self.is_connected())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PeerRef<'_> {
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.ch.remote
+    }
+
+    /// Whether the handshake completed.
+    pub fn is_connected(&self) -> bool {
+        self.ch.is_established()
+    }
+
+    /// The swarm of this channel.
+    pub fn swarm(&self) -> SwarmHandle {
+        SwarmHandle(self.ch.swarm as u32)
+    }
+
+    /// Our channel ID and the peer's (0 until known).
+    pub fn channel_ids(&self) -> (ChannelId, ChannelId) {
+        (ChannelId(self.ch.id), ChannelId(self.ch.peer_id))
+    }
+
+    /// The chunks the peer announced.
+    pub fn peer_has(&self) -> &Binmap {
+        &self.ch.peer_have
+    }
+
+    /// Whether the peer chokes us, and whether we choke it.
+    pub fn choking(&self) -> (bool, bool) {
+        (self.ch.peer_choking, self.ch.am_choking)
+    }
+
+    /// Counters of this channel.
+    pub fn stats(&self) -> ChannelStats {
+        let mut s = self.ch.stats;
+        s.rtt = self.ch.rtt.smoothed();
+        s.cwnd = self.ch.cc.window();
+        s.in_flight = self.ch.cc.bytes_in_flight();
+        s
+    }
+}
+
+/// The integrity method every static swarm speaks.
+pub(crate) const STATIC_INTEGRITY: ContentIntegrity = ContentIntegrity::MerkleTree;
+
+/// Whether a channel in this state counts as half-open (responder, unproven).
+pub(crate) fn is_half_open(ch: &Channel) -> bool {
+    ch.role == Role::Responder && ch.state == State::Connecting
+}

@@ -1,0 +1,868 @@
+//! Receiving: datagram demultiplexing, the handshake checks, and every message's effect.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use bytes::Bytes;
+
+use super::channel::{Channel, PendingAck, Role, State};
+use super::{Endpoint, STATIC_INTEGRITY, is_half_open, release};
+use crate::bin::Bin;
+use crate::event::{CloseReason, Event, PeerHandle};
+use crate::hash::HashAlgorithm;
+use crate::merkle::VerifyError;
+use crate::time::Instant;
+use crate::wire::{
+    ChunkAddressing, ChunkSpec, Data, DecodeError, Handshake, Message, MessageType,
+    ProtocolOptions, WireParams, decode_datagram,
+};
+
+use super::swarm::Tree;
+
+/// The protocol version this implementation speaks (RFC 7574).
+pub(crate) const VERSION: u8 = 1;
+
+impl Endpoint {
+    /// Processes one received datagram from `remote`. Never fails: bad input is dropped and
+    /// counted, and may close the channel it arrived on.
+    pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, datagram: Bytes) {
+        self.advance(now);
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        if datagram.len() < 4 {
+            self.stats.drops.malformed += 1;
+            return;
+        }
+        let dest = u32::from_be_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]);
+        if dest == 0 {
+            self.handle_opening(remote, datagram);
+            return;
+        }
+        let Some(ch) = self.chan(dest) else {
+            // R-12.1-a: silently drop datagrams for channels we never allocated.
+            self.stats.drops.unknown_channel += 1;
+            return;
+        };
+        if ch.remote != remote {
+            // CHECKLIST Q15: the channel ID is the only authenticator; a datagram for a known
+            // channel from another address is dropped.
+            self.stats.drops.wrong_address += 1;
+            return;
+        }
+        let wire = ch.wire;
+        let len = datagram.len() as u64;
+        let Ok((_, messages)) = decode_datagram(datagram, &wire) else {
+            self.stats.drops.malformed += 1;
+            return;
+        };
+        {
+            let now = self.now;
+            let Some(ch) = self.chan_mut(dest) else {
+                return;
+            };
+            ch.last_recv = now;
+            ch.sent_since_recv = 0;
+            ch.bytes_in += len;
+            ch.stats.datagrams_in += 1;
+            ch.stats.bytes_in += len;
+        }
+        // R-3.1.1-v: the responder's handshake completes on the first datagram carrying its
+        // channel ID: the peer's address is proven (return routability, R-12.1-b).
+        let became_proven = {
+            let ch = self.chan_mut(dest).expect("looked up above");
+            if ch.role == Role::Responder && !ch.proven {
+                ch.proven = true;
+                ch.state = State::Established;
+                true
+            } else {
+                false
+            }
+        };
+        if became_proven {
+            self.on_established(dest);
+        }
+        let mut first = true;
+        let mut messages = messages;
+        for m in &mut messages {
+            match m {
+                Ok(msg) => {
+                    self.count_in(dest, msg.message_type());
+                    let is_first = first;
+                    first = false;
+                    if !self.on_message(dest, msg, is_first) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.on_decode_error(dest, e);
+                    break;
+                }
+            }
+        }
+        self.flush_acks(dest);
+        self.reschedule(dest);
+    }
+
+    fn count_in(&mut self, id: u32, t: MessageType) {
+        self.stats.messages_in.add(t);
+        if let Some(ch) = self.chan_mut(id) {
+            ch.stats.messages_in.add(t);
+        }
+    }
+
+    fn on_decode_error(&mut self, _id: u32, _e: DecodeError) {
+        // R-3-e: the invalid message and everything after it are dropped; what came before
+        // has been processed. R-3.1.1-n: a bad datagram does not tear the channel down.
+        self.stats.drops.truncated_processing += 1;
+    }
+
+    /// A datagram to channel 0: the first datagram of a handshake (RFC 7574 §3.1.1).
+    fn handle_opening(&mut self, remote: SocketAddr, datagram: Bytes) {
+        let len = datagram.len() as u64;
+        let Ok((_, mut messages)) = decode_datagram(datagram, &WireParams::default()) else {
+            self.stats.drops.malformed += 1;
+            return;
+        };
+        let hs = match messages.next() {
+            Some(Ok(Message::Handshake(h))) => h,
+            Some(Ok(_)) => {
+                // R-12.1-a: a destination-0 datagram must open with a HANDSHAKE.
+                self.stats.drops.not_handshake += 1;
+                return;
+            }
+            _ => {
+                self.stats.drops.malformed += 1;
+                return;
+            }
+        };
+        self.stats.messages_in.add(MessageType::Handshake);
+        if hs.source_channel.is_zero() {
+            // A closing handshake to channel 0 closes nothing.
+            self.stats.drops.handshake_rejected += 1;
+            return;
+        }
+        // R-8.2-d: a repeated handshake (our reply was lost) gets the same reply again.
+        if let Some(&id) = self.handshakes.get(&(remote, hs.source_channel.0)) {
+            if let Some(ch) = self.chan_mut(id) {
+                if !ch.proven {
+                    ch.send_handshake = true;
+                    ch.bytes_in += len;
+                    self.queue_send(id);
+                }
+            }
+            return;
+        }
+        let Some((swarm_idx, wire)) = self.check_opening(&hs.options) else {
+            // R-3.1.1-h: any failed check gets no answer at all (the source may be spoofed).
+            self.stats.drops.handshake_rejected += 1;
+            return;
+        };
+        // Bound the half-open state a flood of spoofed handshakes can create.
+        self.evict_half_open();
+        let Ok(id) = self.alloc_channel(swarm_idx, remote, Role::Responder, wire) else {
+            self.stats.drops.handshake_rejected += 1;
+            return;
+        };
+        self.handshakes.insert((remote, hs.source_channel.0), id);
+        let have = self.swarms[swarm_idx]
+            .as_ref()
+            .map(|s| s.have.clone())
+            .unwrap_or_default();
+        self.half_open.push_back(id);
+        {
+            let ch = self.chan_mut(id).expect("just allocated");
+            ch.peer_id = hs.source_channel.0;
+            ch.send_handshake = true;
+            ch.pending_haves = have;
+            // libswift drops handshakes carrying Chunk Size: answer in kind (DESIGN.md §4).
+            ch.reply_with_chunk_size = hs.options.chunk_size.is_some();
+            ch.peer_supported = hs.options.supported_messages;
+            ch.bytes_in += len;
+            ch.stats.datagrams_in += 1;
+            ch.stats.bytes_in += len;
+            ch.stats.messages_in.add(MessageType::Handshake);
+        }
+        // R-3.1.1-f: the first datagram may carry small messages such as HAVE. Nothing that
+        // asks for an answer is honoured before the handshake completes (R-12.6.11-a).
+        let wire = self.chan(id).map(|c| c.wire).unwrap_or(wire);
+        let _ = wire;
+        for m in messages {
+            match m {
+                Ok(Message::Have(spec)) => {
+                    self.count_in(id, MessageType::Have);
+                    self.on_have(id, spec);
+                }
+                Ok(other) => self.count_in(id, other.message_type()),
+                Err(_) => {
+                    self.stats.drops.truncated_processing += 1;
+                    break;
+                }
+            }
+        }
+        self.queue_send(id);
+        self.reschedule(id);
+    }
+
+    /// The responder's checks on an opening handshake. Returns the swarm and the channel's
+    /// wire parameters, or `None` to stay silent.
+    fn check_opening(&self, o: &ProtocolOptions) -> Option<(usize, WireParams)> {
+        // R-7.2-a, R-7.3-a: Version and Minimum Version; negotiate min/max (CHECKLIST Q6).
+        let max = o.version?;
+        let min = o.min_version.unwrap_or(max);
+        if max < VERSION || min > VERSION || min > max {
+            return None;
+        }
+        // R-3.1.1-c, R-7.4-a: the initiator must name the swarm.
+        let id = o.swarm_id.as_ref()?;
+        let alg = HashAlgorithm::from_output_len(id.len())?;
+        let hv = crate::hash::HashValue::from_slice(id)?;
+        let &idx = self.swarm_by_id.get(&hv)?;
+        let s = self.swarms.get(idx)?.as_ref()?;
+        if alg != s.cfg.hash {
+            return None;
+        }
+        Self::options_match(o, &s.cfg)?;
+        Some((idx, WireParams::new(s.cfg.addressing, s.cfg.hash)))
+    }
+
+    /// Whether the swarm-metadata options present agree with the swarm. Absent options take
+    /// the RFC defaults (Table 8), except Chunk Size, which libswift never sends (DESIGN.md §4).
+    fn options_match(o: &ProtocolOptions, cfg: &crate::config::SwarmConfig) -> Option<()> {
+        if o.integrity.unwrap_or(STATIC_INTEGRITY) != STATIC_INTEGRITY {
+            return None;
+        }
+        if o.merkle_hash.unwrap_or(HashAlgorithm::Sha256) != cfg.hash {
+            return None;
+        }
+        if o.addressing.unwrap_or(ChunkAddressing::ChunkRange32) != cfg.addressing {
+            return None;
+        }
+        if o.chunk_size.is_some_and(|cs| cs != cfg.chunk_size) {
+            return None;
+        }
+        Some(())
+    }
+
+    fn evict_half_open(&mut self) {
+        let mut live = 0;
+        self.half_open.retain(|&id| {
+            let keep = self
+                .channels
+                .get((id & 0xFFFF) as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|c| c.id == id && is_half_open(c));
+            live += usize::from(keep);
+            keep
+        });
+        while live >= self.cfg.max_half_open {
+            let Some(oldest) = self.half_open.pop_front() else {
+                break;
+            };
+            self.stats.drops.evicted_half_open += 1;
+            self.close_channel(oldest, CloseReason::Evicted, false);
+            live -= 1;
+        }
+    }
+
+    /// Handles one message on an existing channel. Returns false when the channel is gone.
+    fn on_message(&mut self, id: u32, msg: Message, is_first: bool) -> bool {
+        let Some(ch) = self.chan(id) else {
+            return false;
+        };
+        if ch.role == Role::Initiator && ch.state == State::Connecting {
+            // R-3.1.1-m: until the reply arrives, only a datagram opening with our
+            // handshake's reply counts.
+            return match msg {
+                Message::Handshake(h) if is_first => self.on_reply(id, h),
+                _ => {
+                    self.stats.drops.not_handshake += 1;
+                    false
+                }
+            };
+        }
+        match msg {
+            Message::Handshake(h) => {
+                if h.is_closing() {
+                    self.close_channel(id, CloseReason::RemoteClosed, false);
+                    return false;
+                }
+                // A repeated reply, or a handshake on an open channel: nothing to do.
+            }
+            Message::Have(spec) => self.on_have(id, spec),
+            Message::Ack(a) => self.on_ack(id, a.spec, a.delay),
+            Message::Data(d) => return self.on_data(id, d),
+            Message::Integrity(i) => return self.on_integrity(id, i.spec, &i.hash),
+            Message::Request(spec) => self.on_request(id, spec),
+            Message::Cancel(spec) => {
+                if let Some((a, b)) = self.spec_chunks(id, spec) {
+                    if let Some(ch) = self.chan_mut(id) {
+                        // R-12.6.7-a: a CANCEL for something never requested is harmless.
+                        ch.cancel_upload(a, b);
+                    }
+                }
+            }
+            Message::Choke => self.on_choke(id),
+            Message::Unchoke => {
+                // R-12.6.9-a: an UNCHOKE without a CHOKE is ignored (it simply unchokes).
+                if let Some(ch) = self.chan_mut(id) {
+                    ch.peer_choking = false;
+                }
+                self.fill_requests(id);
+            }
+            Message::PexReq => self.on_pex_req(id),
+            Message::PexResV4(a) => self.on_pex_res(id, SocketAddr::V4(a)),
+            Message::PexResV6(a) => self.on_pex_res(id, SocketAddr::V6(a)),
+            // Membership certificates and live signatures have no use in a static swarm.
+            Message::PexResCert(_) | Message::SignedIntegrity(_) => {}
+        }
+        true
+    }
+
+    /// The initiator's checks on the responder's reply (R-3.1.1-m to R-3.1.1-s).
+    fn on_reply(&mut self, id: u32, h: Handshake) -> bool {
+        let Some(ch) = self.chan(id) else {
+            return false;
+        };
+        let swarm = ch.swarm;
+        let ok = !h.is_closing() && {
+            let o = &h.options;
+            let s = self.swarms.get(swarm).and_then(Option::as_ref);
+            let version_ok = o.version.is_none_or(|v| v >= VERSION)
+                && o.min_version.is_none_or(|m| m <= VERSION);
+            let id_ok = match (&o.swarm_id, s) {
+                (Some(got), Some(s)) => got.as_ref() == s.swarm_id.as_bytes(),
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            version_ok && id_ok && s.is_some_and(|s| Self::options_match_reply(o, &s.cfg))
+        };
+        if !ok {
+            // R-3.1.1-o: a failed check on the reply; say goodbye if the peer sent a channel.
+            let notify = !h.source_channel.is_zero();
+            if let Some(ch) = self.chan_mut(id) {
+                ch.peer_id = h.source_channel.0;
+            }
+            self.stats.drops.handshake_rejected += 1;
+            self.close_channel(id, CloseReason::HandshakeRejected, notify);
+            return false;
+        }
+        {
+            let ch = self.chan_mut(id).expect("checked");
+            ch.peer_id = h.source_channel.0;
+            ch.state = State::Established;
+            ch.proven = true;
+            ch.hs_deadline = None;
+            ch.send_handshake = false;
+            ch.peer_supported = h.options.supported_messages;
+        }
+        self.on_established(id);
+        true
+    }
+
+    /// Options in a reply must agree when present; the responder may omit any.
+    fn options_match_reply(o: &ProtocolOptions, cfg: &crate::config::SwarmConfig) -> bool {
+        o.integrity.is_none_or(|i| i == STATIC_INTEGRITY)
+            && o.merkle_hash.is_none_or(|m| m == cfg.hash)
+            && o.addressing.is_none_or(|a| a == cfg.addressing)
+            && o.chunk_size.is_none_or(|c| c == cfg.chunk_size)
+    }
+
+    /// The handshake completed on channel `id`.
+    pub(crate) fn on_established(&mut self, id: u32) {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        // Announce what we have (R-3.2-a). A responder already queued it with its reply
+        // (R-3.1.1-l: HAVE may ride with the handshake, within the amplification bound).
+        if ch.role == Role::Initiator {
+            let have = sw.have.clone();
+            ch.pending_haves.union_with(&have);
+        }
+        if sw.cfg.pex && ch.role == Role::Initiator {
+            ch.send_pex_req = true;
+        }
+        sw.add_avail(&ch.peer_have, 1);
+        let (swarm, remote) = (sw.handle, ch.remote);
+        self.events.push_back(Event::PeerConnected {
+            swarm,
+            peer: PeerHandle(id),
+            remote,
+        });
+        self.fill_requests(id);
+        self.queue_send(id);
+    }
+
+    /// The chunks a specification names, clipped to what can exist; `None` for an empty spec.
+    pub(crate) fn spec_chunks(&self, id: u32, spec: ChunkSpec) -> Option<(u64, u64)> {
+        let ch = self.chan(id)?;
+        let s = self.swarms.get(ch.swarm)?.as_ref()?;
+        let (a, b) = spec.to_chunks(u64::from(s.cfg.chunk_size))?;
+        let limit = s.chunk_count().unwrap_or(1 << 62);
+        if a >= limit {
+            return None;
+        }
+        Some((a, b.min(limit - 1)))
+    }
+
+    fn on_have(&mut self, id: u32, spec: ChunkSpec) {
+        let Some((a, b)) = self.spec_chunks(id, spec) else {
+            return;
+        };
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if ch.is_established() {
+            sw.add_avail_range(&ch.peer_have, a, b + 1);
+        }
+        ch.peer_have.insert_range(a..b + 1);
+        // R-3.8-c: a HAVE cancels the peer's requests for those chunks.
+        ch.cancel_upload(a, b);
+        self.fill_requests(id);
+    }
+
+    fn on_ack(&mut self, id: u32, spec: ChunkSpec, delay: i64) {
+        let Some((a, b)) = self.spec_chunks(id, spec) else {
+            return;
+        };
+        let now = self.now;
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if ch.is_established() {
+            sw.add_avail_range(&ch.peer_have, a, b + 1);
+        }
+        ch.peer_have.insert_range(a..b + 1);
+        // M-2: count each chunk in flight once; R-12.6.4-a: ACKs for what we never sent
+        // change nothing.
+        let acked: Vec<u64> = ch.in_flight.range(a..=b).map(|(&c, _)| c).collect();
+        if acked.is_empty() {
+            return;
+        }
+        let mut bytes = 0;
+        let mut sample = None;
+        let min_rtt = ch.rtt.min();
+        for c in acked {
+            if let Some(s) = ch.in_flight.remove(&c) {
+                ch.sent_order.remove(&s.seq);
+                bytes += s.bytes;
+                ch.acked_seq = ch.acked_seq.max(s.seq);
+                // Karn: a resent chunk's ACK may answer either send. It still counts when the
+                // time since the resend is no shorter than the minimum RTT seen (it cannot
+                // then be an underestimate below the path's floor); otherwise a flow made
+                // only of resends would never clear its RTO backoff.
+                let plausible = min_rtt.is_some_and(|m| now.saturating_duration_since(s.at) >= m);
+                if !s.retransmitted || plausible {
+                    sample = Some(sample.map_or(s.at, |t: Instant| t.max(s.at)));
+                }
+            }
+        }
+        ch.in_flight_map.remove_range(a..b + 1);
+        ch.lost.remove_range(a..b + 1);
+        // The controller sees one ACK per datagram (all its ACK messages together): LEDBAT's
+        // clamp to flightsize + ALLOWED_INCREASE·MSS (L-2.4-f) is about the flight before
+        // the acknowledgement as a whole; fed message by message, the second ACK of a
+        // datagram would clamp the window to what the first left in flight.
+        let batch = ch.ack_batch.get_or_insert_with(Default::default);
+        batch.bytes += bytes;
+        batch.delay = Some(delay);
+        if let Some(t) = sample {
+            batch.sample = Some(batch.sample.map_or(t, |x: Instant| x.max(t)));
+        }
+    }
+
+    /// Feeds the ACKs of one datagram to the RTT estimator and the congestion controller.
+    fn flush_acks(&mut self, id: u32) {
+        let now = self.now;
+        let Some(ch) = self.chan_mut(id) else { return };
+        let Some(batch) = ch.ack_batch.take() else {
+            return;
+        };
+        if let Some(sent) = batch.sample {
+            ch.rtt.update(now.saturating_duration_since(sent));
+        }
+        if batch.bytes > 0 {
+            ch.cc.on_ack(now, batch.bytes, batch.delay, &ch.rtt);
+            ch.last_data_ack = now;
+        }
+        self.detect_losses(id);
+        self.queue_send(id);
+    }
+
+    fn on_request(&mut self, id: u32, spec: ChunkSpec) {
+        let now = self.now;
+        let Some(ch) = self.chan(id) else { return };
+        // R-12.6.11-a: never answer a REQUEST before the handshake completed.
+        if !ch.is_established() || !ch.proven {
+            self.stats.drops.refused_requests += 1;
+            return;
+        }
+        // libswift crashed on a REQUEST past the end: every range is checked.
+        let Some((a, b)) = self.spec_chunks(id, spec) else {
+            self.stats.drops.refused_requests += 1;
+            return;
+        };
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        ch.interested_at = Some(now);
+        // Upload slots (RFC 7574 §3.9): a free slot unchokes, otherwise the peer is choked.
+        if !sw.unchoked.contains(&id) {
+            if sw.unchoked.len() < sw.cfg.upload_slots {
+                sw.unchoked.insert(id);
+                if ch.am_choking {
+                    ch.am_choking = false;
+                    ch.send_choke = Some(false);
+                }
+            } else {
+                // R-12.6.8-a: requests after a CHOKE are dropped and the CHOKE resent.
+                let resend = !ch.am_choking
+                    || ch.choke_resent_at.is_none_or(|t| {
+                        now.saturating_duration_since(t)
+                            > ch.rtt.smoothed_or(crate::time::Duration::from_millis(500))
+                    });
+                if resend {
+                    ch.am_choking = true;
+                    ch.send_choke = Some(true);
+                    ch.choke_resent_at = Some(now);
+                }
+                self.stats.drops.refused_requests += 1;
+                self.queue_send(id);
+                return;
+            }
+        }
+        let limit = 4 * sw.cfg.max_requests_per_peer as u64;
+        let refused = ch.queue_upload(a, b, limit);
+        self.stats.drops.refused_requests += refused.min(1);
+        self.queue_send(id);
+    }
+
+    fn on_choke(&mut self, id: u32) {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        ch.peer_choking = true;
+        // R-3.9-c: assume outstanding requests will not be answered.
+        let reqs: Vec<u64> = core::mem::take(&mut ch.requested).into_keys().collect();
+        ch.pending_requests.clear();
+        for &c in &reqs {
+            release(sw, c);
+        }
+        if !reqs.is_empty() {
+            let ids: Vec<u32> = sw.channels.iter().copied().filter(|&o| o != id).collect();
+            for o in ids {
+                self.fill_requests(o);
+            }
+        }
+    }
+
+    fn on_integrity(&mut self, id: u32, spec: ChunkSpec, hash: &crate::hash::HashValue) -> bool {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return false;
+        };
+        let bin = match spec {
+            ChunkSpec::Bin(b) => b,
+            other => {
+                let Some((a, b)) = other.to_chunks(u64::from(sw.cfg.chunk_size)) else {
+                    return true;
+                };
+                let Some(bin) = Bin::from_chunk_range(a, b) else {
+                    // Not a tree node: an invalid INTEGRITY, ignored.
+                    return true;
+                };
+                bin
+            }
+        };
+        let Tree::Partial(tree) = &mut sw.tree else {
+            return true;
+        };
+        if sw.complete {
+            return true;
+        }
+        let remote = ch.remote;
+        match tree.add_hash(bin, hash) {
+            Ok(_) => true,
+            Err(e @ (VerifyError::HashMismatch { .. } | VerifyError::PeaksMismatch)) => {
+                let swarm = sw.handle;
+                self.stats.integrity_failures += 1;
+                self.events.push_back(Event::IntegrityFailure {
+                    swarm,
+                    peer: PeerHandle(id),
+                    remote,
+                    bin,
+                    error: e,
+                });
+                self.close_channel(id, CloseReason::IntegrityFailure, true);
+                false
+            }
+            // Out of range or not fitting the tree: drop the hash.
+            Err(_) => true,
+        }
+    }
+
+    fn on_data(&mut self, id: u32, d: Data) -> bool {
+        let unix = self.unix_micros();
+        let Some((a, b)) = self.spec_chunks(id, d.spec) else {
+            return true;
+        };
+        if a != b {
+            // One chunk per DATA (fixed-size chunks); larger DATA is not supported.
+            self.stats.drops.unrequested_data += 1;
+            return true;
+        }
+        let c = a;
+        let delay = (unix as i64).wrapping_sub(d.timestamp as i64);
+        let now = self.now;
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return false;
+        };
+        let ack_bin = |sw: &super::swarm::Swarm| sw.complete_bin(c);
+        if sw.have.contains(c) {
+            // A duplicate (our ACK was lost, or the endgame): acknowledge it again.
+            let bin = ack_bin(sw);
+            push_ack(ch, bin, delay);
+            self.stats.drops.unrequested_data += 1;
+            self.queue_send(id);
+            return true;
+        }
+        if !sw.requested.contains_key(&c) && ch.request_seq == 0 {
+            // R-12.6.3-a: DATA from a peer we never asked for anything is dropped unverified.
+            // A chunk we asked this peer for earlier (the request timed out and was released)
+            // is still welcome: refusing it would leave the sender resending it forever.
+            self.stats.drops.unrequested_data += 1;
+            return true;
+        }
+        let Tree::Partial(tree) = &mut sw.tree else {
+            return true;
+        };
+        let size_before = tree.chunk_count();
+        match tree.verify_chunk(c, &d.payload) {
+            Ok(()) => {}
+            Err(
+                VerifyError::MissingHashes { .. }
+                | VerifyError::SizeUnknown
+                | VerifyError::OutOfRange { .. }
+                | VerifyError::BinOutOfRange { .. },
+            ) => {
+                // R-5.3-d: cannot be checked yet (its hashes or the peaks were lost or
+                // reordered): drop it; it will be sent again.
+                self.stats.drops.unrequested_data += 1;
+                return true;
+            }
+            Err(e) => {
+                let (swarm, remote) = (sw.handle, ch.remote);
+                self.stats.integrity_failures += 1;
+                self.events.push_back(Event::IntegrityFailure {
+                    swarm,
+                    peer: PeerHandle(id),
+                    remote,
+                    bin: Bin::leaf(c).unwrap_or(Bin::NONE),
+                    error: e,
+                });
+                // R-12.6.5-a: stop talking to a peer that sent bad content.
+                self.close_channel(id, CloseReason::IntegrityFailure, true);
+                return false;
+            }
+        }
+        let size_now = tree.chunk_count();
+        let content_len = tree.content_len();
+        // Only verified content is written (the store never sees unverified bytes).
+        if let Err(error) = sw.store.write_chunk(c, &d.payload) {
+            sw.store_failed = true;
+            let swarm = sw.handle;
+            self.events.push_back(Event::StoreFailure { swarm, error });
+            return true;
+        }
+        sw.have.insert(c);
+        let len = d.payload.len() as u64;
+        ch.stats.content_in += len;
+        ch.round_down += len;
+        ch.last_delivery = now;
+        if let Some(r) = ch.requested.remove(&c) {
+            ch.delivered_seq = ch.delivered_seq.max(r.seq);
+            ch.request_target = (ch.request_target + 1).min(sw.cfg.max_requests_per_peer);
+        }
+        let bin = ack_bin(sw);
+        push_ack(ch, bin, delay);
+        sw.requested.remove(&c);
+        let swarm = sw.handle;
+        let others: Vec<u32> = sw.channels.iter().copied().filter(|&o| o != id).collect();
+        if size_before.is_none() {
+            if let Some(n) = size_now {
+                let maps: Vec<crate::binmap::Binmap> = others
+                    .iter()
+                    .chain(core::iter::once(&id))
+                    .filter_map(|&o| {
+                        self.chan(o)
+                            .filter(|c| c.is_established())
+                            .map(|c| c.peer_have.clone())
+                    })
+                    .collect();
+                if let Some(s) = self
+                    .swarms
+                    .get_mut(swarm.0 as usize)
+                    .and_then(Option::as_mut)
+                {
+                    s.ensure_avail(maps.into_iter());
+                }
+                self.events.push_back(Event::SizeKnown {
+                    swarm,
+                    chunks: n,
+                    bytes: content_len,
+                });
+            }
+        }
+        self.stats.chunks_verified += 1;
+        self.push_verified(swarm, c);
+        // Announce it (R-3.2-a), cancel duplicates of the endgame (R-3.8-a).
+        for &o in &others {
+            if let Some(och) = self.chan_mut(o) {
+                if !och.is_established() {
+                    continue;
+                }
+                if och.requested.remove(&c).is_some() {
+                    och.pending_cancels.push((c, c));
+                }
+                // R-3.2-d: not to peers that have everything.
+                if !och.peer_have.contains(c) {
+                    och.pending_haves.insert(c);
+                }
+            }
+            self.queue_send(o);
+        }
+        self.check_complete(swarm.0 as usize);
+        self.fill_requests(id);
+        self.queue_send(id);
+        true
+    }
+
+    /// Emits completion once every chunk is verified.
+    pub(crate) fn check_complete(&mut self, idx: usize) {
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if s.complete {
+            return;
+        }
+        let Some(n) = s.chunk_count() else { return };
+        if !s.have.is_complete(n) {
+            return;
+        }
+        s.complete = true;
+        let handle = s.handle;
+        if let Err(error) = s.store.complete() {
+            self.events.push_back(Event::StoreFailure {
+                swarm: handle,
+                error,
+            });
+        }
+        // Requests still out (endgame duplicates) are cancelled.
+        let ids: Vec<u32> = s.channels.iter().copied().collect();
+        s.requested.clear();
+        for id in ids {
+            if let Some(ch) = self.chan_mut(id) {
+                let reqs: Vec<(u64, u64)> = ch.requested.keys().map(|&c| (c, c)).collect();
+                ch.requested.clear();
+                ch.pending_requests.clear();
+                ch.pending_cancels.extend(reqs);
+                Channel::coalesce(&mut ch.pending_cancels);
+            }
+            self.queue_send(id);
+        }
+        self.events
+            .push_back(Event::SwarmComplete { swarm: handle });
+    }
+
+    fn on_pex_req(&mut self, id: u32) {
+        let now = self.now;
+        let Some(ch) = self.chan(id) else { return };
+        // R-12.6.11-a: not before the handshake completed; answer at most once a second.
+        if !ch.is_established()
+            || ch.pex_answered_at.is_some_and(|t| {
+                now.saturating_duration_since(t) < crate::time::Duration::from_secs(1)
+            })
+        {
+            return;
+        }
+        let Some(s) = self.swarms.get(ch.swarm).and_then(Option::as_ref) else {
+            return;
+        };
+        if !s.cfg.pex {
+            return;
+        }
+        let requester_private = is_private(ch.remote);
+        let mut out = Vec::new();
+        for &o in &s.channels {
+            if o == id {
+                continue;
+            }
+            let Some(oc) = self.chan(o) else { continue };
+            // R-3.10-c: only peers we exchanged messages with in the last 60 s.
+            if !oc.is_established()
+                || now.saturating_duration_since(oc.last_recv)
+                    > crate::time::Duration::from_secs(60)
+            {
+                continue;
+            }
+            // R-8.13-d: no private addresses to a public requester.
+            if !requester_private && is_private(oc.remote) {
+                continue;
+            }
+            out.push(oc.remote);
+            if out.len() >= 16 {
+                break;
+            }
+        }
+        if let Some(ch) = self.chan_mut(id) {
+            ch.pex_answered_at = Some(now);
+            ch.pex_replies = out;
+        }
+        self.queue_send(id);
+    }
+
+    fn on_pex_res(&mut self, id: u32, addr: SocketAddr) {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if !sw.cfg.pex || !ch.is_established() || addr.port() == 0 {
+            return;
+        }
+        let handle = sw.handle;
+        if !sw.tried.contains(&addr) && sw.pex_candidates.len() < 256 {
+            sw.pex_candidates.insert(addr);
+        }
+        self.events.push_back(Event::PeerDiscovered {
+            swarm: handle,
+            remote: addr,
+        });
+    }
+}
+
+/// Queues an ACK of `bin` (the largest complete bin around the chunk, R-3.4-c) with a delay
+/// sample (R-3.4-d).
+fn push_ack(ch: &mut Channel, bin: Bin, delay: i64) {
+    let (Some(first), Some(last)) = (bin.first_chunk(), bin.last_chunk()) else {
+        return;
+    };
+    // A later, larger bin supersedes earlier ACKs it covers.
+    ch.pending_acks
+        .retain(|p| !(first <= p.first && p.last <= last));
+    ch.pending_acks.push(PendingAck { first, last, delay });
+}
+
+/// Private, unique-local, link-local, loopback or multicast addresses (R-8.13-d).
+pub(crate) fn is_private(addr: SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V4(a) => {
+            let ip = a.ip();
+            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_multicast()
+        }
+        SocketAddr::V6(a) => {
+            let ip = a.ip();
+            let seg = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_multicast()
+                || (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80
+        }
+    }
+}

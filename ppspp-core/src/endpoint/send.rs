@@ -1,0 +1,557 @@
+//! Sending: assembling datagrams from each channel's pending messages and upload queue.
+
+use arrayvec::ArrayVec;
+
+use super::channel::{HashesAhead, Role, Sent, State};
+use super::{Endpoint, Transmit};
+use crate::bin::Bin;
+use crate::hash::HashValue;
+use crate::merkle::AckedHashes;
+use crate::wire::{
+    Ack, ChannelId, ChunkSpec, DatagramWriter, EncodeError, Handshake, Integrity, Message,
+    MessageType, ProtocolOptions, SupportedMessages,
+};
+
+use super::recv::VERSION;
+
+/// The size of a typical DATA datagram, for window and pacing checks before it is built: a
+/// chunk, its headers and a couple of hashes, at most the maximum datagram size.
+pub(crate) fn data_estimate(mss: u64, chunk_size: u32) -> u64 {
+    (u64::from(chunk_size) + 64).min(mss)
+}
+
+/// Bytes of a DATA message header before the chunk: type, chunk spec, timestamp.
+fn data_header_len(spec_len: usize) -> usize {
+    1 + spec_len + 8
+}
+
+impl Endpoint {
+    /// Writes the next datagram to send into `buf` and says where it goes. Call until `None`
+    /// after every input or command. `buf` should hold at least the configured maximum
+    /// datagram size (1472 bytes by default).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: crate::time::Instant, buf: &mut [u8]) -> Option<Transmit> {
+        self.advance(now);
+        if let Some((to, d)) = self.raw_out.pop_front() {
+            if d.len() <= buf.len() {
+                buf[..d.len()].copy_from_slice(&d);
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += d.len() as u64;
+                self.stats.messages_out.add(MessageType::Handshake);
+                return Some(Transmit {
+                    destination: to,
+                    size: d.len(),
+                });
+            }
+        }
+        let now = self.now;
+        while let Some(id) = self.send_queue.pop_front() {
+            let Some(ch) = self.chan_mut(id) else {
+                continue;
+            };
+            ch.queued = false;
+            let size = self.build(id, buf);
+            if size == 0 {
+                self.reschedule(id);
+                continue;
+            }
+            let Some(ch) = self.chan_mut(id) else {
+                continue;
+            };
+            let dest = ch.remote;
+            ch.last_send = now;
+            ch.sent_since_recv = ch.sent_since_recv.saturating_add(1);
+            ch.stats.datagrams_out += 1;
+            ch.stats.bytes_out += size as u64;
+            ch.bytes_out += size as u64;
+            self.stats.datagrams_out += 1;
+            self.stats.bytes_out += size as u64;
+            // Round robin: a channel with more to send goes to the back of the queue.
+            if self.can_send_more(id) {
+                self.queue_send(id);
+            }
+            self.reschedule(id);
+            return Some(Transmit {
+                destination: dest,
+                size,
+            });
+        }
+        None
+    }
+
+    /// Whether channel `id` could put another datagram on the wire right now.
+    pub(crate) fn can_send_more(&self, id: u32) -> bool {
+        let Some(ch) = self.chan(id) else {
+            return false;
+        };
+        if ch.has_control() && (ch.is_established() || ch.send_handshake) {
+            return true;
+        }
+        if !ch.is_established() || !ch.proven || ch.upload.is_empty() || ch.am_choking {
+            return false;
+        }
+        let mss = self.cfg.max_datagram_size as u64;
+        let cs = self
+            .swarms
+            .get(ch.swarm)
+            .and_then(Option::as_ref)
+            .map_or(1024, |s| s.cfg.chunk_size);
+        matches!(ch.cc.next_send_time(self.now, data_estimate(mss, cs)), Some(t) if t <= self.now)
+    }
+
+    fn handshake_options(&self, id: u32) -> ProtocolOptions {
+        let ch = self.chan(id).expect("caller checked");
+        let s = self.swarms[ch.swarm]
+            .as_ref()
+            .expect("channel's swarm exists");
+        let initiator = ch.role == Role::Initiator;
+        let chunk_size = if initiator {
+            // DESIGN.md §4: after unanswered handshakes with option 9, retry without it.
+            ch.hs_attempts < self.cfg.chunk_size_fallback_after
+        } else {
+            ch.reply_with_chunk_size
+        };
+        ProtocolOptions {
+            version: Some(VERSION),
+            min_version: initiator.then_some(VERSION),
+            swarm_id: initiator.then(|| bytes::Bytes::copy_from_slice(s.swarm_id.as_bytes())),
+            integrity: Some(super::STATIC_INTEGRITY),
+            merkle_hash: Some(s.cfg.hash),
+            addressing: Some(s.cfg.addressing),
+            supported_messages: Some(SupportedMessages::all()),
+            chunk_size: chunk_size.then_some(s.cfg.chunk_size),
+            ..ProtocolOptions::default()
+        }
+    }
+
+    /// Assembles one datagram for channel `id`; returns its size (0: nothing to send now).
+    fn build(&mut self, id: u32, buf: &mut [u8]) -> usize {
+        let now = self.now;
+        let max = self.cfg.max_datagram_size.min(buf.len());
+        let Some(ch) = self.chan(id) else { return 0 };
+        let initiator = ch.role == Role::Initiator;
+        let opening = initiator && ch.state == State::Connecting;
+        if opening && !ch.send_handshake {
+            return 0;
+        }
+        let dest = if opening { 0 } else { ch.peer_id };
+        // R-12.1-b, R-12.1.1-a: until the peer proves its address, stay within a small
+        // multiple of what it sent.
+        let limit = if ch.role == Role::Responder && !ch.proven {
+            let budget = (ch.bytes_in as usize)
+                .saturating_mul(self.cfg.amplification_factor)
+                .saturating_sub(ch.bytes_out as usize);
+            budget.min(max)
+        } else {
+            max
+        };
+        if limit < 8 {
+            self.stats.drops.amplification_limited += 1;
+            return 0;
+        }
+        let wire = ch.wire;
+        let hs = ch.send_handshake.then(|| self.handshake_options(id));
+        let hs_timeout = self.cfg.handshake_timeout;
+        let mut counts: ArrayVec<MessageType, 96> = ArrayVec::new();
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return 0;
+        };
+        let Ok(mut w) = DatagramWriter::new(&mut buf[..limit], ChannelId(dest), wire) else {
+            return 0;
+        };
+        if let Some(options) = hs {
+            let m = Message::Handshake(Handshake {
+                source_channel: ChannelId(ch.id),
+                options,
+            });
+            if w.push(&m).is_err() {
+                return 0;
+            }
+            counts.push(MessageType::Handshake);
+            ch.send_handshake = false;
+            if initiator {
+                ch.hs_attempts += 1;
+                let backoff = hs_timeout * 2u32.pow(ch.hs_attempts.min(8) - 1);
+                ch.hs_deadline = Some(now + backoff);
+            }
+        }
+        let established = ch.is_established() || (ch.role == Role::Responder && !opening);
+        if established && !opening {
+            let cs = u64::from(sw.cfg.chunk_size);
+            // CHOKE / UNCHOKE first: they change how the peer reads the rest.
+            if let Some(choke) = ch.send_choke {
+                let m = if choke {
+                    Message::Choke
+                } else {
+                    Message::Unchoke
+                };
+                if w.push(&m).is_ok() {
+                    counts.push(m.message_type());
+                    ch.send_choke = None;
+                }
+            }
+            // ACKs, oldest first (L-2.3-b: samples in the order they were taken).
+            let mut sent_acks = 0;
+            for a in &ch.pending_acks {
+                let Some(spec) = ChunkSpec::chunk_range(wire.addressing, a.first, a.last, cs)
+                else {
+                    sent_acks += 1;
+                    continue;
+                };
+                let m = Message::Ack(Ack {
+                    spec,
+                    delay: a.delay,
+                });
+                if w.push(&m).is_err() {
+                    break;
+                }
+                let _ = counts.try_push(MessageType::Ack);
+                sent_acks += 1;
+            }
+            ch.pending_acks.drain(..sent_acks);
+            // HAVEs (R-3.2-a), each the largest complete interval around new chunks (R-4.3.1-a).
+            if !ch.pending_haves.is_empty() && (ch.proven || ch.role == Role::Responder) {
+                let ranges: alloc::vec::Vec<core::ops::Range<u64>> =
+                    ch.pending_haves.ranges().collect();
+                for r in ranges {
+                    let (first, last) = match sw.have.run_containing(r.start) {
+                        Some(run) => (run.start, run.end - 1),
+                        None => (r.start, r.end - 1),
+                    };
+                    if !push_ranged(
+                        &mut w,
+                        &mut counts,
+                        wire.addressing,
+                        first,
+                        last,
+                        cs,
+                        Message::Have,
+                    ) {
+                        break;
+                    }
+                    ch.pending_haves.remove_range(first..last + 1);
+                    ch.pending_haves.remove_range(r);
+                }
+            }
+            if ch.proven {
+                // CANCELs, then REQUESTs.
+                let mut done = 0;
+                for &(a, b) in &ch.pending_cancels {
+                    if !push_ranged(
+                        &mut w,
+                        &mut counts,
+                        wire.addressing,
+                        a,
+                        b,
+                        cs,
+                        Message::Cancel,
+                    ) {
+                        break;
+                    }
+                    done += 1;
+                }
+                ch.pending_cancels.drain(..done);
+                let mut done = 0;
+                for &(a, b) in &ch.pending_requests {
+                    if !push_ranged(
+                        &mut w,
+                        &mut counts,
+                        wire.addressing,
+                        a,
+                        b,
+                        cs,
+                        Message::Request,
+                    ) {
+                        break;
+                    }
+                    done += 1;
+                }
+                ch.pending_requests.drain(..done);
+                if ch.send_pex_req && w.push(&Message::PexReq).is_ok() {
+                    ch.send_pex_req = false;
+                    let _ = counts.try_push(MessageType::PexReq);
+                }
+                while let Some(&addr) = ch.pex_replies.last() {
+                    let m = match addr {
+                        core::net::SocketAddr::V4(a) => Message::PexResV4(a),
+                        core::net::SocketAddr::V6(a) => Message::PexResV6(a),
+                    };
+                    if w.push(&m).is_err() {
+                        break;
+                    }
+                    let _ = counts.try_push(m.message_type());
+                    ch.pex_replies.pop();
+                }
+            }
+        }
+        let mut len = w.len();
+        let had_control = !w.is_empty();
+        let _ = w;
+        // DATA, with its INTEGRITY messages first (R-5.4-a), if the window allows.
+        if established && !opening && ch.proven && !ch.am_choking && !sw.store_failed {
+            len = self.add_data(id, buf, len, limit, had_control, &mut counts);
+        }
+        if len == 4 {
+            // R-8.14-a: a keep-alive is the channel ID alone.
+            let Some(ch) = self.chan_mut(id) else {
+                return 0;
+            };
+            if ch.send_keepalive && ch.is_established() {
+                ch.send_keepalive = false;
+                self.stats.keepalives_out += 1;
+                return 4;
+            }
+            return 0;
+        }
+        if let Some(ch) = self.chan_mut(id) {
+            ch.send_keepalive = false;
+        }
+        for t in counts {
+            self.stats.messages_out.add(t);
+            if let Some(ch) = self.chan_mut(id) {
+                ch.stats.messages_out.add(t);
+            }
+        }
+        len
+    }
+
+    /// Appends INTEGRITY + DATA for the next queued chunk to the datagram in `buf[..len]`.
+    fn add_data(
+        &mut self,
+        id: u32,
+        buf: &mut [u8],
+        mut len: usize,
+        limit: usize,
+        had_control: bool,
+        counts: &mut ArrayVec<MessageType, 96>,
+    ) -> usize {
+        let now = self.now;
+        let unix = self.unix_micros();
+        let mss = self.cfg.max_datagram_size as u64;
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return len;
+        };
+        let estimate = data_estimate(mss, sw.cfg.chunk_size);
+        match ch.cc.next_send_time(now, estimate) {
+            Some(t) if t <= now => {}
+            // Window full (wait for ACKs) or paced (the timer wakes us).
+            _ => return len,
+        }
+        let wire = ch.wire;
+        let cs = u64::from(sw.cfg.chunk_size);
+        let Some(n) = sw.chunk_count() else {
+            return len;
+        };
+        // The next chunk we can serve.
+        let chunk = loop {
+            let Some(c) = ch.pop_upload() else { return len };
+            // A chunk already in flight is not sent twice (a peer re-requesting a hole while
+            // our copy is on its way); if that copy is lost, loss detection queues it again.
+            if c < n
+                && sw.have.contains(c)
+                && !ch.peer_have.contains(c)
+                && !ch.in_flight.contains_key(&c)
+            {
+                break c;
+            }
+        };
+        let chunk_len = if chunk + 1 < n {
+            cs as usize
+        } else {
+            match sw.tree.content_len() {
+                Some(total) => (total - (n - 1) * cs) as usize,
+                None => {
+                    ch.push_upload_front(chunk);
+                    return len;
+                }
+            }
+        };
+        let retransmit = sw_lost(ch, chunk);
+        // Which hashes the peer needs: the peaks until it acknowledged anything (R-5.6.2-a),
+        // then uncles it cannot know from its ACKs/HAVEs (R-5.3-e) — and, on a first
+        // transmission, not those of chunks already in flight to it (R-5.3-f).
+        let with_peaks = ch.peer_have.is_empty();
+        let peer_have = &ch.peer_have;
+        let in_flight = &ch.in_flight_map;
+        let known = |b: Bin| {
+            AckedHashes::new(peer_have).knows(b)
+                || (!retransmit && AckedHashes::new(in_flight).knows(b))
+        };
+        let hashes: ArrayVec<(Bin, HashValue), 130> =
+            match crate::merkle::integrity(sw.tree.source(), chunk, with_peaks, known) {
+                Ok(it) => it.take(130).collect(),
+                Err(_) => {
+                    // We cannot prove this chunk (a leecher missing a hash): skip it.
+                    return len;
+                }
+            };
+        let skip = match ch.hashes_ahead {
+            Some(h) if h.chunk == chunk => h.sent.min(hashes.len()),
+            _ => 0,
+        };
+        let int_len = 1 + wire.addressing.spec_len() + wire.hash_len;
+        let data_len = data_header_len(wire.addressing.spec_len()) + chunk_len;
+        let need = (hashes.len() - skip) * int_len + data_len;
+        let room = limit - len;
+        let Some(spec) = ChunkSpec::chunk(wire.addressing, chunk, cs) else {
+            return len;
+        };
+        if need > room {
+            if had_control || room < int_len {
+                // Send the control messages now; the chunk goes in the next datagram.
+                ch.push_upload_front(chunk);
+                return len;
+            }
+            // R-5.3-c: hashes that do not fit with the DATA go first, in their own datagram.
+            let fit = room / int_len;
+            let mut sent = skip;
+            for (bin, hash) in hashes.iter().skip(skip).take(fit) {
+                let Some(s) = node_spec(wire.addressing, *bin, cs) else {
+                    continue;
+                };
+                let m = Message::Integrity(Integrity {
+                    spec: s,
+                    hash: *hash,
+                });
+                match m.encode(&wire, &mut buf[len..limit]) {
+                    Ok(k) => len += k,
+                    Err(EncodeError::BufferTooSmall { .. }) => break,
+                    Err(_) => {}
+                }
+                sent += 1;
+                let _ = counts.try_push(MessageType::Integrity);
+            }
+            ch.hashes_ahead = Some(HashesAhead { chunk, sent });
+            ch.push_upload_front(chunk);
+            return len;
+        }
+        for (bin, hash) in hashes.iter().skip(skip) {
+            let Some(s) = node_spec(wire.addressing, *bin, cs) else {
+                continue;
+            };
+            let m = Message::Integrity(Integrity {
+                spec: s,
+                hash: *hash,
+            });
+            if let Ok(k) = m.encode(&wire, &mut buf[len..limit]) {
+                len += k;
+                let _ = counts.try_push(MessageType::Integrity);
+            }
+        }
+        ch.hashes_ahead = None;
+        // DATA header, then the chunk read by the store straight into the datagram.
+        let start = len;
+        buf[len] = MessageType::Data.code();
+        len += 1;
+        let sl = wire.addressing.spec_len();
+        if spec
+            .write(wire.addressing, &mut buf[len..len + sl])
+            .is_err()
+        {
+            return start;
+        }
+        len += sl;
+        buf[len..len + 8].copy_from_slice(&unix.to_be_bytes());
+        len += 8;
+        match sw.store.read_chunk(
+            chunk,
+            &mut buf[len..len + chunk_len.max(cs as usize).min(limit - len)],
+        ) {
+            Ok(k) if k == chunk_len => len += k,
+            Ok(_) | Err(_) => {
+                // The store cannot give this chunk back as it was verified: stop serving.
+                sw.store_failed = true;
+                let swarm = sw.handle;
+                self.events.push_back(crate::event::Event::StoreFailure {
+                    swarm,
+                    error: crate::store::StoreError::Io {
+                        message: alloc::format!("chunk {chunk} could not be read back"),
+                    },
+                });
+                return start;
+            }
+        }
+        let _ = counts.try_push(MessageType::Data);
+        let bytes = (len - start) as u64;
+        ch.send_seq += 1;
+        if retransmit {
+            ch.stats.retransmissions += 1;
+        }
+        ch.in_flight.insert(
+            chunk,
+            Sent {
+                at: now,
+                bytes,
+                seq: ch.send_seq,
+                retransmitted: retransmit,
+            },
+        );
+        ch.in_flight_map.insert(chunk);
+        ch.sent_order.insert(ch.send_seq, chunk);
+        ch.lost.remove(chunk);
+        ch.cc.on_sent(now, bytes);
+        ch.stats.content_out += chunk_len as u64;
+        ch.round_up += chunk_len as u64;
+        if retransmit {
+            self.stats.data_retransmissions += 1;
+        }
+        len
+    }
+}
+
+/// The messages naming chunks `a..=b`: one under range addressing, the minimal bins
+/// otherwise (R-4.2-g). Pushes all of them or none; false when they do not fit.
+fn push_ranged(
+    w: &mut DatagramWriter<'_>,
+    counts: &mut ArrayVec<MessageType, 96>,
+    addressing: crate::wire::ChunkAddressing,
+    a: u64,
+    b: u64,
+    cs: u64,
+    make: fn(ChunkSpec) -> Message,
+) -> bool {
+    let specs: ArrayVec<ChunkSpec, 128> = match ChunkSpec::chunk_range(addressing, a, b, cs) {
+        Some(s) => core::iter::once(s).collect(),
+        None => Bin::cover(a, b)
+            .filter_map(|bin| node_spec(addressing, bin, cs))
+            .take(128)
+            .collect(),
+    };
+    if specs.len() * (1 + addressing.spec_len()) > w.remaining() {
+        return false;
+    }
+    for spec in specs {
+        let m = make(spec);
+        if w.push(&m).is_err() {
+            return false;
+        }
+        let _ = counts.try_push(m.message_type());
+    }
+    true
+}
+
+/// Whether `chunk` was declared lost before (its resend is a retransmission).
+fn sw_lost(ch: &super::channel::Channel, chunk: u64) -> bool {
+    ch.lost.contains(chunk)
+}
+
+/// The chunk specification of tree node `bin` under `addressing` (CHECKLIST Q8: the full
+/// aligned range, not clipped).
+fn node_spec(
+    addressing: crate::wire::ChunkAddressing,
+    bin: Bin,
+    chunk_size: u64,
+) -> Option<ChunkSpec> {
+    match addressing {
+        crate::wire::ChunkAddressing::Bin32 | crate::wire::ChunkAddressing::Bin64 => {
+            let s = ChunkSpec::Bin(bin);
+            s.fits(addressing).then_some(s)
+        }
+        _ => ChunkSpec::chunk_range(
+            addressing,
+            bin.first_chunk()?,
+            bin.last_chunk()?,
+            chunk_size,
+        ),
+    }
+}

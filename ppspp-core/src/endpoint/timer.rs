@@ -1,0 +1,418 @@
+//! Timers: handshake retransmission, loss detection, request timeouts, keep-alives, dead
+//! peers, pacing, and the swarm-wide choke rounds and PEX.
+
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+
+use super::channel::{Role, State};
+use super::{CHOKE_ROUND, Endpoint, TICK, release};
+use crate::event::CloseReason;
+use crate::time::{Duration, Instant};
+
+/// A responder's half-open channel is dropped after this long without proof.
+const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Endpoint {
+    /// Advances time to `now` and runs every timer that is due. Calling it early or twice is
+    /// harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.advance(now);
+        // Each due channel runs once per call, so a deadline that stays due cannot spin here.
+        let mut due: Vec<u32> = Vec::new();
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > self.now {
+                break;
+            }
+            self.timers.pop();
+            let Some(ch) = self.chan_mut(id) else {
+                continue;
+            };
+            if ch.timer_at == Some(t) {
+                ch.timer_at = None;
+            }
+            if !due.contains(&id) {
+                due.push(id);
+            }
+        }
+        for id in due {
+            self.on_channel_timer(id);
+            self.reschedule(id);
+        }
+        if self.now >= self.next_tick {
+            self.next_tick = self.now + TICK;
+            self.tick();
+        }
+    }
+
+    /// The earliest instant channel `id` needs attention.
+    fn deadline(&self, id: u32) -> Option<Instant> {
+        let ch = self.chan(id)?;
+        let mut d: Option<Instant> = None;
+        let mut at = |t: Instant| d = Some(d.map_or(t, |x: Instant| x.min(t)));
+        if ch.role == Role::Initiator && ch.state == State::Connecting {
+            if let Some(t) = ch.hs_deadline {
+                at(t);
+            }
+            return d;
+        }
+        if ch.role == Role::Responder && !ch.proven {
+            at(ch.last_recv + HALF_OPEN_TIMEOUT);
+            return d;
+        }
+        if let Some((_, &c)) = ch.sent_order.first_key_value() {
+            if let Some(s) = ch.in_flight.get(&c) {
+                at(s.at + ch.rtt.rto());
+            }
+        }
+        if let Some(t) = ch.cc.cto_deadline() {
+            at(t.max(self.now + Duration::from_millis(1)));
+        }
+        if !ch.upload.is_empty() && !ch.am_choking {
+            let mss = self.cfg.max_datagram_size as u64;
+            let cs = self
+                .swarms
+                .get(ch.swarm)
+                .and_then(Option::as_ref)
+                .map_or(1024, |s| s.cfg.chunk_size);
+            if let Some(t) = ch
+                .cc
+                .next_send_time(self.now, super::send::data_estimate(mss, cs))
+            {
+                if t > self.now {
+                    at(t);
+                }
+            }
+        }
+        if !ch.requested.is_empty() {
+            at(ch.last_delivery + self.request_timeout(id));
+            if ch.delivered_seq > 0 {
+                at(self.now + self.hole_timeout(id));
+            }
+        }
+        if !ch.send_keepalive {
+            at(ch.last_send + self.cfg.keepalive_interval);
+        }
+        if ch.sent_since_recv >= 3 {
+            at(ch.last_recv + self.cfg.dead_peer_timeout);
+        }
+        d
+    }
+
+    /// Re-arms channel `id`'s timer if its deadline moved earlier.
+    pub(crate) fn reschedule(&mut self, id: u32) {
+        let d = self.deadline(id);
+        let Some(ch) = self.chan_mut(id) else { return };
+        if let Some(d) = d {
+            if ch.timer_at.is_none_or(|t| d < t) {
+                ch.timer_at = Some(d);
+                self.timers.push(Reverse((d, id)));
+            }
+        }
+    }
+
+    fn request_timeout(&self, id: u32) -> Duration {
+        let rto = self
+            .chan(id)
+            .map_or(Duration::from_secs(1), |c| c.rtt.rto());
+        (rto * 2).max(Duration::from_millis(1500))
+    }
+
+    fn hole_timeout(&self, id: u32) -> Duration {
+        let rto = self
+            .chan(id)
+            .map_or(Duration::from_secs(1), |c| c.rtt.rto());
+        (rto * 2).max(Duration::from_millis(400))
+    }
+
+    fn on_channel_timer(&mut self, id: u32) {
+        let now = self.now;
+        let (attempts, dead, keepalive) = (
+            self.cfg.handshake_attempts,
+            self.cfg.dead_peer_timeout,
+            self.cfg.keepalive_interval,
+        );
+        let Some(ch) = self.chan_mut(id) else { return };
+        if ch.role == Role::Initiator && ch.state == State::Connecting {
+            if ch.hs_deadline.is_some_and(|t| t <= now) {
+                if ch.hs_attempts >= attempts {
+                    self.close_channel(id, CloseReason::HandshakeTimeout, false);
+                    return;
+                }
+                // R-3.1.1-r: resend the opening datagram.
+                ch.send_handshake = true;
+                ch.hs_deadline = None;
+                self.stats.handshake_retransmissions += 1;
+                self.queue_send(id);
+            }
+            return;
+        }
+        if ch.role == Role::Responder && !ch.proven {
+            if now.saturating_duration_since(ch.last_recv) >= HALF_OPEN_TIMEOUT {
+                self.close_channel(id, CloseReason::HandshakeTimeout, false);
+            }
+            return;
+        }
+        // R-3.12-b: dead after the timeout with at least 3 datagrams sent meanwhile.
+        if now.saturating_duration_since(ch.last_recv) >= dead && ch.sent_since_recv >= 3 {
+            self.close_channel(id, CloseReason::Dead, false);
+            return;
+        }
+        // R-3.12-a: keep-alive when nothing else went out.
+        let keep = now.saturating_duration_since(ch.last_send) >= keepalive;
+        if keep {
+            ch.send_keepalive = true;
+        }
+        if let Some(t) = ch.cc.cto_deadline() {
+            if t <= now {
+                ch.cc.on_timeout(now);
+            }
+        }
+        if keep {
+            self.queue_send(id);
+        }
+        self.detect_losses(id);
+        self.expire_requests(id);
+        if self.can_send_more(id) {
+            self.queue_send(id);
+        }
+    }
+
+    /// Declares DATA lost (M-4): sent before three later-sent chunks were acknowledged, or
+    /// unacknowledged for an RTO. Lost chunks go back to the front of the upload queue.
+    pub(crate) fn detect_losses(&mut self, id: u32) {
+        let now = self.now;
+        let Some(ch) = self.chan_mut(id) else { return };
+        let rto = ch.rtt.rto();
+        let srtt = ch.rtt.smoothed_or(rto);
+        let time_threshold = srtt + srtt / 8 + Duration::from_millis(5);
+        let mut lost = Vec::new();
+        let mut bytes = 0;
+        let mut timed_out = false;
+        while let Some((&seq, &c)) = ch.sent_order.first_key_value() {
+            let Some(s) = ch.in_flight.get(&c).copied() else {
+                ch.sent_order.remove(&seq);
+                continue;
+            };
+            let age = now.saturating_duration_since(s.at);
+            let by_order = seq + 3 <= ch.acked_seq || (seq < ch.acked_seq && age > time_threshold);
+            let by_timeout = age >= rto;
+            if !(by_order || by_timeout) {
+                break;
+            }
+            timed_out |= by_timeout && !by_order;
+            ch.sent_order.remove(&seq);
+            ch.in_flight.remove(&c);
+            ch.in_flight_map.remove(c);
+            bytes += s.bytes;
+            lost.push(c);
+        }
+        if lost.is_empty() {
+            return;
+        }
+        if timed_out {
+            ch.rtt.on_timeout();
+        }
+        ch.cc.on_loss(now, bytes, &ch.rtt);
+        // The oldest loss goes out first.
+        for &c in lost.iter().rev() {
+            if !ch.peer_have.contains(c) {
+                ch.lost.insert(c);
+                ch.push_upload_front(c);
+            }
+        }
+        self.queue_send(id);
+    }
+
+    /// Gives up on requests a peer did not serve: all of them when it delivered nothing for a
+    /// while, or holes left behind chunks requested later and already delivered.
+    fn expire_requests(&mut self, id: u32) {
+        let now = self.now;
+        let req_timeout = self.request_timeout(id);
+        let hole_timeout = self.hole_timeout(id);
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if ch.requested.is_empty() {
+            return;
+        }
+        let stalled = now.saturating_duration_since(ch.last_delivery) >= req_timeout;
+        let expired: Vec<u64> = ch
+            .requested
+            .iter()
+            .filter(|(_, r)| {
+                stalled
+                    || (r.seq < ch.delivered_seq
+                        && now.saturating_duration_since(r.at) >= hole_timeout)
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for c in &expired {
+            ch.requested.remove(c);
+            release(sw, *c);
+        }
+        if stalled {
+            ch.request_target = (ch.request_target / 2).max(4);
+            ch.last_delivery = now;
+        }
+        let ids: Vec<u32> = sw.channels.iter().copied().collect();
+        self.stats.rerequests += expired.len() as u64;
+        for o in ids {
+            self.fill_requests(o);
+        }
+    }
+
+    /// Swarm-wide housekeeping: upload slots and PEX.
+    fn tick(&mut self) {
+        let now = self.now;
+        for idx in 0..self.swarms.len() {
+            let Some(s) = self.swarms[idx].as_ref() else {
+                continue;
+            };
+            let round = now >= s.next_choke_round;
+            self.refresh_slots(idx, round);
+            self.pex_connect(idx);
+        }
+    }
+
+    /// Upload slots (RFC 7574 §3.9). Every tick, slots of peers that stopped asking are freed
+    /// and given to waiting peers; every choke round the unchoked set is re-ranked: peers that
+    /// upload to us most keep their slots (reciprocity, RFC 7574 §9.2), and one slot goes to a
+    /// random other peer (optimistic unchoke).
+    fn refresh_slots(&mut self, idx: usize, round: bool) {
+        let now = self.now;
+        let Some(s) = self.swarms[idx].as_ref() else {
+            return;
+        };
+        let slots = s.cfg.upload_slots;
+        let idle = CHOKE_ROUND * 2;
+        let mut interested: Vec<(u64, u32)> = Vec::new();
+        for &id in &s.channels {
+            let Some(ch) = self.chan(id) else { continue };
+            let wants = ch.is_established()
+                && ch
+                    .interested_at
+                    .is_some_and(|t| now.saturating_duration_since(t) < idle)
+                && !s.chunk_count().is_some_and(|n| ch.peer_have.is_complete(n));
+            if wants {
+                interested.push((ch.round_down, id));
+            }
+        }
+        let mut unchoked: Vec<u32> = s
+            .unchoked
+            .iter()
+            .copied()
+            .filter(|id| interested.iter().any(|(_, i)| i == id))
+            .collect();
+        if round {
+            // Reciprocity first; ties broken at random so seeders rotate their slots.
+            let mut ranked: Vec<(u64, u32, u32)> = interested
+                .iter()
+                .map(|&(down, id)| (down, self.rng.next_u32(), id))
+                .collect();
+            ranked.sort_unstable_by(|a, b| b.cmp(a));
+            unchoked = ranked
+                .iter()
+                .take(slots.saturating_sub(1))
+                .map(|r| r.2)
+                .collect();
+            let rest: Vec<u32> = ranked
+                .iter()
+                .skip(slots.saturating_sub(1))
+                .map(|r| r.2)
+                .collect();
+            if !rest.is_empty() {
+                let pick = rest[self.rng.gen_range(0..rest.len() as u64) as usize];
+                unchoked.push(pick);
+            }
+        } else {
+            // Fill free slots with waiting peers.
+            for &(_, id) in &interested {
+                if unchoked.len() >= slots {
+                    break;
+                }
+                if !unchoked.contains(&id) {
+                    unchoked.push(id);
+                }
+            }
+        }
+        let Some(s) = self.swarms[idx].as_mut() else {
+            return;
+        };
+        let old = core::mem::take(&mut s.unchoked);
+        s.unchoked = unchoked.iter().copied().collect();
+        if round {
+            s.next_choke_round = now + CHOKE_ROUND;
+        }
+        let members: Vec<u32> = s.channels.iter().copied().collect();
+        let new = s.unchoked.clone();
+        for id in members {
+            let Some(ch) = self.chan_mut(id) else {
+                continue;
+            };
+            if new.contains(&id) {
+                if ch.am_choking {
+                    ch.am_choking = false;
+                    ch.send_choke = Some(false);
+                    self.queue_send(id);
+                }
+            } else if old.contains(&id) && interested.iter().any(|(_, i)| *i == id) {
+                // R-3.9-b: a choked peer's pending requests are dropped.
+                ch.am_choking = true;
+                ch.send_choke = Some(true);
+                ch.upload.clear();
+                ch.upload_len = 0;
+                self.queue_send(id);
+            }
+            if round {
+                if let Some(ch) = self.chan_mut(id) {
+                    ch.round_down = 0;
+                    ch.round_up = 0;
+                }
+            }
+        }
+    }
+
+    /// Connects to peers learnt by PEX while the swarm has room, and asks for more peers now
+    /// and then.
+    fn pex_connect(&mut self, idx: usize) {
+        let now = self.now;
+        let Some(s) = self.swarms[idx].as_mut() else {
+            return;
+        };
+        if !s.cfg.pex || s.complete {
+            return;
+        }
+        let room = s.cfg.max_peers.saturating_sub(s.channels.len());
+        let mut targets = Vec::new();
+        while targets.len() < room.min(4) {
+            let Some(a) = s.pex_candidates.pop_first() else {
+                break;
+            };
+            if s.tried.insert(a) {
+                targets.push(a);
+            }
+        }
+        let ask = room > 0 && now >= s.next_pex;
+        if ask {
+            s.next_pex = now + Duration::from_secs(15);
+        }
+        let handle = s.handle;
+        let members: Vec<u32> = s.channels.iter().copied().collect();
+        for a in targets {
+            let _ = self.connect(now, handle, a);
+        }
+        if ask {
+            for id in members {
+                if let Some(ch) = self.chan_mut(id) {
+                    if ch.is_established() && ch.role == Role::Initiator {
+                        ch.send_pex_req = true;
+                        self.queue_send(id);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Counters: per endpoint and per channel.
+
+use crate::time::Duration;
+use crate::wire::MessageType;
+
+/// Messages counted by type (index = RFC 7574 message type code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageCounts(pub [u64; 14]);
+
+impl MessageCounts {
+    /// The count for `t`.
+    pub fn get(&self, t: MessageType) -> u64 {
+        self.0[usize::from(t.code())]
+    }
+
+    pub(crate) fn add(&mut self, t: MessageType) {
+        self.0[usize::from(t.code())] += 1;
+    }
+
+    /// All messages.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// Datagrams dropped, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DropCounts {
+    /// Could not be decoded at all, or its first message was invalid.
+    pub malformed: u64,
+    /// Addressed to a channel ID we never allocated (or closed).
+    pub unknown_channel: u64,
+    /// Arrived for a known channel from another address (CHECKLIST Q15).
+    pub wrong_address: u64,
+    /// A destination-0 datagram that does not open with a HANDSHAKE.
+    pub not_handshake: u64,
+    /// A handshake that failed a check: unknown swarm, versions, options (answered with
+    /// silence, R-3.1.1-h).
+    pub handshake_rejected: u64,
+    /// Messages after the first invalid one in a datagram (counted per datagram).
+    pub truncated_processing: u64,
+    /// DATA nobody asked for, or for a chunk we already have.
+    pub unrequested_data: u64,
+    /// REQUESTs refused: out of range, choked, unknown chunk, or too many queued.
+    pub refused_requests: u64,
+    /// Half-open channels evicted to bound memory.
+    pub evicted_half_open: u64,
+    /// Outgoing bytes withheld by the anti-amplification limit.
+    pub amplification_limited: u64,
+}
+
+/// Endpoint-wide counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// UDP payload bytes received.
+    pub bytes_in: u64,
+    /// UDP payload bytes sent.
+    pub bytes_out: u64,
+    /// Messages received, by type.
+    pub messages_in: MessageCounts,
+    /// Messages sent, by type.
+    pub messages_out: MessageCounts,
+    /// KEEPALIVE datagrams received.
+    pub keepalives_in: u64,
+    /// KEEPALIVE datagrams sent.
+    pub keepalives_out: u64,
+    /// Drops, by reason.
+    pub drops: DropCounts,
+    /// Chunks verified and stored.
+    pub chunks_verified: u64,
+    /// Chunks or hashes that failed verification.
+    pub integrity_failures: u64,
+    /// DATA messages sent again after being declared lost.
+    pub data_retransmissions: u64,
+    /// Handshakes sent again for lack of an answer.
+    pub handshake_retransmissions: u64,
+    /// Chunks requested again (timed out, or from another peer).
+    pub rerequests: u64,
+    /// Channels currently open.
+    pub channels: u64,
+}
+
+/// Counters of one channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ChannelStats {
+    /// Datagrams received.
+    pub datagrams_in: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Content bytes received and verified from this peer.
+    pub content_in: u64,
+    /// Content bytes sent to this peer.
+    pub content_out: u64,
+    /// Messages received, by type.
+    pub messages_in: MessageCounts,
+    /// Messages sent, by type.
+    pub messages_out: MessageCounts,
+    /// DATA sent again.
+    pub retransmissions: u64,
+    /// Smoothed round-trip time, once measured.
+    pub rtt: Option<Duration>,
+    /// Congestion window in bytes.
+    pub cwnd: u64,
+    /// DATA bytes in flight.
+    pub in_flight: u64,
+}
