@@ -516,3 +516,341 @@ fn transfers_under_loss_and_jitter_complete() {
         );
     }
 }
+
+/// Checks that every chunk the recorder holds is the real content (nothing unverified stored).
+fn assert_only_real_chunks(rec: &Recorder, data: &[u8], chunk: usize) {
+    for (&i, c) in &rec.inner.borrow().chunks {
+        let start = i as usize * chunk;
+        assert_eq!(
+            &data[start..start + c.len()],
+            &c[..],
+            "chunk {i} stored corrupted"
+        );
+    }
+}
+
+#[test]
+fn seeder_and_twenty_leechers_all_complete_and_share() {
+    let mut mesh = Mesh::new(20);
+    mesh.latency = Duration::from_millis(15);
+    let data = content(200 * 1024, 20);
+    let s = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let mut leechers = Vec::new();
+    for _ in 0..20 {
+        let n = mesh.add_node();
+        let (h, rec) = leecher(&mut mesh, n, &tree);
+        leechers.push((n, h, rec));
+    }
+    // Everyone knows the seeder and three random other leechers (a tracker's answer).
+    for k in 0..leechers.len() {
+        let (n, h, _) = &leechers[k];
+        let (n, h) = (*n, *h);
+        let sa = mesh.nodes[s].addr;
+        mesh.nodes[n].ep.connect(mesh.now, h, sa).unwrap();
+        for _ in 0..3 {
+            let o = leechers[mesh.rng.gen_range(0..leechers.len() as u64) as usize].0;
+            let oa = mesh.nodes[o].addr;
+            if o != n {
+                let _ = mesh.nodes[n].ep.connect(mesh.now, h, oa);
+            }
+        }
+    }
+    let all = |m: &Mesh| leechers.iter().all(|(n, h, _)| m.complete(*n, *h));
+    assert!(mesh.run_until(Duration::from_secs(600), all));
+    let mut from_leechers = 0;
+    for (n, _, rec) in &leechers {
+        assert_eq!(rec.assembled(), data);
+        for ch in mesh.nodes[*n].ep.channels.iter().flatten() {
+            from_leechers += ch.stats.content_out;
+        }
+    }
+    let from_seeder: u64 = mesh.nodes[s]
+        .ep
+        .channels
+        .iter()
+        .flatten()
+        .map(|c| c.stats.content_out)
+        .sum();
+    std::eprintln!("content served: seeder {from_seeder} bytes, leechers {from_leechers} bytes");
+    assert!(from_leechers > 0, "leechers upload to each other");
+}
+
+#[test]
+fn seeder_dies_mid_transfer_and_the_second_takes_over() {
+    let mut mesh = Mesh::new(21);
+    let data = content(400 * 1024, 21);
+    let a = mesh.add_node();
+    let b = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, a, &data, 1024, HashAlgorithm::Sha1);
+    seeder(&mut mesh, b, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let aa = mesh.nodes[a].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, aa).unwrap();
+    // Let part of the content arrive from A alone, then kill A and point the leecher at B.
+    assert!(mesh.run_until(Duration::from_secs(60), |m| {
+        m.nodes[l].ep.swarm(lh).unwrap().verified().count_in(0..400) >= 100
+    }));
+    mesh.nodes[a].alive = false;
+    let ba = mesh.nodes[b].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, ba).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(600), |m| m.complete(l, lh)));
+    assert_eq!(rec.assembled(), data);
+    let served_by_b: u64 = mesh.nodes[b]
+        .ep
+        .channels
+        .iter()
+        .flatten()
+        .map(|c| c.stats.content_out)
+        .sum();
+    assert!(served_by_b > 0);
+    // A is eventually declared dead (R-3.12-b).
+    mesh.run_until(Duration::from_secs(400), |m| {
+        m.nodes[l].events.iter().any(|e| {
+            matches!(
+                e,
+                Event::PeerClosed {
+                    reason: CloseReason::Dead,
+                    ..
+                }
+            )
+        })
+    });
+    assert!(mesh.nodes[l].events.iter().any(|e| matches!(
+        e,
+        Event::PeerClosed {
+            reason: CloseReason::Dead,
+            ..
+        }
+    )));
+}
+
+fn bad_peer_case(corrupt_data: bool, corrupt_hashes: bool, seed: u64) {
+    let mut mesh = Mesh::new(seed);
+    let data = content(100 * 1024, seed);
+    let bad = mesh.add_node();
+    let good = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, bad, &data, 1024, HashAlgorithm::Sha1);
+    seeder(&mut mesh, good, &data, 1024, HashAlgorithm::Sha1);
+    mesh.nodes[bad].corrupt_data = corrupt_data;
+    mesh.nodes[bad].corrupt_hashes = corrupt_hashes;
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (ba, ga) = (mesh.nodes[bad].addr, mesh.nodes[good].addr);
+    mesh.nodes[l].ep.connect(mesh.now, lh, ba).unwrap();
+    mesh.nodes[l].ep.connect(mesh.now, lh, ga).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(600), |m| m.complete(l, lh)));
+    assert_eq!(rec.assembled(), data);
+    assert_only_real_chunks(&rec, &data, 1024);
+    let ev = &mesh.nodes[l].events;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::IntegrityFailure { remote, .. } if *remote == ba)),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(|e| matches!(e, Event::PeerClosed { remote, reason: CloseReason::IntegrityFailure, .. } if *remote == ba)));
+    assert!(mesh.nodes[l].ep.stats().integrity_failures > 0);
+}
+
+#[test]
+fn peer_sending_corrupt_chunks_is_detected_and_content_stays_correct() {
+    bad_peer_case(true, false, 22);
+}
+
+#[test]
+fn peer_sending_wrong_hashes_is_detected_and_content_stays_correct() {
+    bad_peer_case(false, true, 23);
+}
+
+/// Sends one raw datagram to a fresh seeder and returns how many datagrams it answered with.
+fn answer_count(hex: &str, check: impl FnOnce(&crate::EndpointStats)) -> usize {
+    let mut mesh = Mesh::new(24);
+    let data = content(4096, 24);
+    let s = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let hex = hex.replace("{id}", &alloc::format!("{}", tree.root_hash()));
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let from = addr(99);
+    mesh.nodes[s]
+        .ep
+        .handle_datagram(mesh.now, from, Bytes::from(bytes));
+    let mut n = 0;
+    let mut buf = [0u8; 2048];
+    while mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf).is_some() {
+        n += 1;
+    }
+    check(&mesh.nodes[s].ep.stats());
+    n
+}
+
+#[test]
+fn every_handshake_rejection_is_silent() {
+    // A valid opening handshake is answered (the baseline for the cases below).
+    let ok = "00000000 00 00000001 0001 0101 020014{id} 0301 0400 0602 ff";
+    assert_eq!(answer_count(&ok.replace(' ', ""), |_| {}), 1);
+    let rejected: &[(&str, &str)] = &[
+        (
+            "unknown swarm",
+            "00000000 00 00000001 0001 0101 020014 c89800bfc82ed01ed6e3bfd5408c51274491f7d4 0301 0400 0602 ff",
+        ),
+        (
+            "no swarm ID",
+            "00000000 00 00000001 0001 0101 0301 0400 0602 ff",
+        ),
+        (
+            "version too new",
+            "00000000 00 00000001 0002 0102 020014{id} 0301 0400 0602 ff",
+        ),
+        (
+            "no version",
+            "00000000 00 00000001 020014{id} 0301 0400 0602 ff",
+        ),
+        (
+            "wrong hash function",
+            "00000000 00 00000001 0001 0101 020014{id} 0301 0402 0602 ff",
+        ),
+        (
+            "default hash (SHA-256) differs",
+            "00000000 00 00000001 0001 0101 020014{id} 0301 0602 ff",
+        ),
+        (
+            "wrong addressing",
+            "00000000 00 00000001 0001 0101 020014{id} 0301 0400 0603 ff",
+        ),
+        (
+            "wrong chunk size",
+            "00000000 00 00000001 0001 0101 020014{id} 0301 0400 0602 0900000800 ff",
+        ),
+        (
+            "no integrity",
+            "00000000 00 00000001 0001 0101 020014{id} 0300 0400 0602 ff",
+        ),
+        ("closing handshake to channel 0", "00000000 00 00000000 ff"),
+        ("not a handshake first", "00000000 0a"),
+        ("malformed options", "00000000 00 00000001 0001 0001 ff"),
+        ("unknown channel", "12345678 0a"),
+        ("short datagram", "000000"),
+    ];
+    for (what, hex) in rejected {
+        let n = answer_count(&hex.replace(' ', ""), |s| {
+            let d = s.drops;
+            assert!(
+                d.handshake_rejected + d.malformed + d.not_handshake + d.unknown_channel > 0,
+                "{what}: not counted"
+            );
+        });
+        assert_eq!(n, 0, "{what}: R-3.1.1-h wants silence");
+    }
+}
+
+#[test]
+fn ten_thousand_spoofed_handshakes_leave_memory_bounded() {
+    let mut mesh = Mesh::new(25);
+    let data = content(64 * 1024, 25);
+    let s = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let mut hs = Vec::new();
+    hs.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 1, 2, 0, 20]);
+    hs.extend_from_slice(tree.root_hash().as_bytes());
+    hs.extend_from_slice(&[3, 1, 4, 0, 6, 2, 0xff]);
+    let mut buf = [0u8; 2048];
+    let mut out_bytes = 0;
+    for i in 0..10_000u32 {
+        let from = SocketAddr::new(
+            core::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
+            1000 + (i % 50_000) as u16,
+        );
+        hs[5..9].copy_from_slice(&(i + 1).to_be_bytes());
+        mesh.nodes[s]
+            .ep
+            .handle_datagram(mesh.now, from, Bytes::copy_from_slice(&hs));
+        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
+            // Anti-amplification: never more than 3× what the spoofed source sent.
+            assert!(
+                t.size <= 3 * hs.len(),
+                "reply of {} bytes to {} bytes",
+                t.size,
+                hs.len()
+            );
+            out_bytes += t.size;
+        }
+    }
+    let stats = mesh.nodes[s].ep.stats();
+    assert!(stats.channels <= 1024, "{} channels held", stats.channels);
+    assert!(stats.drops.evicted_half_open >= 10_000 - 1024);
+    assert!(out_bytes <= 10_000 * 3 * hs.len());
+    // Half-open channels expire when nobody confirms them.
+    mesh.now += Duration::from_secs(30);
+    mesh.nodes[s].ep.handle_timeout(mesh.now);
+    assert_eq!(mesh.nodes[s].ep.stats().channels, 0);
+}
+
+/// A 1 GiB content (2^20 chunks of 1 KiB) whose chunks are all zero, so its tree is built from
+/// leaf hashes without materialising the content.
+#[derive(Debug)]
+struct ZeroStore;
+
+impl ChunkStore for ZeroStore {
+    fn read_chunk(&mut self, _index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        buf[..1024].fill(0);
+        Ok(1024)
+    }
+
+    fn write_chunk(&mut self, _index: u64, data: &[u8]) -> Result<(), StoreError> {
+        assert!(
+            data.iter().all(|&b| b == 0),
+            "only verified (zero) content is written"
+        );
+        Ok(())
+    }
+}
+
+#[test]
+fn gibibyte_tree_chunks_anywhere_verify() {
+    let chunks = 1u64 << 20;
+    let mut b = crate::merkle::MerkleBuilder::with_tree(HashAlgorithm::Sha1, 1024).unwrap();
+    let leaf = HashAlgorithm::Sha1.digest(&[0u8; 1024]);
+    for _ in 0..chunks {
+        b.push_leaf_hash(&leaf, 1024).unwrap();
+    }
+    let tree = Arc::new(b.finish_tree().unwrap());
+    let mut mesh = Mesh::new(26);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    mesh.nodes[s]
+        .ep
+        .add_swarm(
+            mesh.now,
+            SwarmConfig::seed(tree.clone()),
+            Box::new(ZeroStore),
+        )
+        .unwrap();
+    let mut cfg = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
+    cfg.picker(crate::config::PickerMode::InOrder { lookahead: 32 });
+    let lh = mesh.nodes[l]
+        .ep
+        .add_swarm(mesh.now, cfg, Box::new(ZeroStore))
+        .unwrap();
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    // Stream from three places: the start, the middle and the end of the content.
+    for start in [0, chunks / 2, chunks - 32] {
+        mesh.nodes[l].ep.seek(mesh.now, lh, start);
+        let ok = mesh.run_until(Duration::from_secs(120), |m| {
+            m.nodes[l]
+                .ep
+                .swarm(lh)
+                .unwrap()
+                .verified()
+                .count_in(start..start + 32)
+                == 32
+        });
+        assert!(ok, "chunks from {start} did not arrive");
+    }
+    let sw = mesh.nodes[l].ep.swarm(lh).unwrap();
+    assert_eq!(sw.chunk_count(), Some(chunks));
+    assert_eq!(sw.content_len(), Some(chunks * 1024));
+}
