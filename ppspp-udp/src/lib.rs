@@ -2,9 +2,26 @@
 //! a real clock, operating-system randomness and file I/O, and the `ppspp` command-line
 //! program.
 //!
-//! Today it holds the command-line tools that need no network: `ppspp decode` (a protocol
-//! dissector for single datagrams) and `ppspp hash` (the swarm ID of a file). The socket
-//! driver and the file-backed chunk store come with the protocol engine.
+//! - [`Driver`]: one endpoint on one non-blocking UDP socket (IPv4 or IPv6), run on the
+//!   calling thread: batched receive (`recvmmsg`, GRO) and send (GSO) through `quinn-udp`,
+//!   large socket buffers, kernel drop counting, an optional send rate limit.
+//! - `tokio` feature: [`tokio_driver::AsyncDriver`], the same loop on a tokio runtime.
+//! - [`store`]: the file-backed chunk stores (a seeder's file; a download's file with a
+//!   resumable state sidecar) and the seeder's tree cache.
+//! - [`link`]: swarm links, `ppspp://HEX?cs=…&peer=…`, carrying what a downloader needs.
+//! - [`cli`]: the subcommands of the `ppspp` program.
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod clock;
+pub mod driver;
+pub mod link;
+pub mod socket;
+pub mod store;
+#[cfg(feature = "tokio")]
+pub mod tokio_driver;
+
+pub use clock::Clock;
+pub use driver::{Driver, DriverConfig, DriverStats, StopHandle, os_seed};
+pub use link::SwarmLink;
+pub use socket::{SocketConfig, SocketStats};

@@ -19,6 +19,10 @@ enum Command {
     Decode(cli::decode::Args),
     /// Print the Merkle root hash (the swarm ID) of a file.
     Hash(cli::hash::Args),
+    /// Publish a file: print its swarm ID, address and link, and serve it until interrupted.
+    Seed(cli::seed::Args),
+    /// Download a swarm from peers, verifying every chunk; resumable.
+    Get(cli::get::Args),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +30,8 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Decode(args) => cli::decode::run(&args),
         Command::Hash(args) => cli::hash::run(&args),
+        Command::Seed(args) => cli::seed::run(&args),
+        Command::Get(args) => cli::get::run(&args),
     };
     ExitCode::from(code)
 }

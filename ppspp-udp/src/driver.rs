@@ -1,0 +1,438 @@
+//! The blocking driver: one [`Endpoint`] on one non-blocking UDP socket, run on the calling
+//! thread.
+//!
+//! Each turn of the loop follows the engine's drain contract: send every datagram the engine
+//! has (batched into GSO sends), wait until the socket is readable or the engine's timer is
+//! due, feed every received datagram (batched `recvmmsg`, GRO), then the timer; events stay
+//! queued in the engine for the caller to drain with [`Driver::poll_event`] (or through
+//! [`Driver::run_until`]).
+
+use std::io;
+use std::net::SocketAddr;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use ppspp_core::time::Instant;
+use ppspp_core::{Endpoint, EndpointConfig, Event};
+
+use crate::clock::Clock;
+use crate::socket::{self, BatchIo, SocketConfig, SocketStats};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// Settings of a driver: the engine's configuration, the socket's, and an optional send
+/// rate limit.
+#[derive(Clone, Debug)]
+pub struct DriverConfig {
+    /// The engine's configuration. [`DriverConfig::new`] seeds its random generator from the
+    /// operating system; the driver sets its wall-clock epoch.
+    pub endpoint: EndpointConfig,
+    /// Socket buffer sizes.
+    pub socket: SocketConfig,
+    /// The most bytes per second to send (UDP payload), or `None` for no limit.
+    pub max_send_rate: Option<u64>,
+}
+
+impl DriverConfig {
+    /// Defaults, with an endpoint seeded from operating-system randomness.
+    pub fn new() -> Self {
+        Self {
+            endpoint: EndpointConfig::new(os_seed()),
+            socket: SocketConfig::default(),
+            max_send_rate: None,
+        }
+    }
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// 32 bytes of operating-system randomness, to seed an [`EndpointConfig`] (channel IDs must
+/// be unpredictable, RFC 7574 §12.1).
+///
+/// # Panics
+///
+/// If the operating system has no randomness to give, which a driver cannot work around.
+pub fn os_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).expect("the operating system's random generator failed");
+    seed
+}
+
+/// Counters of a driver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DriverStats {
+    /// The socket layer's counters.
+    pub socket: SocketStats,
+    /// Loop turns.
+    pub turns: u64,
+    /// Times the send rate limit held datagrams back.
+    pub rate_limited: u64,
+}
+
+/// Stops a running driver from another thread or a signal handler.
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Asks the driver to stop: [`Driver::run_until`] returns `None` at its next turn and
+    /// [`Driver::is_stopped`] becomes true.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    /// Whether [`StopHandle::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+}
+
+/// A token bucket for the send rate limit.
+#[derive(Debug)]
+struct Pacer {
+    rate: u64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    fn refill(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate as f64).min(self.burst);
+    }
+
+    /// When one more datagram may go.
+    fn ready_at(&self) -> Instant {
+        if self.tokens > 0.0 {
+            return self.last;
+        }
+        let wait = (-self.tokens + 1.0) / self.rate as f64;
+        self.last + Duration::from_secs_f64(wait)
+    }
+}
+
+/// A PPSPP endpoint on a UDP socket, driven on the calling thread.
+///
+/// ```no_run
+/// use ppspp_udp::{Driver, DriverConfig};
+///
+/// let mut driver = Driver::bind("127.0.0.1:0".parse()?, DriverConfig::new())?;
+/// println!("listening on {}", driver.local_addr());
+/// // add swarms with driver.endpoint_mut().add_swarm(driver.now(), ...), then:
+/// driver.run_until(None, |_driver, event| {
+///     println!("{event:?}");
+///     std::ops::ControlFlow::<()>::Continue(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Driver {
+    endpoint: Endpoint,
+    clock: Clock,
+    socket: mio::net::UdpSocket,
+    io: BatchIo,
+    poll: Poll,
+    events: Events,
+    local: SocketAddr,
+    stop: StopHandle,
+    writable_wait: bool,
+    pacer: Option<Pacer>,
+    turns: u64,
+    rate_limited: u64,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("local", &self.local)
+            .field("endpoint", &self.endpoint)
+            .field("io", &self.io)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Binds a UDP socket to `addr` (port 0 picks a free port; an IPv6 wildcard address also
+    /// accepts IPv4) and creates the endpoint.
+    pub fn bind(addr: SocketAddr, config: DriverConfig) -> io::Result<Self> {
+        let std_socket = socket::bind(addr, &config.socket)?;
+        let local = std_socket.local_addr()?;
+        let mut socket = mio::net::UdpSocket::from_std(std_socket);
+        let io = BatchIo::new(&socket)?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let clock = Clock::new();
+        let mut ecfg = config.endpoint;
+        ecfg.unix_time_at_zero(clock.unix_micros_at_zero());
+        let now = clock.now();
+        let pacer = config.max_send_rate.filter(|&r| r > 0).map(|rate| Pacer {
+            rate,
+            burst: (rate as f64 / 50.0).max(3000.0),
+            tokens: 0.0,
+            last: now,
+        });
+        Ok(Self {
+            endpoint: Endpoint::new(ecfg, now),
+            clock,
+            socket,
+            io,
+            poll,
+            events: Events::with_capacity(8),
+            local,
+            stop: StopHandle {
+                flag: Arc::new(AtomicBool::new(false)),
+                waker,
+            },
+            writable_wait: false,
+            pacer,
+            turns: 0,
+            rate_limited: 0,
+        })
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// The clock mapping operating-system time to engine time.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The engine.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The engine, for commands (`add_swarm`, `connect`, `close`, …). Pass
+    /// [`Driver::now`] as their time; what they queue is sent at the next turn.
+    pub fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    /// The next event the engine reported, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.endpoint.poll_event()
+    }
+
+    /// A handle that stops the driver from another thread or a signal handler.
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Whether the driver was asked to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.is_stopped()
+    }
+
+    /// Counters of the driver and its socket.
+    pub fn stats(&mut self) -> DriverStats {
+        DriverStats {
+            socket: self.io.stats(),
+            turns: self.turns,
+            rate_limited: self.rate_limited,
+        }
+    }
+
+    /// One turn of the loop: sends what the engine has, waits at most `max_wait` (less if
+    /// the engine's timer is due sooner) for datagrams, feeds them and the timer to the
+    /// engine, and sends again. Events stay queued for [`Driver::poll_event`].
+    pub fn turn(&mut self, max_wait: Duration) -> io::Result<()> {
+        self.turns += 1;
+        let now = self.clock.now();
+        let mut next_send = self.transmit(now)?;
+        let now = self.clock.now();
+        let mut deadline = now + max_wait;
+        if let Some(t) = self.endpoint.poll_timeout() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = next_send.take() {
+            deadline = deadline.min(t);
+        }
+        let wait = deadline.saturating_duration_since(now);
+        // Round up to whole milliseconds' worth of precision only where the OS needs it:
+        // epoll takes milliseconds, so a sub-millisecond wait would spin; mio rounds up.
+        match self.poll.poll(&mut self.events, Some(wait)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        let mut writable = false;
+        for ev in &self.events {
+            if ev.token() == SOCKET && ev.is_writable() {
+                writable = true;
+            }
+        }
+        if writable && self.writable_wait {
+            self.writable_wait = false;
+            self.poll
+                .registry()
+                .reregister(&mut self.socket, SOCKET, Interest::READABLE)?;
+        }
+        self.receive()?;
+        let now = self.clock.now();
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.transmit(now)?;
+        Ok(())
+    }
+
+    /// Feeds every waiting datagram to the engine (the socket is edge-triggered: read until
+    /// it would block), sending between batches so acknowledgements go out promptly.
+    fn receive(&mut self) -> io::Result<()> {
+        // Bound the work of one turn so timers and sends are not starved under flood.
+        for _ in 0..64 {
+            let now = self.clock.now();
+            let ep = &mut self.endpoint;
+            match self.io.recv(&self.socket, |from, data| {
+                ep.handle_datagram(now, from, data);
+            }) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            self.transmit(now)?;
+        }
+        // Still more to read: make sure the next turn does not sleep.
+        let _ = self.stop.waker.wake();
+        Ok(())
+    }
+
+    /// Sends every datagram the engine has, within the rate limit. Returns when the rate limit
+    /// lets the next one go, if it held any back.
+    fn transmit(&mut self, now: Instant) -> io::Result<Option<Instant>> {
+        if self.writable_wait {
+            return Ok(None);
+        }
+        if let Some(p) = &mut self.pacer {
+            p.refill(now);
+        }
+        loop {
+            if let Some(p) = &self.pacer {
+                if p.tokens <= 0.0 {
+                    self.rate_limited += 1;
+                    let at = p.ready_at();
+                    self.flush()?;
+                    return Ok(Some(at));
+                }
+            }
+            let Some(slot) = self.io.send_slot() else {
+                if !self.flush()? {
+                    return Ok(None);
+                }
+                continue;
+            };
+            let Some(t) = self.endpoint.poll_transmit(now, slot) else {
+                break;
+            };
+            if let Some(p) = &mut self.pacer {
+                p.tokens -= t.size as f64;
+            }
+            self.io.commit(t.destination, t.size);
+        }
+        self.flush()?;
+        Ok(None)
+    }
+
+    /// Sends the batch; `false` if the socket is full (then waits for it to drain).
+    fn flush(&mut self) -> io::Result<bool> {
+        if !self.io.has_pending() {
+            return Ok(true);
+        }
+        match self.io.flush(&self.socket) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !self.writable_wait {
+                    self.writable_wait = true;
+                    self.poll.registry().reregister(
+                        &mut self.socket,
+                        SOCKET,
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs the loop, handing each event to `f`, until `f` breaks (returns `Some` of its
+    /// value), `deadline` passes or the driver is stopped (both return `None`).
+    pub fn run_until<T>(
+        &mut self,
+        deadline: Option<std::time::Instant>,
+        mut f: impl FnMut(&mut Self, Event) -> ControlFlow<T>,
+    ) -> io::Result<Option<T>> {
+        loop {
+            while let Some(ev) = self.endpoint.poll_event() {
+                if let ControlFlow::Break(v) = f(self, ev) {
+                    return Ok(Some(v));
+                }
+            }
+            if self.is_stopped() {
+                return Ok(None);
+            }
+            let max_wait = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    left
+                }
+                None => Duration::from_secs(3600),
+            };
+            self.turn(max_wait)?;
+        }
+    }
+
+    /// Sends the datagrams still queued (closing handshakes after `close` or
+    /// `remove_swarm`), waiting at most `linger` for the socket to take them.
+    pub fn flush_pending(&mut self, linger: Duration) -> io::Result<()> {
+        let end = std::time::Instant::now() + linger;
+        loop {
+            let now = self.clock.now();
+            self.transmit(now)?;
+            if !self.io.has_pending() || std::time::Instant::now() >= end {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            if self.writable_wait {
+                self.writable_wait = false;
+            }
+        }
+    }
+
+    /// Closes every channel of every swarm with closing handshakes (RFC 7574 §3.1.1), sends
+    /// them, and removes the swarms.
+    pub fn shutdown(&mut self) -> io::Result<()> {
+        let now = self.clock.now();
+        let swarms: Vec<_> = self.endpoint.swarms().collect();
+        for s in swarms {
+            self.endpoint.remove_swarm(now, s);
+        }
+        self.flush_pending(Duration::from_millis(500))
+    }
+}
