@@ -1,0 +1,325 @@
+//! Synthetic content: chunk `i` of a swarm is computed from `(content_seed, i)`, so thousands
+//! of nodes never hold thousands of copies. Seeders read it from a [`SyntheticStore`];
+//! leechers write into a [`VerifyingStore`] that keeps only a bitmap and checks every written
+//! chunk against the synthetic bytes (a safety invariant: nothing unverified is stored).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ppspp_core::hash::HashAlgorithm;
+use ppspp_core::merkle::{BuildError, MerkleBuilder, MerkleTree};
+use ppspp_core::store::{ChunkStore, StoreError};
+
+use crate::rng::splitmix64;
+
+/// The description of a swarm's content: its length, chunk size, hash and seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyntheticContent {
+    /// The seed the bytes are computed from.
+    pub seed: u64,
+    /// Length in bytes (at least 1).
+    pub len: u64,
+    /// Chunk size in bytes.
+    pub chunk_size: u32,
+    /// The Merkle hash function.
+    pub hash: HashAlgorithm,
+}
+
+impl SyntheticContent {
+    /// The number of chunks.
+    pub fn chunk_count(&self) -> u64 {
+        self.len.div_ceil(u64::from(self.chunk_size))
+    }
+
+    /// The length of chunk `index` (0 past the end).
+    pub fn chunk_len(&self, index: u64) -> usize {
+        let cs = u64::from(self.chunk_size);
+        let start = index.saturating_mul(cs);
+        if start >= self.len {
+            return 0;
+        }
+        (self.len - start).min(cs) as usize
+    }
+
+    /// Writes chunk `index` into the start of `buf` and returns its length.
+    pub fn fill_chunk(&self, index: u64, buf: &mut [u8]) -> usize {
+        let n = self.chunk_len(index).min(buf.len());
+        let key = splitmix64(self.seed ^ splitmix64(index));
+        let mut words = buf[..n].chunks_exact_mut(8);
+        let mut i = 0u64;
+        for w in &mut words {
+            w.copy_from_slice(&splitmix64(key.wrapping_add(i)).to_le_bytes());
+            i += 1;
+        }
+        let rest = words.into_remainder();
+        if !rest.is_empty() {
+            let last = splitmix64(key.wrapping_add(i)).to_le_bytes();
+            let k = rest.len();
+            rest.copy_from_slice(&last[..k]);
+        }
+        n
+    }
+
+    /// Whether `data` equals chunk `index`.
+    pub fn matches(&self, index: u64, data: &[u8]) -> bool {
+        if data.len() != self.chunk_len(index) {
+            return false;
+        }
+        let key = splitmix64(self.seed ^ splitmix64(index));
+        data.chunks(8).enumerate().all(|(i, w)| {
+            let word = splitmix64(key.wrapping_add(i as u64)).to_le_bytes();
+            *w == word[..w.len()]
+        })
+    }
+
+    /// Builds the Merkle tree of the content, hashing one chunk at a time (the content is
+    /// never materialised whole).
+    pub fn build_tree(&self) -> Result<Arc<MerkleTree>, BuildError> {
+        let mut b = MerkleBuilder::with_tree(self.hash, self.chunk_size)?;
+        b.reserve_for(self.len);
+        let mut buf = vec![0u8; self.chunk_size as usize];
+        for i in 0..self.chunk_count() {
+            let n = self.fill_chunk(i, &mut buf);
+            b.push_chunk(&buf[..n])?;
+        }
+        Ok(Arc::new(b.finish_tree()?))
+    }
+}
+
+/// Counters and violations shared by all stores of a run (the simulation is single-threaded).
+#[derive(Debug, Default)]
+pub struct StoreLog {
+    /// Writes whose bytes differed from the synthetic content: `(node, chunk)`.
+    pub bad_writes: Vec<(u32, u64)>,
+    /// Writes of a chunk already written by the same store incarnation: `(node, chunk)`.
+    pub duplicate_writes: Vec<(u32, u64)>,
+    /// Reads of chunks the store does not hold: `(node, chunk)`.
+    pub bad_reads: Vec<(u32, u64)>,
+}
+
+/// A shared handle to the run's [`StoreLog`].
+pub type SharedLog = Rc<RefCell<StoreLog>>;
+
+/// Per-node store counters, shared between the store (inside the endpoint) and the simulator.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StoreCounters {
+    /// Content bytes read to be sent (DATA payloads, retransmissions included).
+    pub bytes_read: u64,
+    /// Content bytes written (verified chunks).
+    pub bytes_written: u64,
+    /// Chunks written.
+    pub chunks_written: u64,
+}
+
+/// A seeder's store: every chunk exists and is computed on read.
+pub struct SyntheticStore {
+    content: SyntheticContent,
+    counters: Rc<RefCell<StoreCounters>>,
+}
+
+impl SyntheticStore {
+    /// A store serving `content`, counting into `counters`.
+    pub fn new(content: SyntheticContent, counters: Rc<RefCell<StoreCounters>>) -> Self {
+        Self { content, counters }
+    }
+}
+
+impl fmt::Debug for SyntheticStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyntheticStore")
+            .field("content", &self.content)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkStore for SyntheticStore {
+    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        if index >= self.content.chunk_count() {
+            return Err(StoreError::Missing { chunk: index });
+        }
+        let n = self.content.fill_chunk(index, buf);
+        self.counters.borrow_mut().bytes_read += n as u64;
+        Ok(n)
+    }
+
+    fn write_chunk(&mut self, _index: u64, _data: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The persistent part of a leecher's store: which chunks it holds. Survives a crash of its
+/// node's endpoint (the disk outlives the process).
+#[derive(Debug, Default, Clone)]
+pub struct Bitmap {
+    words: Vec<u64>,
+    count: u64,
+}
+
+impl Bitmap {
+    /// An empty map for `n` chunks.
+    pub fn new(n: u64) -> Self {
+        Self {
+            words: vec![0; n.div_ceil(64) as usize],
+            count: 0,
+        }
+    }
+
+    /// Whether chunk `i` is set.
+    pub fn get(&self, i: u64) -> bool {
+        self.words
+            .get((i / 64) as usize)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Sets chunk `i`; returns whether it was newly set.
+    pub fn set(&mut self, i: u64) -> bool {
+        let Some(w) = self.words.get_mut((i / 64) as usize) else {
+            return false;
+        };
+        let bit = 1 << (i % 64);
+        if *w & bit != 0 {
+            return false;
+        }
+        *w |= bit;
+        self.count += 1;
+        true
+    }
+
+    /// How many chunks are set.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The set chunks as half-open ranges.
+    pub fn ranges(&self, n: u64) -> Vec<std::ops::Range<u64>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        for i in 0..n {
+            match (self.get(i), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    out.push(s..i);
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            out.push(s..n);
+        }
+        out
+    }
+}
+
+/// A leecher's store: keeps only the bitmap of written chunks, checks each write against the
+/// synthetic content, and serves reads by recomputing the bytes.
+pub struct VerifyingStore {
+    node: u32,
+    content: SyntheticContent,
+    held: Rc<RefCell<Bitmap>>,
+    written_now: Bitmap,
+    counters: Rc<RefCell<StoreCounters>>,
+    log: SharedLog,
+}
+
+impl VerifyingStore {
+    /// A store for `node` over the persistent bitmap `held`.
+    pub fn new(
+        node: u32,
+        content: SyntheticContent,
+        held: Rc<RefCell<Bitmap>>,
+        counters: Rc<RefCell<StoreCounters>>,
+        log: SharedLog,
+    ) -> Self {
+        Self {
+            node,
+            content,
+            held,
+            written_now: Bitmap::new(content.chunk_count()),
+            counters,
+            log,
+        }
+    }
+}
+
+impl fmt::Debug for VerifyingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingStore")
+            .field("node", &self.node)
+            .field("held", &self.held.borrow().count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChunkStore for VerifyingStore {
+    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        if !self.held.borrow().get(index) {
+            self.log.borrow_mut().bad_reads.push((self.node, index));
+            return Err(StoreError::Missing { chunk: index });
+        }
+        let n = self.content.fill_chunk(index, buf);
+        self.counters.borrow_mut().bytes_read += n as u64;
+        Ok(n)
+    }
+
+    fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+        if !self.content.matches(index, data) {
+            self.log.borrow_mut().bad_writes.push((self.node, index));
+            return Err(StoreError::Io {
+                message: format!("chunk {index} differs from the content"),
+            });
+        }
+        if !self.written_now.set(index) {
+            self.log
+                .borrow_mut()
+                .duplicate_writes
+                .push((self.node, index));
+        }
+        self.held.borrow_mut().set(index);
+        let mut c = self.counters.borrow_mut();
+        c.bytes_written += data.len() as u64;
+        c.chunks_written += 1;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_deterministic_and_distinct() {
+        let c = SyntheticContent {
+            seed: 3,
+            len: 10_000,
+            chunk_size: 1024,
+            hash: HashAlgorithm::Sha1,
+        };
+        assert_eq!(c.chunk_count(), 10);
+        let mut a = vec![0u8; 1024];
+        let mut b = vec![0u8; 1024];
+        assert_eq!(c.fill_chunk(0, &mut a), 1024);
+        c.fill_chunk(1, &mut b);
+        assert_ne!(a, b);
+        assert!(c.matches(0, &a));
+        assert!(!c.matches(1, &a));
+        let n = c.fill_chunk(9, &mut b);
+        assert_eq!(n, 10_000 - 9 * 1024);
+        assert!(c.matches(9, &b[..n]));
+        let t = c.build_tree().unwrap();
+        assert_eq!(t.chunk_count(), 10);
+        assert_eq!(t.content_len(), 10_000);
+    }
+
+    #[test]
+    fn bitmap_ranges() {
+        let mut m = Bitmap::new(200);
+        for i in [0, 1, 2, 5, 64, 65, 199] {
+            m.set(i);
+        }
+        assert_eq!(m.ranges(200), vec![0..3, 5..6, 64..66, 199..200]);
+        assert_eq!(m.count(), 7);
+    }
+}

@@ -1,0 +1,316 @@
+//! `ppspp-sim`: run a simulated PPSPP swarm and print a report.
+//!
+//! - `ppspp-sim` runs the default scenario;
+//! - `ppspp-sim run --peers N --content-size BYTES ... --seed S [--json FILE] [--svg FILE]`;
+//! - `ppspp-sim vopr [--seed S] [--count N]` runs randomized fault scenarios (exit 0 pass,
+//!   1 safety failure, 2 liveness failure).
+#![forbid(unsafe_code)]
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use ppspp_core::time::Duration;
+use ppspp_sim::scenario::Churn;
+use ppspp_sim::vopr::{self, Verdict};
+use ppspp_sim::{Progress, Report, Scenario, Simulation};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ppspp-sim",
+    version,
+    about = "Deterministic PPSPP swarm simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run one scenario.
+    Run(RunArgs),
+    /// Randomized fault testing: scenarios drawn from seeds, safety and liveness checked.
+    Vopr(VoprArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Leechers.
+    #[arg(long, default_value_t = 300)]
+    peers: u32,
+    /// Content size in bytes (suffixes K, M, G: powers of 1024).
+    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    content_size: u64,
+    /// Chunk size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    chunk_size: u32,
+    /// Original seeders.
+    #[arg(long, default_value_t = 1)]
+    seeders: u32,
+    /// End-to-end random loss probability (0..1).
+    #[arg(long, default_value_t = 0.01)]
+    loss: f64,
+    /// Bursty (Gilbert-Elliott) loss with this mean burst length in datagrams.
+    #[arg(long)]
+    burst: Option<f64>,
+    /// Base one-way latency, ms.
+    #[arg(long, default_value_t = 10)]
+    latency: u64,
+    /// Extra one-way latency across the map, ms.
+    #[arg(long, default_value_t = 60)]
+    latency_spread: u64,
+    /// Per-packet jitter, ms.
+    #[arg(long, default_value_t = 2)]
+    jitter: u64,
+    /// Duplication probability.
+    #[arg(long, default_value_t = 0.001)]
+    duplicate: f64,
+    /// Leechers' uplink rate, bytes/s (suffixes K, M: powers of 1000).
+    #[arg(long, default_value = "1M", value_parser = parse_rate)]
+    up_rate: u64,
+    /// Leechers' downlink rate, bytes/s.
+    #[arg(long, default_value = "8M", value_parser = parse_rate)]
+    down_rate: u64,
+    /// Seeders' uplink rate, bytes/s.
+    #[arg(long, default_value = "8M", value_parser = parse_rate)]
+    seeder_rate: u64,
+    /// Churn: FRACTION[:OFFLINE_SECS] — a share of leechers leaves once between 2 s and 10 s
+    /// after joining; they return after OFFLINE_SECS (never without it). 0 turns churn off.
+    #[arg(long, default_value = "0.1:5")]
+    churn: String,
+    /// Leechers join within this many seconds (0: all at once).
+    #[arg(long, default_value_t = 2.0)]
+    join_window: f64,
+    /// Initial random contacts per leecher.
+    #[arg(long, default_value_t = 5)]
+    contacts: u32,
+    /// Simulated time limit, seconds.
+    #[arg(long, default_value_t = 600)]
+    duration: u64,
+    /// Run seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Skip the invariant checks (a little faster).
+    #[arg(long)]
+    no_checks: bool,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write SVG plots (completion CDF, progress over time).
+    #[arg(long)]
+    svg: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct VoprArgs {
+    /// First seed (random when absent).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// How many seeds to run (seed, seed+1, ...).
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// Print each scenario's report.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    parse_suffixed(s, 1024)
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    parse_suffixed(s, 1000)
+}
+
+fn parse_suffixed(s: &str, base: u64) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mul) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], base),
+        Some('M') => (&s[..s.len() - 1], base * base),
+        Some('G') => (&s[..s.len() - 1], base * base * base),
+        _ => (s, 1),
+    };
+    let v: f64 = num.parse().map_err(|e| format!("{s}: {e}"))?;
+    if v.is_nan() || v < 0.0 {
+        return Err(format!("{s}: must not be negative"));
+    }
+    Ok((v * mul as f64) as u64)
+}
+
+fn parse_churn(s: &str) -> Result<Option<Churn>, String> {
+    let mut it = s.split(':');
+    let fraction: f64 = it
+        .next()
+        .unwrap_or("0")
+        .parse()
+        .map_err(|e| format!("--churn {s}: {e}"))?;
+    if fraction <= 0.0 {
+        return Ok(None);
+    }
+    let offline = match it.next() {
+        Some(x) => Some(Duration::from_secs_f64(
+            x.parse::<f64>().map_err(|e| format!("--churn {s}: {e}"))?,
+        )),
+        None => None,
+    };
+    Ok(Some(Churn {
+        fraction: fraction.min(1.0),
+        from: Duration::from_secs(2),
+        to: Duration::from_secs(10),
+        offline,
+    }))
+}
+
+fn scenario(a: &RunArgs) -> Result<Scenario, String> {
+    let mut b = Scenario::builder()
+        .seed(a.seed)
+        .peers(a.peers)
+        .seeders(a.seeders)
+        .content_size(a.content_size)
+        .chunk_size(a.chunk_size)
+        .latency(
+            Duration::from_millis(a.latency),
+            Duration::from_millis(a.latency_spread),
+        )
+        .jitter(Duration::from_millis(a.jitter))
+        .duplicate(a.duplicate)
+        .leecher_rates(a.up_rate, a.down_rate)
+        .seeder_rates(a.seeder_rate, a.seeder_rate)
+        .churn(parse_churn(&a.churn)?)
+        .join_window(Duration::from_secs_f64(a.join_window.max(0.0)))
+        .contacts(a.contacts)
+        .duration(Duration::from_secs(a.duration))
+        .check_invariants(!a.no_checks);
+    b = match a.burst {
+        Some(burst) => b.loss_model(ppspp_sim::net::LossModel::bursty(
+            1.0 - (1.0 - a.loss).sqrt(),
+            burst,
+        )),
+        None => b.loss(a.loss),
+    };
+    // Progress samples: about 400 over the expected run, at least every 10 ms.
+    Ok(b.build())
+}
+
+fn run(sc: Scenario, json: Option<PathBuf>, svg: Option<PathBuf>) -> ExitCode {
+    eprintln!(
+        "PPSPP_SIM_SEED={} peers={} seeders={} content={} chunk={}",
+        sc.seed, sc.peers, sc.seeders, sc.content_size, sc.chunk_size
+    );
+    let sim = match Simulation::new(sc) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot build the content: {e:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = run_with_bar(sim);
+    println!("{report}");
+    if let Some(p) = json {
+        if let Err(e) = std::fs::write(&p, report.to_json() + "\n") {
+            eprintln!("error: writing {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(p) = svg {
+        if let Err(e) = report.write_svg(&p) {
+            eprintln!("error: writing {}: {e}", p.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if !report.safe() {
+        eprintln!("SAFETY failure; re-run with --seed {}", report.seed);
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs with a progress bar on stderr when it is a terminal; the bar appears after the first
+/// progress callback (65,536 events), so short runs show none.
+fn run_with_bar(sim: Simulation) -> Report {
+    if !std::io::stderr().is_terminal() {
+        return sim.run();
+    }
+    let mut bar: Option<ProgressBar> = None;
+    let mut cb = |p: &Progress| {
+        let b = bar.get_or_insert_with(|| {
+            let b = ProgressBar::new(u64::from(p.peers));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} complete  {msg}",
+                )
+                .expect("valid template"),
+            );
+            b
+        });
+        b.set_position(u64::from(p.complete));
+        b.set_message(format!(
+            "sim {:.1}s  {} events",
+            p.sim_time.as_secs_f64(),
+            p.events
+        ));
+    };
+    let r = sim.run_with(&mut cb);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    r
+}
+
+fn vopr_cmd(a: &VoprArgs) -> ExitCode {
+    let first = a.seed.unwrap_or_else(vopr::random_seed);
+    let mut worst = 0u8;
+    let (mut pass, mut safety, mut liveness) = (0u64, 0u64, 0u64);
+    for seed in first..first.saturating_add(a.count.max(1)) {
+        let sc = vopr::scenario(seed);
+        eprintln!("SEED={seed} {}", vopr::describe(&sc));
+        let (verdict, report) = vopr::run(sc);
+        if a.verbose {
+            if let Some(r) = &report {
+                println!("{r}");
+            }
+        }
+        match verdict {
+            Verdict::Pass => pass += 1,
+            Verdict::Safety(why) => {
+                safety += 1;
+                worst = worst.max(1).max(if worst == 2 { 2 } else { 1 });
+                println!("SAFETY failure: seed={seed}: {why}");
+                println!("  reproduce: ppspp-sim vopr --seed {seed}");
+            }
+            Verdict::Liveness(why) => {
+                liveness += 1;
+                if worst == 0 {
+                    worst = 2;
+                }
+                println!("LIVENESS failure: seed={seed}: {why}");
+                println!("  reproduce: ppspp-sim vopr --seed {seed}");
+            }
+        }
+    }
+    println!("vopr: {pass} passed, {safety} safety failures, {liveness} liveness failures");
+    if safety > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::from(worst)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        None => run(Scenario::default_scenario(), None, None),
+        Some(Cmd::Run(a)) => match scenario(&a) {
+            Ok(sc) => run(sc, a.json.clone(), a.svg.clone()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(64)
+            }
+        },
+        Some(Cmd::Vopr(a)) => vopr_cmd(&a),
+    }
+}

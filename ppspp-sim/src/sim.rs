@@ -1,0 +1,1036 @@
+//! The simulation engine: next-event virtual time over real [`Endpoint`]s.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ppspp_core::bin::Bin;
+use ppspp_core::hash::HashValue;
+use ppspp_core::merkle::{BuildError, MerkleTree};
+use ppspp_core::time::{Duration, Instant};
+use ppspp_core::wire::{ChunkAddressing, Message, WireParams, decode_datagram};
+use ppspp_core::{
+    ChunkStore, Endpoint, EndpointConfig, Event, SwarmConfig, SwarmContent, SwarmHandle,
+};
+
+use crate::content::{
+    Bitmap, SharedLog, StoreCounters, SyntheticContent, SyntheticStore, VerifyingStore,
+};
+use crate::net::{DropReason, LossModel, Network};
+use crate::report::{ProtocolCounters, Report, Sample, Violation, ViolationKind};
+use crate::rng::{Purpose, SimRng, derive_seed};
+use crate::scenario::{PartitionMode, Scenario};
+
+/// The UDP port every simulated node uses.
+pub const PORT: u16 = 6778;
+/// Wall-clock microseconds since the Unix epoch at simulated time zero (DATA timestamps).
+const UNIX_TIME_AT_ZERO: u64 = 1_700_000_000_000_000;
+/// At most this many violations are kept in detail.
+const MAX_VIOLATIONS: usize = 64;
+
+/// The address of node `id`: `10.x.y.z:6778` with `x.y.z` = `id + 1`.
+pub fn node_addr(id: u32) -> SocketAddr {
+    let x = id + 1;
+    SocketAddr::V4(SocketAddrV4::new(
+        Ipv4Addr::new(10, (x >> 16) as u8, (x >> 8) as u8, x as u8),
+        PORT,
+    ))
+}
+
+/// The node at `addr`, by arithmetic (no lookup table).
+pub fn addr_node(addr: SocketAddr) -> Option<u32> {
+    match addr {
+        SocketAddr::V4(a) if a.port() == PORT && a.ip().octets()[0] == 10 => {
+            let o = a.ip().octets();
+            let x = (u32::from(o[1]) << 16) | (u32::from(o[2]) << 8) | u32::from(o[3]);
+            x.checked_sub(1)
+        }
+        _ => None,
+    }
+}
+
+/// A rolling 64-bit hash of everything observable in a run (delivered datagrams, endpoint
+/// events): two runs with equal hashes saw the same things at the same times.
+#[derive(Clone, Copy, Debug)]
+pub struct TraceHash(u64);
+
+impl Default for TraceHash {
+    fn default() -> Self {
+        Self(0xCBF2_9CE4_8422_2325)
+    }
+}
+
+impl TraceHash {
+    /// Folds in one word.
+    #[inline]
+    pub fn word(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    /// Folds in bytes, eight at a time.
+    pub fn bytes(&mut self, b: &[u8]) {
+        let mut it = b.chunks_exact(8);
+        for w in &mut it {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            self.word(u64::from_le_bytes(a));
+        }
+        let rest = it.remainder();
+        let mut a = [0u8; 8];
+        a[..rest.len()].copy_from_slice(rest);
+        self.word(u64::from_le_bytes(a) ^ ((b.len() as u64) << 56));
+    }
+
+    /// The hash value.
+    pub fn value(&self) -> u64 {
+        crate::rng::splitmix64(self.0)
+    }
+}
+
+#[derive(Debug)]
+enum Ev {
+    Wake { node: u32, generation: u32 },
+    Arrive { to: u32, from: u32, data: Bytes },
+    Deliver { to: u32, from: u32, data: Bytes },
+    Join(u32),
+    Leave { node: u32, forever: bool },
+    Crash(u32),
+    PartitionStart(usize),
+    PartitionEnd,
+    Heal,
+    Tracker,
+    Sample,
+}
+
+struct Entry {
+    at: Instant,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at && self.seq == o.seq
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    // Reversed: BinaryHeap is a max-heap and we want the earliest (then lowest seq) first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.at.cmp(&self.at).then(o.seq.cmp(&self.seq))
+    }
+}
+
+struct Node {
+    seeder: bool,
+    ep: Option<Box<Endpoint>>,
+    swarm: Option<SwarmHandle>,
+    incarnation: u32,
+    wake_gen: u32,
+    wake_at: Option<Instant>,
+    same_instant_wakes: u32,
+    last_wake: Instant,
+    held: Rc<RefCell<Bitmap>>,
+    counters: Rc<RefCell<StoreCounters>>,
+    joined_at: Option<Instant>,
+    completed_at: Option<Instant>,
+    gone: bool,
+    rng: SimRng,
+    saved_hashes: Vec<(Bin, HashValue)>,
+}
+
+/// Counters kept by the simulator itself (the network's view).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NetCounters {
+    pub(crate) sent: u64,
+    pub(crate) sent_bytes: u64,
+    pub(crate) delivered: u64,
+    pub(crate) delivered_bytes: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) dropped: [u64; DropReason::ALL.len()],
+}
+
+/// Progress of a running simulation, for progress bars.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Simulated time.
+    pub sim_time: Duration,
+    /// The simulated time limit.
+    pub limit: Duration,
+    /// Leechers complete.
+    pub complete: u32,
+    /// Leechers in all.
+    pub peers: u32,
+    /// Events processed.
+    pub events: u64,
+}
+
+/// One simulation run. Build it from a [`Scenario`], then [`Simulation::run`] it.
+pub struct Simulation {
+    sc: Scenario,
+    now: Instant,
+    queue: BinaryHeap<Entry>,
+    seq: u64,
+    nodes: Vec<Node>,
+    net: Network,
+    content: SyntheticContent,
+    tree: Arc<MerkleTree>,
+    log: SharedLog,
+    trace: TraceHash,
+    pub(crate) counters: NetCounters,
+    buf: Vec<u8>,
+    events: u64,
+    live: Vec<u32>,
+    live_pos: Vec<u32>,
+    remaining: u32,
+    healed: bool,
+    scen_rng: SimRng,
+    wire: WireParams,
+    samples: Vec<Sample>,
+    violations: Vec<Violation>,
+    violation_count: u64,
+    dead_stats: ProtocolCounters,
+    event_counts: [u64; 8],
+}
+
+impl std::fmt::Debug for Simulation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulation")
+            .field("seed", &self.sc.seed)
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulation {
+    /// Prepares a run: builds the content's Merkle tree once, places the nodes and schedules
+    /// joins, churn, crashes and partitions.
+    pub fn new(sc: Scenario) -> Result<Self, BuildError> {
+        let content = SyntheticContent {
+            seed: sc.content_seed,
+            len: sc.content_size.max(1),
+            chunk_size: sc.chunk_size.max(1),
+            hash: sc.hash,
+        };
+        let tree = content.build_tree()?;
+        let n_nodes = sc.seeders.max(1) + sc.peers;
+        let mut sim = Self {
+            now: Instant::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            nodes: Vec::with_capacity(n_nodes as usize),
+            net: Network::new(sc.net),
+            content,
+            tree,
+            log: SharedLog::default(),
+            trace: TraceHash::default(),
+            counters: NetCounters::default(),
+            buf: vec![0u8; 65_536],
+            events: 0,
+            live: Vec::new(),
+            live_pos: vec![u32::MAX; n_nodes as usize],
+            remaining: sc.peers,
+            healed: false,
+            scen_rng: SimRng::stream(sc.seed, u32::MAX, Purpose::Scenario),
+            wire: WireParams::new(ChunkAddressing::ChunkRange32, sc.hash),
+            samples: Vec::new(),
+            violations: Vec::new(),
+            violation_count: 0,
+            dead_stats: ProtocolCounters::default(),
+            event_counts: [0; 8],
+            sc,
+        };
+        sim.setup();
+        Ok(sim)
+    }
+
+    fn setup(&mut self) {
+        let sc = self.sc.clone();
+        let chunks = self.content.chunk_count();
+        let seeders = sc.seeders.max(1);
+        for id in 0..seeders + sc.peers {
+            let seeder = id < seeders;
+            let mut rng = SimRng::stream(sc.seed, id, Purpose::Placement);
+            let access = if seeder {
+                sc.seeder_access
+            } else {
+                sc.leecher_access
+            };
+            self.net.add_node(sc.seed, access.up, access.down, &mut rng);
+            let join = if seeder {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(rng.range(0, sc.join_window.as_micros() as u64))
+            };
+            self.schedule(Instant::ZERO + join, Ev::Join(id));
+            if !seeder {
+                if let Some(c) = sc.churn {
+                    if rng.chance(c.fraction) {
+                        let lo = c.from.as_micros() as u64;
+                        let hi = c.to.as_micros() as u64;
+                        let at = join + Duration::from_micros(rng.range(lo, hi.max(lo)));
+                        self.schedule(
+                            Instant::ZERO + at,
+                            Ev::Leave {
+                                node: id,
+                                forever: c.offline.is_none(),
+                            },
+                        );
+                        if let Some(off) = c.offline {
+                            self.schedule(Instant::ZERO + at + off, Ev::Join(id));
+                        }
+                    }
+                }
+            }
+            self.nodes.push(Node {
+                seeder,
+                ep: None,
+                swarm: None,
+                incarnation: 0,
+                wake_gen: 0,
+                wake_at: None,
+                same_instant_wakes: 0,
+                last_wake: Instant::ZERO,
+                held: Rc::new(RefCell::new(Bitmap::new(if seeder { 0 } else { chunks }))),
+                counters: Rc::default(),
+                joined_at: None,
+                completed_at: None,
+                gone: false,
+                rng,
+                saved_hashes: Vec::new(),
+            });
+        }
+        if let Some(c) = sc.crashes {
+            let first = if c.include_seeders { 0 } else { seeders };
+            let total = seeders + sc.peers;
+            for _ in 0..c.count {
+                if first >= total {
+                    break;
+                }
+                let node = first + self.scen_rng.below(u64::from(total - first)) as u32;
+                let lo = c.from.as_micros() as u64;
+                let at = self.scen_rng.range(lo, (c.to.as_micros() as u64).max(lo));
+                let at = Instant::from_micros(at);
+                self.schedule(at, Ev::Crash(node));
+                self.schedule(at + c.down, Ev::Join(node));
+            }
+        }
+        for (i, p) in sc.partitions.iter().enumerate() {
+            self.schedule(Instant::ZERO + p.at, Ev::PartitionStart(i));
+            self.schedule(Instant::ZERO + p.until, Ev::PartitionEnd);
+        }
+        if let Some(h) = sc.heal_at {
+            self.schedule(Instant::ZERO + h, Ev::Heal);
+        }
+        self.schedule(Instant::ZERO + sc.tracker_interval, Ev::Tracker);
+        self.schedule(Instant::ZERO, Ev::Sample);
+    }
+
+    fn schedule(&mut self, at: Instant, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.sc
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The content's Merkle tree.
+    pub fn tree(&self) -> &Arc<MerkleTree> {
+        &self.tree
+    }
+
+    /// The endpoint of node `id`, if it is up.
+    pub fn endpoint(&self, id: u32) -> Option<&Endpoint> {
+        self.nodes.get(id as usize)?.ep.as_deref()
+    }
+
+    /// Leechers not yet complete (and not gone for good).
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// Runs to the end: every leecher complete, or the scenario's time limit.
+    pub fn run(self) -> Report {
+        self.run_with(&mut |_| {})
+    }
+
+    /// Runs to the end, calling `progress` every 65,536 events.
+    pub fn run_with(mut self, progress: &mut dyn FnMut(&Progress)) -> Report {
+        let wall = WallClock::start();
+        let limit = Instant::ZERO + self.sc.duration;
+        while self.remaining > 0 {
+            if !self.step(limit) {
+                break;
+            }
+            if self.events & 0xFFFF == 0 {
+                progress(&Progress {
+                    sim_time: self.now.saturating_duration_since(Instant::ZERO),
+                    limit: self.sc.duration,
+                    complete: self.sc.peers - self.remaining,
+                    peers: self.sc.peers,
+                    events: self.events,
+                });
+            }
+        }
+        self.take_sample();
+        self.finish(wall.elapsed_s())
+    }
+
+    /// Processes the next event if it is due no later than `limit`; returns whether it did.
+    pub fn step(&mut self, limit: Instant) -> bool {
+        match self.queue.peek() {
+            Some(e) if e.at <= limit => {}
+            _ => return false,
+        }
+        let Entry { at, ev, .. } = self.queue.pop().expect("peeked");
+        debug_assert!(at >= self.now);
+        self.now = at;
+        self.events += 1;
+        match ev {
+            Ev::Wake { node, generation } => self.on_wake(node, generation),
+            Ev::Arrive { to, from, data } => self.on_arrive(to, from, data),
+            Ev::Deliver { to, from, data } => self.on_deliver(to, from, data),
+            Ev::Join(n) => self.join(n),
+            Ev::Leave { node, forever } => self.leave(node, forever),
+            Ev::Crash(n) => self.crash(n),
+            Ev::PartitionStart(i) => self.partition(i),
+            Ev::PartitionEnd => self.net.set_partitioned(false),
+            Ev::Heal => self.heal(),
+            Ev::Tracker => self.tracker(),
+            Ev::Sample => {
+                self.take_sample();
+                let t = self.now + self.sc.sample_interval;
+                self.schedule(t, Ev::Sample);
+            }
+        }
+        true
+    }
+
+    // ---- events ---------------------------------------------------------------------------
+
+    fn on_wake(&mut self, i: u32, generation: u32) {
+        let now = self.now;
+        let n = &mut self.nodes[i as usize];
+        if n.wake_gen != generation || n.ep.is_none() {
+            return;
+        }
+        n.wake_at = None;
+        if n.last_wake == now {
+            n.same_instant_wakes += 1;
+        } else {
+            n.last_wake = now;
+            n.same_instant_wakes = 0;
+        }
+        if n.same_instant_wakes == 10_000 {
+            self.violation(
+                ViolationKind::Livelock,
+                Some(i),
+                "the endpoint asked for 10,000 timeouts at the same instant".into(),
+            );
+        }
+        let mut ep = self.nodes[i as usize].ep.take().expect("checked");
+        ep.handle_timeout(now);
+        self.drain(i, &mut ep);
+        self.nodes[i as usize].ep = Some(ep);
+    }
+
+    fn on_arrive(&mut self, to: u32, from: u32, data: Bytes) {
+        if self.nodes[to as usize].ep.is_none() {
+            self.drop_dgram(DropReason::NodeDown);
+            return;
+        }
+        if !self.net.reachable(from, to) {
+            self.drop_dgram(DropReason::Partition);
+            return;
+        }
+        match self.net.receive(self.now, to, data.len()) {
+            Ok(at) => self.schedule(at, Ev::Deliver { to, from, data }),
+            Err(r) => self.drop_dgram(r),
+        }
+    }
+
+    fn on_deliver(&mut self, to: u32, from: u32, data: Bytes) {
+        let Some(mut ep) = self.nodes[to as usize].ep.take() else {
+            self.drop_dgram(DropReason::NodeDown);
+            return;
+        };
+        self.counters.delivered += 1;
+        self.counters.delivered_bytes += data.len() as u64;
+        self.trace.word(self.now.as_micros());
+        self.trace.word((u64::from(from) << 32) | u64::from(to));
+        self.trace.bytes(&data);
+        ep.handle_datagram(self.now, node_addr(from), data);
+        self.drain(to, &mut ep);
+        self.nodes[to as usize].ep = Some(ep);
+    }
+
+    fn drop_dgram(&mut self, r: DropReason) {
+        self.counters.dropped[r as usize] += 1;
+    }
+
+    fn join(&mut self, i: u32) {
+        let now = self.now;
+        let sc = &self.sc;
+        let n = &mut self.nodes[i as usize];
+        if n.gone || n.ep.is_some() {
+            return;
+        }
+        n.incarnation += 1;
+        let mut cfg =
+            EndpointConfig::new(derive_seed(sc.seed, i, Purpose::Endpoint, n.incarnation));
+        cfg.unix_time_at_zero(UNIX_TIME_AT_ZERO)
+            .max_datagram_size(sc.max_datagram_size);
+        let mut ep = Box::new(Endpoint::new(cfg, now));
+        let (mut scfg, store): (SwarmConfig, Box<dyn ChunkStore>) = if n.seeder {
+            (
+                SwarmConfig::seed(self.tree.clone()),
+                Box::new(SyntheticStore::new(self.content, n.counters.clone())),
+            )
+        } else {
+            let held = n.held.borrow();
+            let cfg = if held.count() == 0 {
+                SwarmConfig::leech(self.tree.root_hash(), sc.hash, sc.chunk_size)
+            } else {
+                SwarmConfig::new(
+                    self.tree.root_hash(),
+                    sc.hash,
+                    sc.chunk_size,
+                    SwarmContent::Partial {
+                        size: Some(self.content.len),
+                        verified: held.ranges(self.content.chunk_count()),
+                        hashes: n.saved_hashes.clone(),
+                    },
+                )
+            };
+            drop(held);
+            let store = VerifyingStore::new(
+                i,
+                self.content,
+                n.held.clone(),
+                n.counters.clone(),
+                self.log.clone(),
+            );
+            (cfg, Box::new(store))
+        };
+        scfg.upload_slots(sc.upload_slots as usize)
+            .max_peers(sc.max_peers as usize);
+        let h = match ep.add_swarm(now, scfg, store) {
+            Ok(h) => h,
+            Err(e) => {
+                self.violation(
+                    ViolationKind::EngineError,
+                    Some(i),
+                    format!("add_swarm failed on (re)join: {e}"),
+                );
+                return;
+            }
+        };
+        let n = &mut self.nodes[i as usize];
+        n.swarm = Some(h);
+        n.joined_at.get_or_insert(now);
+        if !n.seeder && n.completed_at.is_none() && ep.swarm(h).is_some_and(|s| s.is_complete()) {
+            n.completed_at = Some(now);
+            self.remaining -= 1;
+        }
+        self.live_add(i);
+        if !self.nodes[i as usize].seeder {
+            self.give_contacts(i, &mut ep);
+        }
+        self.drain(i, &mut ep);
+        self.nodes[i as usize].ep = Some(ep);
+    }
+
+    /// Like a tracker: the seeders (some of them) and random live peers.
+    fn give_contacts(&mut self, i: u32, ep: &mut Endpoint) {
+        let Some(h) = self.nodes[i as usize].swarm else {
+            return;
+        };
+        let seeders = self.sc.seeders.max(1);
+        let mut picks = Vec::with_capacity((self.sc.contacts + self.sc.seeder_contacts) as usize);
+        let rng = &mut self.nodes[i as usize].rng;
+        for _ in 0..self.sc.seeder_contacts.max(1) {
+            picks.push(rng.below(u64::from(seeders)) as u32);
+        }
+        for _ in 0..self.sc.contacts {
+            if self.live.len() <= 1 {
+                break;
+            }
+            let j = self.live[rng.below(self.live.len() as u64) as usize];
+            if j != i {
+                picks.push(j);
+            }
+        }
+        for j in picks {
+            let _ = ep.connect(self.now, h, node_addr(j));
+        }
+    }
+
+    fn take_down(&mut self, i: u32, graceful: bool) {
+        let Some(mut ep) = self.nodes[i as usize].ep.take() else {
+            return;
+        };
+        if let Some(h) = self.nodes[i as usize].swarm {
+            if let Some(s) = ep.swarm(h) {
+                self.nodes[i as usize].saved_hashes = s.verified_hashes();
+            }
+            if graceful {
+                ep.remove_swarm(self.now, h);
+                self.drain(i, &mut ep);
+            }
+        }
+        self.dead_stats.add(&ep.stats());
+        let n = &mut self.nodes[i as usize];
+        n.swarm = None;
+        n.wake_gen += 1;
+        n.wake_at = None;
+        self.live_remove(i);
+    }
+
+    fn leave(&mut self, i: u32, forever: bool) {
+        if self.nodes[i as usize].ep.is_none() {
+            return;
+        }
+        self.take_down(i, true);
+        if forever {
+            let n = &mut self.nodes[i as usize];
+            n.gone = true;
+            if n.completed_at.is_none() {
+                self.remaining -= 1;
+            }
+        }
+    }
+
+    fn crash(&mut self, i: u32) {
+        if self.healed {
+            return;
+        }
+        self.take_down(i, false);
+    }
+
+    fn partition(&mut self, idx: usize) {
+        if self.healed {
+            return;
+        }
+        let total = self.nodes.len() as u32;
+        let seeders = self.sc.seeders.max(1);
+        match self.sc.partitions[idx].mode {
+            PartitionMode::Split { groups } => {
+                for i in 0..total {
+                    let g = self.scen_rng.below(u64::from(groups.max(2))) as u16;
+                    self.net.set_group(i, g);
+                }
+            }
+            PartitionMode::Isolate { count } => {
+                for i in 0..total {
+                    self.net.set_group(i, 0);
+                }
+                for k in 0..count {
+                    let i = self.scen_rng.below(u64::from(total)) as u32;
+                    self.net
+                        .set_group(i, (k + 1).min(u32::from(u16::MAX)) as u16);
+                }
+            }
+            PartitionMode::IsolateSeeders => {
+                for i in 0..total {
+                    self.net.set_group(i, u16::from(i < seeders));
+                }
+            }
+        }
+        self.net.set_partitioned(true);
+    }
+
+    fn heal(&mut self) {
+        self.healed = true;
+        self.net.set_partitioned(false);
+        self.net.set_loss(LossModel::None);
+        for i in 0..self.nodes.len() as u32 {
+            let n = &self.nodes[i as usize];
+            if n.ep.is_none() && !n.gone && n.joined_at.is_some() {
+                self.join(i);
+            }
+        }
+    }
+
+    fn tracker(&mut self) {
+        let seeders = self.sc.seeders.max(1);
+        for i in seeders..self.nodes.len() as u32 {
+            let n = &self.nodes[i as usize];
+            let (Some(h), true) = (n.swarm, n.completed_at.is_none()) else {
+                continue;
+            };
+            let Some(mut ep) = self.nodes[i as usize].ep.take() else {
+                continue;
+            };
+            if ep.swarm(h).is_some_and(|s| s.connected_peers() < 2) {
+                self.give_contacts(i, &mut ep);
+                self.drain(i, &mut ep);
+            }
+            self.nodes[i as usize].ep = Some(ep);
+        }
+        let t = self.now + self.sc.tracker_interval;
+        self.schedule(t, Ev::Tracker);
+    }
+
+    fn take_sample(&mut self) {
+        let seeders = self.sc.seeders.max(1) as usize;
+        let held: u64 = self.nodes[seeders..]
+            .iter()
+            .map(|n| n.held.borrow().count())
+            .sum();
+        let total = u64::from(self.sc.peers) * self.content.chunk_count();
+        let t = self.now.as_micros() as f64 / 1e6;
+        if self.samples.last().is_some_and(|s| s.t_s == t) {
+            self.samples.pop();
+        }
+        self.samples.push(Sample {
+            t_s: t,
+            progress: if total == 0 {
+                1.0
+            } else {
+                held as f64 / total as f64
+            },
+            complete: self.sc.peers - self.remaining,
+            live: self.live.len() as u32,
+        });
+    }
+
+    // ---- draining -------------------------------------------------------------------------
+
+    fn drain(&mut self, i: u32, ep: &mut Endpoint) {
+        let mut sent = 0u64;
+        while let Some(t) = ep.poll_transmit(self.now, &mut self.buf) {
+            let data = Bytes::copy_from_slice(&self.buf[..t.size]);
+            if self.sc.check_invariants {
+                self.check_datagram(i, ep, &data);
+            }
+            self.send(i, t.destination, data);
+            sent += 1;
+            if sent == 1_000_000 {
+                self.violation(
+                    ViolationKind::Livelock,
+                    Some(i),
+                    "a million datagrams from one input".into(),
+                );
+                break;
+            }
+        }
+        let t = ep.poll_timeout();
+        let now = self.now;
+        let n = &mut self.nodes[i as usize];
+        if t != n.wake_at {
+            n.wake_gen = n.wake_gen.wrapping_add(1);
+            n.wake_at = t;
+            if let Some(t) = t {
+                let generation = n.wake_gen;
+                self.schedule(
+                    t.max(now),
+                    Ev::Wake {
+                        node: i,
+                        generation,
+                    },
+                );
+            }
+        }
+        while let Some(e) = ep.poll_event() {
+            self.on_event(i, e);
+        }
+    }
+
+    fn send(&mut self, from: u32, dest: SocketAddr, data: Bytes) {
+        self.counters.sent += 1;
+        self.counters.sent_bytes += data.len() as u64;
+        let Some(to) = addr_node(dest).filter(|&t| (t as usize) < self.nodes.len()) else {
+            self.drop_dgram(DropReason::NoRoute);
+            return;
+        };
+        match self.net.send(self.now, from, to, data.len()) {
+            Ok(d) => {
+                if let Some(t) = d.duplicate {
+                    self.counters.duplicated += 1;
+                    let data = data.clone();
+                    self.schedule(t, Ev::Arrive { to, from, data });
+                }
+                self.schedule(d.arrive, Ev::Arrive { to, from, data });
+            }
+            Err(r) => self.drop_dgram(r),
+        }
+    }
+
+    /// Invariant: a node never announces (HAVE) a chunk it has not verified; what it sends
+    /// decodes.
+    fn check_datagram(&mut self, i: u32, ep: &Endpoint, data: &Bytes) {
+        let Some(h) = self.nodes[i as usize].swarm else {
+            return;
+        };
+        let Some(sw) = ep.swarm(h) else { return };
+        let Ok((_, msgs)) = decode_datagram(data.clone(), &self.wire) else {
+            self.violation(
+                ViolationKind::MalformedOutput,
+                Some(i),
+                "short datagram".into(),
+            );
+            return;
+        };
+        let cs = u64::from(self.sc.chunk_size);
+        let mut bad = None;
+        for m in msgs {
+            match m {
+                Ok(Message::Have(spec)) => {
+                    if let Some((a, b)) = spec.to_chunks(cs) {
+                        if !sw.verified().contains_range(a..b + 1) {
+                            bad = Some(format!("HAVE {a}..={b} without holding it"));
+                            break;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    bad = Some(format!("sent an undecodable message: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(why) = bad {
+            let kind = if why.starts_with("HAVE") {
+                ViolationKind::HaveWithoutChunk
+            } else {
+                ViolationKind::MalformedOutput
+            };
+            self.violation(kind, Some(i), why);
+        }
+    }
+
+    fn on_event(&mut self, i: u32, e: Event) {
+        let now = self.now;
+        self.trace.word(now.as_micros());
+        self.trace.word(u64::from(i));
+        let kind = match &e {
+            Event::PeerConnected { remote, .. } => {
+                self.trace
+                    .word(u64::from(addr_node(*remote).unwrap_or(u32::MAX)));
+                0
+            }
+            Event::PeerClosed { remote, .. } => {
+                self.trace
+                    .word(u64::from(addr_node(*remote).unwrap_or(u32::MAX)));
+                1
+            }
+            Event::ChunksVerified { range, .. } => {
+                self.trace.word(range.start);
+                self.trace.word(range.end);
+                2
+            }
+            Event::SizeKnown { chunks, .. } => {
+                self.trace.word(*chunks);
+                3
+            }
+            Event::SwarmComplete { .. } => {
+                let n = &mut self.nodes[i as usize];
+                if !n.seeder && n.completed_at.is_none() {
+                    n.completed_at = Some(now);
+                    if !n.gone {
+                        self.remaining -= 1;
+                    }
+                }
+                4
+            }
+            Event::IntegrityFailure { bin, error, .. } => {
+                self.violation(
+                    ViolationKind::IntegrityFailure,
+                    Some(i),
+                    format!("integrity failure among honest peers at {bin:?}: {error:?}"),
+                );
+                5
+            }
+            Event::StoreFailure { error, .. } => {
+                self.violation(ViolationKind::StoreFailure, Some(i), format!("{error}"));
+                6
+            }
+            _ => 7,
+        };
+        self.trace.word(kind);
+        self.event_counts[kind as usize] += 1;
+    }
+
+    fn violation(&mut self, kind: ViolationKind, node: Option<u32>, detail: String) {
+        self.violation_count += 1;
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(Violation {
+                kind,
+                at_s: self.now.as_micros() as f64 / 1e6,
+                node,
+                detail,
+            });
+        }
+    }
+
+    fn live_add(&mut self, i: u32) {
+        if self.live_pos[i as usize] == u32::MAX {
+            self.live_pos[i as usize] = self.live.len() as u32;
+            self.live.push(i);
+        }
+    }
+
+    fn live_remove(&mut self, i: u32) {
+        let p = self.live_pos[i as usize];
+        if p == u32::MAX {
+            return;
+        }
+        let last = *self.live.last().expect("non-empty");
+        self.live.swap_remove(p as usize);
+        if last != i {
+            self.live_pos[last as usize] = p;
+        }
+        self.live_pos[i as usize] = u32::MAX;
+    }
+
+    // ---- the report -----------------------------------------------------------------------
+
+    fn finish(mut self, wall_time_s: f64) -> Report {
+        let mut protocol = self.dead_stats;
+        for n in &self.nodes {
+            if let Some(ep) = &n.ep {
+                protocol.add(&ep.stats());
+            }
+        }
+        // Byte accounting: what the endpoints say they sent and received equals what the
+        // network took from them and handed to them.
+        if protocol.datagrams_out != self.counters.sent
+            || protocol.bytes_out != self.counters.sent_bytes
+        {
+            let d = format!(
+                "endpoints sent {} datagrams / {} bytes; the network took {} / {}",
+                protocol.datagrams_out,
+                protocol.bytes_out,
+                self.counters.sent,
+                self.counters.sent_bytes
+            );
+            self.violation(ViolationKind::ByteAccounting, None, d);
+        }
+        if protocol.datagrams_in != self.counters.delivered
+            || protocol.bytes_in != self.counters.delivered_bytes
+        {
+            let d = format!(
+                "endpoints received {} datagrams / {} bytes; the network delivered {} / {}",
+                protocol.datagrams_in,
+                protocol.bytes_in,
+                self.counters.delivered,
+                self.counters.delivered_bytes
+            );
+            self.violation(ViolationKind::ByteAccounting, None, d);
+        }
+        let log = std::mem::take(&mut *self.log.borrow_mut());
+        for (node, chunk) in log.bad_writes {
+            self.violation(
+                ViolationKind::BadWrite,
+                Some(node),
+                format!("stored chunk {chunk} whose bytes differ from the content"),
+            );
+        }
+        for (node, chunk) in log.duplicate_writes {
+            self.violation(
+                ViolationKind::DuplicateWrite,
+                Some(node),
+                format!("chunk {chunk} written twice by one endpoint"),
+            );
+        }
+        for (node, chunk) in log.bad_reads {
+            self.violation(
+                ViolationKind::BadRead,
+                Some(node),
+                format!("read chunk {chunk}, which it does not hold"),
+            );
+        }
+        let seeders = self.sc.seeders.max(1) as usize;
+        let start = Instant::ZERO;
+        let completion: Vec<f64> = self.nodes[seeders..]
+            .iter()
+            .filter_map(|n| {
+                let c = n.completed_at?;
+                let j = n.joined_at.unwrap_or(start);
+                Some(c.saturating_duration_since(j).as_micros() as f64 / 1e6)
+            })
+            .collect();
+        let uploads: Vec<(bool, u64, u64)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let c = n.counters.borrow();
+                (n.seeder, c.bytes_read, c.bytes_written)
+            })
+            .collect();
+        let live_incomplete = self.nodes[seeders..]
+            .iter()
+            .filter(|n| !n.gone && n.completed_at.is_none())
+            .count() as u32;
+        let gone = self.nodes.iter().filter(|n| n.gone).count() as u32;
+        Report::build(crate::report::Inputs {
+            scenario: self.sc,
+            trace_hash: self.trace.value(),
+            completion,
+            uploads,
+            net: self.counters,
+            protocol,
+            events: self.events,
+            sim_time_s: self.now.as_micros() as f64 / 1e6,
+            wall_time_s,
+            samples: self.samples,
+            violations: self.violations,
+            violation_count: self.violation_count,
+            live_incomplete,
+            gone,
+            event_counts: self.event_counts,
+        })
+    }
+}
+
+/// The only wall clock of the crate: how long a run took, for the report.
+struct WallClock(std::time::Instant);
+
+impl WallClock {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "wall time is reported, never fed to the simulation"
+    )]
+    fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    fn elapsed_s(&self) -> f64 {
+        self.0.elapsed().as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip() {
+        for id in [0, 1, 255, 256, 65_535, 70_000] {
+            assert_eq!(addr_node(node_addr(id)), Some(id));
+        }
+    }
+}
