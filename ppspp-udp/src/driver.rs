@@ -48,6 +48,30 @@ impl DriverConfig {
     }
 }
 
+impl DriverConfig {
+    /// The largest datagram to send, in bytes: sets the engine's limit and, above 1,472
+    /// bytes, lets the IP layer fragment (for chunks larger than about 1,400 bytes).
+    pub fn max_datagram_size(&mut self, bytes: usize) -> &mut Self {
+        self.endpoint.max_datagram_size(bytes);
+        self.socket.allow_fragmentation = bytes > 1472;
+        self
+    }
+
+    /// Sizes datagrams for `chunk_size`-byte chunks: one chunk, its DATA header and a few
+    /// hashes fit in one datagram (at least 1,472 bytes).
+    pub fn for_chunk_size(&mut self, chunk_size: u32) -> &mut Self {
+        let need = (chunk_size as usize).saturating_add(CHUNK_OVERHEAD);
+        if need > 1472 {
+            self.max_datagram_size(need.min(65_507));
+        }
+        self
+    }
+}
+
+/// Room beside a chunk in a datagram: channel ID, DATA header (type, 32-bit chunk range,
+/// timestamp) and a few INTEGRITY messages (more go in an earlier datagram).
+const CHUNK_OVERHEAD: usize = 4 + 1 + 8 + 8 + 4 * 73;
+
 impl Default for DriverConfig {
     fn default() -> Self {
         Self::new()
@@ -171,7 +195,7 @@ impl Driver {
         let std_socket = socket::bind(addr, &config.socket)?;
         let local = std_socket.local_addr()?;
         let mut socket = mio::net::UdpSocket::from_std(std_socket);
-        let io = BatchIo::new(&socket)?;
+        let io = BatchIo::new(&socket, &config.socket)?;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;

@@ -26,6 +26,10 @@ pub struct SocketConfig {
     pub recv_buffer: usize,
     /// The send buffer size (`SO_SNDBUF`), in bytes. Default 4 MiB.
     pub send_buffer: usize,
+    /// Let the IP layer fragment datagrams larger than the path MTU (needed for chunks
+    /// larger than about 1,400 bytes off loopback). Default false: datagrams carry the
+    /// don't-fragment bit and the engine fits them into 1,472 bytes.
+    pub allow_fragmentation: bool,
 }
 
 impl Default for SocketConfig {
@@ -33,6 +37,7 @@ impl Default for SocketConfig {
         Self {
             recv_buffer: 8 << 20,
             send_buffer: 4 << 20,
+            allow_fragmentation: false,
         }
     }
 }
@@ -110,8 +115,12 @@ impl std::fmt::Debug for BatchIo {
 impl BatchIo {
     /// Sets up batched I/O on `socket` (which it makes non-blocking).
     #[cfg(unix)]
-    pub(crate) fn new<S: AsFd>(socket: &S) -> io::Result<Self> {
+    pub(crate) fn new<S: AsFd>(socket: &S, cfg: &SocketConfig) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(socket))?;
+        if cfg.allow_fragmentation {
+            // quinn-udp sets the don't-fragment mode; undo it for large datagrams.
+            allow_fragmentation(socket)?;
+        }
         let slot = (state.gro_segments().max(1) * 1500).clamp(MAX_DATAGRAM, 1 << 17);
         let sref = socket2::SockRef::from(socket);
         let stats = SocketStats {
@@ -324,6 +333,63 @@ impl SendBatch {
     }
 }
 
+/// Lets the kernel fragment datagrams larger than the path MTU (`IP_PMTUDISC_DONT`).
+#[cfg(target_os = "linux")]
+fn allow_fragmentation<S: AsFd>(socket: &S) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_fd().as_raw_fd();
+    let v4 = socket2::SockRef::from(socket).local_addr()?.is_ipv4();
+    let value: libc::c_int = libc::IP_PMTUDISC_DONT;
+    let opts: &[(libc::c_int, libc::c_int)] = if v4 {
+        &[(libc::IPPROTO_IP, libc::IP_MTU_DISCOVER)]
+    } else {
+        // A dual-stack socket sends IPv4 too.
+        &[
+            (libc::IPPROTO_IPV6, libc::IPV6_MTU_DISCOVER),
+            (libc::IPPROTO_IP, libc::IP_MTU_DISCOVER),
+        ]
+    };
+    for &(level, name) in opts {
+        // SAFETY: `fd` is an open socket borrowed for this call; the option value points to a
+        // live c_int whose size is passed along, as setsockopt(2) requires.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                level,
+                name,
+                (&raw const value).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        // On an IPv6 socket the IPv4 option is best effort (an IPv6-only socket refuses it).
+        let required = v4 || level == libc::IPPROTO_IPV6;
+        if r != 0 && required {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    if !v4 {
+        // IPv6 has no fragmentation by routers, only by the sender: also clear DONTFRAG.
+        let zero: libc::c_int = 0;
+        // SAFETY: as above.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_DONTFRAG,
+                (&raw const zero).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere, fragmentation is left as the system sets it.
+#[cfg(not(target_os = "linux"))]
+fn allow_fragmentation<S: AsFd>(_socket: &S) -> io::Result<()> {
+    Ok(())
+}
+
 /// The inode of socket `fd`, from `/proc/self/fd` (Linux).
 #[cfg(target_os = "linux")]
 fn socket_inode(fd: i32) -> Option<u64> {
@@ -384,8 +450,8 @@ mod tests {
         let cfg = SocketConfig::default();
         let rx = bind("127.0.0.1:0".parse().unwrap(), &cfg).unwrap();
         let tx = bind("127.0.0.1:0".parse().unwrap(), &cfg).unwrap();
-        let mut rio = BatchIo::new(&rx).unwrap();
-        let mut tio = BatchIo::new(&tx).unwrap();
+        let mut rio = BatchIo::new(&rx, &cfg).unwrap();
+        let mut tio = BatchIo::new(&tx, &cfg).unwrap();
         let to = rx.local_addr().unwrap();
         let mut sent = 0u32;
         for i in 0..100u32 {

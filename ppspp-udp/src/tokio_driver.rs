@@ -59,7 +59,7 @@ impl AsyncDriver {
         let std_socket = socket::bind(addr, &config.socket)?;
         let local = std_socket.local_addr()?;
         let socket = UdpSocket::from_std(std_socket)?;
-        let io = BatchIo::new(&socket)?;
+        let io = BatchIo::new(&socket, &config.socket)?;
         let clock = Clock::new();
         let mut ecfg = config.endpoint;
         ecfg.unix_time_at_zero(clock.unix_micros_at_zero());

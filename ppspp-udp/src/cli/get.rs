@@ -271,8 +271,10 @@ fn download(args: &Args) -> Result<(), Failure> {
             "[::]:0".parse().expect("valid address")
         }
     });
-    let mut driver = Driver::bind(listen, DriverConfig::new())
-        .map_err(|e| fail(format!("cannot bind {listen}: {e}")))?;
+    let mut cfg = DriverConfig::new();
+    cfg.for_chunk_size(link.chunk_size);
+    let mut driver =
+        Driver::bind(listen, cfg).map_err(|e| fail(format!("cannot bind {listen}: {e}")))?;
     let peers = reachable(&peers, driver.local_addr());
     let mut scfg = SwarmConfig::new(link.swarm_id, link.hash, link.chunk_size, content);
     scfg.addressing(link.addressing);
@@ -460,8 +462,10 @@ fn seed_existing(
     let listen = args
         .listen
         .unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid address"));
-    let mut driver = Driver::bind(listen, DriverConfig::new())
-        .map_err(|e| fail(format!("cannot bind {listen}: {e}")))?;
+    let mut cfg = DriverConfig::new();
+    cfg.for_chunk_size(tree.chunk_size());
+    let mut driver =
+        Driver::bind(listen, cfg).map_err(|e| fail(format!("cannot bind {listen}: {e}")))?;
     let now = driver.now();
     driver
         .endpoint_mut()
@@ -605,7 +609,9 @@ impl Run {
         }
         // The data first: the state must never claim chunks that are not on disk.
         self.store.sync()?;
-        let hashes: Vec<(Bin, HashValue)> = s.verified_hashes();
+        let mut hashes: Vec<(Bin, HashValue)> = s.verified_hashes();
+        // Top down: each node after its parent, so a resume can verify them in order.
+        hashes.sort_by_key(|(b, _)| (std::cmp::Reverse(b.layer()), b.raw()));
         let st = DownloadState {
             swarm_id: self.swarm_id,
             hash: self.link.hash,

@@ -107,6 +107,7 @@ fn serve(args: &Args) -> Result<u8, String> {
     let store = FileStore::open_seed(&args.file, tree.chunk_size(), tree.content_len())?;
     let mut cfg = DriverConfig::new();
     cfg.max_send_rate = args.max_rate;
+    cfg.for_chunk_size(tree.chunk_size());
     let mut driver = Driver::bind(args.listen, cfg)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = driver.local_addr();
@@ -122,6 +123,8 @@ fn serve(args: &Args) -> Result<u8, String> {
     link.addressing = args.cam;
     link.size = Some(tree.content_len());
     link.peers.push(advertised(local));
+    // Before the lines a supervisor waits for, so an early Ctrl-C is handled too.
+    interrupt::stop_on_ctrl_c(driver.stop_handle());
     println!("swarm {}", tree.root_hash());
     println!("listening {local}");
     println!("link {link}");
@@ -132,7 +135,6 @@ fn serve(args: &Args) -> Result<u8, String> {
             local.port()
         );
     }
-    interrupt::stop_on_ctrl_c(driver.stop_handle());
     let quiet = args.quiet;
     let outcome = driver
         .run_until(None, |_, ev| {

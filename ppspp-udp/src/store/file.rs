@@ -136,8 +136,18 @@ impl FileStore {
 
     /// Sets a download's file to `len` bytes up front (so running out of space shows early
     /// on file systems that reserve, and the file is not grown chunk by chunk).
+    /// Does nothing once the download completed (the file then has its exact length).
     pub fn preallocate(&self, len: u64) -> Result<(), String> {
         let g = self.lock();
+        if !matches!(
+            g.mode,
+            Mode::Download {
+                completed: false,
+                ..
+            }
+        ) {
+            return Ok(());
+        }
         let cur = g.file.metadata().map(|m| m.len()).unwrap_or(0);
         if cur != len {
             g.file
