@@ -358,7 +358,7 @@ fn allow_fragmentation<S: AsFd>(socket: &S) -> io::Result<()> {
                 level,
                 name,
                 (&raw const value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         // On an IPv6 socket the IPv4 option is best effort (an IPv6-only socket refuses it).
@@ -377,7 +377,7 @@ fn allow_fragmentation<S: AsFd>(socket: &S) -> io::Result<()> {
                 libc::IPPROTO_IPV6,
                 libc::IPV6_DONTFRAG,
                 (&raw const zero).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                size_of::<libc::c_int>() as libc::socklen_t,
             );
         }
     }
