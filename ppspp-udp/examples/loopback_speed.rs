@@ -94,18 +94,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dstore = FileStore::create_download(&part, &out, chunk_size, false)?;
     dstore.preallocate(len as u64)?;
     let now = getter.now();
-    let swarm = getter.endpoint_mut().add_swarm(
-        now,
-        SwarmConfig::new(
-            swarm_id,
-            HashAlgorithm::Sha1,
-            chunk_size,
-            SwarmContent::Empty {
-                size: Some(len as u64),
-            },
-        ),
-        Box::new(dstore.clone()),
-    )?;
+    let mut gcfg = SwarmConfig::new(
+        swarm_id,
+        HashAlgorithm::Sha1,
+        chunk_size,
+        SwarmContent::Empty {
+            size: Some(len as u64),
+        },
+    );
+    if let Some(n) = std::env::var("MAX_REQ").ok().and_then(|v| v.parse().ok()) {
+        gcfg.max_requests_per_peer(n);
+    }
+    let swarm = getter
+        .endpoint_mut()
+        .add_swarm(now, gcfg, Box::new(dstore.clone()))?;
     let start = Instant::now();
     let now = getter.now();
     getter.endpoint_mut().connect(now, swarm, seed_addr)?;
@@ -157,12 +159,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sep.data_retransmissions
     );
     println!(
-        "getter: {} datagrams in over {} receive calls, kernel drops {:?} (rcvbuf {} bytes); {} chunks verified",
+        "getter: {} datagrams in over {} receive calls, kernel drops {:?} (rcvbuf {} bytes); {} chunks verified; turns {} (short waits {}), seeder turns {} (short waits {})",
         gstats.socket.datagrams_in,
         gstats.socket.recv_calls,
         gstats.socket.kernel_drops,
         gstats.socket.recv_buffer,
-        gep.chunks_verified
+        gep.chunks_verified,
+        gstats.turns,
+        gstats.short_waits,
+        sstats.turns,
+        sstats.short_waits
     );
     let _ = std::fs::remove_dir_all(&dir);
     if !same {

@@ -22,6 +22,8 @@ use crate::clock::Clock;
 use crate::socket::{self, BatchIo, SocketConfig, SocketStats};
 
 const SOCKET: Token = Token(0);
+/// Waits shorter than this do not sleep in the kernel (see [`Driver::turn`]).
+const SHORT_WAIT: Duration = Duration::from_millis(1);
 const WAKER: Token = Token(1);
 
 /// Settings of a driver: the engine's configuration, the socket's, and an optional send
@@ -100,6 +102,8 @@ pub struct DriverStats {
     pub turns: u64,
     /// Times the send rate limit held datagrams back.
     pub rate_limited: u64,
+    /// Waits too short for the kernel's millisecond timer, spent yielding instead.
+    pub short_waits: u64,
 }
 
 /// Stops a running driver from another thread or a signal handler.
@@ -176,6 +180,7 @@ pub struct Driver {
     pacer: Option<Pacer>,
     turns: u64,
     rate_limited: u64,
+    short_waits: u64,
 }
 
 impl std::fmt::Debug for Driver {
@@ -226,6 +231,7 @@ impl Driver {
             pacer,
             turns: 0,
             rate_limited: 0,
+            short_waits: 0,
         })
     }
 
@@ -276,6 +282,7 @@ impl Driver {
             socket: self.io.stats(),
             turns: self.turns,
             rate_limited: self.rate_limited,
+            short_waits: self.short_waits,
         }
     }
 
@@ -295,9 +302,11 @@ impl Driver {
             deadline = deadline.min(t);
         }
         let wait = deadline.saturating_duration_since(now);
-        // Round up to whole milliseconds' worth of precision only where the OS needs it:
-        // epoll takes milliseconds, so a sub-millisecond wait would spin; mio rounds up.
-        match self.poll.poll(&mut self.events, Some(wait)) {
+        // epoll waits in whole milliseconds (mio rounds up), but the engine paces datagrams
+        // microseconds apart: a short wait is a non-blocking poll, then yields until due.
+        let short = wait < SHORT_WAIT;
+        let timeout = if short { Duration::ZERO } else { wait };
+        match self.poll.poll(&mut self.events, Some(timeout)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -306,6 +315,12 @@ impl Driver {
         for ev in &self.events {
             if ev.token() == SOCKET && ev.is_writable() {
                 writable = true;
+            }
+        }
+        if short && self.events.is_empty() {
+            self.short_waits += 1;
+            while self.clock.now() < deadline {
+                std::thread::yield_now();
             }
         }
         if writable && self.writable_wait {
