@@ -34,7 +34,7 @@ pub struct Args {
     /// The swarm: a hex swarm ID (20 bytes: SHA-1, 28: SHA-224, 32: SHA-256, 48: SHA-384,
     /// 64: SHA-512) or a `ppspp://` link from `ppspp seed`.
     pub swarm: String,
-    /// A peer to download from (repeatable), e.g. 127.0.0.1:6778 or [::1]:6778.
+    /// A peer to download from (repeatable), e.g. `127.0.0.1:6778` or `[::1]:6778`.
     #[arg(long = "peer", short = 'p')]
     pub peers: Vec<SocketAddr>,
     /// Where to write the content.
