@@ -284,6 +284,30 @@ fn download(args: &Args) -> Result<(), Failure> {
         .add_swarm(now, scfg, Box::new(store.clone()))
         .map_err(|e| fail(format!("cannot start the download: {e}")))?;
     interrupt::stop_on_ctrl_c(driver.stop_handle());
+    // What the engine itself holds after re-verifying the resume hashes: that, not what the
+    // state file claimed, is what will not be fetched again.
+    let cs64 = u64::from(link.chunk_size);
+    let resumed_bytes = match driver.endpoint().swarm(swarm) {
+        Some(s) if resumed_bytes > 0 => {
+            let n = s.verified().count();
+            let mut b = n * cs64;
+            if let Some(len) = size {
+                let last = len.div_ceil(cs64).saturating_sub(1);
+                if s.verified().contains(last) {
+                    b = b.saturating_sub(last * cs64 + cs64 - len);
+                }
+            }
+            if b < resumed_bytes && !args.quiet {
+                eprintln!(
+                    "warning: the engine accepted {} of the {} resumed; the rest is fetched again",
+                    human_bytes(b),
+                    human_bytes(resumed_bytes)
+                );
+            }
+            b
+        }
+        _ => 0,
+    };
 
     let mut run = Run {
         swarm,
