@@ -173,7 +173,7 @@ impl Endpoint {
         &mut self,
         now: Instant,
         cfg: SwarmConfig,
-        store: Box<dyn ChunkStore>,
+        mut store: Box<dyn ChunkStore>,
     ) -> Result<SwarmHandle, SwarmError> {
         self.advance(now);
         if self.swarm_by_id.contains_key(&cfg.swarm_id) {
@@ -204,21 +204,7 @@ impl Endpoint {
                 verified,
                 hashes,
             } => {
-                let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
-                let mut t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
-                    .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
-                for (bin, hash) in hashes {
-                    t.add_hash(*bin, hash)
-                        .map_err(|_| SwarmError::InvalidConfig("resume hash rejected"))?;
-                }
-                // Only chunks whose hashes verified again count as held.
-                for r in verified {
-                    for c in r.clone() {
-                        if crate::bin::Bin::leaf(c).is_some_and(|b| t.is_verified(b)) {
-                            have.insert(c);
-                        }
-                    }
-                }
+                let t = resume_tree(&cfg, *size, verified, hashes, &mut *store, &mut have)?;
                 Tree::Partial(Box::new(t))
             }
         };
@@ -230,7 +216,10 @@ impl Endpoint {
             }
         };
         let handle = SwarmHandle(idx as u32);
-        let complete = tree.chunk_count().is_some_and(|n| have.is_complete(n));
+        // A seeder is complete from the start; a resumed download completes (and finalises its
+        // store) through `check_complete` below.
+        let complete = matches!(tree, Tree::Full(_));
+        let have_clone = have.clone();
         let mut swarm = Swarm {
             handle,
             swarm_id: cfg.swarm_id,
@@ -239,6 +228,7 @@ impl Endpoint {
             tree,
             have,
             requested: BTreeMap::new(),
+            claimed: have_clone,
             avail: Vec::new(),
             complete,
             channels: Default::default(),
@@ -258,6 +248,7 @@ impl Endpoint {
         }
         self.swarm_by_id.insert(swarm.swarm_id, idx);
         self.swarms[idx] = Some(swarm);
+        self.check_complete(idx);
         Ok(handle)
     }
 
@@ -556,15 +547,19 @@ impl Endpoint {
         }
         let target = ch.request_target.min(max);
         let outstanding = ch.requested.len();
-        if outstanding >= target {
+        // Refill in batches (a quarter of the target at a time), so picking is amortised over
+        // several chunks instead of running for every chunk that arrives.
+        if outstanding >= target || (outstanding > 0 && target - outstanding < (target / 4).max(1))
+        {
             return;
         }
         let want = target - outstanding;
-        // Endgame: everything missing is already requested; allow a second request elsewhere.
-        let endgame = sw.chunk_count().is_some_and(|n| {
-            let have = sw.have.count_in(0..n);
-            have + sw.requested.len() as u64 >= n
-        });
+        // Endgame: everything missing is already requested; a peer that is running dry may
+        // then ask for chunks already requested elsewhere (and CANCELs the copies later).
+        let endgame = outstanding < 4
+            && sw
+                .chunk_count()
+                .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);
         let picks = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
         if picks.is_empty() {
             return;
@@ -580,6 +575,7 @@ impl Endpoint {
                     },
                 );
                 *sw.requested.entry(c).or_insert(0) += 1;
+                sw.claimed.insert(c);
             }
         }
         ch.pending_requests.extend(picks);
@@ -603,12 +599,104 @@ impl Endpoint {
     }
 }
 
+/// Rebuilds a download's verified state from saved resume data (see
+/// [`SwarmContent::Partial`]). Nothing saved is believed blindly: the saved tree nodes must fold
+/// up, pair by pair, to the swarm ID, and every saved chunk is read back from the store and
+/// hashed against its verified leaf. What fails is simply downloaded again.
+fn resume_tree(
+    cfg: &SwarmConfig,
+    size: Option<u64>,
+    verified: &[core::ops::Range<u64>],
+    hashes: &[(crate::bin::Bin, HashValue)],
+    store: &mut dyn ChunkStore,
+    have: &mut Binmap,
+) -> Result<PartialTree, SwarmError> {
+    use crate::bin::Bin;
+    let content = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
+    let mut tree = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, content)
+        .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
+    // Resume needs the size: without it the tree's shape (and the root's bin) is unknown.
+    let (Some(len), false) = (size, hashes.is_empty()) else {
+        return Ok(tree);
+    };
+    let cs = u64::from(cfg.chunk_size);
+    let n = len.div_ceil(cs);
+    let Some(root) = Bin::root_covering(n) else {
+        return Ok(tree);
+    };
+    let saved: BTreeMap<Bin, HashValue> = hashes.iter().copied().collect();
+    let zero = cfg.hash.empty();
+    let past_end = |b: Bin| b.first_chunk().is_some_and(|f| f >= n);
+    let node = |b: Bin| -> Option<HashValue> {
+        if past_end(b) {
+            Some(zero)
+        } else {
+            saved.get(&b).copied()
+        }
+    };
+    // Top down from the root: a pair of children is accepted when it folds into its
+    // (already accepted) parent.
+    let mut accepted: BTreeMap<Bin, HashValue> = BTreeMap::new();
+    accepted.insert(root, cfg.swarm_id);
+    let mut frontier = alloc::vec![root];
+    while let Some(parent) = frontier.pop() {
+        let Some((l, r)) = parent.children() else {
+            continue;
+        };
+        let (Some(lh), Some(rh)) = (node(l), node(r)) else {
+            continue;
+        };
+        let ph = accepted[&parent];
+        let folded = if lh.is_zero() && rh.is_zero() {
+            zero
+        } else {
+            cfg.hash.digest_pair(&lh, &rh)
+        };
+        if folded != ph {
+            continue;
+        }
+        for (b, h) in [(l, lh), (r, rh)] {
+            if !past_end(b) {
+                accepted.insert(b, h);
+                frontier.push(b);
+            }
+        }
+    }
+    for (b, h) in &accepted {
+        if *b != root {
+            let _ = tree.add_trusted(*b, h);
+        }
+    }
+    // Every saved chunk must still be on disk as it was verified.
+    let mut buf = alloc::vec![0u8; cfg.chunk_size as usize];
+    for r in verified {
+        for c in r.start..r.end.min(n) {
+            let Some(leaf) = Bin::leaf(c).and_then(|b| accepted.get(&b)) else {
+                continue;
+            };
+            let expect = if c + 1 < n { cs } else { len - (n - 1) * cs };
+            match store.read_chunk(c, &mut buf) {
+                Ok(k) if k as u64 == expect && cfg.hash.digest(&buf[..k]) == *leaf => {
+                    if tree.verify_chunk(c, &buf[..k]).is_ok() {
+                        have.insert(c);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(tree)
+}
+
 /// Forgets one request for chunk `c` in the swarm-wide table.
 pub(crate) fn release(s: &mut Swarm, c: u64) {
     if let Some(k) = s.requested.get_mut(&c) {
         *k -= 1;
         if *k == 0 {
             s.requested.remove(&c);
+            if !s.have.contains(c) {
+                s.claimed.remove(c);
+            }
         }
     }
 }
@@ -676,11 +764,11 @@ impl<'a> SwarmRef<'a> {
     pub fn verified_hashes(&self) -> Vec<(crate::bin::Bin, HashValue)> {
         match &self.swarm.tree {
             Tree::Partial(t) => {
-                // Every verified node of the tree (bins 0..2N−1).
+                // Every verified node of the tree (bins 0..2W−1, W the tree width).
                 let Some(n) = t.chunk_count() else {
                     return Vec::new();
                 };
-                (0..2 * n - 1)
+                (0..2 * n.next_power_of_two() - 1)
                     .map(crate::bin::Bin::from_raw)
                     .filter(|&b| t.is_verified(b))
                     .filter_map(|b| Some((b, t.hash(b)?)))

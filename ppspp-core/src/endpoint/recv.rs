@@ -684,6 +684,7 @@ impl Endpoint {
         let bin = ack_bin(sw);
         push_ack(ch, bin, delay);
         sw.requested.remove(&c);
+        sw.claimed.insert(c);
         let swarm = sw.handle;
         let others: Vec<u32> = sw.channels.iter().copied().filter(|&o| o != id).collect();
         if size_before.is_none() {
@@ -750,14 +751,19 @@ impl Endpoint {
         s.complete = true;
         let handle = s.handle;
         if let Err(error) = s.store.complete() {
+            // Every chunk verified, but the store could not finalise the content: say so, and
+            // do not claim completion.
+            s.store_failed = true;
             self.events.push_back(Event::StoreFailure {
                 swarm: handle,
                 error,
             });
+            return;
         }
         // Requests still out (endgame duplicates) are cancelled.
         let ids: Vec<u32> = s.channels.iter().copied().collect();
         s.requested.clear();
+        s.claimed = s.have.clone();
         for id in ids {
             if let Some(ch) = self.chan_mut(id) {
                 let reqs: Vec<(u64, u64)> = ch.requested.keys().map(|&c| (c, c)).collect();

@@ -59,6 +59,8 @@ pub(crate) struct Swarm {
     pub(crate) have: Binmap,
     /// Chunks requested from some peer and not yet received (value: how many peers).
     pub(crate) requested: BTreeMap<u64, u8>,
+    /// Chunks we have or requested from someone: what the picker skips outside the endgame.
+    pub(crate) claimed: Binmap,
     /// Per-chunk count of connected peers that have it (once the chunk count is known).
     pub(crate) avail: Vec<u16>,
     pub(crate) complete: bool,
@@ -138,6 +140,9 @@ impl Swarm {
     /// have or requested from anyone (`allow_dup` relaxes the latter for the endgame: chunks
     /// requested from fewer than two peers and not from this one, `mine`). Returns inclusive
     /// ranges.
+    ///
+    /// Cost is proportional to the candidates examined (a small multiple of `want`, plus the
+    /// runs skipped over), never to the content size.
     pub(crate) fn pick(
         &self,
         peer_have: &Binmap,
@@ -146,129 +151,92 @@ impl Swarm {
         allow_dup: bool,
         rng: &mut Rng,
     ) -> Vec<(u64, u64)> {
-        let mut out: Vec<(u64, u64)> = Vec::new();
         if want == 0 {
-            return out;
+            return Vec::new();
         }
-        let limit = self.chunk_count().unwrap_or(u64::MAX);
+        let limit = self.chunk_count().unwrap_or(1 << 62);
+        // Outside the endgame the walk below only meets unclaimed chunks.
         let usable = |c: u64| -> bool {
-            if c >= limit || self.have.contains(c) {
-                return false;
-            }
-            match self.requested.get(&c) {
-                None => true,
-                Some(&k) => allow_dup && k < 2 && !mine.contains_key(&c),
-            }
+            !allow_dup
+                || match self.requested.get(&c) {
+                    None => true,
+                    Some(&k) => k < 2 && !mine.contains_key(&c),
+                }
         };
-        // Candidate ranges: what the peer has and we lack, in order.
-        let window = match self.cfg.picker {
-            PickerMode::InOrder { lookahead } => Some((
+        // Candidates: chunks the peer has and we lack, walked from `from` (wrapping around to
+        // `wrap_from` when it is given), skipping what is already requested.
+        let mut candidates: Vec<u64> = Vec::new();
+        let (from, to, wrap, budget) = match self.cfg.picker {
+            // Streaming: the earliest chunks after the playback position, in order.
+            PickerMode::InOrder { lookahead } => (
                 self.playback,
-                self.playback.saturating_add(lookahead.max(1)),
-            )),
-            PickerMode::RarestFirst => None,
+                self.playback.saturating_add(lookahead.max(1)).min(limit),
+                false,
+                want,
+            ),
+            // Rarest first: look at a few times more candidates than needed, from a random
+            // point, and keep the rarest.
+            PickerMode::RarestFirst => (
+                rng.gen_range(0..limit.max(1)),
+                limit,
+                true,
+                want.saturating_mul(4).max(16),
+            ),
         };
-        let mut taken = 0usize;
-        let take = |c: u64, out: &mut Vec<(u64, u64)>| match out.last_mut() {
-            Some(l) if l.1 + 1 == c => l.1 = c,
-            _ => out.push((c, c)),
-        };
-        if let Some((from, to)) = window {
-            // In order from the playback position (streaming): the earliest chunks first.
-            for r in peer_have.difference_ranges(&self.have) {
-                let (a, b) = (r.start.max(from), r.end.min(to).min(limit));
-                for c in a..b {
-                    if usable(c) {
-                        take(c, &mut out);
-                        taken += 1;
-                        if taken >= want {
-                            return out;
-                        }
-                    }
-                }
-                if r.start >= to {
-                    break;
-                }
-            }
-            return out;
-        }
-        // Rarest first: sample candidate runs from a random starting point, prefer the rarest
-        // chunk among the sample, and take consecutive chunks after it (one REQUEST covers a
-        // run). Cost stays proportional to what is picked, not to the content size.
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for r in peer_have.difference_ranges(&self.have) {
-            let end = r.end.min(limit);
-            if r.start < end {
-                runs.push((r.start, end));
-            }
-            if runs.len() >= 4096 {
-                break;
-            }
-        }
-        if runs.is_empty() {
-            return out;
-        }
-        let mut picked: BTreeSet<u64> = BTreeSet::new();
-        let mut attempts = 0;
-        while taken < want && attempts < 64 {
-            attempts += 1;
-            // Sample a few random positions and keep the rarest usable one.
-            let mut best: Option<(u16, u64)> = None;
-            for _ in 0..8 {
-                let (a, b) = runs[rng.gen_range(0..runs.len() as u64) as usize];
-                let c = a + rng.gen_range(0..b - a);
-                // Walk forward to a usable chunk within the run.
-                let mut c2 = c;
-                while c2 < b && (picked.contains(&c2) || !usable(c2)) {
-                    c2 += 1;
-                    if c2 - c > 64 {
-                        break;
-                    }
-                }
-                if c2 >= b || picked.contains(&c2) || !usable(c2) {
-                    continue;
-                }
-                let rarity = self.avail.get(c2 as usize).copied().unwrap_or(0);
-                if best.is_none_or(|(r, _)| rarity < r) {
-                    best = Some((rarity, c2));
-                }
-            }
-            let Some((rarity, start)) = best else {
-                // Sampling found nothing: fall back to a linear scan.
-                for &(a, b) in &runs {
-                    for c in a..b {
-                        if !picked.contains(&c) && usable(c) {
-                            picked.insert(c);
-                            taken += 1;
-                            if taken >= want {
-                                break;
+        // Outside the endgame, the gaps of `claimed` are exactly the usable chunks, so the walk
+        // never steps over requested chunks one by one.
+        let skip = if allow_dup { &self.have } else { &self.claimed };
+        let scan = |lo: u64, hi: u64, out: &mut Vec<u64>| {
+            let mut skipped = 0u32;
+            for run in peer_have.ranges_in(lo..hi) {
+                for gap in skip.missing_in(run) {
+                    for c in gap {
+                        if usable(c) {
+                            out.push(c);
+                            if out.len() >= budget {
+                                return;
+                            }
+                        } else {
+                            skipped += 1;
+                            // Bound the work spent walking over requested chunks.
+                            if skipped > 4096 {
+                                return;
                             }
                         }
                     }
-                    if taken >= want {
-                        break;
-                    }
                 }
-                break;
-            };
-            // Take a run of equally rare chunks from there (at most 16 at a time).
-            let mut c = start;
-            let mut run = 0;
-            while taken < want && run < 16 {
-                if picked.contains(&c) || !usable(c) || !peer_have.contains(c) {
-                    break;
-                }
-                if self.avail.get(c as usize).copied().unwrap_or(0) > rarity {
-                    break;
-                }
-                picked.insert(c);
-                taken += 1;
-                run += 1;
-                c += 1;
             }
+        };
+        scan(from, to, &mut candidates);
+        if wrap && candidates.len() < budget && from > 0 {
+            scan(0, from, &mut candidates);
         }
-        for c in picked {
-            take(c, &mut out);
+        if matches!(self.cfg.picker, PickerMode::RarestFirst) && !self.avail.is_empty() {
+            // Rarest first, ties broken at random (so peers spread over different chunks),
+            // then taken in chunk order so that runs become single REQUESTs.
+            let mut keyed: Vec<(u16, u32, u64)> = candidates
+                .iter()
+                .map(|&c| {
+                    (
+                        self.avail.get(c as usize).copied().unwrap_or(0),
+                        rng.next_u32() >> 28,
+                        c,
+                    )
+                })
+                .collect();
+            keyed.sort_unstable();
+            keyed.truncate(want);
+            candidates = keyed.into_iter().map(|k| k.2).collect();
+            candidates.sort_unstable();
+        } else {
+            candidates.truncate(want);
+        }
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for c in candidates {
+            match out.last_mut() {
+                Some(l) if l.1 + 1 == c => l.1 = c,
+                _ => out.push((c, c)),
+            }
         }
         out
     }

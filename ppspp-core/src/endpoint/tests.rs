@@ -854,3 +854,63 @@ fn gibibyte_tree_chunks_anywhere_verify() {
     assert_eq!(sw.chunk_count(), Some(chunks));
     assert_eq!(sw.content_len(), Some(chunks * 1024));
 }
+
+#[test]
+fn interrupted_download_resumes_from_verified_state() {
+    let mut mesh = Mesh::new(27);
+    let data = content(300 * 1024 - 7, 27);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(60), |m| {
+        m.nodes[l].ep.swarm(lh).unwrap().verified().count() >= 100
+    }));
+    // "Interrupt": save what a driver persists, then start a new endpoint from it.
+    let sw = mesh.nodes[l].ep.swarm(lh).unwrap();
+    let verified: Vec<core::ops::Range<u64>> = sw.verified().ranges().collect();
+    let held = sw.verified().count();
+    let mut hashes = sw.verified_hashes();
+    let writes_before = rec.inner.borrow().writes;
+    let cfg_for = |hashes: Vec<(crate::bin::Bin, crate::hash::HashValue)>| {
+        SwarmConfig::new(
+            tree.root_hash(),
+            HashAlgorithm::Sha1,
+            1024,
+            crate::config::SwarmContent::Partial {
+                size: Some(data.len() as u64),
+                verified: verified.clone(),
+                hashes,
+            },
+        )
+    };
+    // A tampered state resumes nothing it cannot prove: flip one saved hash.
+    let mut bad = hashes.clone();
+    let first = crate::bin::Bin::leaf(verified[0].start).unwrap();
+    let i = bad.iter().position(|(b, _)| *b == first).unwrap();
+    bad[i].1 = HashAlgorithm::Sha1.digest(b"tampered");
+    let mut probe = Endpoint::new(mesh.config(), mesh.now);
+    let ph = probe
+        .add_swarm(mesh.now, cfg_for(bad), Box::new(rec.clone()))
+        .unwrap();
+    assert!(probe.swarm(ph).unwrap().verified().count() < held);
+    // The real state resumes every held chunk.
+    mesh.nodes[l].ep = Endpoint::new(mesh.config(), mesh.now);
+    hashes.sort_unstable_by_key(|(b, _)| core::cmp::Reverse(b.layer()));
+    let lh = mesh.nodes[l]
+        .ep
+        .add_swarm(mesh.now, cfg_for(hashes), Box::new(rec.clone()))
+        .unwrap();
+    assert_eq!(mesh.nodes[l].ep.swarm(lh).unwrap().verified().count(), held);
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
+    assert_eq!(rec.assembled(), data);
+    let writes = rec.inner.borrow().writes - writes_before;
+    assert_eq!(
+        writes,
+        300 - held,
+        "only the missing chunks are fetched again"
+    );
+}
