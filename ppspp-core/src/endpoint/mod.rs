@@ -675,13 +675,16 @@ fn resume_tree(
                 continue;
             };
             let expect = if c + 1 < n { cs } else { len - (n - 1) * cs };
-            match store.read_chunk(c, &mut buf) {
-                Ok(k) if k as u64 == expect && cfg.hash.digest(&buf[..k]) == *leaf => {
-                    if tree.verify_chunk(c, &buf[..k]).is_ok() {
-                        have.insert(c);
-                    }
+            let ok = match store.read_chunk(c, &mut buf) {
+                Ok(k) => {
+                    k as u64 == expect
+                        && cfg.hash.digest(&buf[..k]) == *leaf
+                        && tree.verify_chunk(c, &buf[..k]).is_ok()
                 }
-                _ => {}
+                Err(_) => false,
+            };
+            if ok {
+                have.insert(c);
             }
         }
     }
