@@ -167,6 +167,7 @@ criterion_group! {
     targets = bench_codec
 }
 
+/// Runs the benchmarks, then prints the ratios measured in this run.
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -262,6 +262,7 @@ fn bench_datagram(c: &mut Criterion) {
 
 criterion_group!(benches, bench_engine, bench_datagram);
 
+/// Runs the benchmarks, then prints the ratios measured in this run.
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -898,7 +898,7 @@ fn interrupted_download_resumes_from_verified_state() {
     assert!(probe.swarm(ph).unwrap().verified().count() < held);
     // The real state resumes every held chunk.
     mesh.nodes[l].ep = Endpoint::new(mesh.config(), mesh.now);
-    hashes.sort_unstable_by_key(|(b, _)| core::cmp::Reverse(b.layer()));
+    hashes.sort_unstable_by_key(|(b, _)| Reverse(b.layer()));
     let lh = mesh.nodes[l]
         .ep
         .add_swarm(mesh.now, cfg_for(hashes), Box::new(rec.clone()))
