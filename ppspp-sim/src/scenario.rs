@@ -159,12 +159,12 @@ impl Scenario {
         }
     }
 
-    /// The scenario `ppspp-sim` runs with no arguments: 300 leechers and one seeder, 1 MiB in
+    /// The scenario `ppspp-sim` runs with no arguments: 200 leechers and one seeder, 1 MiB in
     /// 1 KiB chunks, a flash crowd within 2 s, 1% loss, 10% churn.
     pub fn default_scenario() -> Self {
         Self {
             seed: 1,
-            peers: 300,
+            peers: 200,
             seeders: 1,
             content_size: 1 << 20,
             chunk_size: 1024,

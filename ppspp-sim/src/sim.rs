@@ -1,7 +1,6 @@
 //! The simulation engine: next-event virtual time over real [`Endpoint`]s.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
@@ -106,29 +105,9 @@ enum Ev {
     Sample,
 }
 
-struct Entry {
-    at: Instant,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, o: &Self) -> bool {
-        self.at == o.at && self.seq == o.seq
-    }
-}
-impl Eq for Entry {}
-impl PartialOrd for Entry {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Entry {
-    // Reversed: BinaryHeap is a max-heap and we want the earliest (then lowest seq) first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.at.cmp(&self.at).then(o.seq.cmp(&self.seq))
-    }
-}
+/// A heap key: `(time µs, sequence, slab slot)`, earliest first; the sequence number breaks
+/// ties in scheduling order, and the payload waits in a slab so the heap moves 24 bytes.
+type Key = std::cmp::Reverse<(u64, u64, u32)>;
 
 struct Node {
     seeder: bool,
@@ -178,7 +157,9 @@ pub struct Progress {
 pub struct Simulation {
     sc: Scenario,
     now: Instant,
-    queue: BinaryHeap<Entry>,
+    queue: BinaryHeap<Key>,
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
     seq: u64,
     nodes: Vec<Node>,
     net: Network,
@@ -200,7 +181,11 @@ pub struct Simulation {
     violation_count: u64,
     dead_stats: ProtocolCounters,
     event_counts: [u64; 8],
+    tap: Option<Tap>,
 }
+
+/// A callback that sees every datagram delivered: `(time, from node, to node, bytes)`.
+pub type Tap = Box<dyn FnMut(Instant, u32, u32, &Bytes)>;
 
 impl std::fmt::Debug for Simulation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -228,6 +213,8 @@ impl Simulation {
         let mut sim = Self {
             now: Instant::ZERO,
             queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             nodes: Vec::with_capacity(n_nodes as usize),
             net: Network::new(sc.net),
@@ -249,6 +236,7 @@ impl Simulation {
             violation_count: 0,
             dead_stats: ProtocolCounters::default(),
             event_counts: [0; 8],
+            tap: None,
             sc,
         };
         sim.setup();
@@ -339,16 +327,28 @@ impl Simulation {
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Entry {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some(ev);
+                s
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.queue
+            .push(std::cmp::Reverse((at.as_micros(), self.seq, slot)));
     }
 
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
         &self.sc
+    }
+
+    /// Installs a tap that sees every delivered datagram (for debugging and custom checks).
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// The simulated time.
@@ -401,10 +401,13 @@ impl Simulation {
     /// Processes the next event if it is due no later than `limit`; returns whether it did.
     pub fn step(&mut self, limit: Instant) -> bool {
         match self.queue.peek() {
-            Some(e) if e.at <= limit => {}
+            Some(std::cmp::Reverse((at, ..))) if *at <= limit.as_micros() => {}
             _ => return false,
         }
-        let Entry { at, ev, .. } = self.queue.pop().expect("peeked");
+        let std::cmp::Reverse((at, _, slot)) = self.queue.pop().expect("peeked");
+        let at = Instant::from_micros(at);
+        let ev = self.slab[slot as usize].take().expect("scheduled");
+        self.free.push(slot);
         debug_assert!(at >= self.now);
         self.now = at;
         self.events += 1;
@@ -481,6 +484,9 @@ impl Simulation {
         self.trace.word(self.now.as_micros());
         self.trace.word((u64::from(from) << 32) | u64::from(to));
         self.trace.bytes(&data);
+        if let Some(tap) = &mut self.tap {
+            tap(self.now, from, to, &data);
+        }
         ep.handle_datagram(self.now, node_addr(from), data);
         self.drain(to, &mut ep);
         self.nodes[to as usize].ep = Some(ep);
@@ -856,11 +862,18 @@ impl Simulation {
                 }
                 4
             }
-            Event::IntegrityFailure { bin, error, .. } => {
+            Event::IntegrityFailure {
+                bin, error, remote, ..
+            } => {
+                let from = addr_node(*remote);
+                let from_seeder =
+                    from.is_some_and(|f| self.nodes.get(f as usize).is_some_and(|n| n.seeder));
                 self.violation(
                     ViolationKind::IntegrityFailure,
                     Some(i),
-                    format!("integrity failure among honest peers at {bin:?}: {error:?}"),
+                    format!(
+                        "integrity failure among honest peers at {bin:?}: {error:?}; sent by node {from:?} (seeder: {from_seeder})"
+                    ),
                 );
                 5
             }

@@ -55,17 +55,21 @@ pub fn scenario(seed: u64) -> Scenario {
     } else {
         r.range(1300, 1472) as usize
     };
-    let chunks = r.range(1, 300);
+    let chunks = if r.chance(0.2) {
+        r.range(1, 20)
+    } else {
+        r.range(20, 1500)
+    };
     let content_size =
         ((chunks - 1) * u64::from(chunk_size) + r.range(1, u64::from(chunk_size))).max(1);
-    let fault_end = Duration::from_secs(r.range(20, 60));
+    let fault_end = Duration::from_secs(r.range(10, 40));
     let p_loss = r.next_f64() * 0.15;
     let loss = if r.chance(0.3) {
         LossModel::bursty(p_loss / 2.0, 1.0 + r.next_f64() * 6.0)
     } else {
         LossModel::per_direction(p_loss)
     };
-    let up = r.range(100_000, 2_000_000);
+    let up = r.range(30_000, 1_000_000);
     let down = up * r.range(1, 8);
     let queue_ms = r.range(30, 400);
     let seeder_up = up * r.range(1, 8);
@@ -117,8 +121,9 @@ pub fn scenario(seed: u64) -> Scenario {
     }
     if r.chance(0.5) {
         for _ in 0..r.range(1, 3) {
-            let a = r.range(0, fault_end.as_millis() as u64);
-            let z = r.range(a, fault_end.as_millis() as u64);
+            let end = fault_end.as_millis() as u64;
+            let a = r.range(0, end / 2);
+            let z = r.range(a, end);
             let mode = match r.below(3) {
                 0 => PartitionMode::Split {
                     groups: r.range(2, 3) as u16,
