@@ -228,14 +228,22 @@ fn run(sc: Scenario, json: Option<PathBuf>, svg: Option<PathBuf>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs with a progress bar on stderr when it is a terminal; the bar appears after the first
-/// progress callback (65,536 events), so short runs show none.
+/// Runs with a progress bar on stderr when it is a terminal; the bar appears once the run has
+/// taken 2 s of wall time, so short runs show none.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the progress bar's wall clock never reaches the simulation"
+)]
 fn run_with_bar(sim: Simulation) -> Report {
     if !std::io::stderr().is_terminal() {
         return sim.run();
     }
+    let started = std::time::Instant::now();
     let mut bar: Option<ProgressBar> = None;
     let mut cb = |p: &Progress| {
+        if bar.is_none() && started.elapsed() < Duration::from_secs(2) {
+            return;
+        }
         let b = bar.get_or_insert_with(|| {
             let b = ProgressBar::new(u64::from(p.peers));
             b.set_style(
