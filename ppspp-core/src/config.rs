@@ -37,7 +37,7 @@ impl EndpointConfig {
             congestion: Arc::new(LedbatConfig::default()),
             handshake_timeout: Duration::from_millis(300),
             handshake_attempts: 8,
-            chunk_size_fallback_after: 2,
+            chunk_size_fallback_after: 1,
             keepalive_interval: Duration::from_secs(55),
             dead_peer_timeout: Duration::from_secs(180),
             max_channels: 60_000,
@@ -83,7 +83,8 @@ impl EndpointConfig {
 
     /// After this many unanswered handshakes carrying the Chunk Size option, the initiator
     /// retries without it: libswift silently drops handshakes that carry option 9
-    /// (DESIGN.md §4). Default 2; 0 never sends the option.
+    /// (DESIGN.md §4). Default 1 (the first handshake carries it, the retries do not); 0 never
+    /// sends the option.
     pub fn chunk_size_fallback_after(&mut self, attempts: u32) -> &mut Self {
         self.chunk_size_fallback_after = attempts;
         self

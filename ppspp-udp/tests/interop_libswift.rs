@@ -4,7 +4,8 @@
 //! `skipped: LIBSWIFT_BIN not set` and passes. Both directions use SHA-1, 1 KiB chunks and
 //! 32-bit chunk ranges (what libswift speaks). libswift's command line: `-f FILE` (content),
 //! `-h HEX` (root hash), `-l ADDR` (listen), `-t ADDR` (peer to contact), `-w SECS` (how
-//! long to run).
+//! long to run, with a unit: `0s` exits when complete). The matrix is both directions × 1 byte,
+//! a few chunks and 64 MiB, plus a mixed swarm (one seeder, both kinds of leechers).
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -60,60 +61,62 @@ fn log(dir: &Path, name: &str) -> std::fs::File {
     std::fs::File::create(dir.join(name)).unwrap()
 }
 
-#[test]
-fn ppspp_downloads_from_libswift() {
-    let Some(swift) = libswift() else { return };
-    let d = tmpdir("from-libswift");
+/// libswift seeding `data`: returns the process, its address and the root hash it printed.
+fn libswift_seed(swift: &Path, d: &Path, data: &[u8]) -> (Killed, String, String) {
     let src = d.join("content");
-    let data = content(3 * 1024 * 1024 + 123);
-    std::fs::write(&src, &data).unwrap();
-    let root = MerkleTree::build(HashAlgorithm::Sha1, 1024, &data)
-        .unwrap()
-        .root_hash();
+    std::fs::write(&src, data).unwrap();
     let port = free_port();
-    let _seeder = Killed(
-        Command::new(&swift)
-            .arg("-f")
-            .arg(&src)
-            .args(["-l", &format!("127.0.0.1:{port}"), "-w", "120"])
-            .current_dir(&d)
-            .stdout(log(&d, "libswift.out"))
-            .stderr(log(&d, "libswift.err"))
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let out = d.join("out");
-    let o = Command::new(BIN)
-        .args([
-            "get",
-            &root.to_string(),
-            "--peer",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .arg("-o")
-        .arg(&out)
-        .args(["--timeout", "30", "--quiet"])
-        .output()
+    let mut child = Command::new(swift)
+        .arg("-f")
+        .arg(&src)
+        .args(["-l", &format!("127.0.0.1:{port}"), "-w", "300s"])
+        .current_dir(d)
+        .stdout(Stdio::piped())
+        .stderr(log(d, "libswift-seed.err"))
+        .spawn()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(std::fs::read(&out).unwrap() == data, "output differs");
-    println!("{}", String::from_utf8_lossy(&o.stdout));
+    // libswift prints "Root hash: <hex>" once it has hashed the file.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let root = loop {
+        let line = lines
+            .next()
+            .expect("libswift printed its root hash")
+            .unwrap();
+        if let Some(h) = line.strip_prefix("Root hash: ") {
+            break h.trim().to_owned();
+        }
+    };
+    (Killed(child), format!("127.0.0.1:{port}"), root)
 }
 
-#[test]
-fn libswift_downloads_from_ppspp() {
-    let Some(swift) = libswift() else { return };
-    let d = tmpdir("to-libswift");
+/// `ppspp get` of `root` from `peer`; returns the bytes written.
+fn ppspp_get(d: &Path, name: &str, root: &str, peer: &str) -> Vec<u8> {
+    let out = d.join(name);
+    let o = Command::new(BIN)
+        .args(["get", root, "--peer", peer])
+        .arg("-o")
+        .arg(&out)
+        .args(["--timeout", "60", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "ppspp get failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read(&out).unwrap()
+}
+
+/// `ppspp seed` of `data`: returns the process, the swarm ID and its address.
+fn ppspp_seed(d: &Path, data: &[u8]) -> (Killed, String, String) {
     let src = d.join("content");
-    let data = content(2 * 1024 * 1024 + 7);
-    std::fs::write(&src, &data).unwrap();
+    std::fs::write(&src, data).unwrap();
     let mut seeder = Command::new(BIN)
         .arg("seed")
         .arg(&src)
         .args(["--listen", "127.0.0.1:0", "--quiet"])
         .stdout(Stdio::piped())
-        .stderr(log(&d, "ppspp.err"))
+        .stderr(log(d, "ppspp-seed.err"))
         .spawn()
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(seeder.stdout.take().unwrap()));
@@ -131,28 +134,119 @@ fn libswift_downloads_from_ppspp() {
         .strip_prefix("listening ")
         .unwrap()
         .to_owned();
-    let _seeder = Killed(seeder);
-    let out = d.join("out");
-    let _getter = Killed(
-        Command::new(&swift)
-            .args(["-h", &swarm, "-t", &addr, "-w", "60"])
+    (Killed(seeder), swarm, addr)
+}
+
+/// libswift downloading `swarm` from `peer` into a fresh file; returns the bytes once complete.
+fn libswift_get(
+    swift: &Path,
+    d: &Path,
+    name: &str,
+    swarm: &str,
+    peer: &str,
+    expect: &[u8],
+) -> Vec<u8> {
+    let out = d.join(name);
+    // libswift wants the output file to exist, and exits on completion only when `-w 0s`
+    // comes after `-l`.
+    std::fs::write(&out, b"").unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut getter = Killed(
+        Command::new(swift)
+            .args(["-h", swarm, "-t", peer, "-l", &listen, "-w", "0s"])
             .arg("-f")
             .arg(&out)
-            .current_dir(&d)
-            .stdout(log(&d, "libswift.out"))
-            .stderr(log(&d, "libswift.err"))
+            .current_dir(d)
+            .stdout(log(d, &format!("{name}.out")))
+            .stderr(log(d, &format!("{name}.err")))
             .spawn()
             .unwrap(),
     );
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(60) {
-        if std::fs::read(&out).is_ok_and(|b| b == data) {
-            return;
+    while start.elapsed() < Duration::from_secs(120) {
+        if let Ok(Some(status)) = getter.0.try_wait() {
+            assert!(status.success(), "libswift exited with {status}");
+            break;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!(
-        "libswift did not download the content within 60 s; logs in {}",
+    let got = std::fs::read(&out).unwrap();
+    assert!(
+        got.len() == expect.len(),
+        "libswift wrote {} of {} bytes; logs in {}",
+        got.len(),
+        expect.len(),
         d.display()
     );
+    got
+}
+
+const SIZES: [(&str, usize); 3] = [("1B", 1), ("5chunks", 5 * 1024 + 3), ("64MiB", 64 << 20)];
+
+#[test]
+fn ppspp_downloads_from_libswift() {
+    let Some(swift) = libswift() else { return };
+    for (name, len) in SIZES {
+        let d = tmpdir(&format!("from-libswift-{name}"));
+        let data = content(len);
+        let (_seeder, addr, root) = libswift_seed(&swift, &d, &data);
+        let expect = MerkleTree::build(HashAlgorithm::Sha1, 1024, &data)
+            .unwrap()
+            .root_hash();
+        assert_eq!(
+            root,
+            expect.to_string(),
+            "libswift and ppspp agree on the swarm ID"
+        );
+        let start = Instant::now();
+        let got = ppspp_get(&d, "out", &root, &addr);
+        assert!(got == data, "{name}: output differs");
+        println!(
+            "libswift -> ppspp {name}: identical, {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn libswift_downloads_from_ppspp() {
+    let Some(swift) = libswift() else { return };
+    for (name, len) in SIZES {
+        let d = tmpdir(&format!("to-libswift-{name}"));
+        let data = content(len);
+        let (_seeder, swarm, addr) = ppspp_seed(&d, &data);
+        let start = Instant::now();
+        let got = libswift_get(&swift, &d, "out", &swarm, &addr, &data);
+        assert!(got == data, "{name}: output differs");
+        println!(
+            "ppspp -> libswift {name}: identical, {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn mixed_swarm_one_seeder_both_kinds_of_leechers() {
+    let Some(swift) = libswift() else { return };
+    for seeder_kind in ["ppspp", "libswift"] {
+        let d = tmpdir(&format!("mixed-{seeder_kind}"));
+        let data = content(3 << 20);
+        let (_seeder, swarm, addr) = if seeder_kind == "ppspp" {
+            ppspp_seed(&d, &data)
+        } else {
+            let (k, a, r) = libswift_seed(&swift, &d, &data);
+            (k, r, a)
+        };
+        let d2 = d.clone();
+        let (sw, ad, dt, bin) = (swarm.clone(), addr.clone(), data.clone(), swift.clone());
+        let theirs =
+            std::thread::spawn(move || libswift_get(&bin, &d2, "libswift-out", &sw, &ad, &dt));
+        let ours = ppspp_get(&d, "ppspp-out", &swarm, &addr);
+        let theirs = theirs.join().unwrap();
+        assert!(
+            ours == data && theirs == data,
+            "{seeder_kind} seeder: outputs differ"
+        );
+        println!("mixed swarm, {seeder_kind} seeder: both leechers identical");
+    }
 }

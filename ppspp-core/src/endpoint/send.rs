@@ -9,7 +9,7 @@ use crate::hash::HashValue;
 use crate::merkle::AckedHashes;
 use crate::wire::{
     Ack, ChannelId, ChunkSpec, DatagramWriter, EncodeError, Handshake, Integrity, Message,
-    MessageType, ProtocolOptions, SupportedMessages,
+    MessageType, ProtocolOptions,
 };
 
 use super::recv::VERSION;
@@ -118,7 +118,10 @@ impl Endpoint {
             integrity: Some(super::STATIC_INTEGRITY),
             merkle_hash: Some(s.cfg.hash),
             addressing: Some(s.cfg.addressing),
-            supported_messages: Some(SupportedMessages::all()),
+            // RFC 7574 §7.10 asks for Supported Messages only from peers that support a proper
+            // subset; we support every message, and libswift misparses the option (it skips the
+            // wrong number of bytes and loses what follows), so it is not sent (CHECKLIST Q4).
+            supported_messages: None,
             chunk_size: chunk_size.then_some(s.cfg.chunk_size),
             ..ProtocolOptions::default()
         }

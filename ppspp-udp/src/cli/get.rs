@@ -186,7 +186,7 @@ fn download(args: &Args) -> Result<(), Failure> {
                 out.display()
             )));
         }
-        println!(
+        crate::cli::say!(
             "complete {}: {} bytes (0 downloaded, already present)",
             out.display(),
             root.content_len()
@@ -447,7 +447,7 @@ fn download(args: &Args) -> Result<(), Failure> {
         .unwrap_or(0);
     let downloaded = store.bytes_written();
     let elapsed = started.elapsed();
-    println!(
+    crate::cli::say!(
         "complete {}: {total} bytes ({downloaded} downloaded, {resumed_bytes} resumed) in {:.2} s, \
          {:.2} MB/s, from {} peer(s): {}",
         out.display(),

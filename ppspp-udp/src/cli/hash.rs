@@ -32,7 +32,7 @@ pub struct Args {
 pub fn run(args: &Args) -> u8 {
     match root_of_file(&args.file, args.hash, args.chunk_size) {
         Ok(root) => {
-            println!("{root}");
+            crate::cli::say!("{root}");
             0
         }
         Err(e) => {

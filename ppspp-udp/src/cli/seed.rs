@@ -125,9 +125,9 @@ fn serve(args: &Args) -> Result<u8, String> {
     link.peers.push(advertised(local));
     // Before the lines a supervisor waits for, so an early Ctrl-C is handled too.
     interrupt::stop_on_ctrl_c(driver.stop_handle());
-    println!("swarm {}", tree.root_hash());
-    println!("listening {local}");
-    println!("link {link}");
+    crate::cli::say!("swarm {}", tree.root_hash());
+    crate::cli::say!("listening {local}");
+    crate::cli::say!("link {link}");
     if !args.quiet && local.ip().is_unspecified() {
         eprintln!(
             "(the link names {}; other hosts use this host's address with port {})",
