@@ -267,8 +267,6 @@ fn killed_download_restarts_and_completes() {
 }
 
 #[test]
-#[ignore = "engine: SwarmContent::Partial hashes never verify (PartialTree::add_hash needs a \
-            verified sibling), so a resumed swarm holds no chunk and fetches everything again"]
 fn resumed_download_fetches_less() {
     let (downloaded, resumed, len) = kill_and_restart("resume");
     assert!(
