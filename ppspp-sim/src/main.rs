@@ -229,18 +229,32 @@ fn run(sc: Scenario, json: Option<PathBuf>, svg: Option<PathBuf>) -> ExitCode {
 }
 
 /// Runs with a progress bar on stderr when it is a terminal; the bar appears once the run has
-/// taken 2 s of wall time, so short runs show none.
+/// taken 2 s of wall time, so short runs show none. When stderr is not a terminal, a progress
+/// line is printed every 30 s of wall time instead.
 #[expect(
     clippy::disallowed_methods,
-    reason = "the progress bar's wall clock never reaches the simulation"
+    reason = "the progress display's wall clock never reaches the simulation"
 )]
 fn run_with_bar(sim: Simulation) -> Report {
-    if !std::io::stderr().is_terminal() {
-        return sim.run();
-    }
+    let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
+    let mut last_line = started;
     let mut bar: Option<ProgressBar> = None;
     let mut cb = |p: &Progress| {
+        if !tty {
+            if last_line.elapsed() >= Duration::from_secs(30) {
+                last_line = std::time::Instant::now();
+                eprintln!(
+                    "progress: wall {:.0}s sim {:.1}s complete {}/{} events {}",
+                    started.elapsed().as_secs_f64(),
+                    p.sim_time.as_secs_f64(),
+                    p.complete,
+                    p.peers,
+                    p.events
+                );
+            }
+            return;
+        }
         if bar.is_none() && started.elapsed() < Duration::from_secs(2) {
             return;
         }
