@@ -125,6 +125,8 @@ pub(crate) struct Channel {
     // Control messages to send.
     pub(crate) pending_acks: Vec<PendingAck>,
     pub(crate) pending_haves: Binmap,
+    /// When pending HAVEs must go out even alone (until then they ride on other datagrams).
+    pub(crate) haves_due: Option<Instant>,
     pub(crate) send_pex_req: bool,
     pub(crate) pex_replies: Vec<SocketAddr>,
     pub(crate) pex_answered_at: Option<Instant>,
@@ -201,6 +203,7 @@ impl Channel {
             last_delivery: now,
             pending_acks: Vec::new(),
             pending_haves: Binmap::new(),
+            haves_due: None,
             send_pex_req: false,
             pex_replies: Vec::new(),
             pex_answered_at: None,
@@ -223,17 +226,22 @@ impl Channel {
         self.state == State::Established
     }
 
-    /// Whether the channel has control messages waiting.
+    /// Whether the channel has control messages that must go out now (HAVEs wait until
+    /// [`Channel::haves_are_due`], riding on other datagrams meanwhile).
     pub(crate) fn has_control(&self) -> bool {
         self.send_handshake
             || self.send_close
             || !self.pending_acks.is_empty()
-            || !self.pending_haves.is_empty()
             || !self.pending_requests.is_empty()
             || !self.pending_cancels.is_empty()
             || self.send_choke.is_some()
             || self.send_pex_req
             || !self.pex_replies.is_empty()
+    }
+
+    /// Whether pending HAVEs are due on their own.
+    pub(crate) fn haves_are_due(&self, now: Instant) -> bool {
+        !self.pending_haves.is_empty() && self.haves_due.is_none_or(|t| t <= now)
     }
 
     /// Adds chunks `first..=last` to the upload queue, up to `limit` queued chunks; returns how

@@ -139,6 +139,9 @@ impl fmt::Debug for Endpoint {
 
 /// How often choke rounds and PEX connections run.
 const TICK: Duration = Duration::from_millis(500);
+/// How long HAVEs of newly verified chunks wait for another datagram to ride on before they are
+/// sent alone: a burst of chunks then costs one HAVE datagram per peer, not one per chunk.
+pub(crate) const HAVE_DELAY: Duration = Duration::from_millis(20);
 /// How often the unchoked set is re-ranked (RFC 7574 §3.9 leaves policy open; BitTorrent uses
 /// 10 s).
 const CHOKE_ROUND: Duration = Duration::from_secs(10);

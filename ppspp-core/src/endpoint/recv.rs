@@ -723,9 +723,18 @@ impl Endpoint {
                 if och.requested.remove(&c).is_some() {
                     och.pending_cancels.push((c, c));
                 }
-                // R-3.2-d: not to peers that have everything.
+                // R-3.2-d: not to peers that have everything. HAVEs of chunks verified in a
+                // burst are batched: they leave with the next datagram to that peer, or alone
+                // after HAVE_DELAY (R-3.2-a leaves the timing to the implementation).
                 if !och.peer_have.contains(c) {
                     och.pending_haves.insert(c);
+                    if och.haves_due.is_none() {
+                        och.haves_due = Some(now + super::HAVE_DELAY);
+                    }
+                }
+                if och.pending_cancels.is_empty() {
+                    self.reschedule(o);
+                    continue;
                 }
             }
             self.queue_send(o);

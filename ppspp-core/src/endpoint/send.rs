@@ -84,7 +84,9 @@ impl Endpoint {
         let Some(ch) = self.chan(id) else {
             return false;
         };
-        if ch.has_control() && (ch.is_established() || ch.send_handshake) {
+        if (ch.has_control() || ch.haves_are_due(self.now))
+            && (ch.is_established() || ch.send_handshake)
+        {
             return true;
         }
         if !ch.is_established() || !ch.proven || ch.upload.is_empty() || ch.am_choking {
@@ -234,6 +236,9 @@ impl Endpoint {
                     }
                     ch.pending_haves.remove_range(first..last + 1);
                     ch.pending_haves.remove_range(r);
+                }
+                if ch.pending_haves.is_empty() {
+                    ch.haves_due = None;
                 }
             }
             if ch.proven {

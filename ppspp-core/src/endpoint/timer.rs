@@ -89,6 +89,11 @@ impl Endpoint {
                 at(self.now + self.hole_timeout(id));
             }
         }
+        if !ch.pending_haves.is_empty() {
+            if let Some(t) = ch.haves_due {
+                at(t);
+            }
+        }
         if !ch.send_keepalive {
             at(ch.last_send + self.cfg.keepalive_interval);
         }
