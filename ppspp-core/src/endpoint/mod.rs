@@ -125,6 +125,8 @@ pub struct Endpoint {
     pub(crate) events: VecDeque<Event>,
     pub(crate) stats: EndpointStats,
     pub(crate) next_tick: Instant,
+    /// Set while held chunks are being verified again (no nested retries).
+    pub(crate) retrying: bool,
 }
 
 impl fmt::Debug for Endpoint {
@@ -165,6 +167,7 @@ impl Endpoint {
             events: VecDeque::new(),
             stats: EndpointStats::default(),
             next_tick: now + TICK,
+            retrying: false,
         }
     }
 
@@ -243,6 +246,7 @@ impl Endpoint {
             tried: Default::default(),
             next_pex: now,
             store_failed: false,
+            held: BTreeMap::new(),
         };
         swarm.ensure_avail(core::iter::empty());
         if let SwarmContent::Partial { .. } = swarm.cfg.content {

@@ -637,14 +637,22 @@ impl Endpoint {
         let size_before = tree.chunk_count();
         match tree.verify_chunk(c, &d.payload) {
             Ok(()) => {}
-            Err(
-                VerifyError::MissingHashes { .. }
-                | VerifyError::SizeUnknown
-                | VerifyError::OutOfRange { .. }
-                | VerifyError::BinOutOfRange { .. },
-            ) => {
-                // R-5.3-d: cannot be checked yet (its hashes or the peaks were lost or
-                // reordered): drop it; it will be sent again.
+            Err(e @ (VerifyError::MissingHashes { .. } | VerifyError::SizeUnknown)) => {
+                // R-5.3-d: cannot be checked yet: the hashes it needs were in a datagram that
+                // was lost or is late. Hold it (bounded) until they arrive; past the bound, drop
+                // it (it will be sent again).
+                let awaited = match e {
+                    VerifyError::MissingHashes { bin } => bin,
+                    _ => Bin::NONE,
+                };
+                if sw.held.len() < super::swarm::MAX_HELD || sw.held.contains_key(&c) {
+                    sw.held.insert(c, (id, d, awaited));
+                } else {
+                    self.stats.drops.unrequested_data += 1;
+                }
+                return true;
+            }
+            Err(VerifyError::OutOfRange { .. } | VerifyError::BinOutOfRange { .. }) => {
                 self.stats.drops.unrequested_data += 1;
                 return true;
             }
@@ -742,7 +750,54 @@ impl Endpoint {
         self.check_complete(swarm.0 as usize);
         self.fill_requests(id);
         self.queue_send(id);
+        self.retry_held(swarm.0 as usize);
         true
+    }
+
+    /// Verifies held chunks whose awaited hashes have since been verified.
+    fn retry_held(&mut self, idx: usize) {
+        if self.retrying {
+            return;
+        }
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if s.held.is_empty() {
+            return;
+        }
+        let Tree::Partial(tree) = &s.tree else { return };
+        let size_known = tree.chunk_count().is_some();
+        let ready: Vec<u64> = s
+            .held
+            .iter()
+            .filter(|(c, (_, _, bin))| {
+                s.have.contains(**c)
+                    || if bin.is_none() {
+                        size_known
+                    } else {
+                        tree.is_verified(*bin)
+                    }
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let mut work = Vec::with_capacity(ready.len());
+        for c in ready {
+            if let Some(h) = s.held.remove(&c) {
+                work.push(h);
+            }
+        }
+        self.retrying = true;
+        for (from, data, _) in work {
+            if self.chan(from).is_some() {
+                self.on_data(from, data);
+            }
+        }
+        self.retrying = false;
+        // What just verified may unblock more.
+        self.retry_held(idx);
     }
 
     /// Emits completion once every chunk is verified.

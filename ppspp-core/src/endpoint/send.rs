@@ -378,6 +378,10 @@ impl Endpoint {
         // Which hashes the peer needs: the peaks until it acknowledged anything (R-5.6.2-a),
         // then uncles it cannot know from its ACKs/HAVEs (R-5.3-e) — and, on a first
         // transmission, not those of chunks already in flight to it (R-5.3-f).
+        // On a first transmission, hashes already sent in datagrams still in flight are left
+        // out too (R-5.3-f); the receiver holds a chunk whose hashes were lost until they
+        // arrive again, and a retransmission carries every hash the acknowledgements do not
+        // cover.
         let with_peaks = ch.peer_have.is_empty();
         let peer_have = &ch.peer_have;
         let in_flight = &ch.in_flight_map;

@@ -75,7 +75,14 @@ pub(crate) struct Swarm {
     pub(crate) tried: BTreeSet<SocketAddr>,
     pub(crate) next_pex: Instant,
     pub(crate) store_failed: bool,
+    /// Chunks received but not yet verifiable (their hashes were lost or reordered), by
+    /// chunk: the sender's channel, the DATA, and the node whose hash is awaited
+    /// ([`Bin::NONE`]: the peaks). At most [`MAX_HELD`].
+    pub(crate) held: BTreeMap<u64, (u32, crate::wire::Data, Bin)>,
 }
+
+/// How many unverifiable chunks a swarm holds while their hashes are on their way.
+pub(crate) const MAX_HELD: usize = 64;
 
 impl Swarm {
     pub(crate) fn chunk_count(&self) -> Option<u64> {

@@ -200,7 +200,10 @@ impl Endpoint {
             };
             let age = now.saturating_duration_since(s.at);
             let by_order = seq + 3 <= ch.acked_seq || (seq < ch.acked_seq && age > time_threshold);
-            let by_timeout = age >= rto;
+            // Once the oldest DATA has gone unanswered for an RTO, everything still in flight
+            // counts as lost (as TCP does on a retransmission timeout): waiting for each to
+            // time out in turn, under a window of one packet, would stall for seconds.
+            let by_timeout = age >= rto || timed_out;
             if !(by_order || by_timeout) {
                 break;
             }
