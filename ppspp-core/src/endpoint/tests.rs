@@ -914,3 +914,268 @@ fn interrupted_download_resumes_from_verified_state() {
         "only the missing chunks are fetched again"
     );
 }
+
+/// A seeder and `n` leechers, each leecher connected to the seeder only.
+fn star(
+    seed: u64,
+    n: usize,
+    len: usize,
+) -> (Mesh, usize, Vec<(usize, SwarmHandle)>, Arc<MerkleTree>) {
+    let mut mesh = Mesh::new(seed);
+    let data = content(len, seed);
+    let s = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let mut ls = Vec::new();
+    for _ in 0..n {
+        let l = mesh.add_node();
+        let (h, _) = leecher(&mut mesh, l, &tree);
+        let sa = mesh.nodes[s].addr;
+        mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
+        ls.push((l, h));
+    }
+    (mesh, s, ls, tree)
+}
+
+#[test]
+fn closing_handshake_closes_the_other_side() {
+    // R-3.1.1-p, R-3.1.1-q, R-3.1.1-w, R-8.4-d.
+    let (mut mesh, s, ls, _) = star(30, 1, 8 * 1024);
+    let (l, lh) = ls[0];
+    assert!(mesh.run_until(Duration::from_secs(10), |m| m.complete(l, lh)));
+    let peer = mesh.nodes[l].ep.swarm(lh).unwrap().peers().next().unwrap();
+    mesh.nodes[l].ep.close(mesh.now, peer);
+    mesh.run_until(Duration::from_secs(1), |_| false);
+    assert!(mesh.nodes[s].events.iter().any(|e| matches!(
+        e,
+        Event::PeerClosed {
+            reason: CloseReason::RemoteClosed,
+            ..
+        }
+    )));
+    assert_eq!(mesh.nodes[s].ep.stats().channels, 0);
+}
+
+#[test]
+fn keepalives_hold_an_idle_channel_open_and_silence_kills_it() {
+    // R-3.12-a/b, R-8.14-a: idle for 10 minutes, the channel survives on keep-alives.
+    let (mut mesh, s, ls, _) = star(31, 1, 4 * 1024);
+    let (l, lh) = ls[0];
+    assert!(mesh.run_until(Duration::from_secs(10), |m| m.complete(l, lh)));
+    mesh.run_until(Duration::from_secs(600), |_| false);
+    assert!(mesh.nodes[l].ep.stats().keepalives_out >= 10);
+    assert_eq!(mesh.nodes[l].ep.stats().channels, 1);
+    assert_eq!(mesh.nodes[s].ep.stats().channels, 1);
+    // The seeder vanishes: after 3 minutes with 3+ datagrams unanswered, it is dead.
+    mesh.nodes[s].alive = false;
+    mesh.run_until(Duration::from_secs(400), |_| false);
+    assert!(mesh.nodes[l].events.iter().any(|e| matches!(
+        e,
+        Event::PeerClosed {
+            reason: CloseReason::Dead,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn upload_slots_choke_and_unchoke_peers() {
+    // R-3.9-a/b/c: one slot; the second requester is choked, then served when the first is done.
+    let mut mesh = Mesh::new(32);
+    let data = content(64 * 1024, 32);
+    let s = mesh.add_node();
+    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
+    let mut cfg = SwarmConfig::seed(tree.clone());
+    cfg.upload_slots(1);
+    mesh.nodes[s]
+        .ep
+        .add_swarm(
+            mesh.now,
+            cfg,
+            Box::new(MemoryStore::with_content(1024, data.clone())),
+        )
+        .unwrap();
+    let mut ls = Vec::new();
+    for _ in 0..2 {
+        let l = mesh.add_node();
+        let mut c = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
+        c.pex(false);
+        let h = mesh.nodes[l]
+            .ep
+            .add_swarm(mesh.now, c, Box::new(MemoryStore::new(1024)))
+            .unwrap();
+        let sa = mesh.nodes[s].addr;
+        mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
+        ls.push((l, h));
+    }
+    assert!(mesh.run_until(Duration::from_secs(120), |m| {
+        ls.iter().all(|&(l, h)| m.complete(l, h))
+    }));
+    let chokes = mesh.nodes[s]
+        .ep
+        .stats()
+        .messages_out
+        .get(crate::wire::MessageType::Choke);
+    let unchokes = mesh.nodes[s]
+        .ep
+        .stats()
+        .messages_out
+        .get(crate::wire::MessageType::Unchoke);
+    assert!(chokes >= 1, "the second peer was choked");
+    assert!(unchokes >= 1, "and unchoked later");
+}
+
+#[test]
+fn pex_introduces_leechers_to_each_other() {
+    // R-3.10-b/c: leechers that know only the seeder learn of each other and connect. The
+    // seeder serves one peer at a time, so the others must find their content elsewhere.
+    let mut mesh = Mesh::new(33);
+    let data = content(1024 * 1024, 33);
+    let s = mesh.add_node();
+    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
+    let mut cfg = SwarmConfig::seed(tree.clone());
+    cfg.upload_slots(1);
+    mesh.nodes[s]
+        .ep
+        .add_swarm(
+            mesh.now,
+            cfg,
+            Box::new(MemoryStore::with_content(1024, data.clone())),
+        )
+        .unwrap();
+    let mut ls = Vec::new();
+    for _ in 0..3 {
+        let l = mesh.add_node();
+        let (h, _) = leecher(&mut mesh, l, &tree);
+        let sa = mesh.nodes[s].addr;
+        mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
+        ls.push((l, h));
+    }
+    assert!(mesh.run_until(Duration::from_secs(120), |m| {
+        ls.iter().all(|&(l, h)| m.complete(l, h))
+    }));
+    let discovered = ls
+        .iter()
+        .filter(|&&(l, _)| {
+            mesh.nodes[l]
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::PeerDiscovered { .. }))
+        })
+        .count();
+    assert!(discovered >= 2, "PEX answers reached the leechers");
+    let leecher_links = ls
+        .iter()
+        .map(|&(l, h)| mesh.nodes[l].ep.swarm(h).unwrap().connected_peers())
+        .sum::<usize>();
+    assert!(
+        leecher_links > ls.len(),
+        "leechers connected to each other, not only to the seeder"
+    );
+}
+
+#[test]
+fn duplicate_opening_handshake_gets_the_same_channel() {
+    // R-8.2-d: a repeated opening handshake (our reply was lost) does not create a second
+    // channel; it is answered again with the same channel ID.
+    let mut mesh = Mesh::new(34);
+    let data = content(4096, 34);
+    let s = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let mut hs = alloc::vec![0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 1, 1, 1, 2, 0, 20];
+    hs.extend_from_slice(tree.root_hash().as_bytes());
+    hs.extend_from_slice(&[3, 1, 4, 0, 6, 2, 0xff]);
+    let from = addr(77);
+    let mut buf = [0u8; 2048];
+    let mut replies = Vec::new();
+    for _ in 0..2 {
+        mesh.nodes[s]
+            .ep
+            .handle_datagram(mesh.now, from, Bytes::copy_from_slice(&hs));
+        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
+            replies.push(buf[..t.size].to_vec());
+        }
+    }
+    assert_eq!(mesh.nodes[s].ep.stats().channels, 1);
+    let chan = |d: &[u8]| d[5..9].to_vec();
+    assert_eq!(replies.len(), 2);
+    assert_eq!(
+        chan(&replies[0]),
+        chan(&replies[1]),
+        "same chanQ both times"
+    );
+    assert_eq!(
+        &replies[0][..4],
+        &[0, 0, 0, 7],
+        "R-3.1.1-k: reply goes to chanP"
+    );
+    // R-12.1-a, CHECKLIST Q15: the channel's datagrams from another address are dropped.
+    let mut keepalive = chan(&replies[0]);
+    keepalive.truncate(4);
+    mesh.nodes[s]
+        .ep
+        .handle_datagram(mesh.now, addr(78), Bytes::from(keepalive));
+    assert_eq!(mesh.nodes[s].ep.stats().drops.wrong_address, 1);
+}
+
+#[test]
+fn initiator_falls_back_to_no_chunk_size_for_peers_that_ignore_it() {
+    // DESIGN.md §4: libswift drops handshakes carrying option 9; the retry omits it.
+    let mut mesh = Mesh::new(35);
+    let data = content(16 * 1024, 35);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    // Play libswift: drop every opening handshake that carries the Chunk Size option.
+    let mut buf = [0u8; 2048];
+    let mut dropped = 0;
+    let mut delivered = 0;
+    let end = mesh.now + Duration::from_secs(10);
+    while mesh.now < end && !mesh.complete(l, lh) {
+        while let Some(t) = mesh.nodes[l].ep.poll_transmit(mesh.now, &mut buf) {
+            let d = &buf[..t.size];
+            let opening = d[..4] == [0, 0, 0, 0];
+            let (_, msgs) = crate::wire::decode_datagram(
+                Bytes::copy_from_slice(d),
+                &crate::wire::WireParams::default(),
+            )
+            .unwrap();
+            let has_cs = msgs.flatten().any(|m| matches!(m, crate::wire::Message::Handshake(h) if h.options.chunk_size.is_some()));
+            if opening && has_cs {
+                dropped += 1;
+                continue;
+            }
+            delivered += 1;
+            let from = mesh.nodes[l].addr;
+            mesh.nodes[s]
+                .ep
+                .handle_datagram(mesh.now, from, Bytes::copy_from_slice(d));
+        }
+        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
+            let from = mesh.nodes[s].addr;
+            mesh.nodes[l].ep.handle_datagram(
+                mesh.now,
+                from,
+                Bytes::copy_from_slice(&buf[..t.size]),
+            );
+        }
+        let next = [
+            mesh.nodes[l].ep.poll_timeout(),
+            mesh.nodes[s].ep.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        mesh.now = next.map_or(mesh.now + Duration::from_millis(10), |t| {
+            t.max(mesh.now + Duration::from_millis(1))
+        });
+        mesh.nodes[l].ep.handle_timeout(mesh.now);
+        mesh.nodes[s].ep.handle_timeout(mesh.now);
+    }
+    assert!(dropped >= 1 && delivered > 0);
+    assert!(mesh.complete(l, lh));
+    assert_eq!(rec.assembled(), data);
+    assert!(mesh.nodes[l].ep.stats().handshake_retransmissions >= 1);
+}
