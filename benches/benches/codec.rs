@@ -3,7 +3,10 @@
 //!
 //! Run: `cargo bench -p ppspp-benches --bench codec`. The last lines print the ratio
 //! decode(DATA datagram) / SHA-1(1 KiB), which must stay well under 0.10.
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 

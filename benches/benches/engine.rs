@@ -10,7 +10,10 @@
 //!   counted with a counting global allocator; printed at the end.
 //!
 //! Run: `cargo bench -p ppspp-benches --bench engine`.
-#![allow(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
