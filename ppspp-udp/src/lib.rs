@@ -5,7 +5,7 @@
 //! - [`Driver`]: one endpoint on one non-blocking UDP socket (IPv4 or IPv6), run on the
 //!   calling thread: batched receive (`recvmmsg`, GRO) and send (GSO) through `quinn-udp`,
 //!   large socket buffers, kernel drop counting, an optional send rate limit.
-//! - `tokio` feature: [`tokio_driver::AsyncDriver`], the same loop on a tokio runtime.
+//! - `tokio` feature: `tokio_driver::AsyncDriver`, the same loop on a tokio runtime.
 //! - [`store`]: the file-backed chunk stores (a seeder's file; a download's file with a
 //!   resumable state sidecar) and the seeder's tree cache.
 //! - [`link`]: swarm links, `ppspp://HEX?cs=…&peer=…`, carrying what a downloader needs.

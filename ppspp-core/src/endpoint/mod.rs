@@ -104,8 +104,23 @@ impl fmt::Display for ConnectError {
 
 impl core::error::Error for ConnectError {}
 
-/// The PPSPP protocol engine for one UDP socket. See the [module docs](self) for the calling
-/// order.
+/// The PPSPP protocol engine for one UDP socket: every swarm and channel on it.
+///
+/// # Calling order (the drain contract)
+///
+/// - **inputs**: [`Endpoint::handle_datagram`] and [`Endpoint::handle_timeout`];
+/// - **commands**: [`Endpoint::add_swarm`], [`Endpoint::connect`], [`Endpoint::close`],
+///   [`Endpoint::remove_swarm`], [`Endpoint::seek`];
+/// - **outputs**: [`Endpoint::poll_transmit`], [`Endpoint::poll_timeout`],
+///   [`Endpoint::poll_event`];
+/// - **views**: [`Endpoint::swarm`], [`Endpoint::peer`], [`Endpoint::stats`].
+///
+/// After every input or command, drain the outputs in this order: call `poll_transmit` until
+/// it returns `None` (sending each datagram), then read `poll_timeout` (and call
+/// `handle_timeout` when that instant is reached), then `poll_event` until `None`. Time is
+/// always an argument and must never decrease; the endpoint never reads a clock. Bad input
+/// from the network is never an error to the caller: it is dropped and counted in
+/// [`EndpointStats`], and may close the channel it came on.
 pub struct Endpoint {
     pub(crate) cfg: EndpointConfig,
     pub(crate) rng: Rng,
