@@ -127,7 +127,9 @@ pub struct Endpoint {
     pub(crate) now: Instant,
     pub(crate) swarms: Vec<Option<Swarm>>,
     pub(crate) swarm_by_id: BTreeMap<HashValue, usize>,
-    pub(crate) channels: Vec<Option<Channel>>,
+    /// Channels by slot (the low 16 bits of their ID); boxed so that empty slots stay small.
+    pub(crate) channels: Vec<Option<Box<Channel>>>,
+    pub(crate) live_channels: usize,
     pub(crate) free_slots: Vec<u16>,
     /// (remote, remote's channel ID) of handshakes we answered: a repeated handshake gets the
     /// same channel (RFC 7574 §8.2, R-8.2-d).
@@ -173,6 +175,7 @@ impl Endpoint {
             swarms: Vec::new(),
             swarm_by_id: BTreeMap::new(),
             channels: Vec::new(),
+            live_channels: 0,
             free_slots: Vec::new(),
             handshakes: BTreeMap::new(),
             half_open: VecDeque::new(),
@@ -376,7 +379,7 @@ impl Endpoint {
     /// Endpoint-wide counters.
     pub fn stats(&self) -> EndpointStats {
         let mut s = self.stats;
-        s.channels = self.channels.iter().filter(|c| c.is_some()).count() as u64;
+        s.channels = self.live_channels as u64;
         s
     }
 
@@ -415,14 +418,14 @@ impl Endpoint {
     pub(crate) fn chan(&self, id: u32) -> Option<&Channel> {
         self.channels
             .get((id & 0xFFFF) as usize)
-            .and_then(Option::as_ref)
+            .and_then(Option::as_deref)
             .filter(|c| c.id == id)
     }
 
     pub(crate) fn chan_mut(&mut self, id: u32) -> Option<&mut Channel> {
         self.channels
             .get_mut((id & 0xFFFF) as usize)
-            .and_then(Option::as_mut)
+            .and_then(Option::as_deref_mut)
             .filter(|c| c.id == id)
     }
 
@@ -431,7 +434,7 @@ impl Endpoint {
         let ch = self
             .channels
             .get_mut((id & 0xFFFF) as usize)
-            .and_then(Option::as_mut)
+            .and_then(Option::as_deref_mut)
             .filter(|c| c.id == id)?;
         let sw = self.swarms.get_mut(ch.swarm).and_then(Option::as_mut)?;
         Some((ch, sw, &mut self.rng))
@@ -444,8 +447,7 @@ impl Endpoint {
         role: Role,
         wire: WireParams,
     ) -> Result<u32, ConnectError> {
-        let live = self.channels.iter().filter(|c| c.is_some()).count();
-        if live >= self.cfg.max_channels {
+        if self.live_channels >= self.cfg.max_channels {
             return Err(ConnectError::TooManyChannels);
         }
         let slot = match self.free_slots.pop() {
@@ -472,7 +474,8 @@ impl Endpoint {
         rc.min_rto(Duration::from_millis(200));
         ch.rtt = RttEstimator::new(rc);
         ch.hs_attempts = 0;
-        self.channels[slot] = Some(ch);
+        self.channels[slot] = Some(Box::new(ch));
+        self.live_channels += 1;
         if let Some(s) = self.swarms.get_mut(swarm).and_then(Option::as_mut) {
             s.channels.insert(id);
         }
@@ -482,14 +485,14 @@ impl Endpoint {
     /// Frees a channel. With `notify`, a closing handshake is sent if the peer knows us.
     pub(crate) fn close_channel(&mut self, id: u32, reason: CloseReason, notify: bool) {
         let slot = (id & 0xFFFF) as usize;
-        let Some(ch) = self
-            .channels
-            .get_mut(slot)
-            .and_then(Option::take)
-            .filter(|c| c.id == id)
-        else {
+        // Check the ID before taking: a stale ID must not free the slot's new occupant.
+        if self.chan(id).is_none() {
+            return;
+        }
+        let Some(ch) = self.channels.get_mut(slot).and_then(Option::take) else {
             return;
         };
+        self.live_channels -= 1;
         if notify && ch.peer_id != 0 {
             // Closing handshake: source channel 0, empty option list (R-3.1.1-p, R-3.1.1-q).
             let mut d = Vec::with_capacity(10);
