@@ -417,7 +417,11 @@ impl Endpoint {
         ch.peer_have.insert_range(a..b + 1);
         // R-3.8-c: a HAVE cancels the peer's requests for those chunks.
         ch.cancel_upload(a, b);
-        self.fill_requests(id);
+        // Picking again is only worth it when the HAVE names something we still need and
+        // nobody is fetching.
+        if !sw.complete && !sw.claimed.contains_range(a..b + 1) {
+            self.fill_requests(id);
+        }
     }
 
     fn on_ack(&mut self, id: u32, spec: ChunkSpec, delay: i64) {

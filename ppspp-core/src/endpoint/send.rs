@@ -385,9 +385,12 @@ impl Endpoint {
         let with_peaks = ch.peer_have.is_empty();
         let peer_have = &ch.peer_have;
         let in_flight = &ch.in_flight_map;
+        // While peaks are still owed (the peer acknowledged nothing yet) every peak goes in
+        // every DATA datagram: a receiver cannot check part of a peak set, so no optimism.
+        let optimistic = !retransmit && !with_peaks;
         let known = |b: Bin| {
             AckedHashes::new(peer_have).knows(b)
-                || (!retransmit && AckedHashes::new(in_flight).knows(b))
+                || (optimistic && AckedHashes::new(in_flight).knows(b))
         };
         let hashes: ArrayVec<(Bin, HashValue), 130> =
             match crate::merkle::integrity(sw.tree.source(), chunk, with_peaks, known) {
