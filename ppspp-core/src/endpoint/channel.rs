@@ -118,6 +118,8 @@ pub(crate) struct Channel {
     pub(crate) request_seq: u64,
     pub(crate) delivered_seq: u64,
     pub(crate) request_target: usize,
+    /// The last pick from this peer found nothing to request.
+    pub(crate) pick_exhausted: bool,
     pub(crate) pending_requests: Vec<(u64, u64)>,
     pub(crate) pending_cancels: Vec<(u64, u64)>,
     pub(crate) last_delivery: Instant,
@@ -198,6 +200,7 @@ impl Channel {
             request_seq: 0,
             delivered_seq: 0,
             request_target: 16,
+            pick_exhausted: false,
             pending_requests: Vec::new(),
             pending_cancels: Vec::new(),
             last_delivery: now,

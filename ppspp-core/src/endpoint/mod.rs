@@ -347,6 +347,9 @@ impl Endpoint {
             None => return,
         };
         for id in ids {
+            if let Some(ch) = self.chan_mut(id) {
+                ch.pick_exhausted = false;
+            }
             self.fill_requests(id);
         }
     }
@@ -530,10 +533,7 @@ impl Endpoint {
                 });
             }
             if !released.is_empty() {
-                let ids: Vec<u32> = s.channels.iter().copied().collect();
-                for other in ids {
-                    self.fill_requests(other);
-                }
+                self.offer_released(swarm_idx, &released, id);
             }
         }
     }
@@ -570,6 +570,11 @@ impl Endpoint {
         if !ch.is_established() || !ch.proven || ch.peer_choking || sw.complete || sw.store_failed {
             return;
         }
+        if ch.pick_exhausted {
+            // The last pick found nothing this peer has that we could ask for; a useful HAVE
+            // or a released request clears this.
+            return;
+        }
         let target = ch.request_target.min(max);
         let outstanding = ch.requested.len();
         // Refill in batches (a quarter of the target at a time), so picking is amortised over
@@ -587,6 +592,8 @@ impl Endpoint {
                 .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);
         let picks = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
         if picks.is_empty() {
+            // Only a pick that looked at the peer's whole map may conclude there is nothing.
+            ch.pick_exhausted = !endgame && ch.peer_have.run_count() <= swarm::PICK_RUNS;
             return;
         }
         for &(a, b) in &picks {
@@ -607,6 +614,28 @@ impl Endpoint {
         Channel::coalesce(&mut ch.pending_requests);
         self.queue_send(id);
         self.reschedule(id);
+    }
+
+    /// Chunks `released` (requests given up) are free to fetch again: channels whose peer has
+    /// one of them pick again; the others are not disturbed (picking on every release, for
+    /// every channel, dominated large simulations).
+    pub(crate) fn offer_released(&mut self, swarm_idx: usize, released: &[u64], except: u32) {
+        let Some(s) = self.swarms.get(swarm_idx).and_then(Option::as_ref) else {
+            return;
+        };
+        let ids: Vec<u32> = s
+            .channels
+            .iter()
+            .copied()
+            .filter(|&o| o != except)
+            .collect();
+        for o in ids {
+            let Some(ch) = self.chan_mut(o) else { continue };
+            if released.iter().any(|&c| ch.peer_have.contains(c)) {
+                ch.pick_exhausted = false;
+                self.fill_requests(o);
+            }
+        }
     }
 
     /// Pushes an event, merging consecutive verified ranges.

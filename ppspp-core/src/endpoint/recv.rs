@@ -306,6 +306,7 @@ impl Endpoint {
                 // R-12.6.9-a: an UNCHOKE without a CHOKE is ignored (it simply unchokes).
                 if let Some(ch) = self.chan_mut(id) {
                     ch.peer_choking = false;
+                    ch.pick_exhausted = false;
                 }
                 self.fill_requests(id);
             }
@@ -420,6 +421,7 @@ impl Endpoint {
         // Picking again is only worth it when the HAVE names something we still need and
         // nobody is fetching.
         if !sw.complete && !sw.claimed.contains_range(a..b + 1) {
+            ch.pick_exhausted = false;
             self.fill_requests(id);
         }
     }
@@ -552,10 +554,8 @@ impl Endpoint {
             release(sw, c);
         }
         if !reqs.is_empty() {
-            let ids: Vec<u32> = sw.channels.iter().copied().filter(|&o| o != id).collect();
-            for o in ids {
-                self.fill_requests(o);
-            }
+            let idx = ch.swarm;
+            self.offer_released(idx, &reqs, id);
         }
     }
 

@@ -81,6 +81,9 @@ pub(crate) struct Swarm {
     pub(crate) held: BTreeMap<u64, (u32, crate::wire::Data, Bin)>,
 }
 
+/// The most runs of a peer's map one pick walks.
+pub(crate) const PICK_RUNS: usize = 512;
+
 /// How many unverifiable chunks a swarm holds while their hashes are on their way.
 pub(crate) const MAX_HELD: usize = 64;
 
@@ -193,9 +196,17 @@ impl Swarm {
         // Outside the endgame, the gaps of `claimed` are exactly the usable chunks, so the walk
         // never steps over requested chunks one by one.
         let skip = if allow_dup { &self.have } else { &self.claimed };
-        let scan = |lo: u64, hi: u64, out: &mut Vec<u64>| {
+        // The walk is bounded in runs as well as in chunks: a fragmented peer map whose runs
+        // we already claimed would otherwise be walked end to end on every pick. A random
+        // start point means later picks look elsewhere.
+        let mut runs_left = PICK_RUNS as u32;
+        let mut scan = |lo: u64, hi: u64, out: &mut Vec<u64>| {
             let mut skipped = 0u32;
             for run in peer_have.ranges_in(lo..hi) {
+                if runs_left == 0 {
+                    return;
+                }
+                runs_left -= 1;
                 for gap in skip.missing_in(run) {
                     for c in gap {
                         if usable(c) {

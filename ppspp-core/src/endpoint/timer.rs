@@ -265,11 +265,12 @@ impl Endpoint {
             ch.request_target = (ch.request_target / 2).max(4);
             ch.last_delivery = now;
         }
-        let ids: Vec<u32> = sw.channels.iter().copied().collect();
+        let idx = ch.swarm;
         self.stats.rerequests += expired.len() as u64;
-        for o in ids {
-            self.fill_requests(o);
+        if let Some(ch) = self.chan_mut(id) {
+            ch.pick_exhausted = false;
         }
+        self.offer_released(idx, &expired, u32::MAX);
     }
 
     /// Swarm-wide housekeeping: upload slots and PEX.
