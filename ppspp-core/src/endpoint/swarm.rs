@@ -82,7 +82,7 @@ pub(crate) struct Swarm {
 }
 
 /// The most runs of a peer's map one pick walks.
-pub(crate) const PICK_RUNS: usize = 512;
+pub(crate) const PICK_RUNS: usize = 64;
 
 /// How many unverifiable chunks a swarm holds while their hashes are on their way.
 pub(crate) const MAX_HELD: usize = 64;
@@ -217,7 +217,7 @@ impl Swarm {
                         } else {
                             skipped += 1;
                             // Bound the work spent walking over requested chunks.
-                            if skipped > 4096 {
+                            if skipped > 1024 {
                                 return;
                             }
                         }
