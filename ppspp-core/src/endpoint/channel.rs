@@ -8,9 +8,9 @@ use core::net::SocketAddr;
 use crate::binmap::Binmap;
 use crate::congestion::Controller;
 use crate::rtt::RttEstimator;
-use crate::stats::ChannelStats;
+use crate::stats::{ChannelStats, MessageCounts};
 use crate::time::Instant;
-use crate::wire::{SupportedMessages, WireParams};
+use crate::wire::{MessageType, WireParams};
 
 /// Which side opened the channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,59 @@ pub(crate) struct PendingAck {
     pub(crate) delay: i64,
 }
 
+/// A channel's counters, kept compact (message counts in 32 bits) and widened into
+/// [`ChannelStats`] when read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) datagrams_in: u64,
+    pub(crate) datagrams_out: u64,
+    /// Bytes received; also the anti-amplification credit (R-12.1.1-a).
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) content_in: u64,
+    pub(crate) content_out: u64,
+    pub(crate) retransmissions: u64,
+    pub(crate) messages_in: SmallCounts,
+    pub(crate) messages_out: SmallCounts,
+}
+
+/// Messages by type, 32 bits each.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SmallCounts([u32; 14]);
+
+impl SmallCounts {
+    pub(crate) fn add(&mut self, t: MessageType) {
+        let c = &mut self.0[usize::from(t.code())];
+        *c = c.saturating_add(1);
+    }
+
+    fn widen(&self) -> MessageCounts {
+        let mut out = MessageCounts::default();
+        for (o, i) in out.0.iter_mut().zip(self.0) {
+            *o = u64::from(i);
+        }
+        out
+    }
+}
+
+impl Counters {
+    /// The public view (RTT, window and flight are filled in by the caller).
+    pub(crate) fn public(&self) -> ChannelStats {
+        ChannelStats {
+            datagrams_in: self.datagrams_in,
+            datagrams_out: self.datagrams_out,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            content_in: self.content_in,
+            content_out: self.content_out,
+            retransmissions: self.retransmissions,
+            messages_in: self.messages_in.widen(),
+            messages_out: self.messages_out.widen(),
+            ..ChannelStats::default()
+        }
+    }
+}
+
 /// The ACKs of one received datagram, fed to the controller together.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AckBatch {
@@ -79,10 +132,7 @@ pub(crate) struct Channel {
     pub(crate) state: State,
     /// The peer echoed our channel ID: its address is real (RFC 7574 §12.1).
     pub(crate) proven: bool,
-    pub(crate) bytes_in: u64,
-    pub(crate) bytes_out: u64,
     pub(crate) wire: WireParams,
-    pub(crate) peer_supported: Option<SupportedMessages>,
 
     // Handshake.
     pub(crate) hs_attempts: u32,
@@ -150,7 +200,7 @@ pub(crate) struct Channel {
     pub(crate) round_down: u64,
     pub(crate) round_up: u64,
 
-    pub(crate) stats: ChannelStats,
+    pub(crate) stats: Counters,
 }
 
 impl Channel {
@@ -171,10 +221,7 @@ impl Channel {
             role,
             state: State::Connecting,
             proven: false,
-            bytes_in: 0,
-            bytes_out: 0,
             wire,
-            peer_supported: None,
             hs_attempts: 0,
             hs_deadline: None,
             send_handshake: role == Role::Initiator,
@@ -221,7 +268,7 @@ impl Channel {
             queued: false,
             round_down: 0,
             round_up: 0,
-            stats: ChannelStats::default(),
+            stats: Counters::default(),
         }
     }
 

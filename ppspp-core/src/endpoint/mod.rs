@@ -884,7 +884,7 @@ impl PeerRef<'_> {
 
     /// Counters of this channel.
     pub fn stats(&self) -> ChannelStats {
-        let mut s = self.ch.stats;
+        let mut s = self.ch.stats.public();
         s.rtt = self.ch.rtt.smoothed();
         s.cwnd = self.ch.cc.window();
         s.in_flight = self.ch.cc.bytes_in_flight();

@@ -62,7 +62,6 @@ impl Endpoint {
             };
             ch.last_recv = now;
             ch.sent_since_recv = 0;
-            ch.bytes_in += len;
             ch.stats.datagrams_in += 1;
             ch.stats.bytes_in += len;
         }
@@ -146,7 +145,7 @@ impl Endpoint {
             if let Some(ch) = self.chan_mut(id) {
                 if !ch.proven {
                     ch.send_handshake = true;
-                    ch.bytes_in += len;
+                    ch.stats.bytes_in += len;
                     self.queue_send(id);
                 }
             }
@@ -176,8 +175,6 @@ impl Endpoint {
             ch.pending_haves = have;
             // libswift drops handshakes carrying Chunk Size: answer in kind (DESIGN.md §4).
             ch.reply_with_chunk_size = hs.options.chunk_size.is_some();
-            ch.peer_supported = hs.options.supported_messages;
-            ch.bytes_in += len;
             ch.stats.datagrams_in += 1;
             ch.stats.bytes_in += len;
             ch.stats.messages_in.add(MessageType::Handshake);
@@ -354,7 +351,6 @@ impl Endpoint {
             ch.proven = true;
             ch.hs_deadline = None;
             ch.send_handshake = false;
-            ch.peer_supported = h.options.supported_messages;
         }
         self.on_established(id);
         true

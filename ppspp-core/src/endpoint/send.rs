@@ -63,7 +63,6 @@ impl Endpoint {
             ch.sent_since_recv = ch.sent_since_recv.saturating_add(1);
             ch.stats.datagrams_out += 1;
             ch.stats.bytes_out += size as u64;
-            ch.bytes_out += size as u64;
             self.stats.datagrams_out += 1;
             self.stats.bytes_out += size as u64;
             // Round robin: a channel with more to send goes to the back of the queue.
@@ -143,9 +142,9 @@ impl Endpoint {
         // R-12.1-b, R-12.1.1-a: until the peer proves its address, stay within a small
         // multiple of what it sent.
         let limit = if ch.role == Role::Responder && !ch.proven {
-            let budget = (ch.bytes_in as usize)
+            let budget = (ch.stats.bytes_in as usize)
                 .saturating_mul(self.cfg.amplification_factor)
-                .saturating_sub(ch.bytes_out as usize);
+                .saturating_sub(ch.stats.bytes_out as usize);
             budget.min(max)
         } else {
             max
