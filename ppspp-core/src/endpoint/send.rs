@@ -91,13 +91,17 @@ impl Endpoint {
         if !ch.is_established() || !ch.proven || ch.upload.is_empty() || ch.am_choking {
             return false;
         }
-        let mss = self.cfg.max_datagram_size as u64;
+        matches!(ch.cc.next_send_time(self.now, self.data_estimate_for(ch)), Some(t) if t <= self.now)
+    }
+
+    /// [`data_estimate`] for channel `ch`'s swarm.
+    pub(crate) fn data_estimate_for(&self, ch: &super::channel::Channel) -> u64 {
         let cs = self
             .swarms
             .get(ch.swarm)
             .and_then(Option::as_ref)
             .map_or(1024, |s| s.cfg.chunk_size);
-        matches!(ch.cc.next_send_time(self.now, data_estimate(mss, cs)), Some(t) if t <= self.now)
+        data_estimate(self.cfg.max_datagram_size as u64, cs)
     }
 
     fn handshake_options(&self, id: u32) -> ProtocolOptions {

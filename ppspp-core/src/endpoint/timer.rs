@@ -68,16 +68,7 @@ impl Endpoint {
             at(t.max(self.now + Duration::from_millis(1)));
         }
         if !ch.upload.is_empty() && !ch.am_choking {
-            let mss = self.cfg.max_datagram_size as u64;
-            let cs = self
-                .swarms
-                .get(ch.swarm)
-                .and_then(Option::as_ref)
-                .map_or(1024, |s| s.cfg.chunk_size);
-            if let Some(t) = ch
-                .cc
-                .next_send_time(self.now, super::send::data_estimate(mss, cs))
-            {
+            if let Some(t) = ch.cc.next_send_time(self.now, self.data_estimate_for(ch)) {
                 if t > self.now {
                     at(t);
                 }
