@@ -9,8 +9,9 @@ use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Where a swarm's chunks are kept.
-pub trait ChunkStore: fmt::Debug {
+/// Where a swarm's chunks are kept. `Send`, so an endpoint can move between threads (a
+/// multi-threaded async runtime).
+pub trait ChunkStore: fmt::Debug + Send {
     /// Copies chunk `index` into the start of `buf` and returns its length. `buf` holds at least
     /// the swarm's chunk size. Only called for chunks the endpoint holds (a seeder's content or
     /// chunks it verified and wrote).

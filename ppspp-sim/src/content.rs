@@ -3,10 +3,9 @@
 //! leechers write into a [`VerifyingStore`] that keeps only a bitmap and checks every written
 //! chunk against the synthetic bytes (a safety invariant: nothing unverified is stored).
 
-use std::cell::RefCell;
 use std::fmt;
-use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::merkle::{BuildError, MerkleBuilder, MerkleTree};
@@ -100,7 +99,7 @@ pub struct StoreLog {
 }
 
 /// A shared handle to the run's [`StoreLog`].
-pub type SharedLog = Rc<RefCell<StoreLog>>;
+pub type SharedLog = Arc<Mutex<StoreLog>>;
 
 /// Per-node store counters, shared between the store (inside the endpoint) and the simulator.
 #[derive(Debug, Default, Clone, Copy)]
@@ -116,12 +115,12 @@ pub struct StoreCounters {
 /// A seeder's store: every chunk exists and is computed on read.
 pub struct SyntheticStore {
     content: SyntheticContent,
-    counters: Rc<RefCell<StoreCounters>>,
+    counters: Arc<Mutex<StoreCounters>>,
 }
 
 impl SyntheticStore {
     /// A store serving `content`, counting into `counters`.
-    pub fn new(content: SyntheticContent, counters: Rc<RefCell<StoreCounters>>) -> Self {
+    pub fn new(content: SyntheticContent, counters: Arc<Mutex<StoreCounters>>) -> Self {
         Self { content, counters }
     }
 }
@@ -140,7 +139,7 @@ impl ChunkStore for SyntheticStore {
             return Err(StoreError::Missing { chunk: index });
         }
         let n = self.content.fill_chunk(index, buf);
-        self.counters.borrow_mut().bytes_read += n as u64;
+        self.counters.lock().expect("single-threaded").bytes_read += n as u64;
         Ok(n)
     }
 
@@ -218,9 +217,9 @@ impl Bitmap {
 pub struct VerifyingStore {
     node: u32,
     content: SyntheticContent,
-    held: Rc<RefCell<Bitmap>>,
+    held: Arc<Mutex<Bitmap>>,
     written_now: Bitmap,
-    counters: Rc<RefCell<StoreCounters>>,
+    counters: Arc<Mutex<StoreCounters>>,
     log: SharedLog,
 }
 
@@ -229,8 +228,8 @@ impl VerifyingStore {
     pub fn new(
         node: u32,
         content: SyntheticContent,
-        held: Rc<RefCell<Bitmap>>,
-        counters: Rc<RefCell<StoreCounters>>,
+        held: Arc<Mutex<Bitmap>>,
+        counters: Arc<Mutex<StoreCounters>>,
         log: SharedLog,
     ) -> Self {
         Self {
@@ -248,37 +247,46 @@ impl fmt::Debug for VerifyingStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingStore")
             .field("node", &self.node)
-            .field("held", &self.held.borrow().count())
+            .field("held", &self.held.lock().expect("single-threaded").count())
             .finish_non_exhaustive()
     }
 }
 
 impl ChunkStore for VerifyingStore {
     fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        if !self.held.borrow().get(index) {
-            self.log.borrow_mut().bad_reads.push((self.node, index));
+        if !self.held.lock().expect("single-threaded").get(index) {
+            self.log
+                .lock()
+                .expect("single-threaded")
+                .bad_reads
+                .push((self.node, index));
             return Err(StoreError::Missing { chunk: index });
         }
         let n = self.content.fill_chunk(index, buf);
-        self.counters.borrow_mut().bytes_read += n as u64;
+        self.counters.lock().expect("single-threaded").bytes_read += n as u64;
         Ok(n)
     }
 
     fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
         if !self.content.matches(index, data) {
-            self.log.borrow_mut().bad_writes.push((self.node, index));
+            self.log
+                .lock()
+                .expect("single-threaded")
+                .bad_writes
+                .push((self.node, index));
             return Err(StoreError::Io {
                 message: format!("chunk {index} differs from the content"),
             });
         }
         if !self.written_now.set(index) {
             self.log
-                .borrow_mut()
+                .lock()
+                .expect("single-threaded")
                 .duplicate_writes
                 .push((self.node, index));
         }
-        self.held.borrow_mut().set(index);
-        let mut c = self.counters.borrow_mut();
+        self.held.lock().expect("single-threaded").set(index);
+        let mut c = self.counters.lock().expect("single-threaded");
         c.bytes_written += data.len() as u64;
         c.chunks_written += 1;
         Ok(())

@@ -1,10 +1,9 @@
 //! The simulation engine: next-event virtual time over real [`Endpoint`]s.
 
-use std::cell::RefCell;
 use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use ppspp_core::bin::Bin;
@@ -118,8 +117,8 @@ struct Node {
     wake_at: Option<Instant>,
     same_instant_wakes: u32,
     last_wake: Instant,
-    held: Rc<RefCell<Bitmap>>,
-    counters: Rc<RefCell<StoreCounters>>,
+    held: Arc<Mutex<Bitmap>>,
+    counters: Arc<Mutex<StoreCounters>>,
     joined_at: Option<Instant>,
     completed_at: Option<Instant>,
     gone: bool,
@@ -290,8 +289,8 @@ impl Simulation {
                 wake_at: None,
                 same_instant_wakes: 0,
                 last_wake: Instant::ZERO,
-                held: Rc::new(RefCell::new(Bitmap::new(if seeder { 0 } else { chunks }))),
-                counters: Rc::default(),
+                held: Arc::new(Mutex::new(Bitmap::new(if seeder { 0 } else { chunks }))),
+                counters: Arc::default(),
                 joined_at: None,
                 completed_at: None,
                 gone: false,
@@ -515,7 +514,7 @@ impl Simulation {
                 Box::new(SyntheticStore::new(self.content, n.counters.clone())),
             )
         } else {
-            let held = n.held.borrow();
+            let held = n.held.lock().expect("single-threaded");
             let cfg = if held.count() == 0 {
                 SwarmConfig::leech(self.tree.root_hash(), sc.hash, sc.chunk_size)
             } else {
@@ -703,7 +702,7 @@ impl Simulation {
         let seeders = self.sc.seeders.max(1) as usize;
         let held: u64 = self.nodes[seeders..]
             .iter()
-            .map(|n| n.held.borrow().count())
+            .map(|n| n.held.lock().expect("single-threaded").count())
             .sum();
         let total = u64::from(self.sc.peers) * self.content.chunk_count();
         let t = self.now.as_micros() as f64 / 1e6;
@@ -954,7 +953,7 @@ impl Simulation {
             );
             self.violation(ViolationKind::ByteAccounting, None, d);
         }
-        let log = std::mem::take(&mut *self.log.borrow_mut());
+        let log = std::mem::take(&mut *self.log.lock().expect("single-threaded"));
         for (node, chunk) in log.bad_writes {
             self.violation(
                 ViolationKind::BadWrite,
@@ -990,7 +989,7 @@ impl Simulation {
             .nodes
             .iter()
             .map(|n| {
-                let c = n.counters.borrow();
+                let c = n.counters.lock().expect("single-threaded");
                 (n.seeder, c.bytes_read, c.bytes_written)
             })
             .collect();

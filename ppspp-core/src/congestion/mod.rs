@@ -52,8 +52,9 @@ pub use pacer::{Pacer, PacerConfig, Rate};
 
 /// A per-channel congestion controller (see the module docs for the calling protocol).
 ///
-/// Object safe, and deliberately without `Send`/`Sync` bounds: the core is single-threaded.
-pub trait Controller: fmt::Debug {
+/// Object safe and `Send` (an endpoint may move between threads), but not `Sync`: the core is
+/// single-threaded.
+pub trait Controller: fmt::Debug + Send {
     /// `bytes` of DATA left at `now`.
     fn on_sent(&mut self, now: Instant, bytes: u64);
 
@@ -109,7 +110,7 @@ pub trait Controller: fmt::Debug {
 }
 
 /// Builds a [`Controller`] for each new channel.
-pub trait ControllerFactory: fmt::Debug {
+pub trait ControllerFactory: fmt::Debug + Send + Sync {
     /// A controller for a channel created at `now` whose DATA datagrams are at most `mss`
     /// bytes.
     fn build(&self, now: Instant, mss: u64) -> Box<dyn Controller>;

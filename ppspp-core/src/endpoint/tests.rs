@@ -311,7 +311,7 @@ pub(crate) fn seeder(
 /// A store that records what was written, to check that only verified content lands.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Recorder {
-    pub(crate) inner: Arc<core::cell::RefCell<MemoryStoreShared>>,
+    pub(crate) inner: Arc<std::sync::Mutex<MemoryStoreShared>>,
 }
 
 #[derive(Debug, Default)]
@@ -322,7 +322,7 @@ pub(crate) struct MemoryStoreShared {
 
 impl ChunkStore for Recorder {
     fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let s = self.inner.borrow();
+        let s = self.inner.lock().unwrap();
         let c = s
             .chunks
             .get(&index)
@@ -332,7 +332,7 @@ impl ChunkStore for Recorder {
     }
 
     fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
-        let mut s = self.inner.borrow_mut();
+        let mut s = self.inner.lock().unwrap();
         s.writes += 1;
         s.chunks.insert(index, data.to_vec());
         Ok(())
@@ -342,7 +342,8 @@ impl ChunkStore for Recorder {
 impl Recorder {
     pub(crate) fn assembled(&self) -> Vec<u8> {
         self.inner
-            .borrow()
+            .lock()
+            .unwrap()
             .chunks
             .values()
             .flat_map(|c| c.iter().copied())
@@ -412,7 +413,11 @@ fn thousand_chunks() {
             .iter()
             .any(|e| matches!(e, Event::SizeKnown { chunks: 1000, .. }))
     );
-    assert_eq!(rec.inner.borrow().writes, 1000, "each chunk written once");
+    assert_eq!(
+        rec.inner.lock().unwrap().writes,
+        1000,
+        "each chunk written once"
+    );
 }
 
 #[test]
@@ -519,7 +524,7 @@ fn transfers_under_loss_and_jitter_complete() {
 
 /// Checks that every chunk the recorder holds is the real content (nothing unverified stored).
 fn assert_only_real_chunks(rec: &Recorder, data: &[u8], chunk: usize) {
-    for (&i, c) in &rec.inner.borrow().chunks {
+    for (&i, c) in &rec.inner.lock().unwrap().chunks {
         let start = i as usize * chunk;
         assert_eq!(
             &data[start..start + c.len()],
@@ -873,7 +878,7 @@ fn interrupted_download_resumes_from_verified_state() {
     let verified: Vec<core::ops::Range<u64>> = sw.verified().ranges().collect();
     let held = sw.verified().count();
     let mut hashes = sw.verified_hashes();
-    let writes_before = rec.inner.borrow().writes;
+    let writes_before = rec.inner.lock().unwrap().writes;
     let cfg_for = |hashes: Vec<(crate::bin::Bin, crate::hash::HashValue)>| {
         SwarmConfig::new(
             tree.root_hash(),
@@ -907,7 +912,7 @@ fn interrupted_download_resumes_from_verified_state() {
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
     assert_eq!(rec.assembled(), data);
-    let writes = rec.inner.borrow().writes - writes_before;
+    let writes = rec.inner.lock().unwrap().writes - writes_before;
     assert_eq!(
         writes,
         300 - held,
@@ -1178,4 +1183,11 @@ fn initiator_falls_back_to_no_chunk_size_for_peers_that_ignore_it() {
     assert!(mesh.complete(l, lh));
     assert_eq!(rec.assembled(), data);
     assert!(mesh.nodes[l].ep.stats().handshake_retransmissions >= 1);
+}
+
+#[test]
+fn endpoint_is_send() {
+    // Users move endpoints into multi-threaded runtimes; this fails to compile otherwise.
+    fn assert_send<T: Send>() {}
+    assert_send::<Endpoint>();
 }
