@@ -982,11 +982,10 @@ fn keepalives_hold_an_idle_channel_open_and_silence_kills_it() {
     )));
 }
 
-#[test]
-fn upload_slots_choke_and_unchoke_peers() {
-    // R-3.9-a/b/c: one slot; the second requester is choked, then served when the first is done.
-    let mut mesh = Mesh::new(32);
-    let data = content(64 * 1024, 32);
+/// A mesh with a seeder of `len` random bytes that serves one peer at a time.
+fn one_slot_seeder(seed: u64, len: usize) -> (Mesh, usize, Arc<MerkleTree>) {
+    let mut mesh = Mesh::new(seed);
+    let data = content(len, seed);
     let s = mesh.add_node();
     let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
     let mut cfg = SwarmConfig::seed(tree.clone());
@@ -996,9 +995,16 @@ fn upload_slots_choke_and_unchoke_peers() {
         .add_swarm(
             mesh.now,
             cfg,
-            Box::new(MemoryStore::with_content(1024, data.clone())),
+            Box::new(MemoryStore::with_content(1024, data)),
         )
         .unwrap();
+    (mesh, s, tree)
+}
+
+#[test]
+fn upload_slots_choke_and_unchoke_peers() {
+    // R-3.9-a/b/c: one slot; the second requester is choked, then served when the first is done.
+    let (mut mesh, s, tree) = one_slot_seeder(32, 64 * 1024);
     let mut ls = Vec::new();
     for _ in 0..2 {
         let l = mesh.add_node();
@@ -1033,20 +1039,7 @@ fn upload_slots_choke_and_unchoke_peers() {
 fn pex_introduces_leechers_to_each_other() {
     // R-3.10-b/c: leechers that know only the seeder learn of each other and connect. The
     // seeder serves one peer at a time, so the others must find their content elsewhere.
-    let mut mesh = Mesh::new(33);
-    let data = content(1024 * 1024, 33);
-    let s = mesh.add_node();
-    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
-    let mut cfg = SwarmConfig::seed(tree.clone());
-    cfg.upload_slots(1);
-    mesh.nodes[s]
-        .ep
-        .add_swarm(
-            mesh.now,
-            cfg,
-            Box::new(MemoryStore::with_content(1024, data.clone())),
-        )
-        .unwrap();
+    let (mut mesh, s, tree) = one_slot_seeder(33, 1024 * 1024);
     let mut ls = Vec::new();
     for _ in 0..3 {
         let l = mesh.add_node();
