@@ -15,7 +15,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Decode one datagram given as hex and print its messages, one per line.
+    /// Decode one datagram given as hex, or every PPSPP datagram of a pcap/pcapng capture,
+    /// and print the messages, one per line.
     Decode(cli::decode::Args),
     /// Print the Merkle root hash (the swarm ID) of a file.
     Hash(cli::hash::Args),
