@@ -82,6 +82,10 @@ fn usage(message: impl Into<String>) -> Failure {
 
 /// Runs `ppspp get`; returns the exit code.
 pub fn run(args: &Args) -> u8 {
+    // Past a file size limit (RLIMIT_FSIZE), writes fail with EFBIG, reported like any
+    // other write error, instead of SIGXFSZ killing the program without a word.
+    // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     match download(args) {
         Ok(()) => 0,
         Err(f) => {

@@ -17,6 +17,9 @@ pub fn io_message(what: &str, path: &Path, e: &io::Error) -> String {
     let p = path.display();
     match e.kind() {
         io::ErrorKind::StorageFull => format!("disk full while {what} {p}"),
+        io::ErrorKind::FileTooLarge => {
+            format!("file too large (over the file size limit) while {what} {p}")
+        }
         io::ErrorKind::PermissionDenied => format!("permission denied while {what} {p}"),
         io::ErrorKind::NotFound => format!("{p}: not found (while {what} it)"),
         io::ErrorKind::ReadOnlyFilesystem => format!("read-only file system while {what} {p}"),
