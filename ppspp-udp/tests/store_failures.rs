@@ -52,7 +52,7 @@ impl Seeder {
             .arg("seed")
             .arg(file)
             .args(["--listen", "127.0.0.1:0", "--no-cache", "--quiet"])
-            .args(["--max-rate", "4000000"])
+            .args(["--max-rate", "2000000"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
