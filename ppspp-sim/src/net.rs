@@ -234,6 +234,11 @@ impl Network {
         &self.cfg
     }
 
+    /// Replaces the MTU (for healing an MTU fault).
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.cfg.mtu = mtu;
+    }
+
     /// Replaces the loss model (for healing).
     pub fn set_loss(&mut self, loss: LossModel) {
         self.cfg.loss = loss;

@@ -135,6 +135,10 @@ pub struct Scenario {
     pub partitions: Vec<Partition>,
     /// From this time on the network is healed: no loss, no partition, crashed nodes back.
     pub heal_at: Option<Duration>,
+    /// The MTU from `heal_at` on (`None`: `net.mtu` stays). With `net.mtu` below
+    /// `max_datagram_size` and this above it, the path MTU is a fault that heals; with this
+    /// `None` it is a lasting property of the path.
+    pub healed_mtu: Option<usize>,
     /// Upload slots per swarm.
     pub upload_slots: u32,
     /// Peers per swarm.
@@ -194,6 +198,7 @@ impl Scenario {
             crashes: None,
             partitions: Vec::new(),
             heal_at: None,
+            healed_mtu: None,
             upload_slots: 8,
             max_peers: 30,
             duration: Duration::from_secs(600),
@@ -330,6 +335,12 @@ impl ScenarioBuilder {
     /// Heal the network at this time.
     pub fn heal_at(mut self, t: Option<Duration>) -> Self {
         self.s.heal_at = t;
+        self
+    }
+
+    /// The MTU once the network heals (`None`: the MTU does not change).
+    pub fn healed_mtu(mut self, bytes: Option<usize>) -> Self {
+        self.s.healed_mtu = bytes;
         self
     }
     /// Upload slots per swarm.

@@ -670,6 +670,9 @@ impl Simulation {
         self.healed = true;
         self.net.set_partitioned(false);
         self.net.set_loss(LossModel::None);
+        if let Some(mtu) = self.sc.healed_mtu {
+            self.net.set_mtu(mtu);
+        }
         for i in 0..self.nodes.len() as u32 {
             let n = &self.nodes[i as usize];
             if n.ep.is_none() && !n.gone && n.joined_at.is_some() {

@@ -1,5 +1,6 @@
 //! VOPR-style randomized testing (after TigerBeetle's VOPR): a seed draws a whole scenario —
-//! sizes, link rates, loss, latency, partitions, crashes, churn — which runs a fault phase,
+//! sizes, link rates, loss, latency, path MTU, partitions, crashes, churn — which runs a fault
+//! phase,
 //! then heals the network (no loss, no partitions, crashed nodes restarted) and requires every
 //! leecher still in the swarm to complete within a bound. Safety checks run throughout: no
 //! store receives bytes that differ from the content, no HAVE for a chunk the sender lacks,
@@ -17,6 +18,40 @@ use crate::sim::Simulation;
 
 /// How long after healing every live leecher must be complete.
 pub const LIVENESS_BOUND: Duration = Duration::from_secs(300);
+
+/// The MTU of a healthy path (Ethernet), above every datagram size VOPR draws.
+pub const HEALTHY_MTU: usize = 1500;
+
+/// A path MTU fault drawn for a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MtuFault {
+    /// No fault: the MTU is [`HEALTHY_MTU`] throughout.
+    None,
+    /// The MTU is this (below the endpoints' datagram size) until the network heals, then
+    /// [`HEALTHY_MTU`].
+    Transient(usize),
+    /// The MTU is this for the whole run: below the endpoints' datagram size but above a
+    /// DATA datagram without INTEGRITY, so an engine that kept its datagrams under the path
+    /// MTU could complete; one that does not is a liveness finding.
+    Lasting(usize),
+}
+
+/// Draws the MTU fault of `seed` for a scenario whose endpoints send datagrams of up to
+/// `max_dgram` bytes and chunks of `chunk_size`. A stream of its own, so adding it did not
+/// change the other options drawn for a seed.
+pub fn mtu_fault(seed: u64, chunk_size: u32, max_dgram: usize) -> MtuFault {
+    let mut r = SimRng::stream(seed, 1, Purpose::Vopr);
+    // A DATA datagram alone: channel, type, a 32-bit chunk range, timestamp, one chunk.
+    let data_alone = 4 + 1 + 8 + 8 + chunk_size as usize;
+    let draw = r.next_f64();
+    if draw < 0.25 {
+        MtuFault::Transient(r.range(576, max_dgram as u64 - 1) as usize)
+    } else if draw < 0.35 && data_alone + 1 < max_dgram {
+        MtuFault::Lasting(r.range(data_alone as u64, max_dgram as u64 - 1) as usize)
+    } else {
+        MtuFault::None
+    }
+}
 
 /// The outcome of one VOPR seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,8 +108,15 @@ pub fn scenario(seed: u64) -> Scenario {
     let down = up * r.range(1, 8);
     let queue_ms = r.range(30, 400);
     let seeder_up = up * r.range(1, 8);
+    let (mtu, healed_mtu) = match mtu_fault(seed, chunk_size, max_dgram) {
+        MtuFault::None => (HEALTHY_MTU, None),
+        MtuFault::Transient(m) => (m, Some(HEALTHY_MTU)),
+        MtuFault::Lasting(m) => (m, None),
+    };
     let mut b = Scenario::builder()
         .seed(seed)
+        .mtu(mtu)
+        .healed_mtu(healed_mtu)
         .peers(peers)
         .seeders(seeders)
         .chunk_size(chunk_size)
@@ -146,12 +188,16 @@ pub fn scenario(seed: u64) -> Scenario {
 /// A one-line description of a scenario.
 pub fn describe(sc: &Scenario) -> String {
     format!(
-        "peers={} seeders={} content={}B chunk={} dgram={} loss={:?} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}",
+        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={:?} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}",
         sc.peers,
         sc.seeders,
         sc.content_size,
         sc.chunk_size,
         sc.max_datagram_size,
+        match sc.healed_mtu {
+            Some(h) if h != sc.net.mtu => format!("{}->{h}", sc.net.mtu),
+            _ => sc.net.mtu.to_string(),
+        },
         sc.net.loss,
         sc.net.duplicate,
         sc.leecher_access.up.rate,
@@ -207,11 +253,25 @@ pub fn judge(report: &Report) -> Verdict {
         ));
     }
     if !report.all_live_complete() {
+        let sc = &report.scenario;
+        let mtu = sc.healed_mtu.unwrap_or(sc.net.mtu);
+        let over = report.datagrams.dropped.get("mtu").copied().unwrap_or(0);
+        let why = if mtu < sc.max_datagram_size && over > 0 {
+            format!(
+                "; {over} datagram(s) dropped over the path MTU, which stays {mtu} after \
+                 healing while endpoints send up to {} bytes",
+                sc.max_datagram_size
+            )
+        } else if over > 0 {
+            format!("; {over} datagram(s) dropped over the path MTU before healing")
+        } else {
+            String::new()
+        };
         return Verdict::Liveness(format!(
-            "{} live leecher(s) incomplete at {:.1}s (healed at {:.1}s; bound {}s)",
+            "{} live leecher(s) incomplete at {:.1}s (healed at {:.1}s; bound {}s){why}",
             report.peers_incomplete_live,
             report.sim_time_s,
-            report.scenario.heal_at.unwrap_or_default().as_secs_f64(),
+            sc.heal_at.unwrap_or_default().as_secs_f64(),
             LIVENESS_BOUND.as_secs()
         ));
     }

@@ -97,3 +97,87 @@ fn vopr_seeds_pass() {
         );
     }
 }
+
+#[test]
+fn transient_mtu_fault_drops_until_healed_then_completes() {
+    // An MTU of 600 passes handshakes, HAVEs and ACKs but no DATA of a 1 KiB chunk, until
+    // the network heals at 5 s.
+    let r = run(Scenario::builder()
+        .seed(9)
+        .peers(4)
+        .content_size(16 * 1024)
+        .churn(None)
+        .loss(0.0)
+        .mtu(600)
+        .healed_mtu(Some(1500))
+        .heal_at(Some(Duration::from_secs(5)))
+        .duration(Duration::from_secs(60))
+        .build());
+    assert_eq!(r.peers_complete, 4, "{r}");
+    assert!(r.datagrams.dropped["mtu"] > 0, "{r}");
+    assert!(
+        r.completion_time_s.p50 >= 5.0,
+        "DATA passes only after healing\n{r}"
+    );
+}
+
+#[test]
+fn vopr_draws_every_kind_of_mtu_fault() {
+    let (mut none, mut transient, mut lasting) = (0, 0, 0);
+    for seed in 1..=200u64 {
+        let sc = vopr::scenario(seed);
+        let data_alone = 21 + sc.chunk_size as usize;
+        match vopr::mtu_fault(seed, sc.chunk_size, sc.max_datagram_size) {
+            vopr::MtuFault::None => {
+                none += 1;
+                assert_eq!((sc.net.mtu, sc.healed_mtu), (vopr::HEALTHY_MTU, None));
+            }
+            vopr::MtuFault::Transient(m) => {
+                transient += 1;
+                assert!(m < sc.max_datagram_size, "seed {seed}: the fault bites");
+                assert_eq!((sc.net.mtu, sc.healed_mtu), (m, Some(vopr::HEALTHY_MTU)));
+            }
+            vopr::MtuFault::Lasting(m) => {
+                lasting += 1;
+                assert!(
+                    (data_alone..sc.max_datagram_size).contains(&m),
+                    "seed {seed}"
+                );
+                assert_eq!((sc.net.mtu, sc.healed_mtu), (m, None));
+            }
+        }
+        assert!(vopr::HEALTHY_MTU >= sc.max_datagram_size);
+        assert!(vopr::describe(&sc).contains(" mtu="));
+    }
+    assert!(
+        none > 100 && transient > 25 && lasting > 5,
+        "{none} {transient} {lasting}"
+    );
+}
+
+#[test]
+fn lasting_mtu_below_every_data_datagram_is_a_liveness_finding_that_names_the_mtu() {
+    // No DATA datagram fits a 300-byte path, before or after healing: no engine can
+    // complete, and the verdict says why.
+    let sc = Scenario::builder()
+        .seed(10)
+        .peers(2)
+        .content_size(8 * 1024)
+        .churn(None)
+        .loss(0.0)
+        .mtu(300)
+        .heal_at(Some(Duration::from_secs(1)))
+        .duration(Duration::from_secs(20))
+        .check_invariants(true)
+        .build();
+    let (v, r) = vopr::run(sc);
+    let r = r.expect("a report");
+    assert!(r.safe(), "{r}");
+    let Verdict::Liveness(why) = v else {
+        panic!("expected a liveness failure, got {v:?}\n{r}");
+    };
+    assert!(
+        why.contains("dropped over the path MTU, which stays 300 after healing while endpoints send up to 1472 bytes"),
+        "{why}"
+    );
+}
