@@ -82,6 +82,9 @@ pub struct EndpointStats {
     pub handshake_retransmissions: u64,
     /// Chunks requested again (timed out, or from another peer).
     pub rerequests: u64,
+    /// Of [`EndpointStats::rerequests`], those given up because the peer delivered nothing
+    /// for a request timeout (the rest were holes left behind later deliveries).
+    pub rerequests_stalled: u64,
     /// Channels currently open.
     pub channels: u64,
 }

@@ -40,6 +40,8 @@ pub struct ProtocolCounters {
     pub handshake_retransmissions: u64,
     /// Chunks requested again.
     pub rerequests: u64,
+    /// Of those, requests given up on a peer that delivered nothing for a while.
+    pub rerequests_stalled: u64,
     /// Datagrams dropped by the endpoints: malformed.
     pub drop_malformed: u64,
     /// Dropped: unknown channel.
@@ -68,6 +70,7 @@ impl ProtocolCounters {
         self.data_retransmissions += s.data_retransmissions;
         self.handshake_retransmissions += s.handshake_retransmissions;
         self.rerequests += s.rerequests;
+        self.rerequests_stalled += s.rerequests_stalled;
         self.drop_malformed += s.drops.malformed;
         self.drop_unknown_channel += s.drops.unknown_channel;
         self.drop_handshake_rejected += s.drops.handshake_rejected;
@@ -529,11 +532,12 @@ impl fmt::Display for Report {
             f,
             "protocol",
             format!(
-                "verified {}  data rexmit {}  hs rexmit {}  rerequests {}  refused req {}  unrequested data {}",
+                "verified {}  data rexmit {}  hs rexmit {}  rerequests {} ({} stalled)  refused req {}  unrequested data {}",
                 p.chunks_verified,
                 p.data_retransmissions,
                 p.handshake_retransmissions,
                 p.rerequests,
+                p.rerequests_stalled,
                 p.refused_requests,
                 p.drop_unrequested_data
             ),

@@ -41,7 +41,6 @@ pub(crate) struct Sent {
 /// A chunk we asked this peer for.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Requested {
-    pub(crate) at: Instant,
     pub(crate) seq: u64,
 }
 
@@ -167,6 +166,10 @@ pub(crate) struct Channel {
     pub(crate) requested: BTreeMap<u64, Requested>,
     pub(crate) request_seq: u64,
     pub(crate) delivered_seq: u64,
+    /// `delivered_seq` as it was at `hole_mark_at`: requests below it were overtaken by a
+    /// delivery at least `now - hole_mark_at` ago (see `expire_requests`).
+    pub(crate) hole_mark_seq: u64,
+    pub(crate) hole_mark_at: Instant,
     pub(crate) request_target: usize,
     /// The last pick from this peer found nothing to request.
     pub(crate) pick_exhausted: bool,
@@ -176,8 +179,15 @@ pub(crate) struct Channel {
 
     // Control messages to send.
     pub(crate) pending_acks: Vec<PendingAck>,
+    /// Chunks to announce beyond the swarm's HAVE log (the initial map, a compacted log).
     pub(crate) pending_haves: Binmap,
-    /// When pending HAVEs must go out even alone (until then they ride on other datagrams).
+    /// Position in the swarm's HAVE log up to which chunks are announced or in
+    /// `pending_haves` (see `Swarm::have_log`).
+    pub(crate) have_seq: u64,
+    /// In the swarm's list of channels waiting for the next verified chunk.
+    pub(crate) have_idle: bool,
+    /// When pending HAVEs go out (with the next datagram, or alone); `None` with HAVEs
+    /// pending: at once.
     pub(crate) haves_due: Option<Instant>,
     pub(crate) send_pex_req: bool,
     pub(crate) pex_replies: Vec<SocketAddr>,
@@ -246,6 +256,8 @@ impl Channel {
             requested: BTreeMap::new(),
             request_seq: 0,
             delivered_seq: 0,
+            hole_mark_seq: 0,
+            hole_mark_at: now,
             request_target: 16,
             pick_exhausted: false,
             pending_requests: Vec::new(),
@@ -253,6 +265,8 @@ impl Channel {
             last_delivery: now,
             pending_acks: Vec::new(),
             pending_haves: Binmap::new(),
+            have_seq: 0,
+            have_idle: false,
             haves_due: None,
             send_pex_req: false,
             pex_replies: Vec::new(),
@@ -289,9 +303,26 @@ impl Channel {
             || !self.pex_replies.is_empty()
     }
 
-    /// Whether pending HAVEs are due on their own.
-    pub(crate) fn haves_are_due(&self, now: Instant) -> bool {
-        !self.pending_haves.is_empty() && self.haves_due.is_none_or(|t| t <= now)
+    /// Whether HAVEs are pending: in `pending_haves`, or in the swarm's HAVE log past this
+    /// channel's position (`log_end`: the log's end).
+    pub(crate) fn haves_pending(&self, log_end: u64) -> bool {
+        !self.pending_haves.is_empty() || self.have_seq < log_end
+    }
+
+    /// Whether pending HAVEs may ride on a datagram going out now (`log_end`: the swarm's
+    /// HAVE log end).
+    pub(crate) fn haves_may_ride(&self, now: Instant, log_end: u64) -> bool {
+        self.haves_pending(log_end) && self.haves_due.is_none_or(|t| t <= now)
+    }
+
+    /// When pending HAVEs go out alone (`None`: at once).
+    pub(crate) fn haves_alone_at(&self) -> Option<Instant> {
+        self.haves_due.map(|t| t + super::HAVE_ALONE_EXTRA)
+    }
+
+    /// Whether pending HAVEs are due on their own (`log_end`: the swarm's HAVE log end).
+    pub(crate) fn haves_are_due(&self, now: Instant, log_end: u64) -> bool {
+        self.haves_pending(log_end) && self.haves_alone_at().is_none_or(|t| t <= now)
     }
 
     /// Adds chunks `first..=last` to the upload queue, up to `limit` queued chunks; returns how

@@ -685,16 +685,25 @@ impl Endpoint {
         ch.stats.content_in += len;
         ch.round_down += len;
         ch.last_delivery = now;
-        if let Some(r) = ch.requested.remove(&c) {
-            ch.delivered_seq = ch.delivered_seq.max(r.seq);
-            ch.request_target = (ch.request_target + 1).min(sw.cfg.max_requests_per_peer);
-        }
+        let mine = match ch.requested.remove(&c) {
+            Some(r) => {
+                ch.delivered_seq = ch.delivered_seq.max(r.seq);
+                ch.request_target = (ch.request_target + 1).min(sw.cfg.max_requests_per_peer);
+                1
+            }
+            None => 0,
+        };
         let bin = ack_bin(sw);
         push_ack(ch, bin, delay);
-        sw.requested.remove(&c);
+        let requested_elsewhere = sw.requested.remove(&c).is_some_and(|k| k > mine);
         sw.claimed.insert(c);
         let swarm = sw.handle;
-        let others: Vec<u32> = sw.channels.iter().copied().filter(|&o| o != id).collect();
+        let others: Vec<u32> =
+            if requested_elsewhere || (size_before.is_none() && size_now.is_some()) {
+                sw.channels.iter().copied().filter(|&o| o != id).collect()
+            } else {
+                Vec::new()
+            };
         if size_before.is_none() {
             if let Some(n) = size_now {
                 let maps: Vec<crate::binmap::Binmap> = others
@@ -722,30 +731,46 @@ impl Endpoint {
         }
         self.stats.chunks_verified += 1;
         self.push_verified(swarm, c);
-        // Announce it (R-3.2-a), cancel duplicates of the endgame (R-3.8-a).
-        for &o in &others {
+        // Announce it (R-3.2-a) through the swarm's HAVE log: each channel folds the log in
+        // when it next sends. HAVEs of chunks verified in a burst are batched: they leave after
+        // HAVE_DELAY, with the next datagram to that peer or alone (R-3.2-a leaves the timing
+        // to the implementation), so runs aggregate into single messages (R-4.3.1-a).
+        let idx = swarm.0 as usize;
+        let idle = match self.swarms.get_mut(idx).and_then(Option::as_mut) {
+            Some(s) => {
+                s.have_log.push(c);
+                core::mem::take(&mut s.have_idle)
+            }
+            None => Vec::new(),
+        };
+        for &o in &idle {
             if let Some(och) = self.chan_mut(o) {
-                if !och.is_established() {
-                    continue;
+                och.have_idle = false;
+                if och.haves_due.is_none() {
+                    och.haves_due = Some(now + super::HAVE_DELAY);
                 }
-                if och.requested.remove(&c).is_some() {
-                    och.pending_cancels.push((c, c));
-                }
-                // R-3.2-d: not to peers that have everything. HAVEs of chunks verified in a
-                // burst are batched: they leave with the next datagram to that peer, or alone
-                // after HAVE_DELAY (R-3.2-a leaves the timing to the implementation).
-                if !och.peer_have.contains(c) {
-                    och.pending_haves.insert(c);
-                    if och.haves_due.is_none() {
-                        och.haves_due = Some(now + super::HAVE_DELAY);
+                self.reschedule(o);
+            }
+        }
+        if let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) {
+            // Keep the list's allocation.
+            let mut idle = idle;
+            idle.clear();
+            if s.have_idle.is_empty() {
+                s.have_idle = idle;
+            }
+        }
+        self.compact_have_log(idx);
+        // Cancel the endgame's duplicate requests (R-3.8-a): only when someone else asked.
+        if requested_elsewhere {
+            for &o in &others {
+                if let Some(och) = self.chan_mut(o) {
+                    if och.requested.remove(&c).is_some() {
+                        och.pending_cancels.push((c, c));
+                        self.queue_send(o);
                     }
                 }
-                if och.pending_cancels.is_empty() {
-                    self.reschedule(o);
-                    continue;
-                }
             }
-            self.queue_send(o);
         }
         self.check_complete(swarm.0 as usize);
         self.fill_requests(id);

@@ -83,7 +83,12 @@ impl Endpoint {
         let Some(ch) = self.chan(id) else {
             return false;
         };
-        if (ch.has_control() || ch.haves_are_due(self.now))
+        let log_end = self
+            .swarms
+            .get(ch.swarm)
+            .and_then(Option::as_ref)
+            .map_or(0, |s| s.have_log_end());
+        if (ch.has_control() || ch.haves_are_due(self.now, log_end))
             && (ch.is_established() || ch.send_handshake)
         {
             return true;
@@ -218,7 +223,10 @@ impl Endpoint {
             }
             ch.pending_acks.drain(..sent_acks);
             // HAVEs (R-3.2-a), each the largest complete interval around new chunks (R-4.3.1-a).
-            if !ch.pending_haves.is_empty() && (ch.proven || ch.role == Role::Responder) {
+            if ch.haves_may_ride(now, sw.have_log_end())
+                && (ch.proven || ch.role == Role::Responder)
+            {
+                sw.absorb_haves(ch);
                 let ranges: alloc::vec::Vec<core::ops::Range<u64>> =
                     ch.pending_haves.ranges().collect();
                 for r in ranges {
@@ -240,8 +248,17 @@ impl Endpoint {
                     ch.pending_haves.remove_range(first..last + 1);
                     ch.pending_haves.remove_range(r);
                 }
-                if ch.pending_haves.is_empty() {
-                    ch.haves_due = None;
+            }
+            if (ch.proven || ch.role == Role::Responder) && !ch.haves_pending(sw.have_log_end()) {
+                ch.haves_due = None;
+                // Nothing left: wait (off the timer) for the next verified chunk.
+                if !ch.have_idle && !sw.complete {
+                    ch.have_idle = true;
+                    if sw.have_idle.len() > 2 * sw.channels.len() + 16 {
+                        let live = &sw.channels;
+                        sw.have_idle.retain(|o| live.contains(o));
+                    }
+                    sw.have_idle.push(ch.id);
                 }
             }
             if ch.proven {

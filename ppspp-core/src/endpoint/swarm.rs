@@ -79,7 +79,23 @@ pub(crate) struct Swarm {
     /// chunk: the sender's channel, the DATA, and the node whose hash is awaited
     /// ([`Bin::NONE`]: the peaks). At most [`MAX_HELD`].
     pub(crate) held: BTreeMap<u64, (u32, crate::wire::Data, Bin)>,
+    /// Chunks verified, in order, from log position `have_log_base` on: what channels still
+    /// announce from their `have_seq` on. One shared log makes a verified chunk cost O(1)
+    /// whatever the number of peers; each channel folds its part in when it next sends.
+    pub(crate) have_log: Vec<u64>,
+    /// Log position of `have_log[0]`.
+    pub(crate) have_log_base: u64,
+    /// Channels with nothing left to announce: their HAVE timer is armed when the next chunk
+    /// is verified (so arming costs O(1) per channel per flush, not per chunk).
+    pub(crate) have_idle: Vec<u32>,
 }
+
+/// Log length at which every channel folds the log into its own pending map and the log
+/// restarts (bounds the log when some channel cannot send).
+pub(crate) const HAVE_LOG_MAX: usize = 4096;
+
+/// Chunks per aligned group that rarest-first picking keeps together.
+pub(crate) const PICK_GROUP: u64 = 16;
 
 /// The most runs of a peer's map one pick walks.
 pub(crate) const PICK_RUNS: usize = 64;
@@ -90,6 +106,37 @@ pub(crate) const MAX_HELD: usize = 64;
 impl Swarm {
     pub(crate) fn chunk_count(&self) -> Option<u64> {
         self.tree.chunk_count()
+    }
+
+    /// The HAVE log's end position.
+    pub(crate) fn have_log_end(&self) -> u64 {
+        self.have_log_base + self.have_log.len() as u64
+    }
+
+    /// Folds the HAVE log past `ch.have_seq` into `ch.pending_haves`, leaving out what the
+    /// peer already has (R-3.2-d).
+    pub(crate) fn absorb_haves(&self, ch: &mut super::channel::Channel) {
+        let end = self.have_log_end();
+        if ch.have_seq >= end {
+            return;
+        }
+        let start = ch.have_seq.saturating_sub(self.have_log_base) as usize;
+        ch.have_seq = end;
+        let mut new: Vec<u64> = self.have_log[start..].to_vec();
+        new.sort_unstable();
+        let mut i = 0;
+        while i < new.len() {
+            let first = new[i];
+            let mut last = first;
+            i += 1;
+            while i < new.len() && new[i] <= last + 1 {
+                last = new[i];
+                i += 1;
+            }
+            for gap in ch.peer_have.missing_in(first..last + 1) {
+                ch.pending_haves.insert_range(gap);
+            }
+        }
     }
 
     /// Sets up the availability counts once the chunk count is known.
@@ -187,7 +234,7 @@ impl Swarm {
             // Rarest first: look at a few times more candidates than needed, from a random
             // point, and keep the rarest.
             PickerMode::RarestFirst => (
-                rng.gen_range(0..limit.max(1)),
+                rng.gen_range(0..limit.max(1)) & !(PICK_GROUP - 1),
                 limit,
                 true,
                 want.saturating_mul(4).max(16),
@@ -230,14 +277,20 @@ impl Swarm {
             scan(0, from, &mut candidates);
         }
         if matches!(self.cfg.picker, PickerMode::RarestFirst) && !self.avail.is_empty() {
-            // Rarest first, ties broken at random (so peers spread over different chunks),
-            // then taken in chunk order so that runs become single REQUESTs.
+            // Rarest first, ties broken at random by aligned group of PICK_GROUP chunks (so
+            // peers spread over different parts of the content while each takes whole
+            // groups: runs become single REQUESTs and the HAVEs announcing them aggregate into
+            // few bins, RFC 7574 §4.3), then taken in chunk order.
+            let salt = u64::from(rng.next_u32()) | 1;
             let mut keyed: Vec<(u16, u32, u64)> = candidates
                 .iter()
                 .map(|&c| {
+                    let group = (c / PICK_GROUP)
+                        .wrapping_add(salt)
+                        .wrapping_mul(salt | 0x9E37);
                     (
                         self.avail.get(c as usize).copied().unwrap_or(0),
-                        rng.next_u32() >> 28,
+                        (group ^ (group >> 29)) as u32,
                         c,
                     )
                 })

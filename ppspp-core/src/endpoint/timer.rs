@@ -77,11 +77,16 @@ impl Endpoint {
         if !ch.requested.is_empty() {
             at(ch.last_delivery + self.request_timeout(id));
             if ch.delivered_seq > 0 {
-                at(self.now + self.hole_timeout(id));
+                at(ch.hole_mark_at + self.hole_timeout(id));
             }
         }
-        if !ch.pending_haves.is_empty() {
-            if let Some(t) = ch.haves_due {
+        let log_end = self
+            .swarms
+            .get(ch.swarm)
+            .and_then(Option::as_ref)
+            .map_or(0, |s| s.have_log_end());
+        if ch.haves_pending(log_end) {
+            if let Some(t) = ch.haves_alone_at() {
                 at(t);
             }
         }
@@ -110,7 +115,7 @@ impl Endpoint {
         let rto = self
             .chan(id)
             .map_or(Duration::from_secs(1), |c| c.rtt.rto());
-        (rto * 2).max(Duration::from_millis(1500))
+        (rto * 2).max(Duration::from_millis(400))
     }
 
     fn hole_timeout(&self, id: u32) -> Duration {
@@ -235,14 +240,26 @@ impl Endpoint {
             return;
         }
         let stalled = now.saturating_duration_since(ch.last_delivery) >= req_timeout;
+        // Holes: peers serve requests in order, so a request still missing after a later one
+        // was delivered was lost (or its DATA was, and the peer did not resend it). Requests
+        // overtaken at the last mark, a hole timeout ago, are given up; network reordering and
+        // the peer's own retransmission had that long to fill them.
+        let epoch = now.saturating_duration_since(ch.hole_mark_at) >= hole_timeout;
+        if !stalled && !epoch {
+            return;
+        }
+        let mark = if epoch { ch.hole_mark_seq } else { 0 };
+        if epoch {
+            ch.hole_mark_seq = ch.delivered_seq;
+            ch.hole_mark_at = now;
+        }
+        if !stalled && mark == 0 {
+            return;
+        }
         let expired: Vec<u64> = ch
             .requested
             .iter()
-            .filter(|(_, r)| {
-                stalled
-                    || (r.seq < ch.delivered_seq
-                        && now.saturating_duration_since(r.at) >= hole_timeout)
-            })
+            .filter(|(_, r)| stalled || r.seq < mark)
             .map(|(&c, _)| c)
             .collect();
         if expired.is_empty() {
@@ -258,6 +275,9 @@ impl Endpoint {
         }
         let idx = ch.swarm;
         self.stats.rerequests += expired.len() as u64;
+        if stalled {
+            self.stats.rerequests_stalled += expired.len() as u64;
+        }
         if let Some(ch) = self.chan_mut(id) {
             ch.pick_exhausted = false;
         }
