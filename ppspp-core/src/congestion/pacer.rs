@@ -8,9 +8,20 @@
 //! - tokens (bytes) accrue at the pacing [`Rate`], `gain × cwnd / SRTT`, with a gain above 1
 //!   ([`PacerConfig::gain_percent`], default 125 %; 200 % in slow start so that pacing never
 //!   holds back the doubling) so that pacing alone never keeps the window from being used;
-//! - the bucket holds at most [`PacerConfig::burst_datagrams`] datagrams (default 10), so a
-//!   short burst goes out at once but an idle period does not accumulate unlimited credit;
+//! - the bucket holds [`PacerConfig::burst_datagrams`] datagrams (default 10), or what the
+//!   rate earns in [`PacerConfig::burst_interval`] (default 2 ms) if that is more, so a short
+//!   burst goes out at once but an idle period does not accumulate unlimited credit;
 //! - before the first RTT sample there is no rate and nothing is paced.
+//!
+//! Why the bucket grows with the rate: a driver's timer is coarse (epoll sleeps in whole
+//! milliseconds) and waking up costs a system call or two. At hundreds of MB/s, 10 datagrams
+//! are earned in tens of microseconds, so a 10-datagram bucket would make the driver either
+//! spin until each next datagram is due or oversleep and lose the credit it earned meanwhile
+//! (capping the rate at 10 datagrams per timer tick). A bucket of 2 ms at the pacing rate lets
+//! a driver sleep a whole tick, then send what accrued in one batch (one GSO system call);
+//! the added burst is at most 2 ms of queue at a bottleneck running at the pacing rate, far
+//! below LEDBAT's 100 ms target. This is the same trade-off as TCP's TSO autosizing (about
+//! 1 ms of data per burst).
 //!
 //! The pacer is a pure function of its inputs: it never reads a clock, and
 //! [`Pacer::next_send_time`] returns an absolute [`Instant`] the driver can put in its timer
@@ -22,15 +33,18 @@ use crate::time::{Duration, Instant, duration_micros};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PacerConfig {
     burst_datagrams: u64,
+    burst_interval: Duration,
     gain_percent: u32,
     slow_start_gain_percent: u32,
 }
 
 impl PacerConfig {
-    /// The default: bursts of up to 10 datagrams, pacing gain 125 %, 200 % in slow start.
+    /// The default: bursts of up to 10 datagrams or 2 ms at the pacing rate, whichever is
+    /// more; pacing gain 125 %, 200 % in slow start.
     pub const fn new() -> Self {
         Self {
             burst_datagrams: 10,
+            burst_interval: Duration::from_millis(2),
             gain_percent: 125,
             slow_start_gain_percent: 200,
         }
@@ -39,6 +53,15 @@ impl PacerConfig {
     /// How many full-size datagrams may leave back to back (the bucket size). At least 1.
     pub fn burst_datagrams(&mut self, datagrams: u64) -> &mut Self {
         self.burst_datagrams = datagrams.max(1);
+        self
+    }
+
+    /// At high rates the bucket holds what the pacing rate earns in this long, if that is
+    /// more than [`PacerConfig::burst_datagrams`] (default 2 ms; at most 100 ms). It should
+    /// exceed the driver's timer granularity (see the module docs); zero keeps the bucket at
+    /// `burst_datagrams`.
+    pub fn burst_interval(&mut self, interval: Duration) -> &mut Self {
+        self.burst_interval = interval.min(Duration::from_millis(100));
         self
     }
 
@@ -83,6 +106,13 @@ impl Rate {
         Self::new(u64::try_from(bytes).unwrap_or(u64::MAX), srtt)
     }
 
+    /// The bytes this rate earns in `span` (saturating, rounded down).
+    pub fn bytes_in(&self, span: Duration) -> u64 {
+        let b = u128::from(self.bytes) * u128::from(duration_micros(span))
+            / u128::from(self.per_micros);
+        u64::try_from(b).unwrap_or(u64::MAX)
+    }
+
     /// The rate in bytes per second (saturating).
     pub fn bytes_per_second(&self) -> u64 {
         let bps = u128::from(self.bytes) * 1_000_000 / u128::from(self.per_micros);
@@ -111,7 +141,7 @@ impl Rate {
 #[derive(Clone, Debug)]
 pub struct Pacer {
     config: PacerConfig,
-    /// Bucket size in bytes.
+    /// The smallest bucket size in bytes (`burst_datagrams` of `mss`).
     capacity: u64,
     /// Current tokens as of `last`, in 1/65536 bytes.
     tokens: u128,
@@ -136,7 +166,7 @@ impl Pacer {
     pub fn on_sent(&mut self, now: Instant, bytes: u64, rate: Option<Rate>) {
         let available = match rate {
             Some(rate) => self.tokens_at(now, rate),
-            None => self.full(),
+            None => self.full(None),
         };
         self.tokens = available.saturating_sub(u128::from(bytes) << FRACTION_BITS);
         self.last = self.last.max(now);
@@ -148,7 +178,7 @@ impl Pacer {
         let Some(rate) = rate else {
             return now;
         };
-        let need = u128::from(bytes.min(self.capacity)) << FRACTION_BITS;
+        let need = u128::from(bytes.min(self.capacity_at(Some(rate)))) << FRACTION_BITS;
         let have = self.tokens_at(now, rate);
         if have >= need {
             return now;
@@ -166,14 +196,23 @@ impl Pacer {
     pub fn tokens(&self, now: Instant, rate: Option<Rate>) -> u64 {
         let fp = match rate {
             Some(rate) => self.tokens_at(now, rate),
-            None => self.full(),
+            None => self.full(None),
         };
         (fp >> FRACTION_BITS) as u64
     }
 
-    /// The bucket size in bytes.
+    /// The smallest bucket size in bytes: [`PacerConfig::burst_datagrams`] datagrams.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// The bucket size in bytes at `rate`: [`Pacer::capacity`], or what `rate` earns in
+    /// [`PacerConfig::burst_interval`] if that is more.
+    pub fn capacity_at(&self, rate: Option<Rate>) -> u64 {
+        match rate {
+            Some(r) => self.capacity.max(r.bytes_in(self.config.burst_interval)),
+            None => self.capacity,
+        }
     }
 
     /// The configuration.
@@ -191,15 +230,15 @@ impl Pacer {
         Rate::from_window(window, srtt?, gain)
     }
 
-    fn full(&self) -> u128 {
-        u128::from(self.capacity) << FRACTION_BITS
+    fn full(&self, rate: Option<Rate>) -> u128 {
+        u128::from(self.capacity_at(rate)) << FRACTION_BITS
     }
 
     fn tokens_at(&self, now: Instant, rate: Rate) -> u128 {
         let elapsed = u128::from(duration_micros(now.saturating_duration_since(self.last)));
         let added = elapsed.saturating_mul(u128::from(rate.bytes) << FRACTION_BITS)
             / u128::from(rate.per_micros);
-        self.tokens.saturating_add(added).min(self.full())
+        self.tokens.saturating_add(added).min(self.full(Some(rate)))
     }
 }
 
@@ -233,7 +272,7 @@ mod tests {
             let mut pacer = Pacer::new(&cfg, MSS, Instant::ZERO);
             let rate = pacer.rate(window_mss * MSS, Some(srtt), false);
             let end = send_paced(&mut pacer, Instant::ZERO, window_mss, rate);
-            // (window − burst) at 1.25·window per RTT.
+            // (window − burst) at 1.25·window per RTT; the bucket starts with 10 datagrams.
             let expect_us = (window_mss - 10) * 100_000 * 100 / (125 * window_mss);
             let got = end.as_micros();
             assert!(
@@ -274,6 +313,31 @@ mod tests {
         assert_eq!(
             pacer.next_send_time(later, MSS, rate),
             later + Duration::from_millis(1)
+        );
+    }
+
+    #[test]
+    fn fast_rates_get_a_bucket_of_the_burst_interval() {
+        let mut pacer = Pacer::new(&PacerConfig::new(), MSS, Instant::ZERO);
+        // 100 MB/s: 2 ms earn 200 000 bytes, far more than 10 datagrams.
+        let rate = Rate::new(100_000_000, Duration::from_secs(1));
+        assert_eq!(pacer.capacity_at(rate), 200_000);
+        assert_eq!(pacer.capacity_at(None), 10 * MSS);
+        let t = send_paced(&mut pacer, Instant::ZERO, 500, rate);
+        // A driver that oversleeps by a 1 ms timer tick loses nothing: the credit is kept.
+        let later = t + Duration::from_millis(1);
+        let tokens = pacer.tokens(later, rate);
+        assert!((100_000..100_000 + MSS).contains(&tokens), "{tokens}");
+        // An idle flow still gets at most the bucket.
+        assert_eq!(pacer.tokens(later + Duration::from_secs(1), rate), 200_000);
+        // Slow rates keep the 10-datagram bucket; zero interval always does.
+        let slow = Rate::new(100 * MSS, Duration::from_millis(100));
+        assert_eq!(pacer.capacity_at(slow), 10 * MSS);
+        let mut cfg = PacerConfig::new();
+        cfg.burst_interval(Duration::ZERO);
+        assert_eq!(
+            Pacer::new(&cfg, MSS, Instant::ZERO).capacity_at(rate),
+            10 * MSS
         );
     }
 
@@ -341,11 +405,11 @@ mod tests {
                 now = t;
                 pacer.on_sent(now, bytes, rate);
                 sent += u128::from(bytes);
-                prop_assert!(pacer.tokens(now, rate) <= pacer.capacity());
+                prop_assert!(pacer.tokens(now, rate) <= pacer.capacity_at(rate));
             }
             // Bytes sent never exceed the bucket plus what the rate allowed.
             let r = rate.unwrap();
-            let allowed = u128::from(pacer.capacity())
+            let allowed = u128::from(pacer.capacity_at(rate))
                 + u128::from(now.as_micros()) * u128::from(r.bytes) / u128::from(r.per_micros)
                 + 1;
             prop_assert!(sent <= allowed, "{} > {}", sent, allowed);
