@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use ppspp_core::{ChunkStore, StoreError};
 
+use super::cache::{ReadCache, WriteBack};
+
 /// How often a seeder's store checks that its file did not change.
 const CHANGE_CHECK: Duration = Duration::from_millis(500);
 
@@ -58,6 +60,43 @@ struct Inner {
     /// The first failure, kept for the driver to report.
     failure: Option<String>,
     bytes_written: u64,
+    /// Read-ahead for serving a seeder's file or a completed download.
+    reads: ReadCache,
+    /// Chunks of a download not yet written to the file.
+    writes: WriteBack,
+}
+
+impl Inner {
+    fn new(file: File, path: PathBuf, chunk_size: u32, mode: Mode) -> Self {
+        let chunk_size = u64::from(chunk_size.max(1));
+        Self {
+            file,
+            path,
+            chunk_size,
+            mode,
+            failure: None,
+            bytes_written: 0,
+            reads: ReadCache::new(chunk_size),
+            writes: WriteBack::new(chunk_size),
+        }
+    }
+
+    /// Writes the buffered chunks to the file; a failure is kept and reported from then on.
+    fn flush_writes(&mut self) -> Result<(), String> {
+        if let Err(e) = self.writes.flush_all(&self.file) {
+            let msg = io_message("writing", &self.path, &e);
+            self.failure.get_or_insert_with(|| msg.clone());
+            return Err(msg);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Best effort: whatever a download buffered reaches the file (a resume rechecks it).
+        let _ = self.writes.flush_all(&self.file);
+    }
 }
 
 /// A [`ChunkStore`] backed by a file; cheap to clone (clones share the file), so the program
@@ -82,18 +121,16 @@ impl FileStore {
                 meta.len()
             ));
         }
-        Ok(Self::from_inner(Inner {
+        Ok(Self::from_inner(Inner::new(
             file,
-            path: path.to_owned(),
-            chunk_size: u64::from(chunk_size.max(1)),
-            mode: Mode::Seed {
+            path.to_owned(),
+            chunk_size,
+            Mode::Seed {
                 len,
                 mtime: meta.modified().ok(),
                 last_check: std::time::Instant::now(),
             },
-            failure: None,
-            bytes_written: 0,
-        }))
+        )))
     }
 
     /// A download's store: data goes to `part` (created if missing, kept if `resume`,
@@ -111,19 +148,17 @@ impl FileStore {
             .truncate(!resume)
             .open(part)
             .map_err(|e| io_message("creating", part, &e))?;
-        Ok(Self::from_inner(Inner {
+        Ok(Self::from_inner(Inner::new(
             file,
-            path: part.to_owned(),
-            chunk_size: u64::from(chunk_size.max(1)),
-            mode: Mode::Download {
+            part.to_owned(),
+            chunk_size,
+            Mode::Download {
                 out: out.to_owned(),
                 completed: false,
                 dirty: false,
                 end: 0,
             },
-            failure: None,
-            bytes_written: 0,
-        }))
+        )))
     }
 
     fn from_inner(inner: Inner) -> Self {
@@ -163,6 +198,7 @@ impl FileStore {
     /// Flushes written chunks to stable storage (before a state sidecar claims them).
     pub fn sync(&self) -> Result<(), String> {
         let mut g = self.lock();
+        g.flush_writes()?;
         if let Mode::Download { dirty, .. } = &mut g.mode {
             if *dirty {
                 *dirty = false;
@@ -175,7 +211,9 @@ impl FileStore {
 
     /// Reads `buf.len()` bytes at `offset` (for re-verifying a resumed download).
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.lock().file.read_exact_at(buf, offset)
+        let mut g = self.lock();
+        g.flush_writes().map_err(io::Error::other)?;
+        g.file.read_exact_at(buf, offset)
     }
 
     /// The first failure the store met, if any.
@@ -226,6 +264,7 @@ fn finish_locked(g: &mut Inner, len: Option<u64>) -> Result<(), String> {
         | Mode::Seed { .. } => return Ok(()),
         Mode::Download { out, end, .. } => (out.clone(), *end),
     };
+    g.flush_writes()?;
     let len = len.unwrap_or(end);
     g.file
         .set_len(len)
@@ -268,7 +307,7 @@ impl ChunkStore for FileStore {
         let offset = index
             .checked_mul(cs)
             .ok_or(StoreError::Missing { chunk: index })?;
-        let want = match &mut g.mode {
+        let (want, file_len, cached) = match &mut g.mode {
             Mode::Seed {
                 len,
                 mtime,
@@ -287,23 +326,32 @@ impl ChunkStore for FileStore {
                             g.path.display()
                         );
                         g.failure = Some(msg.clone());
+                        g.reads.clear();
                         return Err(store_err(msg));
                     }
                 }
                 if offset >= *len {
                     return Err(StoreError::Missing { chunk: index });
                 }
-                (*len - offset).min(cs) as usize
+                ((*len - offset).min(cs) as usize, *len, true)
             }
-            Mode::Download { end, .. } => {
+            Mode::Download { end, completed, .. } => {
                 if offset >= *end {
                     return Err(StoreError::Missing { chunk: index });
                 }
-                (*end - offset).min(cs) as usize
+                // Until completion, chunks may still be arriving: no read-ahead over holes.
+                ((*end - offset).min(cs) as usize, *end, *completed)
             }
         };
         let want = want.min(buf.len());
-        match g.file.read_exact_at(&mut buf[..want], offset) {
+        let read = if g.writes.read(offset, &mut buf[..want]) {
+            Ok(())
+        } else if cached {
+            g.reads.read(&g.file, file_len, offset, &mut buf[..want])
+        } else {
+            g.file.read_exact_at(&mut buf[..want], offset)
+        };
+        match read {
             Ok(()) => Ok(want),
             Err(e) => {
                 let msg = if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -332,7 +380,7 @@ impl ChunkStore for FileStore {
         let Mode::Download { dirty, end, .. } = &mut g.mode else {
             return Err(store_err("a seeder's file is read-only".into()));
         };
-        match g.file.write_all_at(data, offset) {
+        match g.writes.write(&g.file, offset, data) {
             Ok(()) => {
                 *dirty = true;
                 *end = (*end).max(offset + data.len() as u64);

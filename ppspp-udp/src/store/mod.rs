@@ -6,6 +6,8 @@
 //!   reads then fail, and the engine stops serving the swarm). A download's store writes
 //!   verified chunks into a preallocated `OUT.ppspp-part` file, and on completion syncs it,
 //!   renames it to `OUT` and syncs the directory, so nothing unverified ever sits at `OUT`.
+//!   Reads and writes are batched into regions of a few hundred KiB (`cache`): one system
+//!   call per region instead of one per chunk.
 //! - [`DownloadState`]: the `OUT.ppspp-state` sidecar: verified chunks and the tree hashes
 //!   that verified them, written atomically (temporary file, sync, rename) so an interrupted
 //!   download resumes where it stopped. Chunks it lists are hashed again on resume, so a
@@ -13,6 +15,7 @@
 //! - [`seed_cache`]: the seeder's `FILE.ppspp-seed` sidecar: leaf hashes, size and
 //!   modification time, so a restarted seeder does not rehash unchanged content.
 
+mod cache;
 mod file;
 pub mod seed_cache;
 mod state;
