@@ -358,10 +358,12 @@ fn download(args: &Args) -> Result<(), Failure> {
         }
     }
 
+    let mut trace = crate::cli::trace::StatsTrace::from_env();
     while !run.complete {
         driver
             .turn(Duration::from_millis(100))
             .map_err(|e| fail(format!("network: {e}")))?;
+        trace.tick(&mut driver, "get");
         while let Some(ev) = driver.poll_event() {
             run.on_event(&mut driver, ev)?;
         }

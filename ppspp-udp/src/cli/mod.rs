@@ -7,6 +7,7 @@ pub mod interrupt;
 pub mod pcap;
 pub mod progress;
 pub mod seed;
+pub mod trace;
 
 /// Prints a line on stdout without panicking when stdout is closed (a reader that went away
 /// must not bring the program down); the line is simply lost.

@@ -136,23 +136,31 @@ fn serve(args: &Args) -> Result<u8, String> {
         );
     }
     let quiet = args.quiet;
-    let outcome = driver
-        .run_until(None, |_, ev| {
-            match ev {
-                Event::PeerConnected { remote, .. } if !quiet => {
-                    eprintln!("peer {remote} connected")
+    let mut trace = crate::cli::trace::StatsTrace::from_env();
+    let outcome = loop {
+        let deadline = trace.deadline();
+        let outcome = driver
+            .run_until(deadline, |_, ev| {
+                match ev {
+                    Event::PeerConnected { remote, .. } if !quiet => {
+                        eprintln!("peer {remote} connected")
+                    }
+                    Event::PeerClosed { remote, reason, .. } if !quiet => {
+                        eprintln!("peer {remote} left ({reason:?})");
+                    }
+                    Event::StoreFailure { swarm: s, error } if s == swarm => {
+                        return ControlFlow::Break(error.to_string());
+                    }
+                    _ => {}
                 }
-                Event::PeerClosed { remote, reason, .. } if !quiet => {
-                    eprintln!("peer {remote} left ({reason:?})");
-                }
-                Event::StoreFailure { swarm: s, error } if s == swarm => {
-                    return ControlFlow::Break(error.to_string());
-                }
-                _ => {}
-            }
-            ControlFlow::Continue(())
-        })
-        .map_err(|e| format!("network: {e}"))?;
+                ControlFlow::Continue(())
+            })
+            .map_err(|e| format!("network: {e}"))?;
+        if outcome.is_some() || driver.is_stopped() {
+            break outcome;
+        }
+        trace.tick(&mut driver, "seed");
+    };
     let channels = driver
         .endpoint()
         .swarm(swarm)
