@@ -12,6 +12,7 @@ use crate::driver::{Driver, DriverStats};
 #[derive(Debug)]
 pub struct StatsTrace {
     every: Option<Duration>,
+    start: Instant,
     last: Instant,
     prev: DriverStats,
     prev_data_out: u64,
@@ -29,6 +30,7 @@ impl StatsTrace {
             .map(Duration::from_millis);
         Self {
             every,
+            start: Instant::now(),
             last: Instant::now(),
             prev: DriverStats::default(),
             prev_data_out: 0,
@@ -57,8 +59,9 @@ impl StatsTrace {
         let data_out = es.messages_out.get(ppspp_core::wire::MessageType::Data);
         let secs = elapsed.as_secs_f64();
         let mut line = format!(
-            "[{label}] turns {} short {} ratelim {} | in {} out {} dgrams, recv calls {} send \
+            "[{label} {:.3}] turns {} short {} ratelim {} | in {} out {} dgrams, recv calls {} send \
              calls {} | drops {:?} | data out {} retx {} | MB/s in {:.1} out {:.1}",
+            self.start.elapsed().as_secs_f64(),
             d.turns - self.prev.turns,
             d.short_waits - self.prev.short_waits,
             d.rate_limited - self.prev.rate_limited,
