@@ -352,11 +352,7 @@ impl Binmap {
 
     /// Iterates the maximal runs of present chunks within `range`, clipped to it.
     pub fn ranges_in(&self, range: Range<u64>) -> Ranges<'_> {
-        Ranges {
-            map: self,
-            cursor: range.start,
-            end: range.end,
-        }
+        Ranges::new(self, range)
     }
 
     /// Iterates the runs of missing chunks within `0..chunks` (the complement of the map).
@@ -632,29 +628,105 @@ impl fmt::Debug for Binmap {
 
 /// Iterator over maximal runs of present chunks; see [`Binmap::ranges`] and
 /// [`Binmap::ranges_in`].
-#[derive(Clone, Debug)]
+///
+/// It walks the B-tree once, in order (no lookup from the root per run), so iterating `r`
+/// runs over `e` entries costs `O(log e + r + entries passed)`.
+#[derive(Clone)]
 pub struct Ranges<'a> {
-    map: &'a Binmap,
-    cursor: u64,
+    entries: core::iter::Peekable<alloc::collections::btree_map::Range<'a, u64, Entry>>,
+    /// The next chunk to look at.
+    pos: u64,
     end: u64,
+}
+
+impl fmt::Debug for Ranges<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ranges")
+            .field("pos", &self.pos)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Ranges<'a> {
+    fn new(map: &'a Binmap, range: Range<u64>) -> Self {
+        let b = range.start >> BLOCK_BITS;
+        // A run of full blocks starting before block `b` may cover it.
+        let from = match map.blocks.range(..=b).next_back() {
+            Some((&k, Entry::Full(n))) if k.saturating_add(*n) > b => k,
+            _ => b,
+        };
+        Ranges {
+            entries: map.blocks.range(from..).peekable(),
+            pos: range.start,
+            end: range.end,
+        }
+    }
 }
 
 impl Iterator for Ranges<'_> {
     type Item = Range<u64>;
 
     fn next(&mut self) -> Option<Range<u64>> {
-        if self.cursor >= self.end {
+        if self.pos >= self.end {
             return None;
         }
-        let start = self.map.first_present(self.cursor)?;
+        // The first present chunk at or after `pos`, and where its run stops within its entry.
+        let (start, mut stop) = loop {
+            let (&k, e) = *self.entries.peek()?;
+            let base = k.saturating_mul(BLOCK);
+            match e {
+                Entry::Full(n) => {
+                    let stop = k.saturating_add(*n).saturating_mul(BLOCK);
+                    self.entries.next();
+                    if stop > self.pos {
+                        break (self.pos.max(base), stop);
+                    }
+                }
+                Entry::Partial(bits) => {
+                    let from = self.pos.saturating_sub(base);
+                    match (from < BLOCK).then(|| next_set(bits, from)).flatten() {
+                        Some(o) => {
+                            let stop = base + o + ones_up(bits, o);
+                            if stop == base + BLOCK {
+                                self.entries.next();
+                            }
+                            break (base + o, stop);
+                        }
+                        None => {
+                            self.entries.next();
+                        }
+                    }
+                }
+            }
+        };
         if start >= self.end {
-            self.cursor = self.end;
+            self.pos = self.end;
             return None;
         }
-        // `start` is present, so its run exists; it ends past `start`.
-        let run_end = self.map.run_containing(start).map_or(start + 1, |r| r.end);
-        let end = run_end.min(self.end);
-        self.cursor = end;
+        // A run reaching the end of its entry continues into an adjacent entry.
+        while stop % BLOCK == 0 && stop < self.end {
+            let Some(&(&k, e)) = self.entries.peek() else {
+                break;
+            };
+            if k.saturating_mul(BLOCK) != stop {
+                break;
+            }
+            match e {
+                Entry::Full(n) => {
+                    stop = k.saturating_add(*n).saturating_mul(BLOCK);
+                    self.entries.next();
+                }
+                Entry::Partial(bits) => {
+                    // Not complete, so the run ends inside it (the entry stays: it may hold
+                    // later runs).
+                    stop += ones_up(bits, 0);
+                    break;
+                }
+            }
+        }
+        let end = stop.min(self.end);
+        self.pos = end;
         Some(start..end)
     }
 }

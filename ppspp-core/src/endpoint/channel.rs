@@ -171,6 +171,11 @@ pub(crate) struct Channel {
     pub(crate) hole_mark_seq: u64,
     pub(crate) hole_mark_at: Instant,
     pub(crate) request_target: usize,
+    /// Delivery rate from this peer, chunks per second (EWMA over windows of
+    /// [`super::RATE_WINDOW`]; 0 until the first window closes).
+    pub(crate) dl_rate: u32,
+    /// Chunks delivered in the current rate window, and when it opened.
+    pub(crate) dl_window: (u32, Instant),
     /// The last pick from this peer found nothing to request.
     pub(crate) pick_exhausted: bool,
     pub(crate) pending_requests: Vec<(u64, u64)>,
@@ -179,6 +184,10 @@ pub(crate) struct Channel {
 
     // Control messages to send.
     pub(crate) pending_acks: Vec<PendingAck>,
+    /// DATA acknowledged in `pending_acks` (since ACKs last went out).
+    pub(crate) data_unacked: u16,
+    /// When a lone pending ACK goes out.
+    pub(crate) ack_due: Option<Instant>,
     /// Chunks to announce beyond the swarm's HAVE log (the initial map, a compacted log).
     pub(crate) pending_haves: Binmap,
     /// Position in the swarm's HAVE log up to which chunks are announced or in
@@ -259,11 +268,15 @@ impl Channel {
             hole_mark_seq: 0,
             hole_mark_at: now,
             request_target: 16,
+            dl_rate: 0,
+            dl_window: (0, now),
             pick_exhausted: false,
             pending_requests: Vec::new(),
             pending_cancels: Vec::new(),
             last_delivery: now,
             pending_acks: Vec::new(),
+            data_unacked: 0,
+            ack_due: None,
             pending_haves: Binmap::new(),
             have_seq: 0,
             have_idle: false,
@@ -290,12 +303,50 @@ impl Channel {
         self.state == State::Established
     }
 
+    /// Counts one chunk delivered by this peer and returns the request queue it warrants: the
+    /// delivery rate times (RTT + [`super::QUEUE_TIME`]), plus a few. A peer that serves
+    /// everything asked of it delivers faster as the queue grows, so the queue keeps growing
+    /// (by one per delivery); one that is slower than asked queues up to `QUEUE_TIME` of data
+    /// at the peer, no more (chunks queued behind a slow peer are held hostage from others).
+    pub(crate) fn on_delivered(&mut self, now: Instant, max: usize) {
+        let (count, since) = self.dl_window;
+        let count = count + 1;
+        let elapsed = now.saturating_duration_since(since);
+        if elapsed >= super::RATE_WINDOW {
+            let inst = (u64::from(count) * 1_000_000 / (elapsed.as_micros() as u64).max(1))
+                .min(u64::from(u32::MAX)) as u32;
+            self.dl_rate = if self.dl_rate == 0 {
+                inst
+            } else {
+                ((3 * u64::from(self.dl_rate) + u64::from(inst)) / 4) as u32
+            };
+            self.dl_window = (0, now);
+        } else {
+            self.dl_window = (count, since);
+        }
+        let mut target = (self.request_target + 1).min(max);
+        if self.dl_rate > 0 {
+            let horizon = self.rtt.smoothed_or(super::RATE_WINDOW) + super::QUEUE_TIME;
+            let ceiling = u64::from(self.dl_rate) * (horizon.as_micros() as u64) / 1_000_000 + 8;
+            target = target.min(ceiling.min(usize::MAX as u64) as usize);
+        }
+        self.request_target = target.max(4);
+    }
+
+    /// Whether pending ACKs must go out now: every second DATA is acknowledged at once, a
+    /// lone one after [`super::ACK_DELAY`] (R-3.4-e; until then they ride on other datagrams).
+    pub(crate) fn acks_due(&self, now: Instant) -> bool {
+        !self.pending_acks.is_empty()
+            && (self.data_unacked >= 2 || self.ack_due.is_none_or(|t| t <= now))
+    }
+
     /// Whether the channel has control messages that must go out now (HAVEs wait until
-    /// [`Channel::haves_are_due`], riding on other datagrams meanwhile).
-    pub(crate) fn has_control(&self) -> bool {
+    /// [`Channel::haves_are_due`] and ACKs until [`Channel::acks_due`], riding on other
+    /// datagrams meanwhile).
+    pub(crate) fn has_control(&self, now: Instant) -> bool {
         self.send_handshake
             || self.send_close
-            || !self.pending_acks.is_empty()
+            || self.acks_due(now)
             || !self.pending_requests.is_empty()
             || !self.pending_cancels.is_empty()
             || self.send_choke.is_some()

@@ -160,11 +160,20 @@ impl fmt::Debug for Endpoint {
 const TICK: Duration = Duration::from_millis(500);
 /// How long HAVEs of newly verified chunks are held before they may ride on another datagram
 /// to the peer: chunks verified meanwhile aggregate into the same messages.
-pub(crate) const HAVE_DELAY: Duration = Duration::from_millis(20);
+pub(crate) const HAVE_DELAY: Duration = Duration::from_millis(50);
 /// How much longer they wait for such a datagram before they are sent alone: a peer we
 /// exchange nothing else with gets one HAVE datagram per 100 ms, not one per chunk (with 1 KiB
 /// chunks at 1 MB/s and 30 peers, that is 300 datagrams/s instead of 30,000 messages/s).
-pub(crate) const HAVE_ALONE_EXTRA: Duration = Duration::from_millis(80);
+pub(crate) const HAVE_ALONE_EXTRA: Duration = Duration::from_millis(150);
+/// How long the ACK of a lone DATA waits for a second DATA (or another datagram to the peer)
+/// to go out with (R-3.4-e, as QUIC's and TCP's delayed ACKs): halves the ACK datagrams of a
+/// transfer. Well under one RTT on real paths (L-4.1-a asks for one ACK per RTT).
+pub(crate) const ACK_DELAY: Duration = Duration::from_millis(10);
+/// How much data (in time at the peer's delivery rate) a download queues at one peer beyond
+/// the round trip.
+pub(crate) const QUEUE_TIME: Duration = Duration::from_millis(250);
+/// The window over which a peer's delivery rate is measured.
+pub(crate) const RATE_WINDOW: Duration = Duration::from_millis(250);
 /// How often the unchoked set is re-ranked (RFC 7574 §3.9 leaves policy open; BitTorrent uses
 /// 10 s).
 const CHOKE_ROUND: Duration = Duration::from_secs(10);

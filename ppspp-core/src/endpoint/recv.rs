@@ -688,13 +688,17 @@ impl Endpoint {
         let mine = match ch.requested.remove(&c) {
             Some(r) => {
                 ch.delivered_seq = ch.delivered_seq.max(r.seq);
-                ch.request_target = (ch.request_target + 1).min(sw.cfg.max_requests_per_peer);
+                ch.on_delivered(now, sw.cfg.max_requests_per_peer);
                 1
             }
             None => 0,
         };
         let bin = ack_bin(sw);
         push_ack(ch, bin, delay);
+        ch.data_unacked = ch.data_unacked.saturating_add(1);
+        if ch.ack_due.is_none() {
+            ch.ack_due = Some(now + super::ACK_DELAY);
+        }
         let requested_elsewhere = sw.requested.remove(&c).is_some_and(|k| k > mine);
         sw.claimed.insert(c);
         let swarm = sw.handle;
@@ -774,7 +778,12 @@ impl Endpoint {
         }
         self.check_complete(swarm.0 as usize);
         self.fill_requests(id);
-        self.queue_send(id);
+        // The ACK goes out now if due (or with anything else due), else at its deadline.
+        if self.can_send_more(id) {
+            self.queue_send(id);
+        } else {
+            self.reschedule(id);
+        }
         self.retry_held(swarm.0 as usize);
         true
     }

@@ -88,7 +88,7 @@ impl Endpoint {
             .get(ch.swarm)
             .and_then(Option::as_ref)
             .map_or(0, |s| s.have_log_end());
-        if (ch.has_control() || ch.haves_are_due(self.now, log_end))
+        if (ch.has_control(self.now) || ch.haves_are_due(self.now, log_end))
             && (ch.is_established() || ch.send_handshake)
         {
             return true;
@@ -222,6 +222,10 @@ impl Endpoint {
                 sent_acks += 1;
             }
             ch.pending_acks.drain(..sent_acks);
+            if ch.pending_acks.is_empty() {
+                ch.data_unacked = 0;
+                ch.ack_due = None;
+            }
             // HAVEs (R-3.2-a), each the largest complete interval around new chunks (R-4.3.1-a).
             if ch.haves_may_ride(now, sw.have_log_end())
                 && (ch.proven || ch.role == Role::Responder)
@@ -412,14 +416,15 @@ impl Endpoint {
             AckedHashes::new(peer_have).knows(b)
                 || (optimistic && AckedHashes::new(in_flight).knows(b))
         };
-        let hashes: ArrayVec<(Bin, HashValue), 130> =
-            match crate::merkle::integrity(sw.tree.source(), chunk, with_peaks, known) {
-                Ok(it) => it.take(130).collect(),
-                Err(_) => {
-                    // We cannot prove this chunk (a leecher missing a hash): skip it.
-                    return len;
-                }
-            };
+        // Filled in place: collecting into a fresh ArrayVec would move its ~10 KiB each time.
+        let mut hashes: ArrayVec<(Bin, HashValue), 130> = ArrayVec::new();
+        match crate::merkle::integrity(sw.tree.source(), chunk, with_peaks, known) {
+            Ok(it) => hashes.extend(it.take(130)),
+            Err(_) => {
+                // We cannot prove this chunk (a leecher missing a hash): skip it.
+                return len;
+            }
+        }
         let skip = match ch.hashes_ahead {
             Some(h) if h.chunk == chunk => h.sent.min(hashes.len()),
             _ => 0,

@@ -237,7 +237,7 @@ impl Swarm {
                 rng.gen_range(0..limit.max(1)) & !(PICK_GROUP - 1),
                 limit,
                 true,
-                want.saturating_mul(4).max(16),
+                want.saturating_mul(2).max(16),
             ),
         };
         // Outside the endgame, the gaps of `claimed` are exactly the usable chunks, so the walk

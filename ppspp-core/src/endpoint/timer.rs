@@ -90,6 +90,11 @@ impl Endpoint {
                 at(t);
             }
         }
+        if !ch.pending_acks.is_empty() {
+            if let Some(t) = ch.ack_due {
+                at(t);
+            }
+        }
         if !ch.send_keepalive {
             at(ch.last_send + self.cfg.keepalive_interval);
         }
