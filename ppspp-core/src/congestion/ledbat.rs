@@ -55,6 +55,19 @@
 //!   so that an ACK covering several chunks can still double a fully used window. After a
 //!   CTO, slow start resumes up to half the window the CTO found (RFC 5681's ssthresh), so a
 //!   single outage does not leave the flow crawling up from 2 MSS.
+//! - **Flightsize over the last round trip.** The application-limited clamp (L-2.4-f) uses
+//!   the largest flightsize of the last round trip or two, not only the flightsize just
+//!   before this ACK: RFC 6817 §2.5 describes ALLOWED_INCREASE as limiting "the cwnd increase
+//!   based on flightsize in the previous RTT", and the literal pseudo-code misreads a
+//!   window-limited sender as application-limited whenever ACKs arrive faster than it can
+//!   send: ACKs processed one after another (several per datagram, or a batch of datagrams
+//!   received at once) each see the flight the previous ones left, and a PPSPP sender's
+//!   upload queue runs dry for a moment whenever the peer's next REQUESTs are still on their
+//!   way. Measured on loopback, the literal rule cut a 4 MB window to under 100 KB a dozen
+//!   times per 128 MiB transfer. A sender that stays below its window for a whole round trip
+//!   is still clamped to a little more than what it used (L-2.4-l), and the delay-based
+//!   decrease and loss reaction are untouched. [`LedbatConfig::flightsize_over_rtt`]`(false)`
+//!   restores the literal rule.
 //! - **Fixed-point arithmetic.** The window is kept in 1/65536 bytes so that increments
 //!   smaller than a byte (large windows) still accumulate; all arithmetic is integer.
 //! - **Pacing.** [`Controller::next_send_time`] spaces datagrams at 125 % of cwnd per SRTT
@@ -127,6 +140,7 @@ pub struct LedbatConfig {
     slow_start: bool,
     slow_start_exit_permille: u32,
     pacing: Option<PacerConfig>,
+    flightsize_over_rtt: bool,
 }
 
 impl LedbatConfig {
@@ -149,6 +163,7 @@ impl LedbatConfig {
             slow_start: true,
             slow_start_exit_permille: 500,
             pacing: Some(PacerConfig::new()),
+            flightsize_over_rtt: true,
         }
     }
 
@@ -247,6 +262,15 @@ impl LedbatConfig {
         self.pacing = pacing;
         self
     }
+
+    /// Whether the application-limited clamp `cwnd ≤ flightsize + ALLOWED_INCREASE·MSS` takes
+    /// the largest flightsize of the last round trip (default `true`), or only the flightsize
+    /// just before each ACK (`false`: RFC 6817's pseudo-code to the letter). See the module
+    /// docs.
+    pub fn flightsize_over_rtt(&mut self, enabled: bool) -> &mut Self {
+        self.flightsize_over_rtt = enabled;
+        self
+    }
 }
 
 impl Default for LedbatConfig {
@@ -290,6 +314,10 @@ pub struct Ledbat {
     pacer: Option<Pacer>,
     loss_reductions: u64,
     timeouts: u64,
+    /// The largest flightsize in the previous and the current period of one SRTT.
+    flight_peaks: [u64; 2],
+    /// When the current period began.
+    peak_period_start: Option<Instant>,
 }
 
 impl Ledbat {
@@ -316,6 +344,8 @@ impl Ledbat {
             pacer: config.pacing.map(|p| Pacer::new(&p, mss, now)),
             loss_reductions: 0,
             timeouts: 0,
+            flight_peaks: [0; 2],
+            peak_period_start: None,
             config,
         }
     }
@@ -438,6 +468,35 @@ impl Ledbat {
         self.srtt = rtt.smoothed().or(self.srtt);
     }
 
+    /// Records the current flightsize in the per-SRTT peaks.
+    fn note_flight(&mut self, now: Instant) {
+        let period = self.srtt.unwrap_or(self.cto);
+        match self.peak_period_start {
+            Some(start) if now.saturating_duration_since(start) < period => {}
+            Some(start) if now.saturating_duration_since(start) < period * 2 => {
+                self.flight_peaks = [self.flight_peaks[1], self.flight];
+                self.peak_period_start = Some(now);
+            }
+            // The first event, or a whole period without any: the flight stood still.
+            _ => {
+                self.flight_peaks = [self.flight; 2];
+                self.peak_period_start = Some(now);
+            }
+        }
+        self.flight_peaks[1] = self.flight_peaks[1].max(self.flight);
+    }
+
+    /// The flightsize the application-limited clamp allows growth from (L-2.4-f).
+    fn clamp_flightsize(&self, flight_before: u64) -> u64 {
+        if self.config.flightsize_over_rtt {
+            flight_before
+                .max(self.flight_peaks[0])
+                .max(self.flight_peaks[1])
+        } else {
+            flight_before
+        }
+    }
+
     fn pacing_rate(&self) -> Option<Rate> {
         self.pacer
             .as_ref()?
@@ -452,6 +511,7 @@ impl Controller for Ledbat {
             self.cto_started = Some(now);
         }
         self.flight = self.flight.saturating_add(bytes);
+        self.note_flight(now);
         let rate = self.pacing_rate();
         if let Some(pacer) = &mut self.pacer {
             pacer.on_sent(now, bytes, rate);
@@ -468,6 +528,7 @@ impl Controller for Ledbat {
         self.note_rtt(rtt);
         // flightsize is the data outstanding before this ACK (L-2.4-f).
         let flight_before = self.flight;
+        self.note_flight(now);
         if let Some(delay) = one_way_delay {
             self.update_base_delay(now, delay);
             self.update_current_delay(now, delay);
@@ -501,7 +562,8 @@ impl Controller for Ledbat {
             (i128::from(self.cwnd) + change, allowed_increase)
         };
         // L-2.4-f, L-2.4-l: cwnd ≤ flightsize + ALLOWED_INCREASE·MSS, then cwnd ≥ MIN_CWND·MSS.
-        let max_allowed = (i128::from(flight_before) + i128::from(headroom)) << FRACTION_BITS;
+        let flightsize = self.clamp_flightsize(flight_before);
+        let max_allowed = (i128::from(flightsize) + i128::from(headroom)) << FRACTION_BITS;
         let cwnd = grown
             .min(max_allowed)
             .max(i128::from(self.min_window()))
@@ -626,7 +688,10 @@ mod tests {
     /// TARGET 100 ms, ALLOWED_INCREASE 1, NULL filter, no slow start.
     fn vector_config() -> LedbatConfig {
         let mut cfg = LedbatConfig::new();
-        cfg.filter(DelayFilter::Null).slow_start(false).pacing(None);
+        cfg.filter(DelayFilter::Null)
+            .slow_start(false)
+            .pacing(None)
+            .flightsize_over_rtt(false);
         cfg
     }
 
@@ -993,6 +1058,49 @@ mod tests {
         assert_eq!(l.window(), 2_048);
     }
 
+    /// A window-limited sender whose ACKs arrive together (it cannot send between them)
+    /// keeps its window; the literal pseudo-code collapses it to the last ACK's flight.
+    #[test]
+    fn acks_in_one_batch_do_not_look_application_limited() {
+        let rtt = rtt_of(10);
+        for (over_rtt, expect_at_least) in [(true, 64 * MSS), (false, 2 * MSS)] {
+            let mut cfg = vector_config();
+            cfg.flightsize_over_rtt(over_rtt);
+            let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+            l.on_ack(at(0), 0, Some(0), &rtt);
+            set_window(&mut l, 64 * MSS);
+            l.on_sent(at(1), 64 * MSS);
+            for i in 0..64 {
+                l.on_ack(at(11) + Duration::from_micros(i), MSS, Some(0), &rtt);
+            }
+            assert!(
+                l.window() >= expect_at_least && l.window() <= 66 * MSS,
+                "{over_rtt}: {}",
+                l.window()
+            );
+            if !over_rtt {
+                assert_eq!(l.window(), 2 * MSS);
+            }
+        }
+    }
+
+    /// Below its window for round trips on end, a sender is still clamped to what it uses.
+    #[test]
+    fn sender_below_its_window_for_rounds_is_clamped() {
+        let rtt = rtt_of(10);
+        let mut cfg = vector_config();
+        cfg.flightsize_over_rtt(true);
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        l.on_ack(at(0), 0, Some(0), &rtt);
+        set_window(&mut l, 64 * MSS);
+        // Four datagrams per 10 ms round trip, for a second.
+        for r in 0..100 {
+            l.on_sent(at(r * 10), 4 * MSS);
+            l.on_ack(at(r * 10 + 9), 4 * MSS, Some(0), &rtt);
+        }
+        assert!(l.window() <= 5 * MSS, "{}", l.window());
+    }
+
     // ---- Slow start ----
 
     fn slow_start_ledbat() -> Ledbat {
@@ -1137,6 +1245,7 @@ mod tests {
         assert!(c.slow_start);
         assert_eq!(c.slow_start_exit_permille, 500);
         assert_eq!(c.pacing, Some(PacerConfig::new()));
+        assert!(c.flightsize_over_rtt);
     }
 
     #[test]
@@ -1344,11 +1453,13 @@ mod tests {
             extra_us in 1_000i64..1_000_000,
             base in any::<i32>(),
             null_filter: bool,
+            over_rtt: bool,
         ) {
             let mut cfg = vector_config();
             if !null_filter {
                 cfg.filter(DelayFilter::Min);
             }
+            cfg.flightsize_over_rtt(over_rtt);
             let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
             set_window(&mut l, start_mss * MSS);
             let rtt = rtt_of(100);
