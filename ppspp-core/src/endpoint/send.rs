@@ -230,10 +230,21 @@ impl Endpoint {
             if ch.haves_may_ride(now, sw.have_log_end())
                 && (ch.proven || ch.role == Role::Responder)
             {
-                sw.absorb_haves(ch);
-                let ranges: alloc::vec::Vec<core::ops::Range<u64>> =
-                    ch.pending_haves.ranges().collect();
-                for r in ranges {
+                let mut ranges = sw.take_new_haves(ch);
+                if !ch.pending_haves.is_empty() {
+                    for r in ranges {
+                        ch.pending_haves.insert_range(r);
+                    }
+                    ranges = ch.pending_haves.ranges().collect();
+                    ch.pending_haves.clear();
+                }
+                // Sorted: a range inside the run announced just before is already covered.
+                let mut covered = 0;
+                let mut unsent = ranges.len();
+                for (i, r) in ranges.iter().enumerate() {
+                    if r.end <= covered {
+                        continue;
+                    }
                     let (first, last) = match sw.have.run_containing(r.start) {
                         Some(run) => (run.start, run.end - 1),
                         None => (r.start, r.end - 1),
@@ -247,10 +258,17 @@ impl Endpoint {
                         cs,
                         Message::Have,
                     ) {
+                        unsent = i;
                         break;
                     }
-                    ch.pending_haves.remove_range(first..last + 1);
-                    ch.pending_haves.remove_range(r);
+                    covered = covered.max(last + 1);
+                }
+                // What did not fit waits for the next datagram.
+                for r in ranges.drain(unsent..) {
+                    let start = r.start.max(covered);
+                    if start < r.end {
+                        ch.pending_haves.insert_range(start..r.end);
+                    }
                 }
             }
             if (ch.proven || ch.role == Role::Responder) && !ch.haves_pending(sw.have_log_end()) {

@@ -5,6 +5,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
+use core::ops::Range;
 
 use crate::bin::Bin;
 use crate::binmap::Binmap;
@@ -113,17 +114,18 @@ impl Swarm {
         self.have_log_base + self.have_log.len() as u64
     }
 
-    /// Folds the HAVE log past `ch.have_seq` into `ch.pending_haves`, leaving out what the
-    /// peer already has (R-3.2-d).
-    pub(crate) fn absorb_haves(&self, ch: &mut super::channel::Channel) {
+    /// Takes the HAVE log past `ch.have_seq`: the runs of chunks verified since, sorted and
+    /// merged, leaving out what the peer already has (R-3.2-d).
+    pub(crate) fn take_new_haves(&self, ch: &mut super::channel::Channel) -> Vec<Range<u64>> {
         let end = self.have_log_end();
         if ch.have_seq >= end {
-            return;
+            return Vec::new();
         }
         let start = ch.have_seq.saturating_sub(self.have_log_base) as usize;
         ch.have_seq = end;
         let mut new: Vec<u64> = self.have_log[start..].to_vec();
         new.sort_unstable();
+        let mut out = Vec::new();
         let mut i = 0;
         while i < new.len() {
             let first = new[i];
@@ -133,9 +135,15 @@ impl Swarm {
                 last = new[i];
                 i += 1;
             }
-            for gap in ch.peer_have.missing_in(first..last + 1) {
-                ch.pending_haves.insert_range(gap);
-            }
+            out.extend(ch.peer_have.missing_in(first..last + 1));
+        }
+        out
+    }
+
+    /// Folds the HAVE log past `ch.have_seq` into `ch.pending_haves`.
+    pub(crate) fn absorb_haves(&self, ch: &mut super::channel::Channel) {
+        for r in self.take_new_haves(ch) {
+            ch.pending_haves.insert_range(r);
         }
     }
 
