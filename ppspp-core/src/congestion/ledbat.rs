@@ -71,7 +71,8 @@
 //! - **Fixed-point arithmetic.** The window is kept in 1/65536 bytes so that increments
 //!   smaller than a byte (large windows) still accumulate; all arithmetic is integer.
 //! - **Pacing.** [`Controller::next_send_time`] spaces datagrams at 125 % of cwnd per SRTT
-//!   (200 % in slow start) with bursts of up to 10 datagrams; see [`super::pacer`].
+//!   (200 % in slow start) with bursts of up to 10 datagrams or 2 ms at that rate; see
+//!   [`super::pacer`].
 //!
 //! # Example
 //!
