@@ -381,10 +381,18 @@ impl Binmap {
     /// Iterates the runs of chunks present here but not in `other`: with `self` a peer's
     /// announced chunks and `other` ours, the chunks worth requesting from that peer.
     pub fn difference_ranges<'a>(&'a self, other: &'a Self) -> Difference<'a> {
+        self.difference_in(other, 0..u64::MAX)
+    }
+
+    /// Iterates the runs of chunks of `range` present here but not in `other`, walking both
+    /// maps once.
+    pub fn difference_in<'a>(&'a self, other: &'a Self, range: Range<u64>) -> Difference<'a> {
         Difference {
-            outer: self.ranges(),
-            other,
-            inner: None,
+            outer: self.ranges_in(range.clone()),
+            other: other.ranges_in(range),
+            cur: None,
+            hole: None,
+            runs_left: usize::MAX,
         }
     }
 
@@ -790,20 +798,67 @@ impl Iterator for Intersection<'_> {
 #[derive(Clone, Debug)]
 pub struct Difference<'a> {
     outer: Ranges<'a>,
-    other: &'a Binmap,
-    inner: Option<Gaps<'a>>,
+    other: Ranges<'a>,
+    /// The rest of the current outer run.
+    cur: Option<Range<u64>>,
+    /// The current run of `other`.
+    hole: Option<Range<u64>>,
+    /// How many more runs of the outer map may be started.
+    runs_left: usize,
+}
+
+impl Difference<'_> {
+    /// Stops the walk after `runs` runs of the first map (bounds the work when most of its
+    /// runs are covered by the second map).
+    pub(crate) fn limit_runs(mut self, runs: usize) -> Self {
+        self.runs_left = runs;
+        self
+    }
+
+    /// How many more runs of the first map the walk may start.
+    pub(crate) fn runs_left(&self) -> usize {
+        self.runs_left
+    }
 }
 
 impl Iterator for Difference<'_> {
     type Item = Range<u64>;
 
     fn next(&mut self) -> Option<Range<u64>> {
+        // Both maps are walked once, side by side.
         loop {
-            if let Some(r) = self.inner.as_mut().and_then(Iterator::next) {
-                return Some(r);
+            let mut a = match self.cur.take() {
+                Some(a) => a,
+                None => {
+                    self.runs_left = self.runs_left.checked_sub(1)?;
+                    self.outer.next()?
+                }
+            };
+            while self.hole.as_ref().is_none_or(|h| h.end <= a.start) {
+                match self.other.next() {
+                    Some(h) => self.hole = Some(h),
+                    None => {
+                        self.hole = None;
+                        break;
+                    }
+                }
             }
-            let run = self.outer.next()?;
-            self.inner = Some(self.other.missing_in(run));
+            let Some(h) = self.hole.clone() else {
+                return Some(a);
+            };
+            if h.start >= a.end {
+                return Some(a);
+            }
+            if h.start > a.start {
+                if h.end < a.end {
+                    self.cur = Some(h.end..a.end);
+                }
+                return Some(a.start..h.start);
+            }
+            if h.end < a.end {
+                a.start = h.end;
+                self.cur = Some(a);
+            }
         }
     }
 }
@@ -1195,12 +1250,22 @@ mod tests {
         }
 
         #[test]
-        fn set_operations_match_model(a in proptest::collection::vec(op(), 0..20), b in proptest::collection::vec(op(), 0..20)) {
+        fn set_operations_match_model(a in proptest::collection::vec(op(), 0..20), b in proptest::collection::vec(op(), 0..20), q in pos(), len in len()) {
             let (ma, sa) = model_of(&a);
             let (mb, sb) = model_of(&b);
             check_invariants(&ma);
             let diff: BTreeSet<u64> = ma.difference_ranges(&mb).flatten().collect();
             prop_assert_eq!(diff, sa.difference(&sb).copied().collect::<BTreeSet<_>>());
+            let r = q..q.saturating_add(len);
+            let runs: Vec<Range<u64>> = ma.difference_in(&mb, r.clone()).collect();
+            // Maximal and ordered: no empty run, no two runs touching.
+            prop_assert!(runs.iter().all(|x| x.start < x.end));
+            prop_assert!(runs.windows(2).all(|w| w[0].end < w[1].start));
+            let diff_in: BTreeSet<u64> = runs.into_iter().flatten().collect();
+            prop_assert_eq!(
+                diff_in,
+                sa.difference(&sb).copied().filter(|c| r.contains(c)).collect::<BTreeSet<_>>()
+            );
             let inter: BTreeSet<u64> = ma.intersection_ranges(&mb).flatten().collect();
             prop_assert_eq!(inter, sa.intersection(&sb).copied().collect::<BTreeSet<_>>());
             let d = ma.difference(&mb);

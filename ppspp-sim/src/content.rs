@@ -67,10 +67,16 @@ impl SyntheticContent {
             return false;
         }
         let key = splitmix64(self.seed ^ splitmix64(index));
-        data.chunks(8).enumerate().all(|(i, w)| {
-            let word = splitmix64(key.wrapping_add(i as u64)).to_le_bytes();
-            *w == word[..w.len()]
-        })
+        let words = data.chunks_exact(8);
+        let rest = words.remainder();
+        let n = words.len() as u64;
+        // Word by word, no early exit in the loop (it vectorises); chunks are small.
+        let mut diff = 0u64;
+        for (i, w) in (0u64..).zip(words) {
+            let got = u64::from_le_bytes(w.try_into().expect("chunks_exact(8)"));
+            diff |= got ^ splitmix64(key.wrapping_add(i));
+        }
+        diff == 0 && rest == &splitmix64(key.wrapping_add(n)).to_le_bytes()[..rest.len()]
     }
 
     /// Builds the Merkle tree of the content, hashing one chunk at a time (the content is

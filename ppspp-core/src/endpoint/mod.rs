@@ -611,8 +611,8 @@ impl Endpoint {
         let picks = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
         if picks.is_empty() {
             // Only a pick that looked at the peer's whole map may conclude there is nothing.
-            ch.pick_exhausted =
-                !endgame && ch.peer_have.ranges().take(swarm::PICK_RUNS + 1).count() <= swarm::PICK_RUNS;
+            ch.pick_exhausted = !endgame
+                && ch.peer_have.ranges().take(swarm::PICK_RUNS + 1).count() <= swarm::PICK_RUNS;
             return;
         }
         for &(a, b) in &picks {

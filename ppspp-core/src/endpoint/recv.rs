@@ -858,10 +858,13 @@ impl Endpoint {
             });
             return;
         }
-        // Requests still out (endgame duplicates) are cancelled.
+        // Requests still out (endgame duplicates) are cancelled. Rarity counts and the HAVE
+        // log's idle list serve downloading only.
         let ids: Vec<u32> = s.channels.iter().copied().collect();
         s.requested.clear();
         s.claimed = s.have.clone();
+        s.avail = Vec::new();
+        s.have_idle = Vec::new();
         for id in ids {
             if let Some(ch) = self.chan_mut(id) {
                 let reqs: Vec<(u64, u64)> = ch.requested.keys().map(|&c| (c, c)).collect();

@@ -149,7 +149,7 @@ impl Swarm {
 
     /// Sets up the availability counts once the chunk count is known.
     pub(crate) fn ensure_avail(&mut self, peers: impl Iterator<Item = Binmap>) {
-        if !self.avail.is_empty() {
+        if !self.avail.is_empty() || self.complete {
             return;
         }
         let Some(n) = self.chunk_count() else { return };
@@ -254,31 +254,27 @@ impl Swarm {
         // The walk is bounded in runs as well as in chunks: a fragmented peer map whose runs
         // we already claimed would otherwise be walked end to end on every pick. A random
         // start point means later picks look elsewhere.
-        let mut runs_left = PICK_RUNS as u32;
+        let mut runs_left = PICK_RUNS;
         let mut scan = |lo: u64, hi: u64, out: &mut Vec<u64>| {
             let mut skipped = 0u32;
-            for run in peer_have.ranges_in(lo..hi) {
-                if runs_left == 0 {
-                    return;
-                }
-                runs_left -= 1;
-                for gap in skip.missing_in(run) {
-                    for c in gap {
-                        if usable(c) {
-                            out.push(c);
-                            if out.len() >= budget {
-                                return;
-                            }
-                        } else {
-                            skipped += 1;
-                            // Bound the work spent walking over requested chunks.
-                            if skipped > 1024 {
-                                return;
-                            }
+            let mut gaps = peer_have.difference_in(skip, lo..hi).limit_runs(runs_left);
+            'walk: while let Some(gap) = gaps.next() {
+                for c in gap {
+                    if usable(c) {
+                        out.push(c);
+                        if out.len() >= budget {
+                            break 'walk;
+                        }
+                    } else {
+                        skipped += 1;
+                        // Bound the work spent walking over requested chunks.
+                        if skipped > 1024 {
+                            break 'walk;
                         }
                     }
                 }
             }
+            runs_left = gaps.runs_left();
         };
         scan(from, to, &mut candidates);
         if wrap && candidates.len() < budget && from > 0 {
