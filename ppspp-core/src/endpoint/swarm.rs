@@ -258,7 +258,7 @@ impl Swarm {
         let mut scan = |lo: u64, hi: u64, out: &mut Vec<u64>| {
             let mut skipped = 0u32;
             let mut gaps = peer_have.difference_in(skip, lo..hi).limit_runs(runs_left);
-            'walk: while let Some(gap) = gaps.next() {
+            'walk: for gap in gaps.by_ref() {
                 for c in gap {
                     if usable(c) {
                         out.push(c);
