@@ -85,6 +85,9 @@ pub struct EndpointStats {
     /// Of [`EndpointStats::rerequests`], those given up because the peer delivered nothing
     /// for a request timeout (the rest were holes left behind later deliveries).
     pub rerequests_stalled: u64,
+    /// Channels that capped their datagram size after repeated timeouts (a suspected path
+    /// MTU black hole: DATA then travels alone, its hashes in datagrams of their own).
+    pub pmtu_fallbacks: u64,
     /// Channels currently open.
     pub channels: u64,
 }

@@ -42,6 +42,8 @@ pub struct ProtocolCounters {
     pub rerequests: u64,
     /// Of those, requests given up on a peer that delivered nothing for a while.
     pub rerequests_stalled: u64,
+    /// Channels that capped their datagram size after repeated timeouts (path MTU).
+    pub pmtu_fallbacks: u64,
     /// Datagrams dropped by the endpoints: malformed.
     pub drop_malformed: u64,
     /// Dropped: unknown channel.
@@ -71,6 +73,7 @@ impl ProtocolCounters {
         self.handshake_retransmissions += s.handshake_retransmissions;
         self.rerequests += s.rerequests;
         self.rerequests_stalled += s.rerequests_stalled;
+        self.pmtu_fallbacks += s.pmtu_fallbacks;
         self.drop_malformed += s.drops.malformed;
         self.drop_unknown_channel += s.drops.unknown_channel;
         self.drop_handshake_rejected += s.drops.handshake_rejected;
@@ -532,14 +535,15 @@ impl fmt::Display for Report {
             f,
             "protocol",
             format!(
-                "verified {}  data rexmit {}  hs rexmit {}  rerequests {} ({} stalled)  refused req {}  unrequested data {}",
+                "verified {}  data rexmit {}  hs rexmit {}  rerequests {} ({} stalled)  refused req {}  unrequested data {}  mtu fallbacks {}",
                 p.chunks_verified,
                 p.data_retransmissions,
                 p.handshake_retransmissions,
                 p.rerequests,
                 p.rerequests_stalled,
                 p.refused_requests,
-                p.drop_unrequested_data
+                p.drop_unrequested_data,
+                p.pmtu_fallbacks
             ),
         )?;
         row(

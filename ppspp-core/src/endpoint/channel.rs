@@ -171,6 +171,13 @@ pub(crate) struct Channel {
     pub(crate) hole_mark_seq: u64,
     pub(crate) hole_mark_at: Instant,
     pub(crate) request_target: usize,
+    /// Retransmission timeouts in a row without an ACK in between.
+    pub(crate) rto_streak: u8,
+    /// A datagram size cap for this peer: set when full-size datagrams kept vanishing (a path
+    /// MTU black hole), so DATA goes alone and INTEGRITY in datagrams of its own.
+    pub(crate) dgram_cap: Option<usize>,
+    /// When `dgram_cap` was set.
+    pub(crate) dgram_cap_at: Instant,
     /// Delivery rate from this peer, chunks per second (EWMA over windows of
     /// [`super::RATE_WINDOW`]; 0 until the first window closes).
     pub(crate) dl_rate: u32,
@@ -268,6 +275,9 @@ impl Channel {
             hole_mark_seq: 0,
             hole_mark_at: now,
             request_target: 16,
+            rto_streak: 0,
+            dgram_cap: None,
+            dgram_cap_at: now,
             dl_rate: 0,
             dl_window: (0, now),
             pick_exhausted: false,

@@ -483,6 +483,7 @@ impl Endpoint {
             ch.rtt.update(now.saturating_duration_since(sent));
         }
         if batch.bytes > 0 {
+            ch.rto_streak = 0;
             ch.cc.on_ack(now, batch.bytes, batch.delay, &ch.rtt);
             ch.last_data_ack = now;
         }

@@ -140,8 +140,12 @@ impl Endpoint {
     /// Assembles one datagram for channel `id`; returns its size (0: nothing to send now).
     fn build(&mut self, id: u32, buf: &mut [u8]) -> usize {
         let now = self.now;
-        let max = self.cfg.max_datagram_size.min(buf.len());
         let Some(ch) = self.chan(id) else { return 0 };
+        let max = self
+            .cfg
+            .max_datagram_size
+            .min(ch.dgram_cap.unwrap_or(usize::MAX))
+            .min(buf.len());
         let initiator = ch.role == Role::Initiator;
         let opening = initiator && ch.state == State::Connecting;
         if opening && !ch.send_handshake {

@@ -40,6 +40,8 @@ pub(crate) struct Mesh {
     pub(crate) jitter: Duration,
     pub(crate) loss: f64,
     pub(crate) duplicate: f64,
+    /// Datagrams longer than this are dropped (a path MTU).
+    pub(crate) mtu: usize,
     pub(crate) rng: Rng,
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
@@ -67,6 +69,7 @@ impl Mesh {
             latency: Duration::from_millis(10),
             jitter: Duration::ZERO,
             loss: 0.0,
+            mtu: usize::MAX,
             duplicate: 0.0,
             rng: Rng::seed_from_u64(seed),
             queue: BinaryHeap::new(),
@@ -160,7 +163,7 @@ impl Mesh {
                         self.nodes[i].corrupt_hashes,
                     );
                 }
-                if self.rng.gen_bool(self.loss) {
+                if self.rng.gen_bool(self.loss) || d.len() > self.mtu {
                     self.dropped += 1;
                     continue;
                 }
@@ -418,6 +421,26 @@ fn thousand_chunks() {
         1000,
         "each chunk written once"
     );
+}
+
+#[test]
+fn path_mtu_black_hole_falls_back_to_data_alone() {
+    // The path drops every datagram over a DATA alone (channel, type, 32-bit chunk range,
+    // timestamp, 1 KiB): the first DATA datagrams, which carry hashes too, vanish.
+    let mut mesh = Mesh::new(21);
+    mesh.mtu = 4 + 1 + 8 + 8 + 1024;
+    let data = content(300 * 1024 + 77, 21);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let seeder_addr = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, seeder_addr).unwrap();
+    let ok = mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh));
+    assert!(ok, "stalled behind the MTU: {:?}", mesh.nodes[s].ep.stats());
+    assert_eq!(rec.assembled(), data);
+    assert_eq!(mesh.nodes[s].ep.stats().pmtu_fallbacks, 1);
+    assert!(mesh.dropped > 0, "the MTU never bit");
 }
 
 #[test]

@@ -11,6 +11,11 @@ use crate::time::{Duration, Instant};
 
 /// A responder's half-open channel is dropped after this long without proof.
 const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Retransmission timeouts in a row after which a channel caps its datagrams (path MTU black
+/// hole).
+const PMTU_RTO_STREAK: u8 = 3;
+/// How long the cap lasts before full-size datagrams are tried again.
+const PMTU_RETRY: Duration = Duration::from_secs(60);
 
 impl Endpoint {
     /// Advances time to `now` and runs every timer that is due. Calling it early or twice is
@@ -187,7 +192,16 @@ impl Endpoint {
     /// unacknowledged for an RTO. Lost chunks go back to the front of the upload queue.
     pub(crate) fn detect_losses(&mut self, id: u32) {
         let now = self.now;
+        let cs = self
+            .chan(id)
+            .and_then(|c| self.swarms.get(c.swarm)?.as_ref())
+            .map_or(1024, |s| s.cfg.chunk_size);
+        let mut fell_back = false;
         let Some(ch) = self.chan_mut(id) else { return };
+        if ch.dgram_cap.is_some() && now.saturating_duration_since(ch.dgram_cap_at) >= PMTU_RETRY {
+            // Try full-size datagrams again now and then (the path may have changed).
+            ch.dgram_cap = None;
+        }
         let rto = ch.rtt.rto();
         let srtt = ch.rtt.smoothed_or(rto);
         let time_threshold = srtt + srtt / 8 + Duration::from_millis(5);
@@ -220,6 +234,16 @@ impl Endpoint {
         }
         if timed_out {
             ch.rtt.on_timeout();
+            // Path MTU black hole (RFC 4821 §3's fallback, coarsely): after repeated timeouts
+            // with nothing acknowledged, send no datagram bigger than a DATA alone; the
+            // hashes a chunk needs then travel in datagrams of their own (R-5.3-c).
+            ch.rto_streak = ch.rto_streak.saturating_add(1);
+            if ch.rto_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+                let cap = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
+                ch.dgram_cap = Some(cap.max(256));
+                ch.dgram_cap_at = now;
+                fell_back = true;
+            }
         }
         ch.cc.on_loss(now, bytes, &ch.rtt);
         // The oldest loss goes out first.
@@ -228,6 +252,9 @@ impl Endpoint {
                 ch.lost.insert(c);
                 ch.push_upload_front(c);
             }
+        }
+        if fell_back {
+            self.stats.pmtu_fallbacks += 1;
         }
         self.queue_send(id);
     }
