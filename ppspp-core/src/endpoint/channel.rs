@@ -406,10 +406,10 @@ impl Channel {
     /// Removes chunks `first..=last` from the upload queue (CANCEL, or an implicit cancel by
     /// HAVE, RFC 7574 §3.8).
     pub(crate) fn cancel_upload(&mut self, first: u64, last: u64) {
-        if self.upload.is_empty() {
+        if !self.upload.iter().any(|&(a, b)| a <= last && b >= first) {
             return;
         }
-        let mut out = VecDeque::with_capacity(self.upload.len());
+        let mut out = VecDeque::with_capacity(self.upload.len() + 1);
         let mut removed = 0;
         for &(a, b) in &self.upload {
             if b < first || a > last {

@@ -32,9 +32,12 @@ impl Endpoint {
             let Some(ch) = self.chan_mut(id) else {
                 continue;
             };
-            if ch.timer_at == Some(t) {
-                ch.timer_at = None;
+            // An entry superseded by an earlier deadline is stale: the channel's own entry
+            // (`timer_at`) is still in the heap.
+            if ch.timer_at != Some(t) {
+                continue;
             }
+            ch.timer_at = None;
             if !due.contains(&id) {
                 due.push(id);
             }
@@ -43,6 +46,7 @@ impl Endpoint {
             self.on_channel_timer(id);
             self.reschedule(id);
         }
+        self.drop_stale_timers();
         if self.now >= self.next_tick {
             self.next_tick = self.now + TICK;
             self.tick();
@@ -107,6 +111,17 @@ impl Endpoint {
             at(ch.last_recv + self.cfg.dead_peer_timeout);
         }
         d
+    }
+
+    /// Pops stale entries off the top of the timer heap, so that [`Endpoint::poll_timeout`]
+    /// names a deadline that is really due then (a driver would otherwise wake for nothing).
+    pub(crate) fn drop_stale_timers(&mut self) {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if self.chan(id).is_some_and(|c| c.timer_at == Some(t)) {
+                break;
+            }
+            self.timers.pop();
+        }
     }
 
     /// Re-arms channel `id`'s timer if its deadline moved earlier.
