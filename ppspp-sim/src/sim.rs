@@ -747,10 +747,14 @@ impl Simulation {
         let t = ep.poll_timeout();
         let now = self.now;
         let n = &mut self.nodes[i as usize];
-        if t != n.wake_at {
-            n.wake_gen = n.wake_gen.wrapping_add(1);
-            n.wake_at = t;
-            if let Some(t) = t {
+        // Only an earlier deadline schedules a new wake-up. A later one (or none) keeps the
+        // wake-up already queued: it fires early, which `handle_timeout` allows, and then
+        // schedules the real deadline. Re-scheduling on every change filled the event heap
+        // with superseded wake-ups (one per delivered datagram, at 10,000 peers).
+        if let Some(t) = t {
+            if n.wake_at.is_none_or(|w| t < w) {
+                n.wake_gen = n.wake_gen.wrapping_add(1);
+                n.wake_at = Some(t);
                 let generation = n.wake_gen;
                 self.schedule(
                     t.max(now),

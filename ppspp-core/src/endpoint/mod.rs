@@ -655,9 +655,21 @@ impl Endpoint {
             .copied()
             .filter(|&o| o != except)
             .collect();
+        // As runs (callers pass chunks in order, mostly contiguous).
+        let mut runs: Vec<core::ops::Range<u64>> = Vec::new();
+        for &c in released {
+            match runs.last_mut() {
+                Some(r) if r.end == c => r.end += 1,
+                _ => runs.push(c..c.saturating_add(1)),
+            }
+        }
         for o in ids {
             let Some(ch) = self.chan_mut(o) else { continue };
-            if released.iter().any(|&c| ch.peer_have.contains(c)) {
+            // Only peers we may ask now (fill_requests would do nothing for the others).
+            if !ch.is_established() || !ch.proven || ch.peer_choking {
+                continue;
+            }
+            if runs.iter().any(|r| ch.peer_have.intersects(r.clone())) {
                 ch.pick_exhausted = false;
                 self.fill_requests(o);
             }
