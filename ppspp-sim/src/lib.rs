@@ -31,6 +31,7 @@
 
 pub mod content;
 pub mod net;
+mod radix;
 pub mod report;
 pub mod rng;
 pub mod scenario;

@@ -1,6 +1,5 @@
 //! The simulation engine: next-event virtual time over real [`Endpoint`]s.
 
-use std::collections::BinaryHeap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -104,10 +103,6 @@ enum Ev {
     Sample,
 }
 
-/// A heap key: `(time µs, sequence, slab slot)`, earliest first; the sequence number breaks
-/// ties in scheduling order, and the payload waits in a slab so the heap moves 24 bytes.
-type Key = std::cmp::Reverse<(u64, u64, u32)>;
-
 struct Node {
     seeder: bool,
     ep: Option<Box<Endpoint>>,
@@ -156,7 +151,7 @@ pub struct Progress {
 pub struct Simulation {
     sc: Scenario,
     now: Instant,
-    queue: BinaryHeap<Key>,
+    queue: crate::radix::RadixHeap<u32>,
     slab: Vec<Option<Ev>>,
     free: Vec<u32>,
     seq: u64,
@@ -211,7 +206,7 @@ impl Simulation {
         let n_nodes = sc.seeders.max(1) + sc.peers;
         let mut sim = Self {
             now: Instant::ZERO,
-            queue: BinaryHeap::new(),
+            queue: crate::radix::RadixHeap::new(),
             slab: Vec::new(),
             free: Vec::new(),
             seq: 0,
@@ -336,8 +331,11 @@ impl Simulation {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.queue
-            .push(std::cmp::Reverse((at.as_micros(), self.seq, slot)));
+        // Key: time, then scheduling order (unique, so the pop order is fully determined).
+        self.queue.push(
+            (u128::from(at.as_micros()) << 64) | u128::from(self.seq),
+            slot,
+        );
     }
 
     /// The scenario.
@@ -399,12 +397,12 @@ impl Simulation {
 
     /// Processes the next event if it is due no later than `limit`; returns whether it did.
     pub fn step(&mut self, limit: Instant) -> bool {
-        match self.queue.peek() {
-            Some(std::cmp::Reverse((at, ..))) if *at <= limit.as_micros() => {}
+        match self.queue.peek_key() {
+            Some(key) if (key >> 64) as u64 <= limit.as_micros() => {}
             _ => return false,
         }
-        let std::cmp::Reverse((at, _, slot)) = self.queue.pop().expect("peeked");
-        let at = Instant::from_micros(at);
+        let (key, slot) = self.queue.pop().expect("peeked");
+        let at = Instant::from_micros((key >> 64) as u64);
         let ev = self.slab[slot as usize].take().expect("scheduled");
         self.free.push(slot);
         debug_assert!(at >= self.now);
