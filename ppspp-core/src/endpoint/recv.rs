@@ -436,14 +436,19 @@ impl Endpoint {
         ch.peer_have.insert_range(a..b + 1);
         // M-2: count each chunk in flight once; R-12.6.4-a: ACKs for what we never sent
         // change nothing.
-        let acked: Vec<u64> = ch.in_flight.range(a..=b).map(|(&c, _)| c).collect();
-        if acked.is_empty() {
+        if ch.in_flight.range(a..=b).next().is_none() {
             return;
         }
         let mut bytes = 0;
         let mut sample = None;
         let min_rtt = ch.rtt.min();
-        for c in acked {
+        let mut from = a;
+        while let Some((&c, _)) = ch.in_flight.range(from..=b).next() {
+            // `range` must never get a start past its end.
+            match c.checked_add(1) {
+                Some(next) if next <= b => from = next,
+                _ => from = b,
+            }
             if let Some(s) = ch.in_flight.remove(&c) {
                 ch.sent_order.remove(&s.seq);
                 bytes += s.bytes;

@@ -170,9 +170,8 @@ impl Swarm {
         }
         let n = self.avail.len() as u64;
         for r in map.ranges() {
-            let end = r.end.min(n);
-            for c in r.start.min(n)..end {
-                let v = &mut self.avail[c as usize];
+            let (start, end) = (r.start.min(n) as usize, r.end.min(n) as usize);
+            for v in &mut self.avail[start..end] {
                 *v = if delta > 0 {
                     v.saturating_add(1)
                 } else {
@@ -194,9 +193,10 @@ impl Swarm {
             return;
         }
         for gap in before.missing_in(first..end) {
-            for c in gap {
-                let v = &mut self.avail[c as usize];
-                *v = v.saturating_add(1);
+            if let Some(counts) = self.avail.get_mut(gap.start as usize..gap.end as usize) {
+                for v in counts {
+                    *v = v.saturating_add(1);
+                }
             }
         }
     }
