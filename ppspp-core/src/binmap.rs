@@ -296,6 +296,26 @@ impl Binmap {
         })
     }
 
+    /// The last chunk `≤ upto` that is present, if any.
+    pub fn last_present(&self, upto: u64) -> Option<u64> {
+        let b = upto >> BLOCK_BITS;
+        match self.state(b) {
+            State::Full { .. } => return Some(upto),
+            State::Partial(bits) => {
+                if let Some(o) = prev_set(bits, upto % BLOCK) {
+                    return Some(b * BLOCK + o);
+                }
+            }
+            State::Empty => {}
+        }
+        // An earlier entry: a full run there ends before block `b` (else `b` were in it).
+        let (&k, entry) = self.blocks.range(..b).next_back()?;
+        match entry {
+            Entry::Full(n) => k.saturating_add(*n).saturating_mul(BLOCK).checked_sub(1),
+            Entry::Partial(bits) => Some(k * BLOCK + prev_set(bits, BLOCK - 1)?),
+        }
+    }
+
     /// The number of chunks present.
     pub const fn count(&self) -> u64 {
         self.count
@@ -940,6 +960,19 @@ fn next_set(bits: &Bits, o: u64) -> Option<u64> {
     }
 }
 
+/// The last set bit at or below `o` (`o < BLOCK`).
+fn prev_set(bits: &Bits, o: u64) -> Option<u64> {
+    let mut i = (o / 64) as usize;
+    let mut w = bits.get(i)? & (u64::MAX >> (63 - o % 64));
+    loop {
+        if w != 0 {
+            return Some(i as u64 * 64 + 63 - u64::from(w.leading_zeros()));
+        }
+        i = i.checked_sub(1)?;
+        w = bits[i];
+    }
+}
+
 /// How many consecutive chunks from `o` upward are set (`o < BLOCK`).
 fn ones_up(bits: &Bits, o: u64) -> u64 {
     let mut n = 0;
@@ -1256,6 +1289,8 @@ mod tests {
             check_invariants(&ma);
             let diff: BTreeSet<u64> = ma.difference_ranges(&mb).flatten().collect();
             prop_assert_eq!(diff, sa.difference(&sb).copied().collect::<BTreeSet<_>>());
+            let last = ma.last_present(q);
+            prop_assert_eq!(last, sa.range(..=q).next_back().copied());
             let r = q..q.saturating_add(len);
             let runs: Vec<Range<u64>> = ma.difference_in(&mb, r.clone()).collect();
             // Maximal and ordered: no empty run, no two runs touching.

@@ -434,10 +434,19 @@ impl Endpoint {
         // While peaks are still owed (the peer acknowledged nothing yet) every peak goes in
         // every DATA datagram: a receiver cannot check part of a peak set, so no optimism.
         let optimistic = !retransmit && !with_peaks;
-        let known = |b: Bin| {
-            AckedHashes::new(peer_have).knows(b)
-                || (optimistic && AckedHashes::new(in_flight).knows(b))
+        // Only nodes on the chunk's path (and peaks, while nothing is acknowledged) are asked
+        // about, so the lowest known layer on the path answers for all of them.
+        let from_acks = AckedHashes::new(peer_have).lowest_known_layer(chunk);
+        let from_flight = if optimistic {
+            AckedHashes::new(in_flight).lowest_known_layer(chunk)
+        } else {
+            None
         };
+        let lowest = match (from_acks, from_flight) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let known = |b: Bin| lowest.is_some_and(|l| b.layer() >= l);
         // Filled in place: collecting into a fresh ArrayVec would move its ~10 KiB each time.
         let mut hashes: ArrayVec<(Bin, HashValue), 130> = ArrayVec::new();
         match crate::merkle::integrity(sw.tree.source(), chunk, with_peaks, known) {

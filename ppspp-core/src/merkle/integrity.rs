@@ -221,6 +221,21 @@ impl<'a> AckedHashes<'a> {
         self.acked.intersects_bin(bin)
             || bin.sibling().is_some_and(|s| self.acked.intersects_bin(s))
     }
+
+    /// The lowest layer at which the receiver knows the nodes on `chunk`'s path to the root
+    /// (an ancestor of the leaf, and its sibling, the uncle): it knows both at layer `L` exactly
+    /// when it acknowledged a chunk in their parent, the aligned block of `2^(L+1)` chunks
+    /// around `chunk`, and so at every layer above. Two lookups (the nearest acknowledged chunk
+    /// on each side) instead of [`AckedHashes::knows`] at every layer. `None`: nothing known.
+    pub fn lowest_known_layer(&self, chunk: u64) -> Option<u32> {
+        let layer = |p: u64| (64 - (p ^ chunk).leading_zeros()).saturating_sub(1);
+        let left = self.acked.last_present(chunk).map(layer);
+        let right = self.acked.first_present(chunk).map(layer);
+        match (left, right) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Whether `bin` is a peak of content with `chunks` chunks: a filled node whose sibling is

@@ -818,3 +818,28 @@ fn large_tree_memory_is_about_two_hashes_per_chunk() {
     let tree = MerkleTree::build(HashAlgorithm::Sha1, 64, &data).unwrap();
     assert!(tree.heap_bytes() <= (2 * n as usize + 11) * 20);
 }
+
+proptest! {
+    /// `lowest_known_layer` answers `knows` for every node on a chunk's path: the ancestors
+    /// of its leaf and their siblings (the uncles).
+    #[test]
+    fn lowest_known_layer_matches_knows_on_the_path(
+        runs in proptest::collection::vec((0u64..5000, 1u64..40), 0..12),
+        chunk in 0u64..5000,
+    ) {
+        let mut acked = crate::binmap::Binmap::new();
+        for (start, len) in runs {
+            acked.insert_range(start..start + len);
+        }
+        let view = AckedHashes::new(&acked);
+        let lowest = view.lowest_known_layer(chunk);
+        let leaf = Bin::leaf(chunk).unwrap();
+        for layer in 0..20 {
+            let node = leaf.ancestor_at(layer).unwrap();
+            let expect = lowest.is_some_and(|l| layer >= l);
+            prop_assert_eq!(view.knows(node), expect, "ancestor at layer {}", layer);
+            let uncle = node.sibling().unwrap();
+            prop_assert_eq!(view.knows(uncle), expect, "uncle at layer {}", layer);
+        }
+    }
+}
