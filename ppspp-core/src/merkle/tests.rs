@@ -827,7 +827,7 @@ proptest! {
         runs in proptest::collection::vec((0u64..5000, 1u64..40), 0..12),
         chunk in 0u64..5000,
     ) {
-        let mut acked = crate::binmap::Binmap::new();
+        let mut acked = Binmap::new();
         for (start, len) in runs {
             acked.insert_range(start..start + len);
         }
