@@ -413,6 +413,7 @@ impl Binmap {
             cur: None,
             hole: None,
             runs_left: usize::MAX,
+            truncated: false,
         }
     }
 
@@ -716,7 +717,7 @@ impl Iterator for Ranges<'_> {
                     match (from < BLOCK).then(|| next_set(bits, from)).flatten() {
                         Some(o) => {
                             let stop = base + o + ones_up(bits, o);
-                            if stop == base + BLOCK {
+                            if stop - base == BLOCK {
                                 self.entries.next();
                             }
                             break (base + o, stop);
@@ -825,6 +826,8 @@ pub struct Difference<'a> {
     hole: Option<Range<u64>>,
     /// How many more runs of the outer map may be started.
     runs_left: usize,
+    /// The walk stopped at the run limit with runs of the first map left.
+    truncated: bool,
 }
 
 impl Difference<'_> {
@@ -839,6 +842,11 @@ impl Difference<'_> {
     pub(crate) fn runs_left(&self) -> usize {
         self.runs_left
     }
+
+    /// Whether the walk ended at the run limit while the first map had runs left in range.
+    pub(crate) fn truncated(&self) -> bool {
+        self.truncated
+    }
 }
 
 impl Iterator for Difference<'_> {
@@ -850,7 +858,11 @@ impl Iterator for Difference<'_> {
             let mut a = match self.cur.take() {
                 Some(a) => a,
                 None => {
-                    self.runs_left = self.runs_left.checked_sub(1)?;
+                    let Some(left) = self.runs_left.checked_sub(1) else {
+                        self.truncated = self.outer.clone().next().is_some();
+                        return None;
+                    };
+                    self.runs_left = left;
                     self.outer.next()?
                 }
             };
@@ -1074,6 +1086,24 @@ mod tests {
         assert_eq!(m.largest_complete_bin(5), Some(Bin::ALL));
         let (start, end) = (9, 3);
         assert_eq!(m.insert_range(start..end), 0);
+        // A partial block at the very end of the index space: iteration must not overflow.
+        let mut top = Binmap::new();
+        top.insert_range(u64::MAX - 600..u64::MAX - 3);
+        assert_eq!(
+            top.ranges().collect::<Vec<_>>(),
+            [u64::MAX - 600..u64::MAX - 3]
+        );
+        let empty = Binmap::new();
+        let gaps: Vec<_> = top
+            .difference_in(&empty, u64::MAX - 700..u64::MAX)
+            .collect();
+        assert_eq!(gaps, [u64::MAX - 600..u64::MAX - 3]);
+        assert_eq!(
+            top.missing_in(u64::MAX - 5..u64::MAX).collect::<Vec<_>>(),
+            [u64::MAX - 3..u64::MAX]
+        );
+        assert_eq!(top.last_present(u64::MAX), Some(u64::MAX - 4));
+        assert_eq!(top.count_in(0..u64::MAX), 597);
     }
 
     #[test]

@@ -609,11 +609,10 @@ impl Endpoint {
             && sw
                 .chunk_count()
                 .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);
-        let picks = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
+        let (picks, whole) = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
         if picks.is_empty() {
             // Only a pick that looked at the peer's whole map may conclude there is nothing.
-            ch.pick_exhausted = !endgame
-                && ch.peer_have.ranges().take(swarm::PICK_RUNS + 1).count() <= swarm::PICK_RUNS;
+            ch.pick_exhausted = !endgame && whole;
             return;
         }
         for &(a, b) in &picks {

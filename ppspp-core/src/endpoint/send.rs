@@ -253,7 +253,7 @@ impl Endpoint {
                         Some(run) => (run.start, run.end - 1),
                         None => (r.start, r.end - 1),
                     };
-                    if !push_ranged(
+                    if let Some(next) = push_ranged_partial(
                         &mut w,
                         &mut counts,
                         wire.addressing,
@@ -262,6 +262,8 @@ impl Endpoint {
                         cs,
                         Message::Have,
                     ) {
+                        // The rest of this range (from `next`) waits for the next datagram.
+                        covered = covered.max(next);
                         unsent = i;
                         break;
                     }
@@ -288,39 +290,39 @@ impl Endpoint {
                 }
             }
             if ch.proven {
-                // CANCELs, then REQUESTs.
-                let mut done = 0;
-                for &(a, b) in &ch.pending_cancels {
-                    if !push_ranged(
-                        &mut w,
-                        &mut counts,
-                        wire.addressing,
-                        a,
-                        b,
-                        cs,
-                        Message::Cancel,
-                    ) {
-                        break;
+                // CANCELs, then REQUESTs; a range whose messages do not all fit goes on in the
+                // next datagram from where this one stopped.
+                for (list, make) in [
+                    (
+                        &mut ch.pending_cancels,
+                        Message::Cancel as fn(ChunkSpec) -> Message,
+                    ),
+                    (
+                        &mut ch.pending_requests,
+                        Message::Request as fn(ChunkSpec) -> Message,
+                    ),
+                ] {
+                    let mut done = 0;
+                    for range in list.iter_mut() {
+                        let (a, b) = *range;
+                        match push_ranged_partial(
+                            &mut w,
+                            &mut counts,
+                            wire.addressing,
+                            a,
+                            b,
+                            cs,
+                            make,
+                        ) {
+                            None => done += 1,
+                            Some(next) => {
+                                range.0 = next.max(a);
+                                break;
+                            }
+                        }
                     }
-                    done += 1;
+                    list.drain(..done);
                 }
-                ch.pending_cancels.drain(..done);
-                let mut done = 0;
-                for &(a, b) in &ch.pending_requests {
-                    if !push_ranged(
-                        &mut w,
-                        &mut counts,
-                        wire.addressing,
-                        a,
-                        b,
-                        cs,
-                        Message::Request,
-                    ) {
-                        break;
-                    }
-                    done += 1;
-                }
-                ch.pending_requests.drain(..done);
                 if ch.send_pex_req && w.push(&Message::PexReq).is_ok() {
                     ch.send_pex_req = false;
                     let _ = counts.try_push(MessageType::PexReq);
@@ -570,9 +572,10 @@ impl Endpoint {
     }
 }
 
-/// The messages naming chunks `a..=b`: one under range addressing, the minimal bins
-/// otherwise (R-4.2-g). Pushes all of them or none; false when they do not fit.
-fn push_ranged(
+/// Writes the messages naming chunks `a..=b` (one under range addressing, the minimal bins
+/// otherwise, R-4.2-g) as far as they fit, in order; returns the first chunk left out (`None`:
+/// all written). A range whose messages do not fit one datagram goes out over several.
+fn push_ranged_partial(
     w: &mut DatagramWriter<'_>,
     counts: &mut ArrayVec<MessageType, 96>,
     addressing: crate::wire::ChunkAddressing,
@@ -580,25 +583,26 @@ fn push_ranged(
     b: u64,
     cs: u64,
     make: fn(ChunkSpec) -> Message,
-) -> bool {
-    let specs: ArrayVec<ChunkSpec, 128> = match ChunkSpec::chunk_range(addressing, a, b, cs) {
-        Some(s) => core::iter::once(s).collect(),
-        None => Bin::cover(a, b)
-            .filter_map(|bin| node_spec(addressing, bin, cs))
-            .take(128)
-            .collect(),
-    };
-    if specs.len() * (1 + addressing.spec_len()) > w.remaining() {
-        return false;
-    }
-    for spec in specs {
+) -> Option<u64> {
+    if let Some(spec) = ChunkSpec::chunk_range(addressing, a, b, cs) {
         let m = make(spec);
         if w.push(&m).is_err() {
-            return false;
+            return Some(a);
+        }
+        let _ = counts.try_push(m.message_type());
+        return None;
+    }
+    for bin in Bin::cover(a, b) {
+        let Some(spec) = node_spec(addressing, bin, cs) else {
+            continue;
+        };
+        let m = make(spec);
+        if w.push(&m).is_err() {
+            return Some(bin.first_chunk().unwrap_or(a));
         }
         let _ = counts.try_push(m.message_type());
     }
-    true
+    None
 }
 
 /// Whether `chunk` was declared lost before (its resend is a retransmission).

@@ -204,7 +204,8 @@ impl Swarm {
     /// Picks up to `want` chunks to request from a peer with map `peer_have`, none of which we
     /// have or requested from anyone (`allow_dup` relaxes the latter for the endgame: chunks
     /// requested from fewer than two peers and not from this one, `mine`). Returns inclusive
-    /// ranges.
+    /// ranges, and whether the walk saw all of the peer's map (so an empty pick means the
+    /// peer has nothing for us).
     ///
     /// Cost is proportional to the candidates examined (a small multiple of `want`, plus the
     /// runs skipped over), never to the content size.
@@ -215,9 +216,9 @@ impl Swarm {
         want: usize,
         allow_dup: bool,
         rng: &mut Rng,
-    ) -> Vec<(u64, u64)> {
+    ) -> (Vec<(u64, u64)>, bool) {
         if want == 0 {
-            return Vec::new();
+            return (Vec::new(), false);
         }
         let limit = self.chunk_count().unwrap_or(1 << 62);
         // Outside the endgame the walk below only meets unclaimed chunks.
@@ -255,6 +256,8 @@ impl Swarm {
         // we already claimed would otherwise be walked end to end on every pick. A random
         // start point means later picks look elsewhere.
         let mut runs_left = PICK_RUNS;
+        // Whether every walk went to its end (so finding nothing means there is nothing).
+        let mut whole = true;
         let mut scan = |lo: u64, hi: u64, out: &mut Vec<u64>| {
             let mut skipped = 0u32;
             let mut gaps = peer_have.difference_in(skip, lo..hi).limit_runs(runs_left);
@@ -263,17 +266,20 @@ impl Swarm {
                     if usable(c) {
                         out.push(c);
                         if out.len() >= budget {
+                            whole = false;
                             break 'walk;
                         }
                     } else {
                         skipped += 1;
                         // Bound the work spent walking over requested chunks.
                         if skipped > 1024 {
+                            whole = false;
                             break 'walk;
                         }
                     }
                 }
             }
+            whole &= !gaps.truncated();
             runs_left = gaps.runs_left();
         };
         scan(from, to, &mut candidates);
@@ -313,7 +319,8 @@ impl Swarm {
                 _ => out.push((c, c)),
             }
         }
-        out
+        // The peer's whole map was looked at (a streaming window short of the end was not).
+        (out, whole && (wrap || to >= limit))
     }
 
     /// The largest aligned bin around `chunk` that we hold completely (for HAVE and ACK
