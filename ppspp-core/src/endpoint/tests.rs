@@ -373,6 +373,17 @@ fn transfer(
 ) -> (Mesh, Recorder, Vec<u8>) {
     let mut mesh = Mesh::new(seed);
     mesh.loss = loss;
+    transfer_on(mesh, len, chunk, alg, seed)
+}
+
+/// One seeder and one leecher on `mesh` (as its caller set it up); the leecher must complete.
+fn transfer_on(
+    mut mesh: Mesh,
+    len: usize,
+    chunk: u32,
+    alg: HashAlgorithm,
+    seed: u64,
+) -> (Mesh, Recorder, Vec<u8>) {
     let data = content(len, seed);
     let s = mesh.add_node();
     let l = mesh.add_node();
@@ -429,17 +440,10 @@ fn path_mtu_black_hole_falls_back_to_data_alone() {
     // timestamp, 1 KiB): the first DATA datagrams, which carry hashes too, vanish.
     let mut mesh = Mesh::new(21);
     mesh.mtu = 4 + 1 + 8 + 8 + 1024;
-    let data = content(300 * 1024 + 77, 21);
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
-    let seeder_addr = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, seeder_addr).unwrap();
-    let ok = mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh));
-    assert!(ok, "stalled behind the MTU: {:?}", mesh.nodes[s].ep.stats());
+    let (mesh, rec, data) = transfer_on(mesh, 300 * 1024 + 77, 1024, HashAlgorithm::Sha1, 21);
     assert_eq!(rec.assembled(), data);
-    assert_eq!(mesh.nodes[s].ep.stats().pmtu_fallbacks, 1);
+    // Node 0 is the seeder.
+    assert_eq!(mesh.nodes[0].ep.stats().pmtu_fallbacks, 1);
     assert!(mesh.dropped > 0, "the MTU never bit");
 }
 
