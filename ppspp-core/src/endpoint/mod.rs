@@ -276,6 +276,7 @@ impl Endpoint {
             playback: 0,
             pex_candidates: Default::default(),
             tried: Default::default(),
+            retry: BTreeMap::new(),
             next_pex: now,
             store_failed: false,
             held: BTreeMap::new(),
@@ -539,6 +540,20 @@ impl Endpoint {
             }
             if ch.is_established() {
                 s.add_avail(&ch.peer_have, -1);
+            }
+            // A peer lost while we still download is tried again later, with backoff (it may
+            // restart; a seeder that did is otherwise never found again). Not a peer that sent
+            // bad content or broke the protocol, nor one we closed ourselves.
+            let lost = matches!(
+                reason,
+                CloseReason::Dead | CloseReason::RemoteClosed | CloseReason::Evicted
+            ) || (reason == CloseReason::HandshakeTimeout && ch.role == Role::Initiator);
+            if lost && !s.complete && (ch.is_established() || ch.role == Role::Initiator) {
+                let attempts = s.retry.get(&ch.remote).map_or(0, |r| r.1);
+                if s.retry.len() < swarm::RETRY_MAX || s.retry.contains_key(&ch.remote) {
+                    let delay = swarm::RETRY_BASE * (1u32 << attempts.min(swarm::RETRY_MAX_SHIFT));
+                    s.retry.insert(ch.remote, (self.now + delay, attempts));
+                }
             }
             for &c in ch.requested.keys() {
                 release(s, c);

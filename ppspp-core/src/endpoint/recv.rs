@@ -379,6 +379,7 @@ impl Endpoint {
             ch.send_pex_req = true;
         }
         sw.add_avail(&ch.peer_have, 1);
+        sw.retry.remove(&ch.remote);
         let (swarm, remote) = (sw.handle, ch.remote);
         self.events.push_back(Event::PeerConnected {
             swarm,

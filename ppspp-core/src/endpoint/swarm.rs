@@ -75,6 +75,11 @@ pub(crate) struct Swarm {
     /// Addresses ever connected, so PEX does not reconnect in a loop.
     pub(crate) tried: BTreeSet<SocketAddr>,
     pub(crate) next_pex: Instant,
+    /// Peers we lost while downloading (they died, left or timed out), to reconnect to at the
+    /// given time; the count is the attempts so far (the delay doubles with each). A restarted
+    /// seeder is otherwise never found again: its address is in `tried`, and no peer can tell
+    /// us about it by PEX once all their channels to it died too.
+    pub(crate) retry: BTreeMap<SocketAddr, (Instant, u8)>,
     pub(crate) store_failed: bool,
     /// Chunks received but not yet verifiable (their hashes were lost or reordered), by
     /// chunk: the sender's channel, the DATA, and the node whose hash is awaited
@@ -90,6 +95,14 @@ pub(crate) struct Swarm {
     /// is verified (so arming costs O(1) per channel per flush, not per chunk).
     pub(crate) have_idle: Vec<u32>,
 }
+
+/// The first reconnection delay to a lost peer (doubling with each attempt, up to
+/// `RETRY_BASE << RETRY_MAX_SHIFT`).
+pub(crate) const RETRY_BASE: crate::time::Duration = crate::time::Duration::from_secs(30);
+/// Doublings of [`RETRY_BASE`] at most (30 s × 64 = 32 min).
+pub(crate) const RETRY_MAX_SHIFT: u8 = 6;
+/// The most lost peers a swarm remembers for reconnection.
+pub(crate) const RETRY_MAX: usize = 256;
 
 /// Log length at which every channel folds the log into its own pending map and the log
 /// restarts (bounds the log when some channel cannot send).

@@ -1211,3 +1211,65 @@ fn endpoint_is_send() {
     fn assert_send<T: Send>() {}
     assert_send::<Endpoint>();
 }
+
+#[test]
+fn transient_mtu_below_a_data_datagram_recovers_after_it_heals() {
+    // Until the path heals, nothing bigger than 885 bytes gets through: no DATA at all.
+    let mut mesh = Mesh::new(478);
+    mesh.mtu = 885;
+    let data = content(404 * 1024 - 333, 478);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let seeder_addr = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, seeder_addr).unwrap();
+    assert!(!mesh.run_until(Duration::from_secs(25), |m| m.complete(l, lh)));
+    mesh.mtu = usize::MAX;
+    let ok = mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh));
+    assert!(
+        ok,
+        "no recovery after the MTU healed: seeder {:?} leecher {:?}",
+        mesh.nodes[s].ep.stats(),
+        mesh.nodes[l].ep.stats()
+    );
+    assert_eq!(rec.assembled(), data);
+}
+
+#[test]
+fn leecher_reconnects_to_a_seeder_that_restarted() {
+    // The only seeder restarts (a new endpoint at the same address, channels gone) after part
+    // of the content arrived. The leecher's channel to the old instance goes silent and is
+    // declared dead; the leecher must then find the seeder again by itself.
+    let mut mesh = Mesh::new(31);
+    let data = content(400 * 1024, 31);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(60), |m| {
+        m.nodes[l].ep.swarm(lh).unwrap().verified().count_in(0..400) >= 100
+    }));
+    let cfg = mesh.config();
+    mesh.nodes[s].ep = Endpoint::new(cfg, mesh.now);
+    seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    assert!(
+        mesh.run_until(Duration::from_secs(600), |m| m.complete(l, lh)),
+        "never reconnected: {:?}",
+        mesh.nodes[l].ep.stats()
+    );
+    assert_eq!(rec.assembled(), data);
+    let closed_dead = mesh.nodes[l].events.iter().any(|e| {
+        matches!(
+            e,
+            Event::PeerClosed {
+                reason: CloseReason::Dead,
+                ..
+            }
+        )
+    });
+    assert!(closed_dead, "the old channel was never declared dead");
+}

@@ -449,11 +449,37 @@ impl Endpoint {
         let Some(s) = self.swarms[idx].as_mut() else {
             return;
         };
-        if !s.cfg.pex || s.complete {
+        if s.complete {
+            s.retry.clear();
             return;
         }
         let room = s.cfg.max_peers.saturating_sub(s.channels.len());
         let mut targets = Vec::new();
+        // Lost peers whose retry time has come (address order: deterministic). Each attempt
+        // doubles the next delay; an established channel forgets the entry.
+        let due: Vec<core::net::SocketAddr> = s
+            .retry
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(&a, _)| a)
+            .take(room.min(4))
+            .collect();
+        for a in due {
+            if let Some((at, attempts)) = s.retry.get_mut(&a) {
+                *attempts = attempts.saturating_add(1);
+                *at = now
+                    + super::swarm::RETRY_BASE
+                        * (1u32 << (*attempts).min(super::swarm::RETRY_MAX_SHIFT));
+            }
+            targets.push(a);
+        }
+        if !s.cfg.pex {
+            let handle = s.handle;
+            for a in targets {
+                let _ = self.connect(now, handle, a);
+            }
+            return;
+        }
         while targets.len() < room.min(4) {
             let Some(a) = s.pex_candidates.pop_first() else {
                 break;
