@@ -644,10 +644,17 @@ impl Endpoint {
         let size_before = tree.chunk_count();
         match tree.verify_chunk(c, &d.payload) {
             Ok(()) => {}
-            Err(e @ (VerifyError::MissingHashes { .. } | VerifyError::SizeUnknown)) => {
+            Err(
+                e @ (VerifyError::MissingHashes { .. }
+                | VerifyError::SizeUnknown
+                | VerifyError::PeaksMismatch),
+            ) => {
                 // R-5.3-d: cannot be checked yet: the hashes it needs were in a datagram that
                 // was lost or is late. Hold it (bounded) until they arrive; past the bound, drop
-                // it (it will be sent again).
+                // it (it will be sent again). A peak list that failed (its candidates are gone
+                // now) is no proof against this sender: the candidates may have come from other
+                // peers, or be the first part of a peak list split over datagrams, which is the
+                // whole peak list of a smaller size.
                 let awaited = match e {
                     VerifyError::MissingHashes { bin } => bin,
                     _ => Bin::NONE,

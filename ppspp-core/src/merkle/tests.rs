@@ -385,6 +385,39 @@ fn automatic_size_detection_on_m74() {
     assert_eq!(rx.verify_chunk(25, last), Ok(()));
 }
 
+/// Uncles on the left spine without the peaks (the datagram carrying the peaks was lost):
+/// bin 3 (chunks 0..=3) is also the whole peak list of a 4-chunk content, but a chunk at
+/// index 5 rules that size out, so the chunk waits for the peaks instead of failing as a
+/// peak mismatch (which would brand an honest sender).
+#[test]
+fn spine_uncles_without_peaks_are_not_a_peak_mismatch() {
+    let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, M74).unwrap();
+    let mut rx = PartialTree::new(
+        HashAlgorithm::Sha1,
+        1024,
+        tree.root_hash(),
+        ContentSize::Unknown,
+    )
+    .unwrap();
+    let chunk5 = &M74[5 * 1024..6 * 1024];
+    let uncles: Vec<_> = tree.integrity(5, false, |_| false).unwrap().collect();
+    assert!(
+        uncles.iter().any(|(bin, _)| *bin == b(3)),
+        "bin 3 is an uncle of chunk 5"
+    );
+    assert_eq!(
+        rx.verify_chunk_with(5, chunk5, &uncles),
+        Err(VerifyError::SizeUnknown)
+    );
+    // The peaks arrive; the same chunk now verifies.
+    let peaks: Vec<_> = tree.peaks().collect();
+    assert_eq!(
+        rx.verify_chunk_with(5, chunk5, &[peaks, uncles].concat()),
+        Ok(())
+    );
+    assert_eq!(rx.chunk_count(), Some(26));
+}
+
 #[test]
 fn wrong_peaks_are_rejected_and_dropped() {
     let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, M74).unwrap();

@@ -365,7 +365,7 @@ impl PartialTree {
         extra: &[(Bin, HashValue)],
     ) -> Result<usize, VerifyError> {
         let n = if self.root.is_some() {
-            Some(self.resolve_size()?)
+            Some(self.resolve_size_at_least(chunk.saturating_add(1))?)
         } else {
             None
         };
@@ -395,6 +395,16 @@ impl PartialTree {
     /// matches, their candidates are dropped ([`VerifyError::PeaksMismatch`]), so each
     /// candidate costs at most one failed attempt.
     pub fn resolve_size(&mut self) -> Result<u64, VerifyError> {
+        self.resolve_size_at_least(0)
+    }
+
+    /// [`PartialTree::resolve_size`], considering only sizes of at least `min` chunks (a chunk
+    /// being verified proves the content reaches past it). Uncles on the left spine look like
+    /// the whole peak list of a power-of-two size (bin `0..=2^k-1` is the single peak of
+    /// `N = 2^k`): when they arrive without the real peaks (a lost datagram, hashes split over
+    /// several datagrams), they must not count as a failed peak list and brand an honest
+    /// sender — a chunk at index `c ≥ 2^k` already rules that size out.
+    pub fn resolve_size_at_least(&mut self, min: u64) -> Result<u64, VerifyError> {
         if let Some(n) = self.chunks {
             return Ok(n);
         }
@@ -411,6 +421,7 @@ impl PartialTree {
                 continue;
             };
             if n <= MAX_CHUNKS
+                && n >= min
                 && is_peak(bin, n)
                 && Bin::peaks(n).all(|p| sorted.binary_search(&p).is_ok())
             {
