@@ -181,3 +181,20 @@ fn lasting_mtu_below_every_data_datagram_is_a_liveness_finding_that_names_the_mt
         "{why}"
     );
 }
+
+#[test]
+fn vopr_findings_stay_fixed() {
+    // Seeds that found engine bugs, run as drawn: 140 (lasting path MTU below the datagram
+    // size: DATA never fitted), 478 (a restarted seeder never found again), 1386 (honest
+    // peers closed for a peak-list mismatch), 3747 (a downloader's own datagrams over the
+    // path MTU).
+    for seed in [140u64, 478, 1386, 3747] {
+        let (v, r) = vopr::run(vopr::scenario(seed));
+        assert_eq!(
+            v,
+            Verdict::Pass,
+            "vopr seed {seed} failed; reproduce with ppspp-sim vopr --seed {seed}\n{}",
+            r.map(|r| r.to_string()).unwrap_or_default()
+        );
+    }
+}

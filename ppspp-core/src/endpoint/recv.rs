@@ -699,6 +699,7 @@ impl Endpoint {
         ch.stats.content_in += len;
         ch.round_down += len;
         ch.last_delivery = now;
+        ch.rto_streak = 0;
         let mine = match ch.requested.remove(&c) {
             Some(r) => {
                 ch.delivered_seq = ch.delivered_seq.max(r.seq);

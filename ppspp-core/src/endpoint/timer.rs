@@ -316,14 +316,28 @@ impl Endpoint {
             ch.requested.remove(c);
             release(sw, *c);
         }
+        let mut fell_back = false;
         if stalled {
             ch.request_target = (ch.request_target / 2).max(4);
             ch.last_delivery = now;
+            // The same path-MTU fallback as for DATA (`detect_losses`), seen from the
+            // downloading side: requests that keep going unanswered may be riding in datagrams
+            // the path drops (a long REQUEST or HAVE list).
+            ch.rto_streak = ch.rto_streak.saturating_add(1);
+            if ch.rto_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+                let cs = sw.cfg.chunk_size as usize;
+                ch.dgram_cap = Some((4 + 1 + ch.wire.addressing.spec_len() + 8 + cs).max(256));
+                ch.dgram_cap_at = now;
+                fell_back = true;
+            }
         }
         let idx = ch.swarm;
         self.stats.rerequests += expired.len() as u64;
         if stalled {
             self.stats.rerequests_stalled += expired.len() as u64;
+        }
+        if fell_back {
+            self.stats.pmtu_fallbacks += 1;
         }
         if let Some(ch) = self.chan_mut(id) {
             ch.pick_exhausted = false;
