@@ -187,8 +187,8 @@ fn vopr_findings_stay_fixed() {
     // Seeds that found engine bugs, run as drawn: 140 (lasting path MTU below the datagram
     // size: DATA never fitted), 478 (a restarted seeder never found again), 1386 (honest
     // peers closed for a peak-list mismatch), 3747 (a downloader's own datagrams over the
-    // path MTU).
-    for seed in [140u64, 478, 1386, 3747] {
+    // path MTU), 5542 (a lost handshake reply repeated without the map).
+    for seed in [140u64, 478, 1386, 3747, 5542] {
         let (v, r) = vopr::run(vopr::scenario(seed));
         assert_eq!(
             v,

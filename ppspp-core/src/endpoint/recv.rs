@@ -140,14 +140,23 @@ impl Endpoint {
             self.stats.drops.handshake_rejected += 1;
             return;
         }
-        // R-8.2-d: a repeated handshake (our reply was lost) gets the same reply again.
+        // R-8.2-d: a repeated handshake (our reply was lost) gets the same reply again — with
+        // the map of what we have that rode with it (R-3.1.1-l), lost along with it. Without
+        // that, a peer whose first reply was lost never learns what we hold (VOPR seed 5542: a
+        // restarted seeder behind a partition was never asked for anything).
         if let Some(&id) = self.handshakes.get(&(remote, hs.source_channel.0)) {
-            if let Some(ch) = self.chan_mut(id) {
-                if !ch.proven {
+            let resend = match self.parts(id) {
+                Some((ch, sw, _)) if !ch.proven => {
                     ch.send_handshake = true;
                     ch.stats.bytes_in += len;
-                    self.queue_send(id);
+                    ch.pending_haves = sw.have.clone();
+                    ch.haves_due = None;
+                    true
                 }
+                _ => false,
+            };
+            if resend {
+                self.queue_send(id);
             }
             return;
         }

@@ -1273,3 +1273,28 @@ fn leecher_reconnects_to_a_seeder_that_restarted() {
     });
     assert!(closed_dead, "the old channel was never declared dead");
 }
+
+#[test]
+fn a_lost_handshake_reply_is_repeated_with_the_map() {
+    // The seeder's reply (which carries its HAVE map) is lost; the leecher's repeated
+    // handshake must get the map again, or it never learns there is anything to request.
+    let mut mesh = Mesh::new(55);
+    let data = content(50 * 1024, 55);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    // The opening handshake goes out; the leecher is unreachable while the reply arrives.
+    mesh.drain();
+    mesh.nodes[l].alive = false;
+    mesh.run_until(Duration::from_millis(200), |_| false);
+    mesh.nodes[l].alive = true;
+    assert!(
+        mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)),
+        "the repeated reply did not carry the map: {:?}",
+        mesh.nodes[l].ep.stats()
+    );
+    assert_eq!(rec.assembled(), data);
+}
