@@ -376,6 +376,25 @@ fn transfer(
     transfer_on(mesh, len, chunk, alg, seed)
 }
 
+/// A seeder (node 0) of `len` bytes of content and a leecher (node 1) that has just asked it
+/// to connect, on `mesh`: returns the leecher's swarm, its store and the content.
+fn seeder_and_leecher(
+    mesh: &mut Mesh,
+    len: usize,
+    chunk: u32,
+    alg: HashAlgorithm,
+    seed: u64,
+) -> (SwarmHandle, Recorder, Vec<u8>) {
+    let data = content(len, seed);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(mesh, s, &data, chunk, alg);
+    let (lh, rec) = leecher(mesh, l, &tree);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    (lh, rec, data)
+}
+
 /// One seeder and one leecher on `mesh` (as its caller set it up); the leecher must complete.
 fn transfer_on(
     mut mesh: Mesh,
@@ -384,13 +403,8 @@ fn transfer_on(
     alg: HashAlgorithm,
     seed: u64,
 ) -> (Mesh, Recorder, Vec<u8>) {
-    let data = content(len, seed);
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, chunk, alg);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
-    let seeder_addr = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, seeder_addr).unwrap();
+    let (lh, rec, data) = seeder_and_leecher(&mut mesh, len, chunk, alg, seed);
+    let l = 1;
     let ok = mesh.run_until(Duration::from_secs(600), |m| m.complete(l, lh));
     assert!(
         ok,
@@ -1217,13 +1231,9 @@ fn transient_mtu_below_a_data_datagram_recovers_after_it_heals() {
     // Until the path heals, nothing bigger than 885 bytes gets through: no DATA at all.
     let mut mesh = Mesh::new(478);
     mesh.mtu = 885;
-    let data = content(404 * 1024 - 333, 478);
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
-    let seeder_addr = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, seeder_addr).unwrap();
+    let (lh, rec, data) =
+        seeder_and_leecher(&mut mesh, 404 * 1024 - 333, 1024, HashAlgorithm::Sha1, 478);
+    let (s, l) = (0, 1);
     assert!(!mesh.run_until(Duration::from_secs(25), |m| m.complete(l, lh)));
     mesh.mtu = usize::MAX;
     let ok = mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh));
@@ -1279,13 +1289,8 @@ fn a_lost_handshake_reply_is_repeated_with_the_map() {
     // The seeder's reply (which carries its HAVE map) is lost; the leecher's repeated
     // handshake must get the map again, or it never learns there is anything to request.
     let mut mesh = Mesh::new(55);
-    let data = content(50 * 1024, 55);
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
-    let sa = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    let (lh, rec, data) = seeder_and_leecher(&mut mesh, 50 * 1024, 1024, HashAlgorithm::Sha1, 55);
+    let l = 1;
     // The opening handshake goes out; the leecher is unreachable while the reply arrives.
     mesh.drain();
     mesh.nodes[l].alive = false;

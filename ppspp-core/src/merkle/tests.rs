@@ -343,13 +343,7 @@ fn power_of_two_chunk_count_has_the_root_as_single_peak() {
 #[test]
 fn automatic_size_detection_on_m74() {
     let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, M74).unwrap();
-    let mut rx = PartialTree::new(
-        HashAlgorithm::Sha1,
-        1024,
-        tree.root_hash(),
-        ContentSize::Unknown,
-    )
-    .unwrap();
+    let mut rx = receiver_of_unknown_size(&tree);
     assert_eq!(rx.resolve_size(), Err(VerifyError::SizeUnknown));
     for (bin, h) in tree.peaks() {
         assert_eq!(rx.add_hash(bin, &h), Ok(HashStatus::Pending));
@@ -392,13 +386,7 @@ fn automatic_size_detection_on_m74() {
 #[test]
 fn spine_uncles_without_peaks_are_not_a_peak_mismatch() {
     let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, M74).unwrap();
-    let mut rx = PartialTree::new(
-        HashAlgorithm::Sha1,
-        1024,
-        tree.root_hash(),
-        ContentSize::Unknown,
-    )
-    .unwrap();
+    let mut rx = receiver_of_unknown_size(&tree);
     let chunk5 = &M74[5 * 1024..6 * 1024];
     let uncles: Vec<_> = tree.integrity(5, false, |_| false).unwrap().collect();
     assert!(
@@ -418,16 +406,21 @@ fn spine_uncles_without_peaks_are_not_a_peak_mismatch() {
     assert_eq!(rx.chunk_count(), Some(26));
 }
 
-#[test]
-fn wrong_peaks_are_rejected_and_dropped() {
-    let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, M74).unwrap();
-    let mut rx = PartialTree::new(
+/// A receiver that knows only `tree`'s root (SHA-1, 1 KiB chunks), not the content size.
+fn receiver_of_unknown_size(tree: &MerkleTree) -> PartialTree {
+    PartialTree::new(
         HashAlgorithm::Sha1,
         1024,
         tree.root_hash(),
         ContentSize::Unknown,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn wrong_peaks_are_rejected_and_dropped() {
+    let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, M74).unwrap();
+    let mut rx = receiver_of_unknown_size(&tree);
     let mut peaks: Vec<_> = tree.peaks().collect();
     peaks[1].1 = HashAlgorithm::Sha1.digest(b"forged");
     for (bin, h) in &peaks {
