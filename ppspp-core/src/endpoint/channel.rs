@@ -1,7 +1,7 @@
 //! Per-peer state: one channel of one swarm (RFC 7574 §3.11).
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -11,6 +11,8 @@ use crate::rtt::RttEstimator;
 use crate::stats::{ChannelStats, MessageCounts};
 use crate::time::Instant;
 use crate::wire::{MessageType, WireParams};
+
+use super::table::{ChunkHash, ChunkMap, chunk_map};
 
 /// Which side opened the channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +38,60 @@ pub(crate) struct Sent {
     pub(crate) bytes: u64,
     pub(crate) seq: u64,
     pub(crate) retransmitted: bool,
+}
+
+/// In-flight DATA by send sequence number: the chunk sent with each sequence number from
+/// the oldest still in flight on. Sequence numbers are consecutive (one per DATA sent), so
+/// this is a ring indexed by `seq - base`; acknowledged entries in the middle stay as holes
+/// until the front reaches them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SentOrder {
+    /// Sequence number of `chunks[0]`.
+    base: u64,
+    /// Chunk per sequence number; [`SentOrder::GONE`] once acknowledged or declared lost.
+    chunks: VecDeque<u64>,
+}
+
+impl SentOrder {
+    const GONE: u64 = u64::MAX;
+
+    /// Records that `chunk` went out with sequence number `seq` (greater than any before).
+    pub(crate) fn push(&mut self, seq: u64, chunk: u64) {
+        if self.chunks.is_empty() {
+            self.base = seq;
+        }
+        let next = self.base + self.chunks.len() as u64;
+        if seq < next {
+            return;
+        }
+        for _ in next..seq {
+            self.chunks.push_back(Self::GONE);
+        }
+        self.chunks.push_back(chunk);
+    }
+
+    /// Forgets sequence number `seq`.
+    pub(crate) fn remove(&mut self, seq: u64) {
+        let Some(i) = seq.checked_sub(self.base) else {
+            return;
+        };
+        if let Some(c) = usize::try_from(i).ok().and_then(|i| self.chunks.get_mut(i)) {
+            *c = Self::GONE;
+        }
+        self.trim();
+    }
+
+    /// The oldest (sequence number, chunk) still recorded.
+    pub(crate) fn first(&self) -> Option<(u64, u64)> {
+        self.chunks.front().map(|&c| (self.base, c))
+    }
+
+    fn trim(&mut self) {
+        while self.chunks.front() == Some(&Self::GONE) {
+            self.chunks.pop_front();
+            self.base += 1;
+        }
+    }
 }
 
 /// A chunk we asked this peer for.
@@ -151,10 +207,10 @@ pub(crate) struct Channel {
     // Upload: what the peer asked for, and DATA in flight.
     pub(crate) upload: VecDeque<(u64, u64)>,
     pub(crate) upload_len: u64,
-    pub(crate) in_flight: BTreeMap<u64, Sent>,
+    pub(crate) in_flight: ChunkMap<Sent>,
     pub(crate) in_flight_map: Binmap,
-    /// In-flight chunks by send order (sequence → chunk), for loss detection.
-    pub(crate) sent_order: BTreeMap<u64, u64>,
+    /// In-flight chunks by send order, for loss detection.
+    pub(crate) sent_order: SentOrder,
     /// Chunks declared lost and queued again: their next send is a retransmission.
     pub(crate) lost: Binmap,
     pub(crate) send_seq: u64,
@@ -163,7 +219,7 @@ pub(crate) struct Channel {
     pub(crate) interested_at: Option<Instant>,
 
     // Download: what we asked for.
-    pub(crate) requested: BTreeMap<u64, Requested>,
+    pub(crate) requested: ChunkMap<Requested>,
     pub(crate) request_seq: u64,
     pub(crate) delivered_seq: u64,
     /// `delivered_seq` as it was at `hole_mark_at`: requests below it were overtaken by a
@@ -238,6 +294,7 @@ impl Channel {
         wire: WireParams,
         cc: Box<dyn Controller>,
         now: Instant,
+        hash: ChunkHash,
     ) -> Self {
         Self {
             id,
@@ -261,15 +318,15 @@ impl Channel {
             choke_resent_at: None,
             upload: VecDeque::new(),
             upload_len: 0,
-            in_flight: BTreeMap::new(),
+            in_flight: chunk_map(hash),
             in_flight_map: Binmap::new(),
-            sent_order: BTreeMap::new(),
+            sent_order: SentOrder::default(),
             lost: Binmap::new(),
             send_seq: 0,
             acked_seq: 0,
             hashes_ahead: None,
             interested_at: None,
-            requested: BTreeMap::new(),
+            requested: chunk_map(hash),
             request_seq: 0,
             delivered_seq: 0,
             hole_mark_seq: 0,
@@ -477,7 +534,38 @@ mod tests {
             WireParams::default(),
             Box::new(FixedWindow::unlimited()),
             Instant::ZERO,
+            ChunkHash::new(1),
         )
+    }
+
+    #[test]
+    fn sent_order_keeps_the_oldest_in_flight_first() {
+        let mut o = SentOrder::default();
+        assert_eq!(o.first(), None);
+        for (seq, chunk) in [(1, 10), (2, 11), (3, 12), (4, 13)] {
+            o.push(seq, chunk);
+        }
+        assert_eq!(o.first(), Some((1, 10)));
+        // Acknowledged out of order: a hole in the middle stays until the front reaches it.
+        o.remove(3);
+        assert_eq!(o.first(), Some((1, 10)));
+        o.remove(1);
+        assert_eq!(o.first(), Some((2, 11)));
+        o.remove(2);
+        assert_eq!(o.first(), Some((4, 13)));
+        // Unknown or repeated sequence numbers change nothing.
+        o.remove(0);
+        o.remove(3);
+        o.remove(99);
+        assert_eq!(o.first(), Some((4, 13)));
+        o.push(4, 99);
+        o.remove(4);
+        assert_eq!(o.first(), None);
+        // A gap in the numbering (never expected) is skipped over, not misattributed.
+        o.push(10, 1);
+        o.push(12, 2);
+        o.remove(10);
+        assert_eq!(o.first(), Some((12, 2)));
     }
 
     #[test]

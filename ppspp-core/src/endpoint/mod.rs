@@ -23,6 +23,7 @@ mod channel;
 mod recv;
 mod send;
 mod swarm;
+mod table;
 #[cfg(test)]
 mod tests;
 mod timer;
@@ -124,6 +125,8 @@ impl core::error::Error for ConnectError {}
 pub struct Endpoint {
     pub(crate) cfg: EndpointConfig,
     pub(crate) rng: Rng,
+    /// The keyed hash of the per-chunk tables (see `table`).
+    pub(crate) chunk_hash: table::ChunkHash,
     pub(crate) now: Instant,
     pub(crate) swarms: Vec<Option<Swarm>>,
     pub(crate) swarm_by_id: BTreeMap<HashValue, usize>,
@@ -184,6 +187,7 @@ impl Endpoint {
     pub fn new(config: EndpointConfig, now: Instant) -> Self {
         Self {
             rng: Rng::from_seed(config.rng_seed),
+            chunk_hash: table::ChunkHash::new(hash_key(config.rng_seed)),
             cfg: config,
             now,
             swarms: Vec::new(),
@@ -265,7 +269,7 @@ impl Endpoint {
             store,
             tree,
             have,
-            requested: BTreeMap::new(),
+            requested: table::chunk_map(self.chunk_hash),
             claimed: have_clone,
             avail: Vec::new(),
             complete,
@@ -490,7 +494,7 @@ impl Endpoint {
         }
         let mss = self.cfg.max_datagram_size as u64;
         let cc = self.cfg.congestion.build(self.now, mss);
-        let mut ch = Channel::new(id, swarm, remote, role, wire, cc, self.now);
+        let mut ch = Channel::new(id, swarm, remote, role, wire, cc, self.now, self.chunk_hash);
         let mut rc = RttConfig::default();
         rc.min_rto(Duration::from_millis(200));
         ch.rtt = RttEstimator::new(rc);
@@ -555,7 +559,7 @@ impl Endpoint {
                     s.retry.insert(ch.remote, (self.now + delay, attempts));
                 }
             }
-            for &c in ch.requested.keys() {
+            for c in table::sorted_keys(&ch.requested) {
                 release(s, c);
                 released.push(c);
             }
@@ -973,4 +977,13 @@ pub(crate) const STATIC_INTEGRITY: ContentIntegrity = ContentIntegrity::MerkleTr
 /// Whether a channel in this state counts as half-open (responder, unproven).
 pub(crate) fn is_half_open(ch: &Channel) -> bool {
     ch.role == Role::Responder && ch.state == State::Connecting
+}
+
+/// The secret key of the per-chunk tables' hash, drawn from the endpoint's seed in a stream of
+/// its own (the main random stream, which picks channel IDs and chunks, is left as it was).
+fn hash_key(seed: [u8; 32]) -> u64 {
+    let mut s = seed;
+    s[31] ^= 0xA5;
+    s[0] ^= 0x3C;
+    Rng::from_seed(s).next_u64()
 }

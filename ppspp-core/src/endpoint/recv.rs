@@ -446,21 +446,16 @@ impl Endpoint {
         ch.peer_have.insert_range(a..b + 1);
         // M-2: count each chunk in flight once; R-12.6.4-a: ACKs for what we never sent
         // change nothing.
-        if ch.in_flight.range(a..=b).next().is_none() {
+        if !ch.in_flight_map.intersects(a..b + 1) {
             return;
         }
         let mut bytes = 0;
         let mut sample = None;
         let min_rtt = ch.rtt.min();
-        let mut from = a;
-        while let Some((&c, _)) = ch.in_flight.range(from..=b).next() {
-            // `range` must never get a start past its end.
-            match c.checked_add(1) {
-                Some(next) if next <= b => from = next,
-                _ => from = b,
-            }
+        let chunks = ch.in_flight_map.ranges_in(a..b + 1).flatten();
+        for c in chunks {
             if let Some(s) = ch.in_flight.remove(&c) {
-                ch.sent_order.remove(&s.seq);
+                ch.sent_order.remove(s.seq);
                 bytes += s.bytes;
                 ch.acked_seq = ch.acked_seq.max(s.seq);
                 // Karn: a resent chunk's ACK may answer either send. It still counts when the
@@ -560,7 +555,8 @@ impl Endpoint {
         };
         ch.peer_choking = true;
         // R-3.9-c: assume outstanding requests will not be answered.
-        let reqs: Vec<u64> = core::mem::take(&mut ch.requested).into_keys().collect();
+        let reqs = super::table::sorted_keys(&ch.requested);
+        ch.requested.clear();
         ch.pending_requests.clear();
         for &c in &reqs {
             release(sw, c);
@@ -891,7 +887,10 @@ impl Endpoint {
         s.have_idle = Vec::new();
         for id in ids {
             if let Some(ch) = self.chan_mut(id) {
-                let reqs: Vec<(u64, u64)> = ch.requested.keys().map(|&c| (c, c)).collect();
+                let reqs: Vec<(u64, u64)> = super::table::sorted_keys(&ch.requested)
+                    .into_iter()
+                    .map(|c| (c, c))
+                    .collect();
                 ch.requested.clear();
                 ch.pending_requests.clear();
                 ch.pending_cancels.extend(reqs);

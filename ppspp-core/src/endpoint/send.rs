@@ -560,7 +560,7 @@ impl Endpoint {
             },
         );
         ch.in_flight_map.insert(chunk);
-        ch.sent_order.insert(ch.send_seq, chunk);
+        ch.sent_order.push(ch.send_seq, chunk);
         ch.lost.remove(chunk);
         ch.cc.on_sent(now, bytes);
         ch.stats.content_out += chunk_len as u64;

@@ -17,6 +17,8 @@ use crate::rand::Rng;
 use crate::store::ChunkStore;
 use crate::time::Instant;
 
+use super::table::ChunkMap;
+
 /// Where the hashes a swarm serves and verifies come from.
 #[derive(Debug)]
 pub(crate) enum Tree {
@@ -59,7 +61,7 @@ pub(crate) struct Swarm {
     /// Chunks verified and stored.
     pub(crate) have: Binmap,
     /// Chunks requested from some peer and not yet received (value: how many peers).
-    pub(crate) requested: BTreeMap<u64, u8>,
+    pub(crate) requested: ChunkMap<u8>,
     /// Chunks we have or requested from someone: what the picker skips outside the endgame.
     pub(crate) claimed: Binmap,
     /// Per-chunk count of connected peers that have it (once the chunk count is known).
@@ -225,7 +227,7 @@ impl Swarm {
     pub(crate) fn pick(
         &self,
         peer_have: &Binmap,
-        mine: &BTreeMap<u64, super::channel::Requested>,
+        mine: &ChunkMap<super::channel::Requested>,
         want: usize,
         allow_dup: bool,
         rng: &mut Rng,

@@ -68,7 +68,7 @@ impl Endpoint {
             at(ch.last_recv + HALF_OPEN_TIMEOUT);
             return d;
         }
-        if let Some((_, &c)) = ch.sent_order.first_key_value() {
+        if let Some((_, c)) = ch.sent_order.first() {
             if let Some(s) = ch.in_flight.get(&c) {
                 at(s.at + ch.rtt.rto());
             }
@@ -223,9 +223,9 @@ impl Endpoint {
         let mut lost = Vec::new();
         let mut bytes = 0;
         let mut timed_out = false;
-        while let Some((&seq, &c)) = ch.sent_order.first_key_value() {
+        while let Some((seq, c)) = ch.sent_order.first() {
             let Some(s) = ch.in_flight.get(&c).copied() else {
-                ch.sent_order.remove(&seq);
+                ch.sent_order.remove(seq);
                 continue;
             };
             let age = now.saturating_duration_since(s.at);
@@ -238,7 +238,7 @@ impl Endpoint {
                 break;
             }
             timed_out |= by_timeout && !by_order;
-            ch.sent_order.remove(&seq);
+            ch.sent_order.remove(seq);
             ch.in_flight.remove(&c);
             ch.in_flight_map.remove(c);
             bytes += s.bytes;
@@ -303,12 +303,13 @@ impl Endpoint {
         if !stalled && mark == 0 {
             return;
         }
-        let expired: Vec<u64> = ch
+        let mut expired: Vec<u64> = ch
             .requested
             .iter()
             .filter(|(_, r)| stalled || r.seq < mark)
             .map(|(&c, _)| c)
             .collect();
+        expired.sort_unstable();
         if expired.is_empty() {
             return;
         }
