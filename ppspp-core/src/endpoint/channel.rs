@@ -286,6 +286,10 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "crate-private constructor; every argument is a distinct part of the channel"
+    )]
     pub(crate) fn new(
         id: u32,
         swarm: usize,
