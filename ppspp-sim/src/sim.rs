@@ -68,13 +68,35 @@ impl TraceHash {
         self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 
-    /// Folds in bytes, eight at a time.
+    /// Folds in bytes: 32 at a time in four independent lanes (so the multiplies overlap
+    /// instead of waiting on each other), then eight at a time.
     pub fn bytes(&mut self, b: &[u8]) {
-        let mut it = b.chunks_exact(8);
-        for w in &mut it {
+        let word = |w: &[u8]| {
             let mut a = [0u8; 8];
             a.copy_from_slice(w);
-            self.word(u64::from_le_bytes(a));
+            u64::from_le_bytes(a)
+        };
+        let mut blocks = b.chunks_exact(32);
+        let mut lanes = [
+            self.0,
+            !self.0,
+            self.0.rotate_left(17),
+            self.0.rotate_left(41),
+        ];
+        for block in &mut blocks {
+            for (lane, w) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+                *lane = (lane.rotate_left(5) ^ word(w)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            }
+        }
+        if b.len() >= 32 {
+            self.0 = lanes[0];
+            for lane in &lanes[1..] {
+                self.word(*lane);
+            }
+        }
+        let mut it = blocks.remainder().chunks_exact(8);
+        for w in &mut it {
+            self.word(word(w));
         }
         let rest = it.remainder();
         let mut a = [0u8; 8];

@@ -139,7 +139,9 @@ impl Swarm {
         let start = ch.have_seq.saturating_sub(self.have_log_base) as usize;
         ch.have_seq = end;
         let mut new: Vec<u64> = self.have_log[start..].to_vec();
-        new.sort_unstable();
+        if !new.is_sorted() {
+            new.sort_unstable();
+        }
         let mut out = Vec::new();
         let mut i = 0;
         while i < new.len() {
@@ -205,6 +207,13 @@ impl Swarm {
         let n = self.avail.len() as u64;
         let end = end.min(n);
         if first >= end {
+            return;
+        }
+        if !before.intersects(first..end) {
+            // The common case: chunks the peer did not have before.
+            for v in &mut self.avail[first as usize..end as usize] {
+                *v = v.saturating_add(1);
+            }
             return;
         }
         for gap in before.missing_in(first..end) {
