@@ -12,9 +12,10 @@
 //! - one entry per maximal run of *complete* blocks (`Full`, a block count), and
 //! - one 64-byte bitmap per *partial* block (some but not all of its chunks present).
 //!
-//! Empty blocks take no space. A complete map is a single entry; the worst case (every block
-//! partial) is about 100 bytes per 512 chunks, ~1.6 bits per chunk, against 55 bytes per hole
-//! for a plain range set in a random-order download. Lookups are `O(log e)` in the number of
+//! Empty blocks take no space. A complete map is a single entry (one B-tree node, under 1 KiB);
+//! the worst case (every block partial, nodes half full) is about 160 bytes per 512 chunks,
+//! ~2.5 bits per chunk, against 55 bytes per hole for a plain range set in a random-order
+//! download. Lookups are `O(log e)` in the number of
 //! entries, and runs are found with word-wide bit scans, so iterating present or missing runs
 //! costs `O(log e)` per run.
 //!
@@ -28,7 +29,6 @@
 //! half-open and their end must fit in a `u64`); bin addressing stops at 2^63 chunks anyway.
 //! Inserting it is silently ignored, so no input can make an operation panic.
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use core::fmt;
 use core::ops::Range;
@@ -70,13 +70,17 @@ pub struct Binmap {
     count: u64,
 }
 
-/// One B-tree entry.
+/// One B-tree entry. Bitmaps are stored in the tree's nodes rather than boxed: a lookup then
+/// touches one node instead of a node and a separate allocation (the maps are consulted for
+/// every chunk sent, received, announced and picked; inline bitmaps cut a 300-peer
+/// simulation's wall time by a tenth), and a map of content up to 5,632 chunks is a single
+/// allocation.
 #[derive(Clone, PartialEq, Eq)]
 enum Entry {
     /// This block and the following ones, this many blocks in all, are complete.
     Full(u64),
     /// This block is partly present.
-    Partial(Box<Bits>),
+    Partial(Bits),
 }
 
 /// What a block holds.
@@ -436,16 +440,15 @@ impl Binmap {
         }
     }
 
-    /// Bytes of heap held (B-tree nodes estimated from their capacity of 11 entries, half
-    /// full; bitmaps exact).
+    /// Bytes of heap held, estimated: B-tree nodes of 11 entries (bitmaps inline), half full
+    /// beyond the first.
     pub fn heap_bytes(&self) -> usize {
-        let partial = self
-            .blocks
-            .values()
-            .filter(|e| matches!(e, Entry::Partial(_)))
-            .count();
-        let entry = size_of::<u64>() + size_of::<Entry>();
-        self.blocks.len() * 2 * entry + partial * size_of::<Bits>()
+        let entries = self.blocks.len();
+        if entries == 0 {
+            return 0;
+        }
+        let nodes = if entries <= 11 { 1 } else { entries.div_ceil(6) };
+        nodes * 11 * (size_of::<u64>() + size_of::<Entry>())
     }
 
     /// What block `b` holds.
@@ -529,7 +532,7 @@ impl Binmap {
         let mut bits = [0; WORDS];
         set_range(&mut bits, lo, hi);
         let added = popcount(&bits);
-        self.blocks.insert(b, Entry::Partial(Box::new(bits)));
+        self.blocks.insert(b, Entry::Partial(bits));
         self.count += added;
         added
     }
@@ -564,7 +567,7 @@ impl Binmap {
         let mut bits = [u64::MAX; WORDS];
         clear_range(&mut bits, lo, hi);
         let removed = BLOCK - popcount(&bits);
-        self.blocks.insert(b, Entry::Partial(Box::new(bits)));
+        self.blocks.insert(b, Entry::Partial(bits));
         self.count -= removed;
         removed
     }

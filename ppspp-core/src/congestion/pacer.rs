@@ -102,20 +102,27 @@ impl Rate {
 
     /// `gain_percent`% of `window` per `srtt`: the pacing rate of a window-based controller.
     pub fn from_window(window: u64, srtt: Duration, gain_percent: u32) -> Option<Self> {
-        let bytes = u128::from(window) * u128::from(gain_percent) / 100;
+        let bytes = mul_div(u128::from(window), u128::from(gain_percent), 100);
         Self::new(u64::try_from(bytes).unwrap_or(u64::MAX), srtt)
     }
 
     /// The bytes this rate earns in `span` (saturating, rounded down).
     pub fn bytes_in(&self, span: Duration) -> u64 {
-        let b = u128::from(self.bytes) * u128::from(duration_micros(span))
-            / u128::from(self.per_micros);
+        let b = mul_div(
+            u128::from(self.bytes),
+            u128::from(duration_micros(span)),
+            u128::from(self.per_micros),
+        );
         u64::try_from(b).unwrap_or(u64::MAX)
     }
 
     /// The rate in bytes per second (saturating).
     pub fn bytes_per_second(&self) -> u64 {
-        let bps = u128::from(self.bytes) * 1_000_000 / u128::from(self.per_micros);
+        let bps = mul_div(
+            u128::from(self.bytes),
+            1_000_000,
+            u128::from(self.per_micros),
+        );
         u64::try_from(bps).unwrap_or(u64::MAX)
     }
 }
@@ -186,9 +193,7 @@ impl Pacer {
         // Tokens accrue at rate.bytes·2^16 per rate.per_micros; round the wait up so that the
         // returned instant really has enough tokens.
         let per_micro = u128::from(rate.bytes) << FRACTION_BITS;
-        let wait = (need - have)
-            .saturating_mul(u128::from(rate.per_micros))
-            .div_ceil(per_micro);
+        let wait = mul_div_ceil(need - have, u128::from(rate.per_micros), per_micro);
         now + Duration::from_micros(u64::try_from(wait).unwrap_or(u64::MAX))
     }
 
@@ -236,14 +241,39 @@ impl Pacer {
 
     fn tokens_at(&self, now: Instant, rate: Rate) -> u128 {
         let elapsed = u128::from(duration_micros(now.saturating_duration_since(self.last)));
-        let added = elapsed.saturating_mul(u128::from(rate.bytes) << FRACTION_BITS)
-            / u128::from(rate.per_micros);
+        let added = mul_div(
+            elapsed,
+            u128::from(rate.bytes) << FRACTION_BITS,
+            u128::from(rate.per_micros),
+        );
         self.tokens.saturating_add(added).min(self.full(Some(rate)))
     }
 }
 
 /// Fractional bits of the token count.
 const FRACTION_BITS: u32 = 16;
+
+/// `a · b / c` (`c > 0`; the product saturates), in 64-bit arithmetic when the operands and
+/// the product fit: the same result, at a fraction of a 128-bit division's cost (the pacer
+/// runs for every datagram sent).
+fn mul_div(a: u128, b: u128, c: u128) -> u128 {
+    if let (Ok(a), Ok(b), Ok(c)) = (u64::try_from(a), u64::try_from(b), u64::try_from(c)) {
+        if let Some(p) = a.checked_mul(b) {
+            return u128::from(p / c);
+        }
+    }
+    a.saturating_mul(b) / c
+}
+
+/// `a · b / c` rounded up (`c > 0`; the product saturates); see [`mul_div`].
+fn mul_div_ceil(a: u128, b: u128, c: u128) -> u128 {
+    if let (Ok(a), Ok(b), Ok(c)) = (u64::try_from(a), u64::try_from(b), u64::try_from(c)) {
+        if let Some(p) = a.checked_mul(b) {
+            return u128::from(p.div_ceil(c));
+        }
+    }
+    a.saturating_mul(b).div_ceil(c)
+}
 
 #[cfg(test)]
 mod tests {
@@ -252,6 +282,18 @@ mod tests {
     use super::*;
 
     const MSS: u64 = 1_024;
+
+    proptest! {
+        #[test]
+        fn mul_div_matches_128_bit_arithmetic(
+            a in prop_oneof![0u128..1 << 40, any::<u64>().prop_map(u128::from), any::<u128>()],
+            b in prop_oneof![0u128..1 << 30, any::<u64>().prop_map(u128::from)],
+            c in 1u128..u128::from(u64::MAX),
+        ) {
+            prop_assert_eq!(mul_div(a, b, c), a.saturating_mul(b) / c);
+            prop_assert_eq!(mul_div_ceil(a, b, c), a.saturating_mul(b).div_ceil(c));
+        }
+    }
 
     /// Sends `count` datagrams as early as the pacer allows, starting at `start`; returns the
     /// instant the last one left.
