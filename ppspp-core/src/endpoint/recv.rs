@@ -719,8 +719,12 @@ impl Endpoint {
         if ch.ack_due.is_none() {
             ch.ack_due = Some(now + super::ACK_DELAY);
         }
-        let requested_elsewhere = sw.requested.remove(&c).is_some_and(|k| k > mine);
-        sw.claimed.insert(c);
+        let was_requested = sw.requested.remove(&c);
+        let requested_elsewhere = was_requested.is_some_and(|k| k > mine);
+        if was_requested.is_none() {
+            // A requested chunk is in `claimed` already (claimed = have ∪ requested).
+            sw.claimed.insert(c);
+        }
         let swarm = sw.handle;
         let others: Vec<u32> =
             if requested_elsewhere || (size_before.is_none() && size_now.is_some()) {
