@@ -287,6 +287,7 @@ impl Endpoint {
             have_log: Vec::new(),
             have_log_base: 0,
             have_idle: Vec::new(),
+            have_runs: core::cell::RefCell::new((0, 0, Vec::new())),
         };
         swarm.ensure_avail(core::iter::empty());
         if let SwarmContent::Partial { .. } = swarm.cfg.content {

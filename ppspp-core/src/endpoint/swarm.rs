@@ -96,6 +96,9 @@ pub(crate) struct Swarm {
     /// Channels with nothing left to announce: their HAVE timer is armed when the next chunk
     /// is verified (so arming costs O(1) per channel per flush, not per chunk).
     pub(crate) have_idle: Vec<u32>,
+    /// The HAVE log positions `(from, end)` last sorted into runs by
+    /// [`Swarm::take_new_haves`], and those runs.
+    pub(crate) have_runs: core::cell::RefCell<(u64, u64, Vec<Range<u64>>)>,
 }
 
 /// The first reconnection delay to a lost peer (doubling with each attempt, up to
@@ -136,23 +139,37 @@ impl Swarm {
         if ch.have_seq >= end {
             return Vec::new();
         }
-        let start = ch.have_seq.saturating_sub(self.have_log_base) as usize;
+        let from = ch.have_seq.max(self.have_log_base);
         ch.have_seq = end;
-        let mut new: Vec<u64> = self.have_log[start..].to_vec();
-        if !new.is_sorted() {
-            new.sort_unstable();
+        let mut cache = self.have_runs.borrow_mut();
+        if (cache.0, cache.1) != (from, end) {
+            // Channels armed by the same verified chunk flush together, over the same part of
+            // the log: sort and merge it once for all of them.
+            let start = (from - self.have_log_base) as usize;
+            let mut new: Vec<u64> = self.have_log[start..].to_vec();
+            if !new.is_sorted() {
+                new.sort_unstable();
+            }
+            cache.2.clear();
+            let mut i = 0;
+            while i < new.len() {
+                let first = new[i];
+                let mut last = first;
+                i += 1;
+                while i < new.len() && new[i] <= last + 1 {
+                    last = new[i];
+                    i += 1;
+                }
+                cache.2.push(first..last + 1);
+            }
+            (cache.0, cache.1) = (from, end);
+        }
+        if ch.peer_have.is_empty() {
+            return cache.2.clone();
         }
         let mut out = Vec::new();
-        let mut i = 0;
-        while i < new.len() {
-            let first = new[i];
-            let mut last = first;
-            i += 1;
-            while i < new.len() && new[i] <= last + 1 {
-                last = new[i];
-                i += 1;
-            }
-            out.extend(ch.peer_have.missing_in(first..last + 1));
+        for run in &cache.2 {
+            out.extend(ch.peer_have.missing_in(run.clone()));
         }
         out
     }
