@@ -173,9 +173,7 @@ pub struct Progress {
 pub struct Simulation {
     sc: Scenario,
     now: Instant,
-    queue: crate::radix::RadixHeap<u32>,
-    slab: Vec<Option<Ev>>,
-    free: Vec<u32>,
+    queue: crate::radix::RadixHeap<Ev>,
     seq: u64,
     nodes: Vec<Node>,
     net: Network,
@@ -229,8 +227,6 @@ impl Simulation {
         let mut sim = Self {
             now: Instant::ZERO,
             queue: crate::radix::RadixHeap::new(),
-            slab: Vec::new(),
-            free: Vec::new(),
             seq: 0,
             nodes: Vec::with_capacity(n_nodes as usize),
             net: Network::new(sc.net),
@@ -343,20 +339,12 @@ impl Simulation {
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
         self.seq += 1;
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slab[s as usize] = Some(ev);
-                s
-            }
-            None => {
-                self.slab.push(Some(ev));
-                (self.slab.len() - 1) as u32
-            }
-        };
         // Key: time, then scheduling order (unique, so the pop order is fully determined).
+        // The event itself rides in the queue: a side table indexed by slot missed the cache
+        // on most pops.
         self.queue.push(
             (u128::from(at.as_micros()) << 64) | u128::from(self.seq),
-            slot,
+            ev,
         );
     }
 
@@ -423,10 +411,8 @@ impl Simulation {
             Some(key) if (key >> 64) as u64 <= limit.as_micros() => {}
             _ => return false,
         }
-        let (key, slot) = self.queue.pop().expect("peeked");
+        let (key, ev) = self.queue.pop().expect("peeked");
         let at = Instant::from_micros((key >> 64) as u64);
-        let ev = self.slab[slot as usize].take().expect("scheduled");
-        self.free.push(slot);
         debug_assert!(at >= self.now);
         self.now = at;
         self.events += 1;
