@@ -447,7 +447,11 @@ impl Binmap {
         if entries == 0 {
             return 0;
         }
-        let nodes = if entries <= 11 { 1 } else { entries.div_ceil(6) };
+        let nodes = if entries <= 11 {
+            1
+        } else {
+            entries.div_ceil(6)
+        };
         nodes * 11 * (size_of::<u64>() + size_of::<Entry>())
     }
 
@@ -1268,6 +1272,17 @@ mod tests {
         (map, model)
     }
 
+    /// Ops spread over ~100 blocks with short ranges: maps of many partial entries (a B-tree
+    /// of several nodes).
+    fn sparse_op() -> impl Strategy<Value = Op> {
+        let at = (0u64..100, 0u64..BLOCK).prop_map(|(b, o)| b * BLOCK + o);
+        let len = prop_oneof![1u64..4, 1u64..(3 * BLOCK)];
+        prop_oneof![
+            3 => (at.clone(), len.clone()).prop_map(|(s, l)| Op::Insert(s, s + l)),
+            1 => (at, len).prop_map(|(s, l)| Op::Remove(s, s + l)),
+        ]
+    }
+
     proptest! {
         /// The range set behaves exactly like a `BTreeSet<u64>` under random inserts and
         /// removals, and every query agrees with the model.
@@ -1313,6 +1328,27 @@ mod tests {
                 from_bins.extend(bin.chunks().unwrap());
             }
             prop_assert_eq!(&from_bins, &model);
+        }
+
+        /// The same model check over maps with many entries.
+        #[test]
+        fn many_entries_match_model(ops in proptest::collection::vec(sparse_op(), 0..120), q in 0u64..60_000, len in 0u64..3000) {
+            let (map, model) = model_of(&ops);
+            check_invariants(&map);
+            prop_assert_eq!(map.count(), model.len() as u64);
+            let flat: Vec<u64> = map.ranges().flatten().collect();
+            prop_assert_eq!(&flat, &model.iter().copied().collect::<Vec<_>>());
+            prop_assert_eq!(map.contains(q), model.contains(&q));
+            prop_assert_eq!(map.first_present(q), model.range(q..).next().copied());
+            prop_assert_eq!(map.last_present(q), model.range(..=q).next_back().copied());
+            let r = q..q + len;
+            let inside: Vec<u64> = map.ranges_in(r.clone()).flatten().collect();
+            prop_assert_eq!(inside, r.clone().filter(|c| model.contains(c)).collect::<Vec<_>>());
+            let missing: Vec<u64> = map.missing_in(r.clone()).flatten().collect();
+            prop_assert_eq!(missing, r.clone().filter(|c| !model.contains(c)).collect::<Vec<_>>());
+            // Rebuilt from its runs (another history): equal.
+            let rebuilt: Binmap = map.ranges().collect();
+            prop_assert_eq!(&rebuilt, &map);
         }
 
         #[test]
