@@ -203,6 +203,9 @@ pub(crate) struct Channel {
     pub(crate) am_choking: bool,
     pub(crate) send_choke: Option<bool>,
     pub(crate) choke_resent_at: Option<Instant>,
+    /// When the peer last choked us, or when we last probed it since (see
+    /// `Endpoint::probe_chokers`).
+    pub(crate) choked_at: Instant,
 
     // Upload: what the peer asked for, and DATA in flight.
     pub(crate) upload: VecDeque<(u64, u64)>,
@@ -320,6 +323,7 @@ impl Channel {
             am_choking: false,
             send_choke: None,
             choke_resent_at: None,
+            choked_at: now,
             upload: VecDeque::new(),
             upload_len: 0,
             in_flight: chunk_map(hash),

@@ -30,6 +30,8 @@ pub(crate) struct Node {
     pub(crate) corrupt_data: bool,
     /// Corrupts outgoing INTEGRITY hashes.
     pub(crate) corrupt_hashes: bool,
+    /// Loses every outgoing datagram that carries an UNCHOKE.
+    pub(crate) lose_unchokes: bool,
 }
 
 /// A mesh of endpoints joined by a simple network.
@@ -96,6 +98,7 @@ impl Mesh {
             addr: addr(i),
             alive: true,
             events: Vec::new(),
+            lose_unchokes: false,
             corrupt_data: false,
             corrupt_hashes: false,
         });
@@ -162,6 +165,10 @@ impl Mesh {
                         self.nodes[i].corrupt_data,
                         self.nodes[i].corrupt_hashes,
                     );
+                }
+                if self.nodes[i].lose_unchokes && carries_unchoke(&d) {
+                    self.dropped += 1;
+                    continue;
                 }
                 if self.rng.gen_bool(self.loss) || d.len() > self.mtu {
                     self.dropped += 1;
@@ -258,6 +265,15 @@ impl Mesh {
             .swarm(swarm)
             .is_some_and(|s| s.is_complete())
     }
+}
+
+/// Whether a datagram (32-bit chunk ranges, SHA-1) carries an UNCHOKE message.
+fn carries_unchoke(d: &[u8]) -> bool {
+    let params = crate::wire::WireParams::default();
+    crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params).is_ok_and(|(_, it)| {
+        it.flatten()
+            .any(|m| matches!(m, crate::wire::Message::Unchoke))
+    })
 }
 
 /// Flips a byte of DATA payloads and/or INTEGRITY hashes in a datagram (32-bit chunk ranges,
@@ -1302,4 +1318,66 @@ fn a_lost_handshake_reply_is_repeated_with_the_map() {
         mesh.nodes[l].ep.stats()
     );
     assert_eq!(rec.assembled(), data);
+}
+
+/// An UNCHOKE is sent once and never acknowledged. A seeder with one upload slot chokes the
+/// second leecher while the first downloads, then gives it the slot when the first completes;
+/// that UNCHOKE is lost. The choked leecher asks for a chunk anyway after `CHOKE_PROBE`, the
+/// seeder (which holds the slot for it) serves it, and the DATA tells the leecher it is
+/// unchoked. Without the probe it waited for good (VOPR seed 3747).
+#[test]
+fn a_lost_unchoke_is_recovered_by_a_choke_probe() {
+    let mut mesh = Mesh::new(31);
+    let data = content(200 * 1024, 31);
+    let s = mesh.add_node();
+    let a = mesh.add_node();
+    let b = mesh.add_node();
+    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
+    let mut cfg = SwarmConfig::seed(tree.clone());
+    cfg.upload_slots(1).pex(false);
+    mesh.nodes[s]
+        .ep
+        .add_swarm(
+            mesh.now,
+            cfg,
+            Box::new(MemoryStore::with_content(1024, data.clone())),
+        )
+        .unwrap();
+    mesh.nodes[s].lose_unchokes = true;
+    let leech = |mesh: &mut Mesh, node: usize| {
+        let rec = Recorder::default();
+        let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), 1024);
+        cfg.pex(false);
+        let h = mesh.nodes[node]
+            .ep
+            .add_swarm(mesh.now, cfg, Box::new(rec.clone()))
+            .unwrap();
+        (h, rec)
+    };
+    let (ah, _) = leech(&mut mesh, a);
+    let (bh, brec) = leech(&mut mesh, b);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[a].ep.connect(mesh.now, ah, sa).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(30), |m| {
+        m.nodes[a].ep.swarm(ah).unwrap().verified().count() >= 10
+    }));
+    mesh.nodes[b].ep.connect(mesh.now, bh, sa).unwrap();
+    // B is choked while A holds the only slot.
+    assert!(mesh.run_until(Duration::from_secs(30), |m| {
+        m.nodes[b]
+            .ep
+            .swarm(bh)
+            .unwrap()
+            .peers()
+            .any(|p| m.nodes[b].ep.peer(p).is_some_and(|p| p.choking().0))
+    }));
+    assert!(mesh.run_until(Duration::from_secs(120), |m| m.complete(a, ah)));
+    let dropped = mesh.dropped;
+    assert!(mesh.run_until(Duration::from_secs(120), |m| m.complete(b, bh)));
+    assert!(mesh.dropped > dropped, "no UNCHOKE was lost");
+    assert!(mesh.nodes[b].ep.stats().choke_probes > 0);
+    // On this lossless path nothing was given up as stalled: the request clock starts when
+    // requests go out, not at the last delivery before the choke.
+    assert_eq!(mesh.nodes[b].ep.stats().rerequests_stalled, 0);
+    assert_eq!(brec.assembled(), data);
 }

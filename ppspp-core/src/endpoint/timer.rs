@@ -16,6 +16,8 @@ const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 const PMTU_RTO_STREAK: u8 = 3;
 /// How long the cap lasts before full-size datagrams are tried again.
 const PMTU_RETRY: Duration = Duration::from_secs(60);
+/// How long a peer with chunks we need may choke us before we ask it for one anyway.
+pub(crate) const CHOKE_PROBE: Duration = Duration::from_secs(5);
 
 impl Endpoint {
     /// Advances time to `now` and runs every timer that is due. Calling it early or twice is
@@ -356,6 +358,56 @@ impl Endpoint {
             let round = now >= s.next_choke_round;
             self.refresh_slots(idx, round);
             self.pex_connect(idx);
+            self.probe_chokers(idx);
+        }
+    }
+
+    /// A peer that has chunks we need and has choked us for [`CHOKE_PROBE`] is asked for one
+    /// of them. An UNCHOKE is sent once and never acknowledged: when it is lost, the peer holds
+    /// an upload slot for us while we wait for good (VOPR seed 3747: a leecher stuck at 915 of
+    /// 1,038 chunks, every peer holding the rest "choking" it). A peer that does choke us drops
+    /// the request and repeats its CHOKE (R-12.6.8-a); one that had unchoked us serves it, and
+    /// the DATA tells us so (`on_data`).
+    fn probe_chokers(&mut self, idx: usize) {
+        let now = self.now;
+        let Some(s) = self.swarms[idx].as_ref() else {
+            return;
+        };
+        if s.complete || s.store_failed {
+            return;
+        }
+        let ids: Vec<u32> = s.channels.iter().copied().collect();
+        for id in ids {
+            let Some((ch, sw, rng)) = self.parts(id) else {
+                continue;
+            };
+            if !ch.is_established()
+                || !ch.proven
+                || !ch.peer_choking
+                || !ch.requested.is_empty()
+                || now.saturating_duration_since(ch.choked_at) < CHOKE_PROBE
+            {
+                continue;
+            }
+            ch.choked_at = now;
+            let (picks, _) = sw.pick(&ch.peer_have, &ch.requested, 1, false, rng);
+            let Some(&(c, _)) = picks.first() else {
+                continue;
+            };
+            ch.last_delivery = now;
+            ch.request_seq += 1;
+            ch.requested.insert(
+                c,
+                super::channel::Requested {
+                    seq: ch.request_seq,
+                },
+            );
+            *sw.requested.entry(c).or_insert(0) += 1;
+            sw.claimed.insert(c);
+            ch.pending_requests.push((c, c));
+            self.stats.choke_probes += 1;
+            self.queue_send(id);
+            self.reschedule(id);
         }
     }
 
