@@ -16,6 +16,12 @@ const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 const PMTU_RTO_STREAK: u8 = 3;
 /// How long the cap lasts before full-size datagrams are tried again.
 const PMTU_RETRY: Duration = Duration::from_secs(60);
+/// How long requests to a peer with retransmission timeout `rto` may go unanswered before they
+/// are given up (and how long a hole may stay behind a later delivery).
+fn request_timeout_for(rto: Duration) -> Duration {
+    (rto * 2).max(Duration::from_millis(400))
+}
+
 /// How long a peer with chunks we need may choke us before we ask it for one anyway.
 pub(crate) const CHOKE_PROBE: Duration = Duration::from_secs(5);
 
@@ -70,9 +76,10 @@ impl Endpoint {
             at(ch.last_recv + HALF_OPEN_TIMEOUT);
             return d;
         }
+        let rto = ch.rtt.rto();
         if let Some((_, c)) = ch.sent_order.first() {
             if let Some(s) = ch.in_flight.get(&c) {
-                at(s.at + ch.rtt.rto());
+                at(s.at + rto);
             }
         }
         if let Some(t) = ch.cc.cto_deadline() {
@@ -86,9 +93,10 @@ impl Endpoint {
             }
         }
         if !ch.requested.is_empty() {
-            at(ch.last_delivery + self.request_timeout(id));
+            let timeout = request_timeout_for(rto);
+            at(ch.last_delivery + timeout);
             if ch.delivered_seq > 0 {
-                at(ch.hole_mark_at + self.hole_timeout(id));
+                at(ch.hole_mark_at + timeout);
             }
         }
         let log_end = self
@@ -139,17 +147,16 @@ impl Endpoint {
     }
 
     fn request_timeout(&self, id: u32) -> Duration {
-        let rto = self
-            .chan(id)
-            .map_or(Duration::from_secs(1), |c| c.rtt.rto());
-        (rto * 2).max(Duration::from_millis(400))
+        request_timeout_for(
+            self.chan(id)
+                .map_or(Duration::from_secs(1), |c| c.rtt.rto()),
+        )
     }
 
+    /// How long a request may stay behind a later delivered one (the same as a request
+    /// timeout).
     fn hole_timeout(&self, id: u32) -> Duration {
-        let rto = self
-            .chan(id)
-            .map_or(Duration::from_secs(1), |c| c.rtt.rto());
-        (rto * 2).max(Duration::from_millis(400))
+        self.request_timeout(id)
     }
 
     fn on_channel_timer(&mut self, id: u32) {
