@@ -165,7 +165,8 @@ impl Binmap {
     /// Removes every chunk of `range`; returns how many were present.
     pub fn remove_range(&mut self, range: Range<u64>) -> u64 {
         let (s, e) = (range.start, range.end);
-        if s >= e {
+        // An empty map (most loss and in-flight maps, most of the time) needs no lookup.
+        if s >= e || self.count == 0 {
             return 0;
         }
         let (first, last) = (s >> BLOCK_BITS, (e - 1) >> BLOCK_BITS);
@@ -457,6 +458,9 @@ impl Binmap {
 
     /// What block `b` holds.
     fn state(&self, b: u64) -> State<'_> {
+        if self.count == 0 {
+            return State::Empty;
+        }
         // An entry starting at `b` (every partial block, the first block of a run) is found by
         // an exact lookup, which is cheaper than a range search.
         match self.blocks.get(&b) {
