@@ -603,7 +603,6 @@ impl Endpoint {
             Some(s) => s.cfg.max_requests_per_peer,
             None => return,
         };
-        let now = self.now;
         let Some((ch, sw, rng)) = self.parts(id) else {
             return;
         };
@@ -639,13 +638,6 @@ impl Endpoint {
             // Only a pick that looked at the peer's whole map may conclude there is nothing.
             ch.pick_exhausted = !endgame && whole;
             return;
-        }
-        if outstanding == 0 {
-            // The stall clock (`expire_requests`) runs from when requests are outstanding: a
-            // queue refilled after an idle spell (choked, or nothing to ask) would otherwise
-            // be given up as stalled at the next timer, halving the request target and
-            // counting towards the path-MTU fallback.
-            ch.last_delivery = now;
         }
         for &(a, b) in &picks {
             for c in a..=b {

@@ -409,8 +409,8 @@ impl Endpoint {
                     seq: ch.request_seq,
                 },
             );
-            *sw.requested.entry(c).or_insert(0) += 1;
-            sw.claimed.insert(c);
+            // Speculative: the chunk stays free for other peers (a probe that claimed it would
+            // hold one of the last missing chunks away from peers that can serve it now).
             ch.pending_requests.push((c, c));
             self.stats.choke_probes += 1;
             self.queue_send(id);
