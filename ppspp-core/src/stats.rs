@@ -88,9 +88,9 @@ pub struct EndpointStats {
     /// Channels that capped their datagram size after repeated timeouts (a suspected path
     /// MTU black hole: DATA then travels alone, its hashes in datagrams of their own).
     pub pmtu_fallbacks: u64,
-    /// Requests sent to peers that had choked us for a while (`CHOKE_PROBE`), in case their
-    /// UNCHOKE was lost.
-    pub choke_probes: u64,
+    /// UNCHOKE messages sent again because the peer sent no REQUEST after the previous one
+    /// (it may have been lost: nothing else would ever tell the peer).
+    pub unchoke_resends: u64,
     /// Channels currently open.
     pub channels: u64,
 }

@@ -203,9 +203,9 @@ pub(crate) struct Channel {
     pub(crate) am_choking: bool,
     pub(crate) send_choke: Option<bool>,
     pub(crate) choke_resent_at: Option<Instant>,
-    /// When the peer last choked us, or when we last probed it since (see
-    /// `Endpoint::probe_chokers`).
-    pub(crate) choked_at: Instant,
+    /// An UNCHOKE we sent that no REQUEST has answered yet: when to send it again, and how
+    /// many times it was sent again already (see `Endpoint::repeat_unchokes`).
+    pub(crate) unchoke_unanswered: Option<(Instant, u8)>,
 
     // Upload: what the peer asked for, and DATA in flight.
     pub(crate) upload: VecDeque<(u64, u64)>,
@@ -323,7 +323,7 @@ impl Channel {
             am_choking: false,
             send_choke: None,
             choke_resent_at: None,
-            choked_at: now,
+            unchoke_unanswered: None,
             upload: VecDeque::new(),
             upload_len: 0,
             in_flight: chunk_map(hash),

@@ -173,6 +173,9 @@ pub(crate) const HAVE_ALONE_EXTRA: Duration = Duration::from_millis(400);
 /// to go out with (R-3.4-e, as QUIC's and TCP's delayed ACKs): halves the ACK datagrams of a
 /// transfer. Well under one RTT on real paths (L-4.1-a asks for one ACK per RTT).
 pub(crate) const ACK_DELAY: Duration = Duration::from_millis(10);
+/// How long an UNCHOKE waits for a REQUEST before it is sent again (then twice as long each
+/// time; see `Endpoint::repeat_unchokes`).
+pub(crate) const UNCHOKE_REPEAT: Duration = Duration::from_secs(1);
 /// How much data (in time at the peer's delivery rate) a download queues at one peer beyond
 /// the round trip.
 pub(crate) const QUEUE_TIME: Duration = Duration::from_millis(250);

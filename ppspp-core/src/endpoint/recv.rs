@@ -518,6 +518,8 @@ impl Endpoint {
             return;
         };
         ch.interested_at = Some(now);
+        // A REQUEST shows the peer knows it is unchoked (or asks anyway): no UNCHOKE to repeat.
+        ch.unchoke_unanswered = None;
         // Upload slots (RFC 7574 §3.9): a free slot unchokes, otherwise the peer is choked.
         if !sw.unchoked.contains(&id) {
             if sw.unchoked.len() < sw.cfg.upload_slots {
@@ -550,12 +552,10 @@ impl Endpoint {
     }
 
     fn on_choke(&mut self, id: u32) {
-        let now = self.now;
         let Some((ch, sw, _)) = self.parts(id) else {
             return;
         };
         ch.peer_choking = true;
-        ch.choked_at = now;
         // R-3.9-c: assume outstanding requests will not be answered.
         let reqs = super::table::sorted_keys(&ch.requested);
         ch.requested.clear();
@@ -694,13 +694,6 @@ impl Endpoint {
         }
         let size_now = tree.chunk_count();
         let content_len = tree.content_len();
-        // DATA we asked for from a peer we thought was choking us: its UNCHOKE was lost (an
-        // UNCHOKE is sent once, and nothing else tells us; see `probe_chokers`).
-        let unchoked_late = ch.peer_choking && mine_requested(ch, c);
-        if unchoked_late {
-            ch.peer_choking = false;
-            ch.pick_exhausted = false;
-        }
         // Only verified content is written (the store never sees unverified bytes).
         if let Err(error) = sw.store.write_chunk(c, &d.payload) {
             sw.store_failed = true;
@@ -982,11 +975,6 @@ impl Endpoint {
 
 /// Queues an ACK of `bin` (the largest complete bin around the chunk, R-3.4-c) with a delay
 /// sample (R-3.4-d).
-/// Whether chunk `c` is one we asked this peer for.
-fn mine_requested(ch: &Channel, c: u64) -> bool {
-    ch.requested.contains_key(&c)
-}
-
 fn push_ack(ch: &mut Channel, bin: Bin, delay: i64) {
     let (Some(first), Some(last)) = (bin.first_chunk(), bin.last_chunk()) else {
         return;

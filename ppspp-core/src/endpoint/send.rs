@@ -205,6 +205,13 @@ impl Endpoint {
                 if w.push(&m).is_ok() {
                     counts.push(m.message_type());
                     ch.send_choke = None;
+                    // An UNCHOKE is never acknowledged: until a REQUEST answers it, it is sent
+                    // again now and then (`repeat_unchokes`). A CHOKE ends that.
+                    ch.unchoke_unanswered = match (choke, ch.unchoke_unanswered) {
+                        (true, _) => None,
+                        (false, Some(u)) => Some(u),
+                        (false, None) => Some((now + super::UNCHOKE_REPEAT, 0)),
+                    };
                 }
             }
             // ACKs, oldest first (L-2.3-b: samples in the order they were taken).

@@ -16,14 +16,13 @@ const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 const PMTU_RTO_STREAK: u8 = 3;
 /// How long the cap lasts before full-size datagrams are tried again.
 const PMTU_RETRY: Duration = Duration::from_secs(60);
+/// How many times an unanswered UNCHOKE is sent again.
+const UNCHOKE_REPEATS: u8 = 8;
 /// How long requests to a peer with retransmission timeout `rto` may go unanswered before they
 /// are given up (and how long a hole may stay behind a later delivery).
 fn request_timeout_for(rto: Duration) -> Duration {
     (rto * 2).max(Duration::from_millis(400))
 }
-
-/// How long a peer with chunks we need may choke us before we ask it for one anyway.
-pub(crate) const CHOKE_PROBE: Duration = Duration::from_secs(5);
 
 impl Endpoint {
     /// Advances time to `now` and runs every timer that is due. Calling it early or twice is
@@ -365,57 +364,59 @@ impl Endpoint {
             let round = now >= s.next_choke_round;
             self.refresh_slots(idx, round);
             self.pex_connect(idx);
-            self.probe_chokers(idx);
+            self.repeat_unchokes(idx);
         }
     }
 
-    /// A peer that has chunks we need and has choked us for [`CHOKE_PROBE`] is asked for one
-    /// of them. An UNCHOKE is sent once and never acknowledged: when it is lost, the peer holds
-    /// an upload slot for us while we wait for good (VOPR seed 3747: a leecher stuck at 915 of
-    /// 1,038 chunks, every peer holding the rest "choking" it). A peer that does choke us drops
-    /// the request and repeats its CHOKE (R-12.6.8-a); one that had unchoked us serves it, and
-    /// the DATA tells us so (`on_data`).
-    fn probe_chokers(&mut self, idx: usize) {
+    /// UNCHOKEs that no REQUEST answered are sent again, after [`super::UNCHOKE_REPEAT`] and
+    /// then twice as long each time (at most [`UNCHOKE_REPEATS`] times), to peers that still
+    /// lack chunks we have. An UNCHOKE is never acknowledged and a choked peer must not ask
+    /// (R-3.9-c, R-3.9-d): when one is lost, the peer waits for good while we hold an upload
+    /// slot for it (VOPR seed 3747: a leecher stuck at 915 of 1,038 chunks for 300 s, every
+    /// peer holding the rest "choking" it). Repeating it is harmless: an UNCHOKE without a
+    /// CHOKE is ignored (R-12.6.9-a). Unanswered repeats count towards the path-MTU fallback
+    /// like unanswered DATA: an UNCHOKE riding in datagrams the path drops is never heard.
+    fn repeat_unchokes(&mut self, idx: usize) {
         let now = self.now;
         let Some(s) = self.swarms[idx].as_ref() else {
             return;
         };
-        if s.complete || s.store_failed {
-            return;
-        }
         let ids: Vec<u32> = s.channels.iter().copied().collect();
+        let mut fell_back = 0;
+        let mut sent = 0;
         for id in ids {
-            let Some((ch, sw, rng)) = self.parts(id) else {
+            let Some((ch, sw, _)) = self.parts(id) else {
                 continue;
             };
-            if !ch.is_established()
-                || !ch.proven
-                || !ch.peer_choking
-                || !ch.requested.is_empty()
-                || now.saturating_duration_since(ch.choked_at) < CHOKE_PROBE
-            {
+            let Some((at, repeats)) = ch.unchoke_unanswered else {
+                continue;
+            };
+            if at > now {
                 continue;
             }
-            ch.choked_at = now;
-            let (picks, _) = sw.pick(&ch.peer_have, &ch.requested, 1, false, rng);
-            let Some(&(c, _)) = picks.first() else {
+            let wants = sw
+                .chunk_count()
+                .is_some_and(|n| !ch.peer_have.is_complete(n))
+                && sw.have.difference_ranges(&ch.peer_have).next().is_some();
+            if ch.am_choking || !ch.is_established() || !wants || repeats >= UNCHOKE_REPEATS {
+                ch.unchoke_unanswered = None;
                 continue;
-            };
-            ch.last_delivery = now;
-            ch.request_seq += 1;
-            ch.requested.insert(
-                c,
-                super::channel::Requested {
-                    seq: ch.request_seq,
-                },
-            );
-            // Speculative: the chunk stays free for other peers (a probe that claimed it would
-            // hold one of the last missing chunks away from peers that can serve it now).
-            ch.pending_requests.push((c, c));
-            self.stats.choke_probes += 1;
+            }
+            ch.send_choke = Some(false);
+            let wait = super::UNCHOKE_REPEAT * (2u32 << repeats.min(5));
+            ch.unchoke_unanswered = Some((now + wait, repeats + 1));
+            sent += 1;
+            ch.rto_streak = ch.rto_streak.saturating_add(1);
+            if ch.rto_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+                let cs = sw.cfg.chunk_size as usize;
+                ch.dgram_cap = Some((4 + 1 + ch.wire.addressing.spec_len() + 8 + cs).max(256));
+                ch.dgram_cap_at = now;
+                fell_back += 1;
+            }
             self.queue_send(id);
-            self.reschedule(id);
         }
+        self.stats.unchoke_resends += sent;
+        self.stats.pmtu_fallbacks += fell_back;
     }
 
     /// Upload slots (RFC 7574 §3.9). Every tick, slots of peers that stopped asking are freed
