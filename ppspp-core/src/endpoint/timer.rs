@@ -374,15 +374,14 @@ impl Endpoint {
     /// (R-3.9-c, R-3.9-d): when one is lost, the peer waits for good while we hold an upload
     /// slot for it (VOPR seed 3747: a leecher stuck at 915 of 1,038 chunks for 300 s, every
     /// peer holding the rest "choking" it). Repeating it is harmless: an UNCHOKE without a
-    /// CHOKE is ignored (R-12.6.9-a). Unanswered repeats count towards the path-MTU fallback
-    /// like unanswered DATA: an UNCHOKE riding in datagrams the path drops is never heard.
+    /// CHOKE is ignored (R-12.6.9-a). (Unanswered repeats do not count towards the path-MTU
+    /// fallback: most peers that do not answer simply want nothing from us.)
     fn repeat_unchokes(&mut self, idx: usize) {
         let now = self.now;
         let Some(s) = self.swarms[idx].as_ref() else {
             return;
         };
         let ids: Vec<u32> = s.channels.iter().copied().collect();
-        let mut fell_back = 0;
         let mut sent = 0;
         for id in ids {
             let Some((ch, sw, _)) = self.parts(id) else {
@@ -406,17 +405,9 @@ impl Endpoint {
             let wait = super::UNCHOKE_REPEAT * (2u32 << repeats.min(5));
             ch.unchoke_unanswered = Some((now + wait, repeats + 1));
             sent += 1;
-            ch.rto_streak = ch.rto_streak.saturating_add(1);
-            if ch.rto_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
-                let cs = sw.cfg.chunk_size as usize;
-                ch.dgram_cap = Some((4 + 1 + ch.wire.addressing.spec_len() + 8 + cs).max(256));
-                ch.dgram_cap_at = now;
-                fell_back += 1;
-            }
             self.queue_send(id);
         }
         self.stats.unchoke_resends += sent;
-        self.stats.pmtu_fallbacks += fell_back;
     }
 
     /// Upload slots (RFC 7574 §3.9). Every tick, slots of peers that stopped asking are freed
