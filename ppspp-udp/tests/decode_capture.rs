@@ -80,12 +80,42 @@ fn decodes_a_real_seed_and_get_capture() {
     let link = line("link ");
     let port = addr.rsplit(':').next().unwrap().to_owned();
 
+    // A marker datagram between two sockets of our own, sent once the transfer is over:
+    // tcpdump reads packets in the order `lo` carried them, so once the marker is in the file,
+    // every datagram of the exchange is too. (Stopping tcpdump as soon as `get` exits loses
+    // whatever it has not read yet when the machine is busy.)
+    let marker_rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let marker_port = marker_rx.local_addr().unwrap().port().to_string();
     let pcap = d.join("exchange.pcap");
+    // In immediate mode libpcap sizes each ring frame to the snapshot length (256 KiB with
+    // `-s 0`), so the default 2 MiB buffer holds 8 packets and a busy machine drops the rest;
+    // `-B 65536` (KiB) gives it room for a few hundred.
     let mut tcpdump = Reaper(
         Command::new("tcpdump")
-            .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-n",
+                "-U",
+                "--immediate-mode",
+                "-B",
+                "65536",
+                "-s",
+                "0",
+                "-w",
+            ])
             .arg(&pcap)
-            .args(["udp", "port", &port])
+            .args([
+                "udp",
+                "and",
+                "(",
+                "port",
+                &port,
+                "or",
+                "port",
+                &marker_port,
+                ")",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -113,6 +143,25 @@ fn decodes_a_real_seed_and_get_capture() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), data);
 
+    let token = format!("ppspp-capture-marker-{}", std::process::id());
+    let marker_tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let captured = |path: &PathBuf| {
+        std::fs::read(path).is_ok_and(|b| b.windows(token.len()).any(|w| w == token.as_bytes()))
+    };
+    loop {
+        marker_tx
+            .send_to(token.as_bytes(), marker_rx.local_addr().unwrap())
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if captured(&pcap) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tcpdump did not record the marker within 60 s"
+        );
+    }
     // SIGINT makes tcpdump flush and close the file.
     // SAFETY: kill with a valid pid of our own child and a valid signal number.
     unsafe { libc::kill(tcpdump.0.id() as libc::pid_t, libc::SIGINT) };
