@@ -1,6 +1,8 @@
 //! Criterion benchmarks for the ppspp workspace live in `benches/`; this library holds what
 //! they share: reading criterion's own estimates back so that a bench can print the ratio of
-//! two measurements taken in the same run.
+//! two measurements taken in the same run, and the engine benchmark's workload ([`transfer`]).
+
+pub mod transfer;
 
 use std::path::{Path, PathBuf};
 

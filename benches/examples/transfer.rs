@@ -1,0 +1,41 @@
+//! Runs the engine benchmark's 64 MiB transfer a fixed number of times, each after a raw SHA-1
+//! pass over the same chunks, and prints both times and their ratio: a quick same-run
+//! measurement, and a fixed workload to profile.
+//!
+//! `cargo run --release -p ppspp-benches --example transfer -- [RUNS]` (default 5).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ppspp_benches::transfer::{CHUNK, content, transfer};
+use ppspp_core::hash::HashAlgorithm;
+use ppspp_core::merkle::MerkleTree;
+
+fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .map_or(5, |a| a.parse().expect("RUNS is a number"));
+    let data = Arc::new(content());
+    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, CHUNK, &data).unwrap());
+    let (mut sha, mut xfer) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        for chunk in data.chunks(CHUNK as usize) {
+            black_box(HashAlgorithm::Sha1.digest(chunk));
+        }
+        sha.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        black_box(transfer(&tree, &data));
+        xfer.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (s, x) = (median(&mut sha), median(&mut xfer));
+    println!(
+        "{runs} runs, medians: sha1 {s:.1} ms, transfer {x:.1} ms, ratio {:.3}",
+        s / x
+    );
+}

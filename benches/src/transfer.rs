@@ -1,0 +1,113 @@
+//! The engine benchmark's workload: a seeder and a leecher [`Endpoint`] in memory move a
+//! content from start to finish, one thread driving both, on a virtual clock.
+//!
+//! Shared by `benches/engine.rs` (criterion) and `examples/transfer.rs` (a fixed number of
+//! runs, for `perf`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ppspp_core::merkle::MerkleTree;
+use ppspp_core::{
+    ChunkStore, Endpoint, EndpointConfig, Instant, NullStore, StoreError, SwarmConfig,
+};
+
+/// Content size of the engine benchmark: 64 MiB.
+pub const SIZE: usize = 64 << 20;
+/// Chunk size of the engine benchmark: 1 KiB.
+pub const CHUNK: u32 = 1024;
+/// The seeder's address.
+pub const SEEDER: &str = "10.0.0.1:6778";
+/// The leecher's address.
+pub const LEECHER: &str = "10.0.0.2:6778";
+
+/// [`SIZE`] bytes of xorshift output (incompressible, the same every run).
+pub fn content() -> Vec<u8> {
+    let mut v = vec![0u8; SIZE];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for b in v.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
+    }
+    v
+}
+
+/// An endpoint configuration with every seed byte `seed` and a fixed wall clock.
+pub fn config(seed: u8) -> EndpointConfig {
+    let mut c = EndpointConfig::new([seed; 32]);
+    c.unix_time_at_zero(1_700_000_000_000_000);
+    c
+}
+
+/// A seeder's content shared between benchmark iterations (no 64 MiB copy per run).
+#[derive(Debug)]
+pub struct SharedStore(pub Arc<Vec<u8>>);
+
+impl ChunkStore for SharedStore {
+    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let start = index as usize * CHUNK as usize;
+        let end = (start + CHUNK as usize).min(self.0.len());
+        buf[..end - start].copy_from_slice(&self.0[start..end]);
+        Ok(end - start)
+    }
+
+    fn write_chunk(&mut self, _index: u64, _data: &[u8]) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Moves the whole content from a fresh seeder to a fresh leecher (which verifies every chunk
+/// and stores nothing); returns the datagrams sent.
+pub fn transfer(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
+    let sa: SocketAddr = SEEDER.parse().unwrap();
+    let la: SocketAddr = LEECHER.parse().unwrap();
+    let mut now = Instant::from_secs(1);
+    let mut seeder = Endpoint::new(config(1), now);
+    let mut leecher = Endpoint::new(config(2), now);
+    seeder
+        .add_swarm(
+            now,
+            SwarmConfig::seed(tree.clone()),
+            Box::new(SharedStore(data.clone())),
+        )
+        .unwrap();
+    let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), CHUNK);
+    cfg.max_requests_per_peer(4096);
+    let lh = leecher.add_swarm(now, cfg, Box::new(NullStore)).unwrap();
+    leecher.connect(now, lh, sa).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut datagrams = 0;
+    // A 200 µs link: each round trip of the loop advances virtual time by that much.
+    let hop = std::time::Duration::from_micros(100);
+    while !leecher.swarm(lh).unwrap().is_complete() {
+        let mut moved = false;
+        while let Some(t) = leecher.poll_transmit(now, &mut buf) {
+            seeder.handle_datagram(now, la, Bytes::copy_from_slice(&buf[..t.size]));
+            datagrams += 1;
+            moved = true;
+        }
+        while let Some(t) = seeder.poll_transmit(now, &mut buf) {
+            leecher.handle_datagram(now, sa, Bytes::copy_from_slice(&buf[..t.size]));
+            datagrams += 1;
+            moved = true;
+        }
+        now += hop;
+        if !moved {
+            let next = [seeder.poll_timeout(), leecher.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Some(t) = next {
+                now = now.max(t);
+            }
+        }
+        seeder.handle_timeout(now);
+        leecher.handle_timeout(now);
+        while seeder.poll_event().is_some() {}
+        while leecher.poll_event().is_some() {}
+    }
+    datagrams
+}
