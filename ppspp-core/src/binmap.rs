@@ -523,23 +523,22 @@ impl Binmap {
         }
         if let Some(Entry::Partial(bits)) = self.blocks.get_mut(&b) {
             // The common case: update the bitmap in place.
-            let old = popcount(bits);
-            set_range(bits, lo, hi);
-            let after = popcount(bits);
-            if after == BLOCK {
+            let added = set_range(bits, lo, hi);
+            if added > 0 && is_full(bits) {
+                // The block became complete: it joins (or starts) a full run.
+                let old = BLOCK - added;
                 self.blocks.remove(&b);
                 self.count -= old;
                 return self.fill_blocks(b, b + 1) - old;
             }
-            self.count += after - old;
-            return after - old;
+            self.count += added;
+            return added;
         }
         if let State::Full { .. } = self.state(b) {
             return 0;
         }
         let mut bits = [0; WORDS];
-        set_range(&mut bits, lo, hi);
-        let added = popcount(&bits);
+        let added = set_range(&mut bits, lo, hi);
         self.blocks.insert(b, Entry::Partial(bits));
         self.count += added;
         added
@@ -551,14 +550,12 @@ impl Binmap {
             return self.clear_blocks(b, b + 1);
         }
         if let Some(Entry::Partial(bits)) = self.blocks.get_mut(&b) {
-            let old = popcount(bits);
-            clear_range(bits, lo, hi);
-            let after = popcount(bits);
-            if after == 0 {
+            let removed = clear_range(bits, lo, hi);
+            if removed > 0 && is_clear(bits) {
                 self.blocks.remove(&b);
             }
-            self.count -= old - after;
-            return old - after;
+            self.count -= removed;
+            return removed;
         }
         let State::Full { start, end } = self.state(b) else {
             return 0;
@@ -573,8 +570,7 @@ impl Binmap {
             self.blocks.insert(b + 1, Entry::Full(end - b - 1));
         }
         let mut bits = [u64::MAX; WORDS];
-        clear_range(&mut bits, lo, hi);
-        let removed = BLOCK - popcount(&bits);
+        let removed = clear_range(&mut bits, lo, hi);
         self.blocks.insert(b, Entry::Partial(bits));
         self.count -= removed;
         removed
@@ -956,18 +952,37 @@ fn word_mask(i: usize, lo: u64, hi: u64) -> u64 {
     (u64::MAX >> (63 - z)) & (u64::MAX << a)
 }
 
-/// Sets chunks `lo..=hi` of a block.
-fn set_range(bits: &mut Bits, lo: u64, hi: u64) {
-    for (i, w) in bits.iter_mut().enumerate() {
-        *w |= word_mask(i, lo, hi);
+/// Sets chunks `lo..=hi` of a block (`lo ≤ hi < BLOCK`); returns how many were clear. Only the
+/// words the range touches are visited (a single chunk: one word).
+fn set_range(bits: &mut Bits, lo: u64, hi: u64) -> u64 {
+    let mut added = 0;
+    for i in (lo / 64) as usize..=((hi / 64) as usize).min(WORDS - 1) {
+        let m = word_mask(i, lo, hi);
+        added += u64::from((m & !bits[i]).count_ones());
+        bits[i] |= m;
     }
+    added
 }
 
-/// Clears chunks `lo..=hi` of a block.
-fn clear_range(bits: &mut Bits, lo: u64, hi: u64) {
-    for (i, w) in bits.iter_mut().enumerate() {
-        *w &= !word_mask(i, lo, hi);
+/// Clears chunks `lo..=hi` of a block (`lo ≤ hi < BLOCK`); returns how many were set.
+fn clear_range(bits: &mut Bits, lo: u64, hi: u64) -> u64 {
+    let mut removed = 0;
+    for i in (lo / 64) as usize..=((hi / 64) as usize).min(WORDS - 1) {
+        let m = word_mask(i, lo, hi);
+        removed += u64::from((m & bits[i]).count_ones());
+        bits[i] &= !m;
     }
+    removed
+}
+
+/// Whether every chunk of a block is set.
+fn is_full(bits: &Bits) -> bool {
+    bits.iter().all(|&w| w == u64::MAX)
+}
+
+/// Whether no chunk of a block is set.
+fn is_clear(bits: &Bits) -> bool {
+    bits.iter().all(|&w| w == 0)
 }
 
 /// The first set chunk `≥ o` of a block.

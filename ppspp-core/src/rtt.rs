@@ -106,12 +106,15 @@ pub struct RttEstimator {
     samples: u64,
     /// RTO doublings since the last sample (RFC 6298 §5.5), at most [`MAX_BACKOFF_EXPONENT`].
     backoff: u32,
+    /// [`RttEstimator::rto`], recomputed whenever an input changes (it is read for every
+    /// datagram sent and received, and changes only with a sample or a timeout).
+    rto: Duration,
 }
 
 impl RttEstimator {
     /// An estimator with no samples yet.
-    pub const fn new(config: RttConfig) -> Self {
-        Self {
+    pub fn new(config: RttConfig) -> Self {
+        let mut e = Self {
             config,
             latest: None,
             smoothed: None,
@@ -119,7 +122,10 @@ impl RttEstimator {
             min: None,
             samples: 0,
             backoff: 0,
-        }
+            rto: Duration::ZERO,
+        };
+        e.rto = e.compute_rto();
+        e
     }
 
     /// Feeds one RTT measurement (RFC 6298 §2.2–§2.3) and clears any timeout backoff.
@@ -145,6 +151,7 @@ impl RttEstimator {
                 self.smoothed = Some(((7 * u128::from(srtt) + u128::from(r)) / 8) as u64);
             }
         }
+        self.rto = self.compute_rto();
     }
 
     /// Doubles the RTO after a timer expiry (RFC 6298 §5.5), up to [`RttConfig::max_rto`].
@@ -152,6 +159,7 @@ impl RttEstimator {
     /// The backoff holds until the next sample (§5.7 and Karn's algorithm).
     pub fn on_timeout(&mut self) {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF_EXPONENT);
+        self.rto = self.compute_rto();
     }
 
     /// The most recent sample, if any.
@@ -202,6 +210,10 @@ impl RttEstimator {
     /// The retransmission timeout: [`RttEstimator::base_rto`] doubled once per
     /// [`RttEstimator::on_timeout`] since the last sample, capped at [`RttConfig::max_rto`].
     pub fn rto(&self) -> Duration {
+        self.rto
+    }
+
+    fn compute_rto(&self) -> Duration {
         let base = duration_micros(self.base_rto());
         let backed_off = base.saturating_mul(1u64 << self.backoff);
         Duration::from_micros(backed_off).min(self.config.max_rto)

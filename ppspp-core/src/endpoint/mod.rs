@@ -652,8 +652,8 @@ impl Endpoint {
                     },
                 );
                 *sw.requested.entry(c).or_insert(0) += 1;
-                sw.claimed.insert(c);
             }
+            sw.claimed.insert_range(a..b.saturating_add(1));
         }
         // In request order (not sorted): peers serve requests first come, first served, so a
         // chunk still missing behind a delivered later request is a hole (see
