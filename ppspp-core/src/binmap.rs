@@ -956,10 +956,11 @@ fn word_mask(i: usize, lo: u64, hi: u64) -> u64 {
 /// words the range touches are visited (a single chunk: one word).
 fn set_range(bits: &mut Bits, lo: u64, hi: u64) -> u64 {
     let mut added = 0;
-    for i in (lo / 64) as usize..=((hi / 64) as usize).min(WORDS - 1) {
-        let m = word_mask(i, lo, hi);
-        added += u64::from((m & !bits[i]).count_ones());
-        bits[i] |= m;
+    let first = (lo / 64) as usize;
+    for (k, w) in words_of(bits, lo, hi).iter_mut().enumerate() {
+        let m = word_mask(first + k, lo, hi);
+        added += u64::from((m & !*w).count_ones());
+        *w |= m;
     }
     added
 }
@@ -967,12 +968,19 @@ fn set_range(bits: &mut Bits, lo: u64, hi: u64) -> u64 {
 /// Clears chunks `lo..=hi` of a block (`lo ≤ hi < BLOCK`); returns how many were set.
 fn clear_range(bits: &mut Bits, lo: u64, hi: u64) -> u64 {
     let mut removed = 0;
-    for i in (lo / 64) as usize..=((hi / 64) as usize).min(WORDS - 1) {
-        let m = word_mask(i, lo, hi);
-        removed += u64::from((m & bits[i]).count_ones());
-        bits[i] &= !m;
+    let first = (lo / 64) as usize;
+    for (k, w) in words_of(bits, lo, hi).iter_mut().enumerate() {
+        let m = word_mask(first + k, lo, hi);
+        removed += u64::from((m & *w).count_ones());
+        *w &= !m;
     }
     removed
+}
+
+/// The words of a block that hold chunks `lo..=hi` (empty if the range is not in the block).
+fn words_of(bits: &mut Bits, lo: u64, hi: u64) -> &mut [u64] {
+    let (first, last) = ((lo / 64) as usize, (hi / 64) as usize);
+    bits.get_mut(first..=last.min(WORDS - 1)).unwrap_or_default()
 }
 
 /// Whether every chunk of a block is set.

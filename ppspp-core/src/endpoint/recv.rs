@@ -638,7 +638,7 @@ impl Endpoint {
             self.queue_send(id);
             return true;
         }
-        if !sw.requested.contains_key(&c) && ch.request_seq == 0 {
+        if ch.request_seq == 0 && !sw.requested.contains_key(&c) {
             // R-12.6.3-a: DATA from a peer we never asked for anything is dropped unverified.
             // A chunk we asked this peer for earlier (the request timed out and was released)
             // is still welcome: refusing it would leave the sender resending it forever.

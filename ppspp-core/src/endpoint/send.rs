@@ -5,7 +5,6 @@ use arrayvec::ArrayVec;
 use super::channel::{HashesAhead, Role, Sent, State};
 use super::{Endpoint, Transmit};
 use crate::bin::Bin;
-use crate::hash::HashValue;
 use crate::merkle::AckedHashes;
 use crate::wire::{
     Ack, ChannelId, ChunkSpec, DatagramWriter, EncodeError, Handshake, Integrity, Message,
@@ -456,10 +455,11 @@ impl Endpoint {
             (a, b) => a.or(b),
         };
         let known = |b: Bin| lowest.is_some_and(|l| b.layer() >= l);
-        // Filled in place: collecting into a fresh ArrayVec would move its ~10 KiB each time.
-        let mut hashes: ArrayVec<(Bin, HashValue), 130> = ArrayVec::new();
-        match crate::merkle::integrity(sw.tree.source(), chunk, with_peaks, known) {
-            Ok(it) => hashes.extend(it.take(130)),
+        // The nodes only: each hash is copied once, straight into the datagram.
+        let mut hashes: ArrayVec<Bin, 130> = ArrayVec::new();
+        let source = sw.tree.source();
+        match crate::merkle::integrity(source, chunk, with_peaks, known) {
+            Ok(it) => hashes.extend(it.bins().take(130)),
             Err(_) => {
                 // We cannot prove this chunk (a leecher missing a hash): skip it.
                 return len;
@@ -485,14 +485,13 @@ impl Endpoint {
             // R-5.3-c: hashes that do not fit with the DATA go first, in their own datagram.
             let fit = room / int_len;
             let mut sent = skip;
-            for (bin, hash) in hashes.iter().skip(skip).take(fit) {
-                let Some(s) = node_spec(wire.addressing, *bin, cs) else {
+            for &bin in hashes.iter().skip(skip).take(fit) {
+                let (Some(spec), Some(hash)) =
+                    (node_spec(wire.addressing, bin, cs), source.node_hash(bin))
+                else {
                     continue;
                 };
-                let m = Message::Integrity(Integrity {
-                    spec: s,
-                    hash: *hash,
-                });
+                let m = Message::Integrity(Integrity { spec, hash });
                 match m.encode(&wire, &mut buf[len..limit]) {
                     Ok(k) => len += k,
                     Err(EncodeError::BufferTooSmall { .. }) => break,
@@ -505,14 +504,13 @@ impl Endpoint {
             ch.push_upload_front(chunk);
             return len;
         }
-        for (bin, hash) in hashes.iter().skip(skip) {
-            let Some(s) = node_spec(wire.addressing, *bin, cs) else {
+        for &bin in hashes.iter().skip(skip) {
+            let (Some(spec), Some(hash)) =
+                (node_spec(wire.addressing, bin, cs), source.node_hash(bin))
+            else {
                 continue;
             };
-            let m = Message::Integrity(Integrity {
-                spec: s,
-                hash: *hash,
-            });
+            let m = Message::Integrity(Integrity { spec, hash });
             if let Ok(k) = m.encode(&wire, &mut buf[len..limit]) {
                 len += k;
                 let _ = counts.try_push(MessageType::Integrity);

@@ -346,8 +346,12 @@ impl Swarm {
                     )
                 })
                 .collect();
-            keyed.sort_unstable();
-            keyed.truncate(want);
+            // Only which `want` keys are smallest matters (the pick is then taken in chunk
+            // order, and keys are distinct): a selection, not a full sort.
+            if keyed.len() > want {
+                keyed.select_nth_unstable(want);
+                keyed.truncate(want);
+            }
             candidates = keyed.into_iter().map(|k| k.2).collect();
             candidates.sort_unstable();
         } else {

@@ -18,6 +18,11 @@ pub trait NodeHashes {
     /// The hash of `bin` if this source has it (all-zero for a node wholly past the end of
     /// the content).
     fn node_hash(&self, bin: Bin) -> Option<HashValue>;
+
+    /// Whether [`NodeHashes::node_hash`] would return a hash for `bin` (without copying it).
+    fn has_node(&self, bin: Bin) -> bool {
+        self.node_hash(bin).is_some()
+    }
 }
 
 /// Why no INTEGRITY list could be produced.
@@ -95,13 +100,13 @@ where
     // Check up front that every hash to send is there, so the iterator cannot fail.
     for layer in 0..stop {
         if let Some(uncle) = leaf.ancestor_at(layer).and_then(Bin::sibling) {
-            if !is_empty(uncle, n) && tree.node_hash(uncle).is_none() {
+            if !is_empty(uncle, n) && !tree.has_node(uncle) {
                 return Err(IntegrityError::MissingHash { bin: uncle });
             }
         }
     }
     if with_peaks {
-        if let Some(bin) = Bin::peaks(n).find(|&p| tree.node_hash(p).is_none()) {
+        if let Some(bin) = Bin::peaks(n).find(|&p| !tree.has_node(p)) {
             return Err(IntegrityError::MissingHash { bin });
         }
     }
@@ -127,16 +132,13 @@ pub struct Integrity<'a, T: ?Sized, F> {
     layer: u32,
 }
 
-impl<T: NodeHashes + ?Sized, F: FnMut(Bin) -> bool> Iterator for Integrity<'_, T, F> {
-    type Item = (Bin, HashValue);
-
-    fn next(&mut self) -> Option<(Bin, HashValue)> {
+impl<T: NodeHashes + ?Sized, F: FnMut(Bin) -> bool> Integrity<'_, T, F> {
+    /// The next node whose hash goes in the list (the source has it).
+    fn next_bin(&mut self) -> Option<Bin> {
         if let Some(peaks) = &mut self.peaks {
             for peak in peaks.by_ref() {
-                if !(self.known)(peak) {
-                    if let Some(h) = self.tree.node_hash(peak) {
-                        return Some((peak, h));
-                    }
+                if !(self.known)(peak) && self.tree.has_node(peak) {
+                    return Some(peak);
                 }
             }
             self.peaks = None;
@@ -147,11 +149,30 @@ impl<T: NodeHashes + ?Sized, F: FnMut(Bin) -> bool> Iterator for Integrity<'_, T
             if is_empty(uncle, self.chunks) || (self.known)(uncle) {
                 continue;
             }
-            if let Some(h) = self.tree.node_hash(uncle) {
-                return Some((uncle, h));
+            if self.tree.has_node(uncle) {
+                return Some(uncle);
             }
         }
         None
+    }
+
+    /// The same list without the hashes: the nodes only, in order, for a sender that copies
+    /// each hash straight into its datagram.
+    pub fn bins(mut self) -> impl Iterator<Item = Bin> {
+        core::iter::from_fn(move || self.next_bin())
+    }
+}
+
+impl<T: NodeHashes + ?Sized, F: FnMut(Bin) -> bool> Iterator for Integrity<'_, T, F> {
+    type Item = (Bin, HashValue);
+
+    fn next(&mut self) -> Option<(Bin, HashValue)> {
+        loop {
+            let bin = self.next_bin()?;
+            if let Some(h) = self.tree.node_hash(bin) {
+                return Some((bin, h));
+            }
+        }
     }
 }
 

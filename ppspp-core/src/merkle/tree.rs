@@ -185,6 +185,10 @@ impl NodeHashes for MerkleTree {
     fn node_hash(&self, bin: Bin) -> Option<HashValue> {
         self.hash(bin)
     }
+
+    fn has_node(&self, bin: Bin) -> bool {
+        self.hash_bytes(bin).is_some()
+    }
 }
 
 impl fmt::Debug for MerkleTree {

@@ -871,6 +871,10 @@ impl NodeHashes for PartialTree {
     fn node_hash(&self, bin: Bin) -> Option<HashValue> {
         self.hash(bin)
     }
+
+    fn has_node(&self, bin: Bin) -> bool {
+        self.known_hash(bin).is_some()
+    }
 }
 
 impl fmt::Debug for PartialTree {
