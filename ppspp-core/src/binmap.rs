@@ -980,7 +980,8 @@ fn clear_range(bits: &mut Bits, lo: u64, hi: u64) -> u64 {
 /// The words of a block that hold chunks `lo..=hi` (empty if the range is not in the block).
 fn words_of(bits: &mut Bits, lo: u64, hi: u64) -> &mut [u64] {
     let (first, last) = ((lo / 64) as usize, (hi / 64) as usize);
-    bits.get_mut(first..=last.min(WORDS - 1)).unwrap_or_default()
+    bits.get_mut(first..=last.min(WORDS - 1))
+        .unwrap_or_default()
 }
 
 /// Whether every chunk of a block is set.

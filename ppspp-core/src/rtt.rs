@@ -106,9 +106,9 @@ pub struct RttEstimator {
     samples: u64,
     /// RTO doublings since the last sample (RFC 6298 §5.5), at most [`MAX_BACKOFF_EXPONENT`].
     backoff: u32,
-    /// [`RttEstimator::rto`], recomputed whenever an input changes (it is read for every
+    /// [`RttEstimator::rto`] in µs, recomputed whenever an input changes (it is read for every
     /// datagram sent and received, and changes only with a sample or a timeout).
-    rto: Duration,
+    rto: u64,
 }
 
 impl RttEstimator {
@@ -122,9 +122,9 @@ impl RttEstimator {
             min: None,
             samples: 0,
             backoff: 0,
-            rto: Duration::ZERO,
+            rto: 0,
         };
-        e.rto = e.compute_rto();
+        e.rto = duration_micros(e.compute_rto());
         e
     }
 
@@ -151,7 +151,7 @@ impl RttEstimator {
                 self.smoothed = Some(((7 * u128::from(srtt) + u128::from(r)) / 8) as u64);
             }
         }
-        self.rto = self.compute_rto();
+        self.rto = duration_micros(self.compute_rto());
     }
 
     /// Doubles the RTO after a timer expiry (RFC 6298 §5.5), up to [`RttConfig::max_rto`].
@@ -159,7 +159,7 @@ impl RttEstimator {
     /// The backoff holds until the next sample (§5.7 and Karn's algorithm).
     pub fn on_timeout(&mut self) {
         self.backoff = (self.backoff + 1).min(MAX_BACKOFF_EXPONENT);
-        self.rto = self.compute_rto();
+        self.rto = duration_micros(self.compute_rto());
     }
 
     /// The most recent sample, if any.
@@ -210,7 +210,7 @@ impl RttEstimator {
     /// The retransmission timeout: [`RttEstimator::base_rto`] doubled once per
     /// [`RttEstimator::on_timeout`] since the last sample, capped at [`RttConfig::max_rto`].
     pub fn rto(&self) -> Duration {
-        self.rto
+        Duration::from_micros(self.rto)
     }
 
     fn compute_rto(&self) -> Duration {
