@@ -1,0 +1,373 @@
+//! A seeder and a leecher `Endpoint` exchange a small content through a hostile network that
+//! the fuzzer controls: it drops, duplicates, reorders, truncates and corrupts their datagrams,
+//! injects datagrams of its own from their addresses and from strangers, and moves the clock.
+//! Real traffic supplies valid channel IDs and message layouts, so the mutations reach every
+//! message handler, the verifier and the timers, not only the decoder.
+//!
+//! Checked: no panic; the leecher's store only ever receives chunks equal to the original
+//! content (content is written only once verified); the channel tables stay within their
+//! configured bounds; and when the network only lost, duplicated, reordered and delayed
+//! datagrams (no tampering, which UDP checksums and off-path attackers cannot do), the leecher
+//! completes once the network turns honest.
+#![cfg_attr(fuzzing, no_main)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use ppspp_core::hash::HashAlgorithm;
+use ppspp_core::merkle::MerkleTree;
+use ppspp_core::wire::ChunkAddressing;
+use ppspp_core::{
+    ChunkStore, Endpoint, EndpointConfig, Event, Instant, MemoryStore, StoreError, SwarmConfig,
+};
+
+const CHUNK: u32 = 1024;
+/// 23 whole chunks and a partial one: the tree has an incomplete right edge.
+const SIZE: usize = 23 * CHUNK as usize + 321;
+/// Most channels either endpoint may hold (strangers can open many).
+const MAX_CHANNELS: usize = 16;
+
+fn content() -> &'static Arc<Vec<u8>> {
+    static C: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
+    C.get_or_init(|| {
+        Arc::new(
+            (0..SIZE as u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        )
+    })
+}
+
+fn tree(alg: HashAlgorithm) -> Arc<MerkleTree> {
+    static T: OnceLock<Vec<Arc<MerkleTree>>> = OnceLock::new();
+    let all = T.get_or_init(|| {
+        HashAlgorithm::ALL
+            .iter()
+            .map(|&a| Arc::new(MerkleTree::build(a, CHUNK, content()).expect("tree")))
+            .collect()
+    });
+    let i = HashAlgorithm::ALL.iter().position(|&a| a == alg).unwrap_or(0);
+    all[i].clone()
+}
+
+/// The leecher's store: every write is compared with the original content.
+#[derive(Debug)]
+struct CheckedStore {
+    written: Vec<bool>,
+}
+
+impl ChunkStore for CheckedStore {
+    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let i = usize::try_from(index).map_err(|_| StoreError::Missing { chunk: index })?;
+        if !self.written.get(i).copied().unwrap_or(false) {
+            return Err(StoreError::Missing { chunk: index });
+        }
+        let start = i * CHUNK as usize;
+        let end = (start + CHUNK as usize).min(SIZE);
+        buf[..end - start].copy_from_slice(&content()[start..end]);
+        Ok(end - start)
+    }
+
+    fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+        let i = usize::try_from(index).expect("chunk index fits");
+        let start = i * CHUNK as usize;
+        assert!(start < SIZE, "chunk {index} is past the end of the content");
+        let end = (start + CHUNK as usize).min(SIZE);
+        assert_eq!(data, &content()[start..end], "chunk {index} written corrupted");
+        assert!(!self.written[i], "chunk {index} written twice");
+        self.written[i] = true;
+        Ok(())
+    }
+}
+
+/// Reads the fuzzer's bytes.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.0.len());
+        let (a, rest) = self.0.split_at(n);
+        self.0 = rest;
+        a
+    }
+}
+
+const SEEDER: usize = 0;
+const LEECHER: usize = 1;
+
+struct Net {
+    ep: [Endpoint; 2],
+    addr: [SocketAddr; 2],
+    /// Datagrams in transit: (to, from, bytes).
+    wire: std::collections::VecDeque<(usize, SocketAddr, Vec<u8>)>,
+    now: Instant,
+    integrity_failure: bool,
+    /// A datagram was altered on its way, or forged with a peer's address: what UDP's checksum
+    /// and an off-path attacker cannot do. Liveness is then not owed (a garbled HAVE can leave
+    /// the leecher believing the seeder has nothing); safety still is.
+    tampered: bool,
+}
+
+impl Net {
+    /// Collects what both endpoints want to send.
+    fn pump(&mut self) {
+        let mut buf = vec![0u8; 1500];
+        for from in [SEEDER, LEECHER] {
+            let mut n = 0;
+            while let Some(t) = self.ep[from].poll_transmit(self.now, &mut buf) {
+                let to = if t.destination == self.addr[SEEDER] {
+                    SEEDER
+                } else if t.destination == self.addr[LEECHER] {
+                    LEECHER
+                } else {
+                    continue;
+                };
+                self.wire
+                    .push_back((to, self.addr[from], buf[..t.size].to_vec()));
+                n += 1;
+                if n > 4096 {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, to: usize, from: SocketAddr, d: Vec<u8>) {
+        self.ep[to].handle_datagram(self.now, from, Bytes::from(d));
+    }
+
+    fn advance(&mut self, by: std::time::Duration) {
+        self.now += by;
+        for ep in &mut self.ep {
+            ep.handle_timeout(self.now);
+        }
+        self.drain_events();
+    }
+
+    fn drain_events(&mut self) {
+        for ep in &mut self.ep {
+            while let Some(e) = ep.poll_event() {
+                if matches!(e, Event::IntegrityFailure { .. }) {
+                    self.integrity_failure = true;
+                }
+            }
+        }
+    }
+
+    fn check_bounds(&self) {
+        for ep in &self.ep {
+            assert!(
+                ep.stats().channels <= MAX_CHANNELS as u64,
+                "{} channels",
+                ep.stats().channels
+            );
+        }
+    }
+}
+
+fn config(seed: u8) -> EndpointConfig {
+    let mut c = EndpointConfig::new([seed; 32]);
+    c.unix_time_at_zero(1_700_000_000_000_000);
+    c.max_channels(MAX_CHANNELS);
+    c.max_half_open(MAX_CHANNELS / 2);
+    c
+}
+
+fn check(data: &[u8]) {
+    let mut input = Input(data);
+    let Some(setup) = input.byte() else { return };
+    let alg = HashAlgorithm::ALL[usize::from(setup & 3) % HashAlgorithm::ALL.len()];
+    let addressing = ChunkAddressing::ALL[usize::from(setup >> 2) % ChunkAddressing::ALL.len()];
+    let tree = tree(alg);
+    let now = Instant::from_secs(1);
+    let sa: SocketAddr = "10.0.0.1:6778".parse().unwrap();
+    let la: SocketAddr = "10.0.0.2:6778".parse().unwrap();
+    let mut seeder = Endpoint::new(config(1), now);
+    let mut leecher = Endpoint::new(config(2), now);
+    let mut scfg = SwarmConfig::seed(tree.clone());
+    scfg.addressing(addressing);
+    seeder
+        .add_swarm(
+            now,
+            scfg,
+            Box::new(MemoryStore::with_content(CHUNK, content().to_vec())),
+        )
+        .expect("seeder swarm");
+    let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, CHUNK);
+    lcfg.addressing(addressing);
+    let chunks = SIZE.div_ceil(CHUNK as usize);
+    let lh = leecher
+        .add_swarm(
+            now,
+            lcfg,
+            Box::new(CheckedStore {
+                written: vec![false; chunks],
+            }),
+        )
+        .expect("leecher swarm");
+    leecher.connect(now, lh, sa).expect("connect");
+    let mut net = Net {
+        ep: [seeder, leecher],
+        addr: [sa, la],
+        wire: Default::default(),
+        now,
+        integrity_failure: false,
+        tampered: false,
+    };
+    // The hostile phase: one operation per input byte.
+    let mut steps = 0;
+    while let Some(op) = input.byte() {
+        steps += 1;
+        if steps > 2000 {
+            break;
+        }
+        net.pump();
+        match op % 10 {
+            // Deliver the next datagram as it is (the most common case).
+            0..=2 => {
+                if let Some((to, from, d)) = net.wire.pop_front() {
+                    net.deliver(to, from, d);
+                }
+            }
+            // Drop it.
+            3 => {
+                net.wire.pop_front();
+            }
+            // Deliver it twice.
+            4 => {
+                if let Some((to, from, d)) = net.wire.pop_front() {
+                    net.deliver(to, from, d.clone());
+                    net.deliver(to, from, d);
+                }
+            }
+            // Flip bits of one byte.
+            5 => {
+                let (at, x) = (input.byte().unwrap_or(0), input.byte().unwrap_or(1));
+                if let Some((to, from, mut d)) = net.wire.pop_front() {
+                    if !d.is_empty() {
+                        let i = usize::from(at) % d.len();
+                        d[i] ^= x.max(1);
+                    }
+                    net.tampered = true;
+                    net.deliver(to, from, d);
+                }
+            }
+            // Truncate, or overwrite a stretch with the fuzzer's bytes.
+            6 => {
+                let (at, n) = (input.byte().unwrap_or(0), input.byte().unwrap_or(0));
+                if let Some((to, from, mut d)) = net.wire.pop_front() {
+                    if n & 1 == 0 {
+                        d.truncate(usize::from(at) % (d.len() + 1));
+                    } else {
+                        let start = (usize::from(at) * 4).min(d.len());
+                        let patch = input.bytes(usize::from(n >> 1) % 24);
+                        let end = (start + patch.len()).min(d.len());
+                        d[start..end].copy_from_slice(&patch[..end - start]);
+                    }
+                    net.tampered = true;
+                    net.deliver(to, from, d);
+                }
+            }
+            // Reorder: the second datagram in transit goes first.
+            7 => {
+                if net.wire.len() >= 2 {
+                    net.wire.swap(0, 1);
+                }
+            }
+            // Inject the fuzzer's datagram, to either endpoint, from the other's address (a
+            // spoofer who learnt a channel ID from the traffic: the first datagram in transit
+            // lends its first four bytes) or from a stranger.
+            8 => {
+                let how = input.byte().unwrap_or(0);
+                let len = usize::from(input.byte().unwrap_or(0));
+                let mut d = input.bytes(len).to_vec();
+                let to = usize::from(how & 1);
+                if how & 2 != 0 {
+                    if let (Some((_, _, t)), Some(head)) = (net.wire.front(), d.get_mut(..4)) {
+                        if let Some(ch) = t.get(..4) {
+                            head.copy_from_slice(ch);
+                        }
+                    }
+                }
+                let from = if how & 4 != 0 {
+                    net.tampered = true;
+                    net.addr[1 - to]
+                } else {
+                    SocketAddr::new(
+                        std::net::Ipv4Addr::new(192, 0, 2, how >> 3).into(),
+                        6000 + u16::from(how >> 3),
+                    )
+                };
+                net.deliver(to, from, d);
+            }
+            // Let time pass: up to 2.55 s, or up to 65 s.
+            _ => {
+                let t = input.byte().unwrap_or(0);
+                let ms = if t & 1 == 0 {
+                    u64::from(t) * 10
+                } else {
+                    u64::from(t) * 256
+                };
+                net.advance(std::time::Duration::from_millis(ms));
+            }
+        }
+        net.drain_events();
+        net.check_bounds();
+    }
+    // The honest phase: everything is delivered, in order, on a 10 ms link.
+    let mut idle = 0;
+    for _ in 0..20_000 {
+        if net.ep[LEECHER].swarm(lh).is_some_and(|s| s.is_complete()) {
+            break;
+        }
+        net.pump();
+        if net.wire.is_empty() {
+            idle += 1;
+            // Nothing to send: jump to the next timer.
+            let next = [net.ep[0].poll_timeout(), net.ep[1].poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(t) if idle < 200 => {
+                    let by = t.saturating_duration_since(net.now);
+                    net.advance(by.max(std::time::Duration::from_millis(1)));
+                }
+                _ => break,
+            }
+            continue;
+        }
+        idle = 0;
+        while let Some((to, from, d)) = net.wire.pop_front() {
+            net.deliver(to, from, d);
+        }
+        net.advance(std::time::Duration::from_millis(10));
+        net.check_bounds();
+    }
+    let complete = net.ep[LEECHER].swarm(lh).is_some_and(|s| s.is_complete());
+    // Completion is owed when the network only lost, duplicated, reordered and delayed
+    // datagrams (and strangers sent junk), as long as the leecher's channel is up: one whose
+    // channel died (the dead-peer timeout during a long silence) has no one to ask.
+    let connected = net.ep[LEECHER].stats().channels > 0;
+    if connected && !net.tampered && !net.integrity_failure && steps < 2000 {
+        assert!(complete, "leecher did not complete over an honest network");
+    }
+}
+
+#[cfg(fuzzing)]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));
+
+#[cfg(not(fuzzing))]
+fn main() {
+    // Without the fuzzer, replay the files named on the command line (e.g. the corpus).
+    for path in std::env::args().skip(1) {
+        check(&std::fs::read(&path).expect("read input"));
+    }
+}
