@@ -358,7 +358,30 @@ impl Binmap {
     /// This is the chunk specification a HAVE or ACK for `chunk` carries under bin addressing
     /// (RFC 7574 §4.3.1, §4.3.2).
     pub fn largest_complete_bin(&self, chunk: u64) -> Option<Bin> {
-        let run = self.run_containing(chunk)?;
+        let b = chunk >> BLOCK_BITS;
+        let o = chunk % BLOCK;
+        // One lookup. A bin of a block's size or more is made of whole blocks, so only the
+        // run of complete blocks around `chunk` can hold it (a partial neighbour cannot); a
+        // smaller bin lies inside `chunk`'s block.
+        let run = match self.state(b) {
+            State::Empty => return None,
+            State::Full { start, end } => start * BLOCK..end.saturating_mul(BLOCK),
+            State::Partial(bits) => {
+                if !bit(bits, o) {
+                    return None;
+                }
+                let mut layer = 0;
+                while layer + 1 < BLOCK_BITS {
+                    let size = 1u64 << (layer + 1);
+                    let lo = o & !(size - 1);
+                    if !all_set(bits, lo, lo + size - 1) {
+                        break;
+                    }
+                    layer += 1;
+                }
+                return Bin::from_layer_offset(layer, chunk >> layer);
+            }
+        };
         let mut best = Bin::leaf(chunk)?;
         while let Some(parent) = best.parent() {
             let (first, last) = (parent.first_chunk()?, parent.last_chunk()?);
@@ -368,6 +391,49 @@ impl Binmap {
             best = parent;
         }
         Some(best)
+    }
+
+    /// [`Binmap::last_present`]`(chunk)` and [`Binmap::first_present`]`(chunk)` together, in
+    /// one or two B-tree lookups instead of three to five.
+    pub fn present_around(&self, chunk: u64) -> (Option<u64>, Option<u64>) {
+        if self.count == 0 {
+            return (None, None);
+        }
+        let b = chunk >> BLOCK_BITS;
+        let o = chunk % BLOCK;
+        // The last entry starting at or before `chunk`'s block.
+        let at_or_before = self.blocks.range(..=b).next_back();
+        let (left, search_right) = match at_or_before {
+            Some((&k, Entry::Full(n))) if b - k < *n => return (Some(chunk), Some(chunk)),
+            Some((&k, Entry::Partial(bits))) if k == b => {
+                let left = match prev_set(bits, o) {
+                    Some(p) => Some(b * BLOCK + p),
+                    // Nothing at or below `o` here: the entry before this block.
+                    None => self.last_present_before_block(b),
+                };
+                if let Some(n) = next_set(bits, o) {
+                    return (left, Some(b * BLOCK + n));
+                }
+                (left, true)
+            }
+            Some((&k, entry)) => (entry_last(k, entry), true),
+            None => (None, true),
+        };
+        let right = if search_right {
+            b.checked_add(1).and_then(|next| {
+                let (&k, entry) = self.blocks.range(next..).next()?;
+                Some(entry_first(k, entry))
+            })
+        } else {
+            None
+        };
+        (left, right)
+    }
+
+    /// The last present chunk before block `b`.
+    fn last_present_before_block(&self, b: u64) -> Option<u64> {
+        let (&k, entry) = self.blocks.range(..b).next_back()?;
+        entry_last(k, entry)
     }
 
     /// Iterates the maximal runs of present chunks in increasing order.
@@ -937,6 +1003,35 @@ fn bit(bits: &Bits, o: u64) -> bool {
     bits[(o / 64) as usize] >> (o % 64) & 1 == 1
 }
 
+/// The last chunk of the entry at block `k`.
+fn entry_last(k: u64, entry: &Entry) -> Option<u64> {
+    match entry {
+        Entry::Full(n) => k.saturating_add(*n).saturating_mul(BLOCK).checked_sub(1),
+        Entry::Partial(bits) => Some(k * BLOCK + prev_set(bits, BLOCK - 1)?),
+    }
+}
+
+/// The first chunk of the entry at block `k`.
+fn entry_first(k: u64, entry: &Entry) -> u64 {
+    match entry {
+        Entry::Full(_) => k * BLOCK,
+        Entry::Partial(bits) => k * BLOCK + next_set(bits, 0).unwrap_or(0),
+    }
+}
+
+/// Whether chunks `lo..=hi` of a block are all set.
+fn all_set(bits: &Bits, lo: u64, hi: u64) -> bool {
+    let first = (lo / 64) as usize;
+    bits.get(first..=((hi / 64) as usize).min(WORDS - 1))
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .all(|(k, &w)| {
+            let m = word_mask(first + k, lo, hi);
+            w & m == m
+        })
+}
+
 /// The number of chunks set in a block.
 fn popcount(bits: &Bits) -> u64 {
     bits.iter().map(|w| u64::from(w.count_ones())).sum()
@@ -1330,6 +1425,10 @@ mod tests {
             prop_assert_eq!(map.contains(q), model.contains(&q));
             prop_assert_eq!(map.first_missing(q), (q..).find(|c| !model.contains(c)).unwrap());
             prop_assert_eq!(map.first_present(q), model.range(q..).next().copied());
+            prop_assert_eq!(
+                map.present_around(q),
+                (model.range(..=q).next_back().copied(), model.range(q..).next().copied())
+            );
             let r = q..q + len;
             prop_assert_eq!(map.contains_range(r.clone()), r.clone().all(|c| model.contains(&c)));
             prop_assert_eq!(map.intersects(r.clone()), r.clone().any(|c| model.contains(&c)));
@@ -1368,6 +1467,10 @@ mod tests {
             prop_assert_eq!(&flat, &model.iter().copied().collect::<Vec<_>>());
             prop_assert_eq!(map.contains(q), model.contains(&q));
             prop_assert_eq!(map.first_present(q), model.range(q..).next().copied());
+            prop_assert_eq!(
+                map.present_around(q),
+                (model.range(..=q).next_back().copied(), model.range(q..).next().copied())
+            );
             prop_assert_eq!(map.last_present(q), model.range(..=q).next_back().copied());
             let r = q..q + len;
             let inside: Vec<u64> = map.ranges_in(r.clone()).flatten().collect();

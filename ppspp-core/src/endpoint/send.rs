@@ -7,8 +7,7 @@ use super::{Endpoint, Transmit};
 use crate::bin::Bin;
 use crate::merkle::AckedHashes;
 use crate::wire::{
-    Ack, ChannelId, ChunkSpec, DatagramWriter, EncodeError, Handshake, Integrity, Message,
-    MessageType, ProtocolOptions,
+    Ack, ChannelId, ChunkSpec, DatagramWriter, Handshake, Message, MessageType, ProtocolOptions,
 };
 
 use super::recv::VERSION;
@@ -486,32 +485,18 @@ impl Endpoint {
             let fit = room / int_len;
             let mut sent = skip;
             for &bin in hashes.iter().skip(skip).take(fit) {
-                let (Some(spec), Some(hash)) =
-                    (node_spec(wire.addressing, bin, cs), source.node_hash(bin))
-                else {
-                    continue;
-                };
-                let m = Message::Integrity(Integrity { spec, hash });
-                match m.encode(&wire, &mut buf[len..limit]) {
-                    Ok(k) => len += k,
-                    Err(EncodeError::BufferTooSmall { .. }) => break,
-                    Err(_) => {}
+                if let Some(k) = write_integrity(source, &wire, bin, cs, &mut buf[len..limit]) {
+                    len += k;
+                    let _ = counts.try_push(MessageType::Integrity);
                 }
                 sent += 1;
-                let _ = counts.try_push(MessageType::Integrity);
             }
             ch.hashes_ahead = Some(HashesAhead { chunk, sent });
             ch.push_upload_front(chunk);
             return len;
         }
         for &bin in hashes.iter().skip(skip) {
-            let (Some(spec), Some(hash)) =
-                (node_spec(wire.addressing, bin, cs), source.node_hash(bin))
-            else {
-                continue;
-            };
-            let m = Message::Integrity(Integrity { spec, hash });
-            if let Ok(k) = m.encode(&wire, &mut buf[len..limit]) {
+            if let Some(k) = write_integrity(source, &wire, bin, cs, &mut buf[len..limit]) {
                 len += k;
                 let _ = counts.try_push(MessageType::Integrity);
             }
@@ -608,6 +593,29 @@ fn push_ranged_partial(
         let _ = counts.try_push(m.message_type());
     }
     None
+}
+
+/// Writes the INTEGRITY message of node `bin` at the start of `out`, its hash copied straight
+/// from `source`; returns its length, or `None` (nothing written) if the node has no chunk
+/// specification under the addressing, `source` lacks its hash, the hash is not the channel's
+/// length, or `out` is too short.
+fn write_integrity(
+    source: &dyn crate::merkle::NodeHashes,
+    wire: &crate::wire::WireParams,
+    bin: Bin,
+    chunk_size: u64,
+    out: &mut [u8],
+) -> Option<usize> {
+    let spec = node_spec(wire.addressing, bin, chunk_size)?;
+    let sl = wire.addressing.spec_len();
+    let total = 1 + sl + wire.hash_len;
+    let msg = out.get_mut(..total)?;
+    spec.write(wire.addressing, &mut msg[1..1 + sl]).ok()?;
+    if source.copy_node_hash(bin, &mut msg[1 + sl..])? != wire.hash_len {
+        return None;
+    }
+    msg[0] = MessageType::Integrity.code();
+    Some(total)
 }
 
 /// Whether `chunk` was declared lost before (its resend is a retransmission).

@@ -23,6 +23,21 @@ pub trait NodeHashes {
     fn has_node(&self, bin: Bin) -> bool {
         self.node_hash(bin).is_some()
     }
+
+    /// Copies the hash of `bin` to the start of `out` and returns its length; `None` if this
+    /// source lacks it or `out` is too short. (A sender writes hashes straight into datagrams.)
+    fn copy_node_hash(&self, bin: Bin, out: &mut [u8]) -> Option<usize> {
+        let h = self.node_hash(bin)?;
+        out.get_mut(..h.len())?.copy_from_slice(h.as_bytes());
+        Some(h.len())
+    }
+}
+
+/// [`NodeHashes::copy_node_hash`] for sources that hold hashes as byte slices.
+pub(super) fn copy_hash_bytes(hash: Option<&[u8]>, out: &mut [u8]) -> Option<usize> {
+    let h = hash?;
+    out.get_mut(..h.len())?.copy_from_slice(h);
+    Some(h.len())
 }
 
 /// Why no INTEGRITY list could be produced.
@@ -250,8 +265,8 @@ impl<'a> AckedHashes<'a> {
     /// on each side) instead of [`AckedHashes::knows`] at every layer. `None`: nothing known.
     pub fn lowest_known_layer(&self, chunk: u64) -> Option<u32> {
         let layer = |p: u64| (64 - (p ^ chunk).leading_zeros()).saturating_sub(1);
-        let left = self.acked.last_present(chunk).map(layer);
-        let right = self.acked.first_present(chunk).map(layer);
+        let (left, right) = self.acked.present_around(chunk);
+        let (left, right) = (left.map(layer), right.map(layer));
         match (left, right) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

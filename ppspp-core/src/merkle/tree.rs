@@ -189,6 +189,10 @@ impl NodeHashes for MerkleTree {
     fn has_node(&self, bin: Bin) -> bool {
         self.hash_bytes(bin).is_some()
     }
+
+    fn copy_node_hash(&self, bin: Bin, out: &mut [u8]) -> Option<usize> {
+        super::integrity::copy_hash_bytes(self.hash_bytes(bin), out)
+    }
 }
 
 impl fmt::Debug for MerkleTree {

@@ -875,6 +875,10 @@ impl NodeHashes for PartialTree {
     fn has_node(&self, bin: Bin) -> bool {
         self.known_hash(bin).is_some()
     }
+
+    fn copy_node_hash(&self, bin: Bin, out: &mut [u8]) -> Option<usize> {
+        super::integrity::copy_hash_bytes(self.known_hash(bin), out)
+    }
 }
 
 impl fmt::Debug for PartialTree {
