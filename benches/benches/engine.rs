@@ -4,6 +4,8 @@
 //!   1 KiB chunks (handshake, INTEGRITY, DATA, ACK, HAVE, LEDBAT, verification, store
 //!   writes). The baseline, `engine/sha1_64MiB`, is raw SHA-1 over the same 64 Ki chunks in
 //!   the same run: the leecher must do at least that much hashing.
+//! - `engine/transfer_64MiB_{leecher,seeder}_side`: the same transfer, timing only the calls
+//!   into one endpoint (each side's cost on a core of its own).
 //! - `engine/datagram_roundtrip`: `handle_datagram` + `poll_transmit` cost per DATA datagram
 //!   and its ACK, in steady state.
 //! - memory: bytes per idle established channel and for an endpoint with 10,000 channels,
@@ -23,7 +25,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
-use ppspp_benches::transfer::{CHUNK, LEECHER, SEEDER, SIZE, config, content, transfer};
+use ppspp_benches::transfer::{
+    CHUNK, LEECHER, SEEDER, SIZE, config, content, transfer, transfer_split,
+};
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::merkle::MerkleTree;
 use ppspp_core::{Endpoint, Instant, MemoryStore, NullStore, SwarmConfig};
@@ -67,6 +71,23 @@ fn bench_engine(c: &mut Criterion) {
     let datagrams = transfer(&tree, &data);
     println!("transfer_64MiB: {datagrams} datagrams per transfer");
     g.bench_function("transfer_64MiB", |b| b.iter(|| transfer(&tree, &data)));
+    // The same transfer, counting only the time spent inside one side's calls: what each
+    // endpoint costs on a core of its own (in a real transfer, the slower side bounds the
+    // throughput).
+    g.bench_function("transfer_64MiB_leecher_side", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| transfer_split(&tree, &data).leecher)
+                .sum()
+        })
+    });
+    g.bench_function("transfer_64MiB_seeder_side", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| transfer_split(&tree, &data).seeder)
+                .sum()
+        })
+    });
     g.finish();
 }
 
@@ -180,6 +201,16 @@ fn main() {
         "sha1(64 MiB) / transfer(64 MiB) (throughput ratio, target >= 0.5)",
         "engine/sha1_64MiB",
         "engine/transfer_64MiB",
+    );
+    ppspp_benches::print_ratio(
+        "sha1(64 MiB) / leecher side of the transfer",
+        "engine/sha1_64MiB",
+        "engine/transfer_64MiB_leecher_side",
+    );
+    ppspp_benches::print_ratio(
+        "sha1(64 MiB) / seeder side of the transfer",
+        "engine/sha1_64MiB",
+        "engine/transfer_64MiB_seeder_side",
     );
     let one = channel_memory(1_000);
     let ten = channel_memory(10_000);

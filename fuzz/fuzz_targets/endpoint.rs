@@ -22,61 +22,88 @@ use ppspp_core::{
     ChunkStore, Endpoint, EndpointConfig, Event, Instant, MemoryStore, StoreError, SwarmConfig,
 };
 
-const CHUNK: u32 = 1024;
-/// 23 whole chunks and a partial one: the tree has an incomplete right edge.
-const SIZE: usize = 23 * CHUNK as usize + 321;
+/// The contents, chosen by the setup byte: (chunk size, bytes). One byte (a single, short
+/// chunk); 23 whole chunks and a partial one (a tree with an incomplete right edge); 300
+/// chunks of 256 bytes and a partial one (a deeper tree: longer uncle chains, more peaks).
+const SHAPES: [(u32, usize); 3] = [(1024, 1), (1024, 23 * 1024 + 321), (256, 300 * 256 + 17)];
 /// Most channels either endpoint may hold (strangers can open many).
 const MAX_CHANNELS: usize = 16;
 
-fn content() -> &'static Arc<Vec<u8>> {
-    static C: OnceLock<Arc<Vec<u8>>> = OnceLock::new();
-    C.get_or_init(|| {
-        Arc::new(
-            (0..SIZE as u32)
-                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                .collect(),
-        )
-    })
+fn content(shape: usize) -> &'static Arc<Vec<u8>> {
+    static C: OnceLock<Vec<Arc<Vec<u8>>>> = OnceLock::new();
+    &C.get_or_init(|| {
+        SHAPES
+            .iter()
+            .map(|&(_, size)| {
+                Arc::new(
+                    (0..size as u32)
+                        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                        .collect(),
+                )
+            })
+            .collect()
+    })[shape]
 }
 
-fn tree(alg: HashAlgorithm) -> Arc<MerkleTree> {
-    static T: OnceLock<Vec<Arc<MerkleTree>>> = OnceLock::new();
+fn tree(shape: usize, alg: HashAlgorithm) -> Arc<MerkleTree> {
+    static T: OnceLock<Vec<Vec<Arc<MerkleTree>>>> = OnceLock::new();
     let all = T.get_or_init(|| {
-        HashAlgorithm::ALL
-            .iter()
-            .map(|&a| Arc::new(MerkleTree::build(a, CHUNK, content()).expect("tree")))
+        (0..SHAPES.len())
+            .map(|sh| {
+                HashAlgorithm::ALL
+                    .iter()
+                    .map(|&a| {
+                        Arc::new(MerkleTree::build(a, SHAPES[sh].0, content(sh)).expect("tree"))
+                    })
+                    .collect()
+            })
             .collect()
     });
-    let i = HashAlgorithm::ALL.iter().position(|&a| a == alg).unwrap_or(0);
-    all[i].clone()
+    let i = HashAlgorithm::ALL
+        .iter()
+        .position(|&a| a == alg)
+        .unwrap_or(0);
+    all[shape][i].clone()
 }
 
 /// The leecher's store: every write is compared with the original content.
 #[derive(Debug)]
 struct CheckedStore {
+    shape: usize,
     written: Vec<bool>,
+}
+
+impl CheckedStore {
+    /// The byte range of chunk `index`, if it is in the content.
+    fn range(&self, index: u64) -> Option<std::ops::Range<usize>> {
+        let (cs, size) = SHAPES[self.shape];
+        let start = usize::try_from(index).ok()?.checked_mul(cs as usize)?;
+        (start < size).then(|| start..(start + cs as usize).min(size))
+    }
 }
 
 impl ChunkStore for CheckedStore {
     fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let i = usize::try_from(index).map_err(|_| StoreError::Missing { chunk: index })?;
-        if !self.written.get(i).copied().unwrap_or(false) {
-            return Err(StoreError::Missing { chunk: index });
+        let missing = StoreError::Missing { chunk: index };
+        let r = self.range(index).ok_or(missing.clone())?;
+        if !self.written[index as usize] {
+            return Err(missing);
         }
-        let start = i * CHUNK as usize;
-        let end = (start + CHUNK as usize).min(SIZE);
-        buf[..end - start].copy_from_slice(&content()[start..end]);
-        Ok(end - start)
+        buf[..r.len()].copy_from_slice(&content(self.shape)[r.clone()]);
+        Ok(r.len())
     }
 
     fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
-        let i = usize::try_from(index).expect("chunk index fits");
-        let start = i * CHUNK as usize;
-        assert!(start < SIZE, "chunk {index} is past the end of the content");
-        let end = (start + CHUNK as usize).min(SIZE);
-        assert_eq!(data, &content()[start..end], "chunk {index} written corrupted");
-        assert!(!self.written[i], "chunk {index} written twice");
-        self.written[i] = true;
+        let r = self
+            .range(index)
+            .unwrap_or_else(|| panic!("chunk {index} is past the end of the content"));
+        assert_eq!(
+            data,
+            &content(self.shape)[r],
+            "chunk {index} written corrupted"
+        );
+        assert!(!self.written[index as usize], "chunk {index} written twice");
+        self.written[index as usize] = true;
         Ok(())
     }
 }
@@ -183,9 +210,13 @@ fn config(seed: u8) -> EndpointConfig {
 fn check(data: &[u8]) {
     let mut input = Input(data);
     let Some(setup) = input.byte() else { return };
+    // Setup byte: bits 0-1 the hash function, bits 2-4 the addressing, bits 5-6 the content.
     let alg = HashAlgorithm::ALL[usize::from(setup & 3) % HashAlgorithm::ALL.len()];
-    let addressing = ChunkAddressing::ALL[usize::from(setup >> 2) % ChunkAddressing::ALL.len()];
-    let tree = tree(alg);
+    let addressing =
+        ChunkAddressing::ALL[usize::from((setup >> 2) & 7) % ChunkAddressing::ALL.len()];
+    let shape = usize::from(setup >> 5) % SHAPES.len();
+    let (chunk_size, size) = SHAPES[shape];
+    let tree = tree(shape, alg);
     let now = Instant::from_secs(1);
     let sa: SocketAddr = "10.0.0.1:6778".parse().unwrap();
     let la: SocketAddr = "10.0.0.2:6778".parse().unwrap();
@@ -197,17 +228,21 @@ fn check(data: &[u8]) {
         .add_swarm(
             now,
             scfg,
-            Box::new(MemoryStore::with_content(CHUNK, content().to_vec())),
+            Box::new(MemoryStore::with_content(
+                chunk_size,
+                content(shape).to_vec(),
+            )),
         )
         .expect("seeder swarm");
-    let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, CHUNK);
+    let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, chunk_size);
     lcfg.addressing(addressing);
-    let chunks = SIZE.div_ceil(CHUNK as usize);
+    let chunks = size.div_ceil(chunk_size as usize);
     let lh = leecher
         .add_swarm(
             now,
             lcfg,
             Box::new(CheckedStore {
+                shape,
                 written: vec![false; chunks],
             }),
         )
