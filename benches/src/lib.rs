@@ -14,23 +14,24 @@ pub fn criterion_dir() -> PathBuf {
     target.join("criterion")
 }
 
-/// The mean time in nanoseconds criterion estimated for benchmark `id` (`group/function`), read
-/// from `new/estimates.json`; `None` if that benchmark was not run.
-pub fn mean_ns(id: &str) -> Option<f64> {
+/// The median time in nanoseconds criterion estimated for benchmark `id` (`group/function`),
+/// read from `new/estimates.json`; `None` if that benchmark was not run. The median, not the
+/// mean: on a shared machine a few samples slowed by other tenants move the mean a lot.
+pub fn median_ns(id: &str) -> Option<f64> {
     let path = criterion_dir().join(id).join("new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
-    // {"mean":{"confidence_interval":{...},"point_estimate":123.4,...},...}
-    let mean = &text[text.find("\"mean\"")?..];
-    let pe = &mean[mean.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
+    // {"mean":{...},"median":{"confidence_interval":{...},"point_estimate":123.4,...},...}
+    let median = &text[text.find("\"median\"")?..];
+    let pe = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
     let end = pe.find([',', '}'])?;
     pe[..end].trim().parse().ok()
 }
 
 /// Prints `label: a / b = ratio` for two benchmark ids measured in the same run.
 pub fn print_ratio(label: &str, numerator: &str, denominator: &str) {
-    match (mean_ns(numerator), mean_ns(denominator)) {
+    match (median_ns(numerator), median_ns(denominator)) {
         (Some(a), Some(b)) if b > 0.0 => {
-            println!("ratio {label}: {a:.1} ns / {b:.1} ns = {:.3}", a / b);
+            println!("ratio {label}: medians {a:.1} ns / {b:.1} ns = {:.3}", a / b);
         }
         _ => println!("ratio {label}: not measured in this run"),
     }
