@@ -31,7 +31,10 @@ pub fn median_ns(id: &str) -> Option<f64> {
 pub fn print_ratio(label: &str, numerator: &str, denominator: &str) {
     match (median_ns(numerator), median_ns(denominator)) {
         (Some(a), Some(b)) if b > 0.0 => {
-            println!("ratio {label}: medians {a:.1} ns / {b:.1} ns = {:.3}", a / b);
+            println!(
+                "ratio {label}: medians {a:.1} ns / {b:.1} ns = {:.3}",
+                a / b
+            );
         }
         _ => println!("ratio {label}: not measured in this run"),
     }
