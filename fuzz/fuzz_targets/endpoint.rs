@@ -1,14 +1,15 @@
-//! A seeder and a leecher `Endpoint` exchange a small content through a hostile network that
-//! the fuzzer controls: it drops, duplicates, reorders, truncates and corrupts their datagrams,
-//! injects datagrams of its own from their addresses and from strangers, and moves the clock.
-//! Real traffic supplies valid channel IDs and message layouts, so the mutations reach every
-//! message handler, the verifier and the timers, not only the decoder.
+//! A seeder and one or two leechers (`Endpoint`s, PEX on) exchange a small content through a
+//! hostile network that the fuzzer controls: it drops, duplicates, reorders, truncates and
+//! corrupts their datagrams, injects datagrams of its own from their addresses and from
+//! strangers, and moves the clock. Real traffic supplies valid channel IDs and message layouts,
+//! so the mutations reach every message handler, the verifier and the timers, not only the
+//! decoder.
 //!
-//! Checked: no panic; the leecher's store only ever receives chunks equal to the original
+//! Checked: no panic; a leecher's store only ever receives chunks equal to the original
 //! content (content is written only once verified); the channel tables stay within their
 //! configured bounds; and when the network only lost, duplicated, reordered and delayed
-//! datagrams (no tampering, which UDP checksums and off-path attackers cannot do), the leecher
-//! completes once the network turns honest.
+//! datagrams (no tampering, which UDP checksums and off-path attackers cannot do), every
+//! leecher completes once the network turns honest.
 #![cfg_attr(fuzzing, no_main)]
 
 use std::net::SocketAddr;
@@ -127,11 +128,11 @@ impl Input<'_> {
 }
 
 const SEEDER: usize = 0;
-const LEECHER: usize = 1;
 
 struct Net {
-    ep: [Endpoint; 2],
-    addr: [SocketAddr; 2],
+    /// The seeder, then one or two leechers.
+    ep: Vec<Endpoint>,
+    addr: Vec<SocketAddr>,
     /// Datagrams in transit: (to, from, bytes).
     wire: std::collections::VecDeque<(usize, SocketAddr, Vec<u8>)>,
     now: Instant,
@@ -143,17 +144,13 @@ struct Net {
 }
 
 impl Net {
-    /// Collects what both endpoints want to send.
+    /// Collects what every endpoint wants to send.
     fn pump(&mut self) {
         let mut buf = vec![0u8; 1500];
-        for from in [SEEDER, LEECHER] {
+        for from in 0..self.ep.len() {
             let mut n = 0;
             while let Some(t) = self.ep[from].poll_transmit(self.now, &mut buf) {
-                let to = if t.destination == self.addr[SEEDER] {
-                    SEEDER
-                } else if t.destination == self.addr[LEECHER] {
-                    LEECHER
-                } else {
+                let Some(to) = self.addr.iter().position(|&a| a == t.destination) else {
                     continue;
                 };
                 self.wire
@@ -217,13 +214,16 @@ fn check(data: &[u8]) {
     let shape = usize::from(setup >> 5) % SHAPES.len();
     let (chunk_size, size) = SHAPES[shape];
     let tree = tree(shape, alg);
+    // Bit 7: a second leecher, which also learns of the first through PEX.
+    let leechers = 1 + usize::from(setup >> 7);
     let now = Instant::from_secs(1);
-    let sa: SocketAddr = "10.0.0.1:6778".parse().unwrap();
-    let la: SocketAddr = "10.0.0.2:6778".parse().unwrap();
+    let addr: Vec<SocketAddr> = (0..=leechers)
+        .map(|i| SocketAddr::new(std::net::Ipv4Addr::new(10, 0, 0, 1 + i as u8).into(), 6778))
+        .collect();
     let mut seeder = Endpoint::new(config(1), now);
-    let mut leecher = Endpoint::new(config(2), now);
     let mut scfg = SwarmConfig::seed(tree.clone());
     scfg.addressing(addressing);
+    scfg.pex(true);
     seeder
         .add_swarm(
             now,
@@ -234,23 +234,31 @@ fn check(data: &[u8]) {
             )),
         )
         .expect("seeder swarm");
-    let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, chunk_size);
-    lcfg.addressing(addressing);
+    let mut ep = vec![seeder];
+    let mut handles = Vec::new();
     let chunks = size.div_ceil(chunk_size as usize);
-    let lh = leecher
-        .add_swarm(
-            now,
-            lcfg,
-            Box::new(CheckedStore {
-                shape,
-                written: vec![false; chunks],
-            }),
-        )
-        .expect("leecher swarm");
-    leecher.connect(now, lh, sa).expect("connect");
+    for i in 1..=leechers {
+        let mut leecher = Endpoint::new(config(1 + i as u8), now);
+        let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, chunk_size);
+        lcfg.addressing(addressing);
+        lcfg.pex(true);
+        let lh = leecher
+            .add_swarm(
+                now,
+                lcfg,
+                Box::new(CheckedStore {
+                    shape,
+                    written: vec![false; chunks],
+                }),
+            )
+            .expect("leecher swarm");
+        leecher.connect(now, lh, addr[SEEDER]).expect("connect");
+        ep.push(leecher);
+        handles.push((i, lh));
+    }
     let mut net = Net {
-        ep: [seeder, leecher],
-        addr: [sa, la],
+        ep,
+        addr,
         wire: Default::default(),
         now,
         integrity_failure: false,
@@ -323,7 +331,8 @@ fn check(data: &[u8]) {
                 let how = input.byte().unwrap_or(0);
                 let len = usize::from(input.byte().unwrap_or(0));
                 let mut d = input.bytes(len).to_vec();
-                let to = usize::from(how & 1);
+                let n = net.ep.len();
+                let to = usize::from(how) % n;
                 if how & 2 != 0 {
                     if let (Some((_, _, t)), Some(head)) = (net.wire.front(), d.get_mut(..4)) {
                         if let Some(ch) = t.get(..4) {
@@ -333,7 +342,7 @@ fn check(data: &[u8]) {
                 }
                 let from = if how & 4 != 0 {
                     net.tampered = true;
-                    net.addr[1 - to]
+                    net.addr[(to + 1 + usize::from(how >> 3) % (n - 1)) % n]
                 } else {
                     SocketAddr::new(
                         std::net::Ipv4Addr::new(192, 0, 2, how >> 3).into(),
@@ -358,8 +367,13 @@ fn check(data: &[u8]) {
     }
     // The honest phase: everything is delivered, in order, on a 10 ms link.
     let mut idle = 0;
+    let all_complete = |net: &Net| {
+        handles
+            .iter()
+            .all(|&(i, h)| net.ep[i].swarm(h).is_some_and(|s| s.is_complete()))
+    };
     for _ in 0..20_000 {
-        if net.ep[LEECHER].swarm(lh).is_some_and(|s| s.is_complete()) {
+        if all_complete(&net) {
             break;
         }
         net.pump();
@@ -386,13 +400,16 @@ fn check(data: &[u8]) {
         net.advance(std::time::Duration::from_millis(10));
         net.check_bounds();
     }
-    let complete = net.ep[LEECHER].swarm(lh).is_some_and(|s| s.is_complete());
+    let complete = all_complete(&net);
     // Completion is owed when the network only lost, duplicated, reordered and delayed
     // datagrams (and strangers sent junk), as long as the leecher's channel is up: one whose
     // channel died (the dead-peer timeout during a long silence) has no one to ask.
-    let connected = net.ep[LEECHER].stats().channels > 0;
+    let connected = handles.iter().all(|&(i, _)| net.ep[i].stats().channels > 0);
     if connected && !net.tampered && !net.integrity_failure && steps < 2000 {
-        assert!(complete, "leecher did not complete over an honest network");
+        assert!(
+            complete,
+            "a leecher did not complete over an honest network"
+        );
     }
 }
 
