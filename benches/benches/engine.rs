@@ -26,11 +26,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group};
 use ppspp_benches::transfer::{
-    CHUNK, LEECHER, SEEDER, SIZE, config, content, transfer, transfer_split,
+    CHUNK, LEECHER, SEEDER, SIZE, config, content, pair, transfer, transfer_split,
 };
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::merkle::MerkleTree;
-use ppspp_core::{Endpoint, Instant, MemoryStore, NullStore, SwarmConfig};
+use ppspp_core::{Endpoint, Instant, MemoryStore, SwarmConfig};
 
 /// Counts live heap bytes, to measure what channels cost.
 struct Counting;
@@ -148,23 +148,8 @@ fn bench_datagram(c: &mut Criterion) {
                 let sa: SocketAddr = SEEDER.parse().unwrap();
                 let la: SocketAddr = LEECHER.parse().unwrap();
                 let mut now = Instant::from_secs(1);
-                let mut seeder = Endpoint::new(config(1), now);
-                let mut leecher = Endpoint::new(config(2), now);
-                seeder
-                    .add_swarm(
-                        now,
-                        SwarmConfig::seed(tree.clone()),
-                        Box::new(MemoryStore::with_content(CHUNK, data.clone())),
-                    )
-                    .unwrap();
-                let lh = leecher
-                    .add_swarm(
-                        now,
-                        SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, CHUNK),
-                        Box::new(NullStore),
-                    )
-                    .unwrap();
-                leecher.connect(now, lh, sa).unwrap();
+                let store = Box::new(MemoryStore::with_content(CHUNK, data.clone()));
+                let (mut seeder, mut leecher, _) = pair(now, &tree, store, None);
                 let mut buf = vec![0u8; 2048];
                 let start = std::time::Instant::now();
                 let mut moved = 0u64;

@@ -4,13 +4,12 @@
 //! Shared by `benches/engine.rs` (criterion) and `examples/transfer.rs` (a fixed number of
 //! runs, for `perf`).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use ppspp_core::merkle::MerkleTree;
 use ppspp_core::{
-    ChunkStore, Endpoint, EndpointConfig, Instant, NullStore, StoreError, SwarmConfig,
+    ChunkStore, Endpoint, EndpointConfig, Instant, NullStore, StoreError, SwarmConfig, SwarmHandle,
 };
 
 /// Content size of the engine benchmark: 64 MiB.
@@ -59,6 +58,29 @@ impl ChunkStore for SharedStore {
     }
 }
 
+/// A fresh seeder of `tree` serving from `store` and a fresh leecher (which stores nothing,
+/// with at most `max_requests` requests in flight if given) that has just sent its handshake
+/// to the seeder: (seeder, leecher, the leecher's swarm).
+pub fn pair(
+    now: Instant,
+    tree: &Arc<MerkleTree>,
+    store: Box<dyn ChunkStore>,
+    max_requests: Option<usize>,
+) -> (Endpoint, Endpoint, SwarmHandle) {
+    let mut seeder = Endpoint::new(config(1), now);
+    let mut leecher = Endpoint::new(config(2), now);
+    seeder
+        .add_swarm(now, SwarmConfig::seed(tree.clone()), store)
+        .unwrap();
+    let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), CHUNK);
+    if let Some(n) = max_requests {
+        cfg.max_requests_per_peer(n);
+    }
+    let lh = leecher.add_swarm(now, cfg, Box::new(NullStore)).unwrap();
+    leecher.connect(now, lh, SEEDER.parse().unwrap()).unwrap();
+    (seeder, leecher, lh)
+}
+
 /// Moves the whole content from a fresh seeder to a fresh leecher (which verifies every chunk
 /// and stores nothing); returns the datagrams sent.
 pub fn transfer(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
@@ -97,22 +119,11 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
         }
         None => f(),
     };
-    let sa: SocketAddr = SEEDER.parse().unwrap();
-    let la: SocketAddr = LEECHER.parse().unwrap();
+    let (sa, la): (std::net::SocketAddr, std::net::SocketAddr) =
+        (SEEDER.parse().unwrap(), LEECHER.parse().unwrap());
     let mut now = Instant::from_secs(1);
-    let mut seeder = Endpoint::new(config(1), now);
-    let mut leecher = Endpoint::new(config(2), now);
-    seeder
-        .add_swarm(
-            now,
-            SwarmConfig::seed(tree.clone()),
-            Box::new(SharedStore(data.clone())),
-        )
-        .unwrap();
-    let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), CHUNK);
-    cfg.max_requests_per_peer(4096);
-    let lh = leecher.add_swarm(now, cfg, Box::new(NullStore)).unwrap();
-    leecher.connect(now, lh, sa).unwrap();
+    let (mut seeder, mut leecher, lh) =
+        pair(now, tree, Box::new(SharedStore(data.clone())), Some(4096));
     let mut buf = vec![0u8; 2048];
     let mut datagrams = 0;
     // A 200 µs link: each round trip of the loop advances virtual time by that much.
