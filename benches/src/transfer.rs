@@ -130,27 +130,25 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
     let hop = std::time::Duration::from_micros(100);
     while !leecher.swarm(lh).unwrap().is_complete() {
         let mut moved = false;
-        loop {
-            let mut sent = None;
-            timed(false, &mut || sent = leecher.poll_transmit(now, &mut buf));
-            let Some(t) = sent else { break };
-            let mut d = Some(Bytes::copy_from_slice(&buf[..t.size]));
-            timed(true, &mut || {
-                seeder.handle_datagram(now, la, d.take().unwrap_or_default());
-            });
-            datagrams += 1;
-            moved = true;
-        }
-        loop {
-            let mut sent = None;
-            timed(true, &mut || sent = seeder.poll_transmit(now, &mut buf));
-            let Some(t) = sent else { break };
-            let mut d = Some(Bytes::copy_from_slice(&buf[..t.size]));
-            timed(false, &mut || {
-                leecher.handle_datagram(now, sa, d.take().unwrap_or_default());
-            });
-            datagrams += 1;
-            moved = true;
+        // Leecher to seeder, then seeder to leecher: each datagram's poll is charged to its
+        // sender, its handling to its receiver.
+        for from_seeder in [false, true] {
+            let (src, dst, from) = if from_seeder {
+                (&mut seeder, &mut leecher, sa)
+            } else {
+                (&mut leecher, &mut seeder, la)
+            };
+            loop {
+                let mut sent = None;
+                timed(from_seeder, &mut || sent = src.poll_transmit(now, &mut buf));
+                let Some(t) = sent else { break };
+                let mut d = Some(Bytes::copy_from_slice(&buf[..t.size]));
+                timed(!from_seeder, &mut || {
+                    dst.handle_datagram(now, from, d.take().unwrap_or_default());
+                });
+                datagrams += 1;
+                moved = true;
+            }
         }
         now += hop;
         if !moved {
