@@ -98,14 +98,33 @@ raw_udp() {
     bps=$(jq '.end.sum_received.bits_per_second' "$WORK/iperf.json")
     calc "$bps / 8 / 1e6"
 }
+# CPU seconds per GiB of the last raw_udp run: "SENDER RECEIVER" (iperf3's own CPU figures,
+# per GiB it sent and per GiB that arrived).
+raw_udp_cpu() {
+    jq -r '.end as $e | [($e.cpu_utilization_percent.host_total / 100 * $e.sum_sent.seconds
+            / ($e.sum_sent.bytes / 1073741824)),
+        ($e.cpu_utilization_percent.remote_total / 100 * $e.sum_received.seconds
+            / ($e.sum_received.bytes / 1073741824))] | map(. * 1000 | round / 1000) | join(" ")' \
+        "$WORK/iperf.json"
+}
 echo "raw UDP (iperf3, ${UDP_SECONDS} s each)..." >&2
 udp1100=$(raw_udp 1100)
 udp8300=$(raw_udp 8300)
+read -r udp8300_send_cpu udp8300_recv_cpu <<<"$(raw_udp_cpu)"
 
 # ---- 2./3. transfers ----------------------------------------------------------------------
 head -c $((SIZE_MIB * 1024 * 1024)) /dev/urandom >"$WORK/orig"
 BYTES=$((SIZE_MIB * 1024 * 1024))
 GIB=$(calc "$BYTES / 1073741824" 6)
+
+# ---- the hashing every leecher must do --------------------------------------------------
+# CPU seconds per GiB of `ppspp hash` with 8 KiB chunks (every leaf and parent hash; the file
+# is in the page cache): a lower bound on any verifying leecher's CPU per GiB.
+echo "hashing (ppspp hash, 8 KiB chunks)..." >&2
+/usr/bin/time -f '%e %U %S' -o "$WORK/hash.time" "$PPSPP_BIN" hash "$WORK/orig" \
+    --chunk-size 8192 >/dev/null
+read -r _ hu hs <"$WORK/hash.time"
+hash8192_cpu=$(calc "($hu + $hs) / $GIB" 3)
 
 # Sets: mbs (leecher wall MB/s), wall, seed_cpu, get_cpu (CPU s per GiB).
 ppspp_run() {
@@ -237,4 +256,26 @@ echo "| ppspp 8 KiB / raw UDP 8300 B | $(ratio "${MBS[p8192]:-}" "$udp8300") |"
 if [[ -n ${LIBSWIFT_BIN:-} ]]; then
     echo "| ppspp 1 KiB / libswift 1 KiB | $(ratio "${MBS[p1024]:-}" "${MBS[s1024]:-}") |"
     echo "| ppspp 8 KiB / libswift 8 KiB | $(ratio "${MBS[p8192]:-}" "${MBS[s8192]:-}") |"
+fi
+
+# ---- what this machine allows at 8 KiB ------------------------------------------------------
+# Any verifying transfer of 8 KiB chunks over loopback costs at least the hashing plus what the
+# kernel charges to send and to receive the datagrams (raw UDP's CPU per GiB), all on this
+# machine's CPUs; and a single-threaded leecher pays the hashing plus the receiving alone.
+ncpu=$(nproc)
+all_cpu=$(calc "$hash8192_cpu + $udp8300_send_cpu + $udp8300_recv_cpu" 3)
+leech_cpu=$(calc "$hash8192_cpu + $udp8300_recv_cpu" 3)
+ceil_all=$(calc "$ncpu / $all_cpu * 1073741824 / 1e6")
+ceil_leech=$(calc "1 / $leech_cpu * 1073741824 / 1e6")
+echo
+echo "Ceiling at 8 KiB on this machine (CPU s/GiB: hashing $hash8192_cpu, raw UDP send \
+$udp8300_send_cpu + receive $udp8300_recv_cpu):"
+echo
+echo "| bound | MB/s |"
+echo "|---|---:|"
+echo "| all $ncpu CPUs busy: $ncpu / (hash + UDP send + UDP receive) | $ceil_all |"
+echo "| one leecher thread: 1 / (hash + UDP receive) | $ceil_leech |"
+echo "| ppspp 8 KiB measured | $(v "${MBS[p8192]:-}") |"
+if [[ -n ${LIBSWIFT_BIN:-} && -n ${MBS[s8192]:-} ]]; then
+    echo "| 10 x libswift 8 KiB (the target) | $(calc "10 * ${MBS[s8192]}") |"
 fi
