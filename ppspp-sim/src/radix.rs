@@ -15,6 +15,12 @@ pub(crate) struct RadixHeap<V> {
     /// Bucket 0: keys equal to `last`; bucket `i`: keys whose highest bit differing from
     /// `last` is bit `i - 1`.
     buckets: Vec<Vec<(u128, V)>>,
+    /// Bit `i` set: bucket `i` (of 129) holds elements; bucket 128 has bit 0 of `high`.
+    occupied: u128,
+    occupied_high: bool,
+    /// An empty vector whose allocation is swapped in for a bucket being redistributed, so
+    /// bucket allocations are reused instead of freed and grown again on every redistribution.
+    spare: Vec<(u128, V)>,
     len: usize,
 }
 
@@ -23,6 +29,9 @@ impl<V> RadixHeap<V> {
         Self {
             last: 0,
             buckets: (0..=128).map(|_| Vec::new()).collect(),
+            occupied: 0,
+            occupied_high: false,
+            spare: Vec::new(),
             len: 0,
         }
     }
@@ -36,8 +45,35 @@ impl<V> RadixHeap<V> {
     pub(crate) fn push(&mut self, key: u128, value: V) {
         debug_assert!(key >= self.last, "radix heap keys must not go backwards");
         let key = key.max(self.last);
-        self.buckets[Self::bucket(self.last, key)].push((key, value));
+        let b = Self::bucket(self.last, key);
+        self.buckets[b].push((key, value));
+        self.mark(b);
         self.len += 1;
+    }
+
+    fn mark(&mut self, bucket: usize) {
+        if bucket < 128 {
+            self.occupied |= 1 << bucket;
+        } else {
+            self.occupied_high = true;
+        }
+    }
+
+    fn unmark(&mut self, bucket: usize) {
+        if bucket < 128 {
+            self.occupied &= !(1 << bucket);
+        } else {
+            self.occupied_high = false;
+        }
+    }
+
+    /// The lowest non-empty bucket.
+    fn first_occupied(&self) -> Option<usize> {
+        if self.occupied != 0 {
+            Some(self.occupied.trailing_zeros() as usize)
+        } else {
+            self.occupied_high.then_some(128)
+        }
     }
 
     /// The smallest key, moving elements so that it sits in bucket 0.
@@ -46,13 +82,20 @@ impl<V> RadixHeap<V> {
             return None;
         }
         if self.buckets[0].is_empty() {
-            let i = self.buckets.iter().position(|b| !b.is_empty())?;
-            let moved = core::mem::take(&mut self.buckets[i]);
+            let i = self.first_occupied()?;
+            let spare = core::mem::take(&mut self.spare);
+            let mut moved = core::mem::replace(&mut self.buckets[i], spare);
+            self.unmark(i);
             let min = moved.iter().map(|(k, _)| *k).min()?;
             self.last = min;
-            for (k, v) in moved {
-                self.buckets[Self::bucket(min, k)].push((k, v));
+            // Every key of bucket `i` agrees with `min` above bit `i - 1`, so each lands in a
+            // lower bucket: bucket `i` (now holding the spare allocation) stays empty.
+            for (k, v) in moved.drain(..) {
+                let b = Self::bucket(min, k);
+                self.buckets[b].push((k, v));
+                self.mark(b);
             }
+            self.spare = moved;
         }
         self.buckets[0].last().map(|(k, _)| *k)
     }
@@ -63,6 +106,9 @@ impl<V> RadixHeap<V> {
         let e = self.buckets[0].pop();
         if e.is_some() {
             self.len -= 1;
+            if self.buckets[0].is_empty() {
+                self.unmark(0);
+            }
         }
         e
     }
