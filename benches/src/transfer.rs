@@ -171,3 +171,137 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
     }
     datagrams
 }
+
+/// [`transfer`] with each endpoint on a thread of its own, as two hosts would run them: the
+/// datagrams each endpoint emits in one drain go to the other thread as one batch (a channel
+/// stands in for the network), and time comes from the wall clock. Returns the datagrams sent.
+/// Its wall time is what the protocol delivers when each side has a core: the slower side,
+/// plus the hand-over between threads.
+pub fn transfer_threaded(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    let start = std::time::Instant::now();
+    let clock = move || {
+        Instant::from_micros(1_000_000 + u64::try_from(start.elapsed().as_micros()).unwrap_or(0))
+    };
+    let (sa, la): (std::net::SocketAddr, std::net::SocketAddr) =
+        (SEEDER.parse().unwrap(), LEECHER.parse().unwrap());
+    // At most 2,048 requests in flight: what the seeder queues by default (4 × its 512), so
+    // that none is refused and left to time out (wall time counts here, unlike in
+    // [`transfer`]'s virtual time).
+    let (mut seeder, mut leecher, lh) = pair(
+        clock(),
+        tree,
+        Box::new(SharedStore(data.clone())),
+        Some(2048),
+    );
+    let (to_leecher, leecher_in) = mpsc::channel::<Vec<Bytes>>();
+    let (to_seeder, seeder_in) = mpsc::channel::<Vec<Bytes>>();
+    let done = AtomicBool::new(false);
+    let complete = |ep: &Endpoint| ep.swarm(lh).is_some_and(|s| s.is_complete());
+    std::thread::scope(|s| {
+        let seeder_thread = s.spawn(|| {
+            drive(
+                &mut seeder,
+                la,
+                (seeder_in, to_leecher),
+                &clock,
+                &done,
+                &|_| false,
+            )
+        });
+        let leecher_sent = drive(
+            &mut leecher,
+            sa,
+            (leecher_in, to_seeder),
+            &clock,
+            &done,
+            &complete,
+        );
+        done.store(true, Ordering::Release);
+        leecher_sent + seeder_thread.join().expect("seeder thread")
+    })
+}
+
+/// Room for the largest datagram an endpoint writes (its default maximum is 1,472 bytes).
+const MAX_DATAGRAM: usize = 2048;
+
+/// Datagrams handed over at a time in [`transfer_threaded`] (the UDP driver's send and receive
+/// batches are of this order: a GSO or GRO buffer of 64 KiB holds ~60 datagrams of 1 KiB).
+const BATCH: usize = 64;
+
+/// One endpoint's loop in [`transfer_threaded`]: send what it has, stop when `finished` says so
+/// or the other side has stopped, else wait for datagrams (from `from`) until its next timer.
+fn drive(
+    ep: &mut Endpoint,
+    from: std::net::SocketAddr,
+    (rx, tx): (
+        std::sync::mpsc::Receiver<Vec<Bytes>>,
+        std::sync::mpsc::Sender<Vec<Bytes>>,
+    ),
+    clock: &dyn Fn() -> Instant,
+    done: &std::sync::atomic::AtomicBool,
+    finished: &dyn Fn(&Endpoint) -> bool,
+) -> u64 {
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::RecvTimeoutError;
+
+    let mut buf = vec![0u8; BATCH * MAX_DATAGRAM];
+    let mut sent = 0;
+    loop {
+        let now = clock();
+        // Up to BATCH datagrams are written into one buffer, which becomes one `Bytes` the
+        // receiver gets slices of (the UDP driver's GSO send and GRO receive buffers).
+        loop {
+            let mut sizes = Vec::new();
+            let mut used = 0;
+            while sizes.len() < BATCH {
+                let Some(t) = ep.poll_transmit(now, &mut buf[used..used + MAX_DATAGRAM]) else {
+                    break;
+                };
+                sizes.push(t.size);
+                used += t.size;
+            }
+            if sizes.is_empty() {
+                break;
+            }
+            let whole = Bytes::copy_from_slice(&buf[..used]);
+            let mut off = 0;
+            let batch: Vec<Bytes> = sizes
+                .iter()
+                .map(|&n| {
+                    off += n;
+                    whole.slice(off - n..off)
+                })
+                .collect();
+            sent += batch.len() as u64;
+            if tx.send(batch).is_err() {
+                return sent;
+            }
+        }
+        if finished(ep) || done.load(Ordering::Acquire) {
+            break;
+        }
+        // Wait for datagrams until the next timer (at most 10 ms, to notice the end).
+        let wait = ep
+            .poll_timeout()
+            .map_or(std::time::Duration::from_millis(10), |t| {
+                t.saturating_duration_since(now)
+            })
+            .min(std::time::Duration::from_millis(10));
+        match rx.recv_timeout(wait) {
+            Ok(batch) => {
+                let now = clock();
+                for d in batch {
+                    ep.handle_datagram(now, from, d);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        ep.handle_timeout(clock());
+        while ep.poll_event().is_some() {}
+    }
+    sent
+}
