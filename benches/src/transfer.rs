@@ -1,5 +1,7 @@
 //! The engine benchmark's workload: a seeder and a leecher [`Endpoint`] in memory move a
-//! content from start to finish, one thread driving both, on a virtual clock.
+//! content from start to finish, one thread driving both on a virtual clock ([`transfer`]), or
+//! each on a thread of its own on the wall clock ([`transfer_threaded`]). Datagrams are handed
+//! over as the UDP driver does: up to 64 written into one buffer, received as slices of it.
 //!
 //! Shared by `benches/engine.rs` (criterion) and `examples/transfer.rs` (a fixed number of
 //! runs, for `perf`).
@@ -124,7 +126,7 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
     let mut now = Instant::from_secs(1);
     let (mut seeder, mut leecher, lh) =
         pair(now, tree, Box::new(SharedStore(data.clone())), Some(4096));
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; BATCH * MAX_DATAGRAM];
     let mut datagrams = 0;
     // A 200 µs link: each round trip of the loop advances virtual time by that much.
     let hop = std::time::Duration::from_micros(100);
@@ -139,14 +141,21 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
                 (&mut leecher, &mut seeder, la)
             };
             loop {
-                let mut sent = None;
-                timed(from_seeder, &mut || sent = src.poll_transmit(now, &mut buf));
-                let Some(t) = sent else { break };
-                let mut d = Some(Bytes::copy_from_slice(&buf[..t.size]));
-                timed(!from_seeder, &mut || {
-                    dst.handle_datagram(now, from, d.take().unwrap_or_default());
+                let sent = batch(&mut buf, |slot| {
+                    let mut sent = None;
+                    timed(from_seeder, &mut || sent = src.poll_transmit(now, slot));
+                    sent.map(|t| t.size)
                 });
-                datagrams += 1;
+                if sent.is_empty() {
+                    break;
+                }
+                for d in sent {
+                    let mut d = Some(d);
+                    timed(!from_seeder, &mut || {
+                        dst.handle_datagram(now, from, d.take().unwrap_or_default());
+                    });
+                    datagrams += 1;
+                }
                 moved = true;
             }
         }
@@ -227,9 +236,33 @@ pub fn transfer_threaded(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
 /// Room for the largest datagram an endpoint writes (its default maximum is 1,472 bytes).
 const MAX_DATAGRAM: usize = 2048;
 
-/// Datagrams handed over at a time in [`transfer_threaded`] (the UDP driver's send and receive
-/// batches are of this order: a GSO or GRO buffer of 64 KiB holds ~60 datagrams of 1 KiB).
+/// Datagrams handed over at a time (the UDP driver's send and receive batches are of this
+/// order: a GSO or GRO buffer of 64 KiB holds ~60 datagrams of 1 KiB).
 const BATCH: usize = 64;
+
+/// Up to [`BATCH`] datagrams, each written by `poll` (which returns its length, or `None` when
+/// there is nothing to send) into `buf`, as slices of one `Bytes`: the UDP driver's GSO send
+/// and GRO receive buffers, one allocation per batch. Empty when nothing was sent.
+fn batch(buf: &mut [u8], mut poll: impl FnMut(&mut [u8]) -> Option<usize>) -> Vec<Bytes> {
+    let mut sizes = Vec::new();
+    let mut used = 0;
+    while sizes.len() < BATCH {
+        let Some(n) = poll(&mut buf[used..used + MAX_DATAGRAM]) else {
+            break;
+        };
+        sizes.push(n);
+        used += n;
+    }
+    let whole = Bytes::copy_from_slice(&buf[..used]);
+    let mut off = 0;
+    sizes
+        .iter()
+        .map(|&n| {
+            off += n;
+            whole.slice(off - n..off)
+        })
+        .collect()
+}
 
 /// One endpoint's loop in [`transfer_threaded`]: send what it has, stop when `finished` says so
 /// or the other side has stopped, else wait for datagrams (from `from`) until its next timer.
@@ -251,32 +284,13 @@ fn drive(
     let mut sent = 0;
     loop {
         let now = clock();
-        // Up to BATCH datagrams are written into one buffer, which becomes one `Bytes` the
-        // receiver gets slices of (the UDP driver's GSO send and GRO receive buffers).
         loop {
-            let mut sizes = Vec::new();
-            let mut used = 0;
-            while sizes.len() < BATCH {
-                let Some(t) = ep.poll_transmit(now, &mut buf[used..used + MAX_DATAGRAM]) else {
-                    break;
-                };
-                sizes.push(t.size);
-                used += t.size;
-            }
-            if sizes.is_empty() {
+            let out = batch(&mut buf, |slot| ep.poll_transmit(now, slot).map(|t| t.size));
+            if out.is_empty() {
                 break;
             }
-            let whole = Bytes::copy_from_slice(&buf[..used]);
-            let mut off = 0;
-            let batch: Vec<Bytes> = sizes
-                .iter()
-                .map(|&n| {
-                    off += n;
-                    whole.slice(off - n..off)
-                })
-                .collect();
-            sent += batch.len() as u64;
-            if tx.send(batch).is_err() {
+            sent += out.len() as u64;
+            if tx.send(out).is_err() {
                 return sent;
             }
         }
