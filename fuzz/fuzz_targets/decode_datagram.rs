@@ -6,13 +6,18 @@ use bytes::Bytes;
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::wire::{ChunkAddressing, WireParams, decode_datagram, encode_datagram};
 
-/// The first two bytes choose the parameters; the rest is the datagram.
+/// The first two bytes choose the parameters (addressing, hash, signature length, chunk size);
+/// the rest is the datagram.
 fn check(input: &[u8]) {
     let [a, h, rest @ ..] = input else { return };
     let addressing = ChunkAddressing::ALL[usize::from(*a) % ChunkAddressing::ALL.len()];
     let hash = HashAlgorithm::ALL[usize::from(*h & 0x7) % HashAlgorithm::ALL.len()];
-    // Signature lengths 0 (no live algorithm) to 127.
-    let params = WireParams::new(addressing, hash).with_signature_len(usize::from(*h >> 1));
+    // Signature lengths 0 (no live algorithm) to 127; a fixed chunk size (several DATA
+    // messages per datagram) or none.
+    let chunk_size = [0, 1, 4, 16, 64, 1024][usize::from(*a >> 4) % 6];
+    let params = WireParams::new(addressing, hash)
+        .with_signature_len(usize::from(*h >> 1))
+        .with_chunk_size(chunk_size);
     let Ok((channel, iter)) = decode_datagram(Bytes::copy_from_slice(rest), &params) else {
         return;
     };

@@ -459,3 +459,21 @@ fn pcap_splits_gso_buffers_into_datagrams() {
     );
     let _ = std::fs::remove_file(file);
 }
+
+#[test]
+fn chunk_size_tells_several_data_messages_apart() {
+    // Two DATA messages of 4-byte chunks (RFC 7574 §8.6), then a short last one.
+    let hex = "00000001 \
+               01 00000000 00000000 0000000000000001 61626364 \
+               01 00000001 00000001 0000000000000002 65666768 \
+               01 00000002 00000002 0000000000000003 6970";
+    let (code, out) = decode(&["--chunk-size", "4", hex]);
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("\nDATA ").count(), 3, "{out}");
+    assert!(out.contains("DATA 1..1 timestamp=2 len=4"), "{out}");
+    assert!(out.contains("DATA 2..2 timestamp=3 len=2"), "{out}");
+    // Without it, the first DATA runs to the end of the datagram (as libswift reads it).
+    let (code, out) = decode(&[hex]);
+    assert_eq!(code, 0);
+    assert_eq!(out.matches("\nDATA ").count(), 1, "{out}");
+}

@@ -339,7 +339,7 @@ impl Endpoint {
         {
             return Err(ConnectError::AlreadyConnected);
         }
-        let wire = WireParams::new(s.cfg.addressing, s.cfg.hash);
+        let wire = WireParams::new(s.cfg.addressing, s.cfg.hash).with_chunk_size(s.cfg.chunk_size);
         let id = self.alloc_channel(idx, remote, Role::Initiator, wire)?;
         if let Some(s) = self.swarms[idx].as_mut() {
             s.tried.insert(remote);

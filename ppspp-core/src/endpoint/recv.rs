@@ -228,7 +228,10 @@ impl Endpoint {
             return None;
         }
         Self::options_match(o, &s.cfg)?;
-        Some((idx, WireParams::new(s.cfg.addressing, s.cfg.hash)))
+        Some((
+            idx,
+            WireParams::new(s.cfg.addressing, s.cfg.hash).with_chunk_size(s.cfg.chunk_size),
+        ))
     }
 
     /// Whether the swarm-metadata options present agree with the swarm. Absent options take

@@ -32,6 +32,10 @@ pub(crate) struct Node {
     pub(crate) corrupt_hashes: bool,
     /// Loses this many of the outgoing datagrams that carry an UNCHOKE (the next ones).
     pub(crate) lose_unchokes: u32,
+    /// With the chunk size: packs each datagram ending in a full-chunk DATA with the next one
+    /// to the same peer, so one datagram carries two DATA messages (RFC 7574 §8.6 allows it
+    /// for fixed-size chunks; libswift never does it).
+    pub(crate) pack_data: Option<u32>,
 }
 
 /// A mesh of endpoints joined by a simple network.
@@ -99,6 +103,7 @@ impl Mesh {
             alive: true,
             events: Vec::new(),
             lose_unchokes: 0,
+            pack_data: None,
             corrupt_data: false,
             corrupt_hashes: false,
         });
@@ -121,6 +126,8 @@ impl Mesh {
                 continue;
             }
             let mut guard = 0;
+            // A datagram held back to be packed with the next one (`pack_data`).
+            let mut held: Option<(SocketAddr, Vec<u8>)> = None;
             while let Some(t) = self.nodes[i].ep.poll_transmit(self.now, &mut self.buf) {
                 guard += 1;
                 if guard > 100_000 {
@@ -133,75 +140,99 @@ impl Mesh {
                     let msgs: Vec<_> = it.collect();
                     panic!("node {i} transmits forever: {msgs:?}");
                 }
-                let mut d = self.buf[..t.size].to_vec();
-                if self.trace {
-                    let params = crate::wire::WireParams::default();
-                    if let Ok((c, it)) =
-                        crate::wire::decode_datagram(Bytes::copy_from_slice(&d), &params)
-                    {
-                        let msgs: Vec<alloc::string::String> = it
-                            .map(|m| {
-                                m.map(|m| alloc::format!("{m}").chars().take(40).collect())
-                                    .unwrap_or_default()
-                            })
-                            .collect();
-                        let lost = if self.rng.clone().gen_bool(self.loss) {
-                            "LOST"
+                let d = self.buf[..t.size].to_vec();
+                match (self.nodes[i].pack_data, held.take()) {
+                    // R-8.6-c: append this datagram's messages to the held one.
+                    (Some(_), Some((to, mut h))) if to == t.destination => {
+                        h.extend_from_slice(&d[4..]);
+                        self.send(i, to, h);
+                    }
+                    (Some(cs), earlier) => {
+                        if let Some((to, h)) = earlier {
+                            self.send(i, to, h);
+                        }
+                        if ends_with_full_data(&d, cs) {
+                            held = Some((t.destination, d));
                         } else {
-                            ""
-                        };
-                        std::eprintln!(
-                            "{:>8}us n{} -> {} [{c}] {lost} {:?}",
-                            self.now.as_micros() % 10_000_000,
-                            i,
-                            t.destination,
-                            msgs
-                        );
+                            self.send(i, t.destination, d);
+                        }
                     }
+                    (None, _) => self.send(i, t.destination, d),
                 }
-                if self.nodes[i].corrupt_data || self.nodes[i].corrupt_hashes {
-                    corrupt(
-                        &mut d,
-                        self.nodes[i].corrupt_data,
-                        self.nodes[i].corrupt_hashes,
-                    );
-                }
-                if self.nodes[i].lose_unchokes > 0 && carries_unchoke(&d) {
-                    self.nodes[i].lose_unchokes -= 1;
-                    self.dropped += 1;
-                    continue;
-                }
-                if self.rng.gen_bool(self.loss) || d.len() > self.mtu {
-                    self.dropped += 1;
-                    continue;
-                }
-                let copies = if self.rng.gen_bool(self.duplicate) {
-                    2
-                } else {
-                    1
-                };
-                for _ in 0..copies {
-                    let extra = if self.jitter.is_zero() {
-                        Duration::ZERO
-                    } else {
-                        Duration::from_micros(self.rng.gen_range(0..self.jitter.as_micros() as u64))
-                    };
-                    self.seq += 1;
-                    let src = self.nodes[i].addr;
-                    let to = self.index_of(t.destination);
-                    if let Some(to) = to {
-                        self.queue.push(Reverse((
-                            self.now + self.latency + extra,
-                            self.seq,
-                            to,
-                            src,
-                            d.clone(),
-                        )));
-                    }
-                }
+            }
+            if let Some((to, h)) = held.take() {
+                self.send(i, to, h);
             }
             while let Some(e) = self.nodes[i].ep.poll_event() {
                 self.nodes[i].events.push(e);
+            }
+        }
+    }
+
+    /// Puts datagram `d` from node `i` to `dest` on the network (tracing, tampering, loss,
+    /// duplication, latency as configured).
+    fn send(&mut self, i: usize, dest: SocketAddr, mut d: Vec<u8>) {
+        if self.trace {
+            let params = crate::wire::WireParams::default();
+            if let Ok((c, it)) = crate::wire::decode_datagram(Bytes::copy_from_slice(&d), &params) {
+                let msgs: Vec<alloc::string::String> = it
+                    .map(|m| {
+                        m.map(|m| alloc::format!("{m}").chars().take(40).collect())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let lost = if self.rng.clone().gen_bool(self.loss) {
+                    "LOST"
+                } else {
+                    ""
+                };
+                std::eprintln!(
+                    "{:>8}us n{} -> {} [{c}] {lost} {:?}",
+                    self.now.as_micros() % 10_000_000,
+                    i,
+                    dest,
+                    msgs
+                );
+            }
+        }
+        if self.nodes[i].corrupt_data || self.nodes[i].corrupt_hashes {
+            corrupt(
+                &mut d,
+                self.nodes[i].corrupt_data,
+                self.nodes[i].corrupt_hashes,
+            );
+        }
+        if self.nodes[i].lose_unchokes > 0 && carries_unchoke(&d) {
+            self.nodes[i].lose_unchokes -= 1;
+            self.dropped += 1;
+            return;
+        }
+        if self.rng.gen_bool(self.loss) || d.len() > self.mtu {
+            self.dropped += 1;
+            return;
+        }
+        let copies = if self.rng.gen_bool(self.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let extra = if self.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_micros(self.rng.gen_range(0..self.jitter.as_micros() as u64))
+            };
+            self.seq += 1;
+            let src = self.nodes[i].addr;
+            let to = self.index_of(dest);
+            if let Some(to) = to {
+                self.queue.push(Reverse((
+                    self.now + self.latency + extra,
+                    self.seq,
+                    to,
+                    src,
+                    d.clone(),
+                )));
             }
         }
     }
@@ -269,6 +300,16 @@ impl Mesh {
 }
 
 /// Whether a datagram (32-bit chunk ranges, SHA-1) carries an UNCHOKE message.
+/// Whether the last message of datagram `d` (32-bit chunk ranges, SHA-1) is a DATA message
+/// holding a full chunk of `chunk_size` bytes.
+fn ends_with_full_data(d: &[u8], chunk_size: u32) -> bool {
+    let params = crate::wire::WireParams::default();
+    crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params).is_ok_and(|(_, it)| {
+        matches!(it.flatten().last(),
+            Some(crate::wire::Message::Data(x)) if x.payload.len() == chunk_size as usize)
+    })
+}
+
 fn carries_unchoke(d: &[u8]) -> bool {
     let params = crate::wire::WireParams::default();
     crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params).is_ok_and(|(_, it)| {
@@ -441,6 +482,31 @@ fn one_byte() {
 fn one_chunk() {
     let (_, rec, data) = transfer(1024, 1024, HashAlgorithm::Sha256, 0.0, 2);
     assert_eq!(rec.assembled(), data);
+}
+
+/// R-8.6-c: a sender may put several DATA messages in one datagram when chunks are fixed-size
+/// (libswift never does). A seeder whose datagrams are packed in pairs — a full chunk's DATA
+/// followed by the next datagram's INTEGRITY and DATA — is understood: every chunk verifies,
+/// nothing counts as an integrity failure, and the content is correct.
+#[test]
+fn several_data_messages_in_one_datagram_are_each_verified() {
+    let mut mesh = Mesh::new(31);
+    let (chunk, len) = (256u32, 40 * 256 + 100);
+    let (lh, rec, data) = seeder_and_leecher(&mut mesh, len, chunk, HashAlgorithm::Sha1, 31);
+    mesh.nodes[0].pack_data = Some(chunk);
+    let ok = mesh.run_until(Duration::from_secs(60), |m| m.complete(1, lh));
+    let (sent, got) = (mesh.nodes[0].ep.stats(), mesh.nodes[1].ep.stats());
+    assert!(ok, "incomplete: {got:?}");
+    assert_eq!(got.integrity_failures, 0);
+    assert_eq!(got.drops.malformed, 0);
+    assert_only_real_chunks(&rec, &data, chunk as usize);
+    // The datagrams really were packed: fewer arrived than the seeder wrote.
+    assert!(
+        got.datagrams_in + 10 <= sent.datagrams_out,
+        "{} datagrams in, {} out",
+        got.datagrams_in,
+        sent.datagrams_out
+    );
 }
 
 #[test]

@@ -128,6 +128,9 @@ impl MessageIter {
                 if let Some(h) = options.merkle_hash {
                     self.params.hash_len = h.output_len();
                 }
+                if let Some(c) = options.chunk_size {
+                    self.params.chunk_size = c;
+                }
                 (
                     Message::Handshake(Handshake {
                         source_channel: src,
@@ -140,14 +143,17 @@ impl MessageIter {
                 let s = spec(self)?;
                 need("timestamp", cs + 8)?;
                 let timestamp = u64_at(self, body + cs);
-                let payload = self.data.slice(body + cs + 8..);
+                // R-8.6-c: with a fixed chunk size, a full chunk may be followed by more
+                // messages (another DATA); otherwise the chunk runs to the end.
+                let n = self.params.data_len(s, avail - cs - 8);
+                let payload = self.data.slice(body + cs + 8..body + cs + 8 + n);
                 (
                     Message::Data(Data {
                         spec: s,
                         timestamp,
                         payload,
                     }),
-                    avail,
+                    cs + 8 + n,
                 )
             }
             MessageType::Ack => {
@@ -304,8 +310,19 @@ impl<'a> DatagramWriter<'a> {
             if let Some(m) = h.options.merkle_hash {
                 self.params.hash_len = m.output_len();
             }
+            if let Some(c) = h.options.chunk_size {
+                self.params.chunk_size = c;
+            }
         }
-        self.data_written = matches!(message, Message::Data(_));
+        // A DATA message ends the datagram, unless it carries one full chunk of a known fixed
+        // size (R-8.6-c): then the decoder knows where it stops.
+        self.data_written = match message {
+            Message::Data(d) => {
+                let cs = self.params.chunk_size as usize;
+                !(cs > 0 && d.payload.len() == cs && self.params.data_len(d.spec, cs + 1) == cs)
+            }
+            _ => false,
+        };
         Ok(())
     }
 

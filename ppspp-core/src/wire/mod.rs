@@ -278,6 +278,12 @@ pub struct WireParams {
     /// The length of a signature in SIGNED_INTEGRITY messages (set by the live signature
     /// algorithm and key; 0 when the swarm has none, which makes SIGNED_INTEGRITY undecodable).
     pub signature_len: usize,
+    /// The swarm's fixed chunk size in bytes, or 0 when not known. With it, a DATA message for
+    /// one chunk whose datagram goes on past a full chunk ends after `chunk_size` bytes and
+    /// the next message follows (RFC 7574 §8.6: a datagram MAY carry several DATA messages
+    /// when chunks are fixed-size and none is a short last chunk). Without it, a DATA message
+    /// runs to the end of the datagram.
+    pub chunk_size: u32,
 }
 
 impl WireParams {
@@ -287,6 +293,7 @@ impl WireParams {
             addressing,
             hash_len: hash.output_len(),
             signature_len: 0,
+            chunk_size: 0,
         }
     }
 
@@ -294,6 +301,27 @@ impl WireParams {
     pub const fn with_signature_len(mut self, len: usize) -> Self {
         self.signature_len = len;
         self
+    }
+
+    /// Sets the fixed chunk size (see [`WireParams::chunk_size`]; 0: unknown).
+    pub const fn with_chunk_size(mut self, chunk_size: u32) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// The payload length of a DATA message for `spec` with `avail` bytes left in the
+    /// datagram after its header: one full chunk when [`WireParams::chunk_size`] is known,
+    /// `spec` names a single chunk and more than a chunk is left; else everything left.
+    pub(crate) fn data_len(&self, spec: ChunkSpec, avail: usize) -> usize {
+        let cs = self.chunk_size as usize;
+        let single = spec
+            .to_chunks(u64::from(self.chunk_size))
+            .is_some_and(|(a, b)| a == b);
+        if cs > 0 && single && avail > cs {
+            cs
+        } else {
+            avail
+        }
     }
 }
 

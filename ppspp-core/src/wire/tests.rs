@@ -655,6 +655,74 @@ fn errors_display_what_and_where() {
     );
 }
 
+/// R-8.6-c: with a fixed chunk size known, several DATA messages (full chunks) share a
+/// datagram, a short last chunk ends it; without it, a DATA message runs to the end (libswift).
+#[test]
+fn several_data_messages_share_a_datagram_when_the_chunk_size_is_fixed() {
+    let p = WireParams::default().with_chunk_size(4);
+    let d = |c: u64, payload: &'static [u8]| {
+        Message::Data(Data {
+            spec: chunks(c, c),
+            timestamp: 7 + c,
+            payload: Bytes::from_static(payload),
+        })
+    };
+    let msgs = vec![
+        Message::Integrity(Integrity {
+            spec: chunks(1, 1),
+            hash: HashValue::zero(20),
+        }),
+        d(0, b"abcd"),
+        d(1, b"efgh"),
+        Message::Have(chunks(0, 1)),
+        d(2, b"ij"),
+    ];
+    let bytes = encode_all(ChannelId(9), &msgs, &p);
+    let (chan, back, err) = decode_all(&bytes, &p);
+    assert_eq!((chan, err), (ChannelId(9), None));
+    assert_eq!(back, msgs);
+    // The same bytes without the chunk size: the first DATA takes the rest of the datagram.
+    let (_, one, err) = decode_all(&bytes, &WireParams::default());
+    assert_eq!(err, None);
+    assert_eq!(one.len(), 2);
+    let Message::Data(first) = &one[1] else {
+        panic!("{:?}", one[1]);
+    };
+    assert_eq!(
+        first.payload.len(),
+        bytes.len() - (4 + 9 + 20) - (1 + 8 + 8)
+    );
+    // A short chunk, a chunk range or an unknown size ends the datagram.
+    let mut buf = [0u8; 128];
+    let mut w = DatagramWriter::new(&mut buf, ChannelId(1), p).unwrap();
+    w.push(&d(3, b"xy")).unwrap();
+    assert_eq!(w.push(&Message::Choke), Err(EncodeError::DataNotLast));
+    let mut w = DatagramWriter::new(&mut buf, ChannelId(1), p).unwrap();
+    w.push(&Message::Data(Data {
+        spec: chunks(4, 5),
+        timestamp: 0,
+        payload: Bytes::from_static(b"12345678"),
+    }))
+    .unwrap();
+    assert_eq!(w.push(&Message::Choke), Err(EncodeError::DataNotLast));
+    let mut w = DatagramWriter::new(&mut buf, ChannelId(1), WireParams::default()).unwrap();
+    w.push(&d(0, b"abcd")).unwrap();
+    assert_eq!(w.push(&Message::Choke), Err(EncodeError::DataNotLast));
+    // A handshake's Chunk Size option sets it for the rest of its datagram.
+    let hs = Message::Handshake(Handshake {
+        source_channel: ChannelId(2),
+        options: ProtocolOptions {
+            chunk_size: Some(4),
+            ..ProtocolOptions::default()
+        },
+    });
+    let msgs = vec![hs, d(0, b"abcd"), d(1, b"efgh")];
+    let bytes = encode_all(ChannelId(0), &msgs, &WireParams::default());
+    let (_, back, err) = decode_all(&bytes, &WireParams::default());
+    assert_eq!(err, None);
+    assert_eq!(back, msgs);
+}
+
 #[test]
 fn encoder_rules() {
     let p = WireParams::default();
@@ -894,6 +962,33 @@ proptest! {
         prop_assert_eq!(back, msgs);
     }
 
+    /// Runs of full-chunk DATA messages, then an optional short last one, round-trip under
+    /// any addressing once the chunk size is known (R-8.6-c).
+    #[test]
+    fn round_trip_several_data_messages(p in any_params(), cs in 1u32..64, n in 1usize..6, last in 0usize..64, first in 0u64..1000) {
+        let p = p.with_chunk_size(cs);
+        let spec = |c: u64| ChunkSpec::chunk(p.addressing, c, u64::from(cs)).unwrap();
+        let mut msgs: Vec<Message> = (0..n as u64)
+            .map(|i| Message::Data(Data {
+                spec: spec(first + i),
+                timestamp: i,
+                payload: Bytes::from(vec![i as u8; cs as usize]),
+            }))
+            .collect();
+        let last = last % cs as usize;
+        if last > 0 {
+            msgs.push(Message::Data(Data {
+                spec: spec(first + n as u64),
+                timestamp: 99,
+                payload: Bytes::from(vec![0xee; last]),
+            }));
+        }
+        let bytes = encode_all(ChannelId(3), &msgs, &p);
+        let (_, back, err) = decode_all(&bytes, &p);
+        prop_assert_eq!(err, None);
+        prop_assert_eq!(back, msgs);
+    }
+
     /// Handshakes with arbitrary options round-trip, and their options govern what follows.
     #[test]
     fn round_trip_handshakes(p in any_params(), chan in any::<u32>(), o in any_options(ChunkAddressing::Bin64), a in 0usize..5, h in 0usize..5) {
@@ -903,7 +998,7 @@ proptest! {
         if !ChunkAddressing::ALL[a].is_64bit() {
             o.live_discard_window = o.live_discard_window.map(|v| if v == u64::MAX { v } else { v % u64::from(u32::MAX) });
         }
-        let after = WireParams { addressing: ChunkAddressing::ALL[a], hash_len: HashAlgorithm::ALL[h].output_len(), signature_len: p.signature_len };
+        let after = WireParams { addressing: ChunkAddressing::ALL[a], hash_len: HashAlgorithm::ALL[h].output_len(), signature_len: p.signature_len, chunk_size: o.chunk_size.unwrap_or(p.chunk_size) };
         let msgs = vec![
             Message::Handshake(Handshake { source_channel: ChannelId(chan), options: o }),
             Message::Integrity(Integrity { spec: ChunkSpec::chunk(after.addressing, 0, 1024).unwrap(), hash: HashAlgorithm::ALL[h].digest(b"") }),

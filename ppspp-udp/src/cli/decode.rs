@@ -50,6 +50,11 @@ pub struct Args {
     /// The signature length in bytes of SIGNED_INTEGRITY messages (64 for ECDSAP256SHA256).
     #[arg(long, default_value_t = 64)]
     pub signature_len: u16,
+    /// The swarm's chunk size: a DATA message holding one full chunk then ends after it, so
+    /// several DATA messages in one datagram are told apart (RFC 7574 §8.6). 0 (the default):
+    /// a DATA message runs to the end of its datagram, as libswift sends them.
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub chunk_size: u32,
 }
 
 fn parse_addressing(s: &str) -> Result<ChunkAddressing, String> {
@@ -140,6 +145,7 @@ pub fn run(args: &Args) -> u8 {
         addressing: args.addressing,
         hash_len: usize::from(args.hash_len),
         signature_len: usize::from(args.signature_len),
+        chunk_size: args.chunk_size,
     };
     if let Some(path) = &args.pcap {
         return run_pcap(path, args.port, params);
@@ -241,7 +247,13 @@ fn gso_segments<'a>(payload: &'a [u8], flow: &Flow) -> Vec<&'a [u8]> {
     let Some(cs) = flow.chunk_size.filter(|&c| c != 0 && c != u32::MAX) else {
         return whole;
     };
-    let Ok((_, messages)) = decode_datagram(Bytes::copy_from_slice(payload), &flow.params) else {
+    // Read as one datagram whose DATA runs to the end (no splitting at the chunk size), to see
+    // how far past its chunks that DATA goes.
+    let params = WireParams {
+        chunk_size: 0,
+        ..flow.params
+    };
+    let Ok((_, messages)) = decode_datagram(Bytes::copy_from_slice(payload), &params) else {
         return whole;
     };
     let Some(Ok(Message::Data(d))) = messages.last() else {
