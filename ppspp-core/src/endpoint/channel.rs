@@ -194,6 +194,9 @@ pub(crate) struct Channel {
     pub(crate) hs_deadline: Option<Instant>,
     pub(crate) send_handshake: bool,
     pub(crate) reply_with_chunk_size: bool,
+    /// The message types the peer accepts, bit `code` per type (RFC 7574 §7.10: a peer
+    /// supporting a proper subset says which in its handshake; all until it does).
+    pub(crate) peer_accepts: u16,
     pub(crate) send_close: bool,
     pub(crate) send_keepalive: bool,
 
@@ -289,6 +292,20 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
+    /// Whether the peer accepts messages of type `t` (RFC 7574 §7.10).
+    pub(crate) fn accepts(&self, t: MessageType) -> bool {
+        self.peer_accepts & (1 << t.code()) != 0
+    }
+
+    /// Notes the Supported Messages option of the peer's handshake, if it carried one.
+    pub(crate) fn note_supported(&mut self, s: Option<&crate::wire::SupportedMessages>) {
+        if let Some(s) = s {
+            self.peer_accepts = (0..16u8)
+                .filter(|&c| s.contains_code(c))
+                .fold(0, |m, c| m | (1 << c));
+        }
+    }
+
     #[allow(
         clippy::too_many_arguments,
         reason = "crate-private constructor; every argument is a distinct part of the channel"
@@ -316,6 +333,7 @@ impl Channel {
             hs_deadline: None,
             send_handshake: role == Role::Initiator,
             reply_with_chunk_size: true,
+            peer_accepts: u16::MAX,
             send_close: false,
             send_keepalive: false,
             peer_have: Binmap::new(),

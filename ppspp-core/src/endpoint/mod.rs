@@ -609,7 +609,13 @@ impl Endpoint {
         let Some((ch, sw, rng)) = self.parts(id) else {
             return;
         };
-        if !ch.is_established() || !ch.proven || ch.peer_choking || sw.complete || sw.store_failed {
+        if !ch.is_established()
+            || !ch.proven
+            || ch.peer_choking
+            || sw.complete
+            || sw.store_failed
+            || !ch.accepts(crate::wire::MessageType::Request)
+        {
             return;
         }
         if ch.pick_exhausted {

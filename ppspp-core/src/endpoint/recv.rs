@@ -184,6 +184,7 @@ impl Endpoint {
             ch.pending_haves = have;
             // libswift drops handshakes carrying Chunk Size: answer in kind (DESIGN.md §4).
             ch.reply_with_chunk_size = hs.options.chunk_size.is_some();
+            ch.note_supported(hs.options.supported_messages.as_ref());
             ch.stats.datagrams_in += 1;
             ch.stats.bytes_in += len;
             ch.stats.messages_in.add(MessageType::Handshake);
@@ -359,6 +360,7 @@ impl Endpoint {
         {
             let ch = self.chan_mut(id).expect("checked");
             ch.peer_id = h.source_channel.0;
+            ch.note_supported(h.options.supported_messages.as_ref());
             ch.state = State::Established;
             ch.proven = true;
             ch.hs_deadline = None;
@@ -507,8 +509,9 @@ impl Endpoint {
     fn on_request(&mut self, id: u32, spec: ChunkSpec) {
         let now = self.now;
         let Some(ch) = self.chan(id) else { return };
-        // R-12.6.11-a: never answer a REQUEST before the handshake completed.
-        if !ch.is_established() || !ch.proven {
+        // R-12.6.11-a: never answer a REQUEST before the handshake completed. R-7.10-a: nor
+        // from a peer that said it does not accept DATA.
+        if !ch.is_established() || !ch.proven || !ch.accepts(MessageType::Data) {
             self.stats.drops.refused_requests += 1;
             return;
         }

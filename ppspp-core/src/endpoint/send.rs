@@ -193,6 +193,23 @@ impl Endpoint {
         let established = ch.is_established() || (ch.role == Role::Responder && !opening);
         if established && !opening {
             let cs = u64::from(sw.cfg.chunk_size);
+            // R-7.10-a: nothing of a type the peer said it does not accept.
+            let accepts = |t| ch.peer_accepts & (1 << MessageType::code(t)) != 0;
+            if !accepts(MessageType::Ack) {
+                ch.pending_acks.clear();
+            }
+            if !accepts(MessageType::Cancel) {
+                ch.pending_cancels.clear();
+            }
+            if !accepts(MessageType::PexReq) {
+                ch.send_pex_req = false;
+            }
+            ch.pex_replies.retain(|a| {
+                accepts(match a {
+                    core::net::SocketAddr::V4(_) => MessageType::PexResV4,
+                    core::net::SocketAddr::V6(_) => MessageType::PexResV6,
+                })
+            });
             // CHOKE / UNCHOKE first: they change how the peer reads the rest.
             if let Some(choke) = ch.send_choke {
                 let m = if choke {
@@ -200,7 +217,10 @@ impl Endpoint {
                 } else {
                     Message::Unchoke
                 };
-                if w.push(&m).is_ok() {
+                if !accepts(m.message_type()) {
+                    ch.send_choke = None;
+                    ch.unchoke_unanswered = None;
+                } else if w.push(&m).is_ok() {
                     counts.push(m.message_type());
                     ch.send_choke = None;
                     // An UNCHOKE is never acknowledged: until a REQUEST answers it, it is sent
@@ -234,6 +254,11 @@ impl Endpoint {
             if ch.pending_acks.is_empty() {
                 ch.data_unacked = 0;
                 ch.ack_due = None;
+            }
+            if !accepts(MessageType::Have) {
+                // Nothing to announce to this peer: move past the log.
+                ch.have_seq = sw.have_log_end();
+                ch.pending_haves.clear();
             }
             // HAVEs (R-3.2-a), each the largest complete interval around new chunks (R-4.3.1-a).
             if ch.haves_may_ride(now, sw.have_log_end())

@@ -36,6 +36,9 @@ pub(crate) struct Node {
     /// to the same peer, so one datagram carries two DATA messages (RFC 7574 §8.6 allows it
     /// for fixed-size chunks; libswift never does it).
     pub(crate) pack_data: Option<u32>,
+    /// Adds this Supported Messages option to the node's handshakes (RFC 7574 §7.10), as a
+    /// peer supporting only a subset of the messages would send.
+    pub(crate) declare_supported: Option<crate::wire::SupportedMessages>,
 }
 
 /// A mesh of endpoints joined by a simple network.
@@ -104,6 +107,7 @@ impl Mesh {
             events: Vec::new(),
             lose_unchokes: 0,
             pack_data: None,
+            declare_supported: None,
             corrupt_data: false,
             corrupt_hashes: false,
         });
@@ -172,6 +176,9 @@ impl Mesh {
     /// Puts datagram `d` from node `i` to `dest` on the network (tracing, tampering, loss,
     /// duplication, latency as configured).
     fn send(&mut self, i: usize, dest: SocketAddr, mut d: Vec<u8>) {
+        if let Some(s) = self.nodes[i].declare_supported {
+            d = with_supported_messages(&d, s);
+        }
         if self.trace {
             let params = crate::wire::WireParams::default();
             if let Ok((c, it)) = crate::wire::decode_datagram(Bytes::copy_from_slice(&d), &params) {
@@ -308,6 +315,25 @@ fn ends_with_full_data(d: &[u8], chunk_size: u32) -> bool {
         matches!(it.flatten().last(),
             Some(crate::wire::Message::Data(x)) if x.payload.len() == chunk_size as usize)
     })
+}
+
+/// Datagram `d` (32-bit chunk ranges, SHA-1) with `s` as the Supported Messages option of its
+/// HANDSHAKE, if it opens or answers one.
+fn with_supported_messages(d: &[u8], s: crate::wire::SupportedMessages) -> Vec<u8> {
+    use crate::wire::{Message, WireParams, decode_datagram, encode_datagram};
+    let params = WireParams::default();
+    let Ok((chan, it)) = decode_datagram(Bytes::copy_from_slice(d), &params) else {
+        return d.to_vec();
+    };
+    let mut msgs: Vec<Message> = it.flatten().collect();
+    match msgs.first_mut() {
+        Some(Message::Handshake(h)) if !h.is_closing() => h.options.supported_messages = Some(s),
+        _ => return d.to_vec(),
+    }
+    let mut out = vec![0u8; d.len() + 64];
+    let n = encode_datagram(chan, &msgs, &params, &mut out).expect("re-encodes");
+    out.truncate(n);
+    out
 }
 
 fn carries_unchoke(d: &[u8]) -> bool {
@@ -507,6 +533,53 @@ fn several_data_messages_in_one_datagram_are_each_verified() {
         got.datagrams_in,
         sent.datagrams_out
     );
+}
+
+/// R-7.10-a: a peer that supports only a subset of the messages says so in its handshake,
+/// and gets none of the others. A seeder declaring every message but the PEX ones (RFC
+/// 7574 §7.10's example without ACK, which a seeder over UDP needs) gets no PEX_REQ from the
+/// leecher, which otherwise asks every peer it connects to; the transfer is unaffected. A
+/// seeder declaring no ACK gets none, though it is sent DATA.
+#[test]
+fn messages_a_peer_does_not_support_are_not_sent_to_it() {
+    use crate::wire::{MessageType, SupportedMessages};
+    let pex = [
+        MessageType::PexReq,
+        MessageType::PexResV4,
+        MessageType::PexResV6,
+        MessageType::PexResCert,
+    ];
+    let all_but = |skip: &[MessageType]| {
+        SupportedMessages::from_types(
+            (0..=13u8)
+                .filter_map(MessageType::from_code)
+                .filter(|t| !skip.contains(t)),
+        )
+    };
+    let leecher_sent = |declare: Option<SupportedMessages>, t: MessageType| {
+        let mut mesh = Mesh::new(5);
+        let (lh, _rec, _) = seeder_and_leecher(&mut mesh, 20 * 1024, 1024, HashAlgorithm::Sha1, 5);
+        mesh.nodes[0].declare_supported = declare;
+        let done = mesh.run_until(Duration::from_secs(30), |m| m.complete(1, lh));
+        let st = mesh.nodes[1].ep.stats();
+        (
+            done,
+            st.messages_out.get(t),
+            st.messages_in.get(MessageType::Data),
+        )
+    };
+    // As things are, the leecher asks its seeder for peers.
+    let (done, pex_reqs, _) = leecher_sent(None, MessageType::PexReq);
+    assert!(done && pex_reqs >= 1, "{done} {pex_reqs}");
+    let (done, pex_reqs, _) = leecher_sent(Some(all_but(&pex)), MessageType::PexReq);
+    assert!(done, "the transfer completes without PEX");
+    assert_eq!(pex_reqs, 0);
+    let (_, acks, data) = leecher_sent(Some(all_but(&[MessageType::Ack])), MessageType::Ack);
+    assert!(data > 0);
+    assert_eq!(acks, 0);
+    // With ACK accepted, DATA is acknowledged.
+    let (_, acks, _) = leecher_sent(None, MessageType::Ack);
+    assert!(acks > 0);
 }
 
 #[test]
