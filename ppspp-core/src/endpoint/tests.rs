@@ -1303,6 +1303,23 @@ fn duplicate_opening_handshake_gets_the_same_channel() {
         &[0, 0, 0, 7],
         "R-3.1.1-k: reply goes to chanP"
     );
+    // R-3.1.1-h: a repeat passes the same checks as the first: one with a wrong swarm ID or
+    // version 0 from the same address and chanP gets silence.
+    let mut wrong_swarm = hs.clone();
+    wrong_swarm[16] ^= 1;
+    let mut version_0 = hs.clone();
+    version_0[10] = 0;
+    for bad in [wrong_swarm, version_0] {
+        let rejected = mesh.nodes[s].ep.stats().drops.handshake_rejected;
+        mesh.nodes[s]
+            .ep
+            .handle_datagram(mesh.now, from, Bytes::from(bad));
+        assert!(mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf).is_none());
+        assert_eq!(
+            mesh.nodes[s].ep.stats().drops.handshake_rejected,
+            rejected + 1
+        );
+    }
     // R-12.1-a, CHECKLIST Q15: the channel's datagrams from another address are dropped.
     let mut keepalive = chan(&replies[0]);
     keepalive.truncate(4);
@@ -1310,6 +1327,34 @@ fn duplicate_opening_handshake_gets_the_same_channel() {
         .ep
         .handle_datagram(mesh.now, addr(78), Bytes::from(keepalive));
     assert_eq!(mesh.nodes[s].ep.stats().drops.wrong_address, 1);
+}
+
+/// R-12.1.2-a, R-3.1.1-s: an initiator answers the reply at once, proving its address, even
+/// when it has nothing to say: two empty leechers without PEX — a keep-alive goes out, and the
+/// responder's channel is proven by it.
+#[test]
+fn initiator_answers_the_reply_at_once_even_with_nothing_to_say() {
+    let mut mesh = Mesh::new(41);
+    let data = content(4096, 41);
+    let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap();
+    let (a, b) = (mesh.add_node(), mesh.add_node());
+    let mut handles = Vec::new();
+    for n in [a, b] {
+        let mut cfg = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
+        cfg.pex(false);
+        let h = mesh.nodes[n]
+            .ep
+            .add_swarm(mesh.now, cfg, Box::new(Recorder::default()))
+            .unwrap();
+        handles.push(h);
+    }
+    let bb = mesh.nodes[b].addr;
+    mesh.nodes[a].ep.connect(mesh.now, handles[0], bb).unwrap();
+    // Handshake, reply, and whatever answers it: three datagrams, well within a second.
+    mesh.run_until(Duration::from_millis(100), |_| false);
+    assert_eq!(mesh.nodes[a].ep.stats().keepalives_out, 1);
+    assert_eq!(mesh.nodes[b].ep.stats().datagrams_in, 2);
+    assert_eq!(mesh.nodes[b].ep.stats().drops.amplification_limited, 0);
 }
 
 #[test]
