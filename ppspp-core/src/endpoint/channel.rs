@@ -180,6 +180,8 @@ pub(crate) struct HashesAhead {
 #[derive(Debug)]
 pub(crate) struct Channel {
     pub(crate) id: u32,
+    /// `id` as the network sees it (`Endpoint::id_cipher`).
+    pub(crate) wire_id: u32,
     pub(crate) swarm: usize,
     pub(crate) remote: SocketAddr,
     pub(crate) peer_id: u32,
@@ -334,6 +336,7 @@ impl Channel {
             send_handshake: role == Role::Initiator,
             reply_with_chunk_size: true,
             peer_accepts: u16::MAX,
+            wire_id: id,
             send_close: false,
             send_keepalive: false,
             peer_have: Binmap::new(),

@@ -127,6 +127,8 @@ pub struct Endpoint {
     pub(crate) rng: Rng,
     /// The keyed hash of the per-chunk tables (see `table`).
     pub(crate) chunk_hash: table::ChunkHash,
+    /// Maps our internal channel IDs to the unpredictable IDs the network sees, and back.
+    pub(crate) id_cipher: table::ChannelIdCipher,
     pub(crate) now: Instant,
     pub(crate) swarms: Vec<Option<Swarm>>,
     pub(crate) swarm_by_id: BTreeMap<HashValue, usize>,
@@ -191,6 +193,7 @@ impl Endpoint {
         Self {
             rng: Rng::from_seed(config.rng_seed),
             chunk_hash: table::ChunkHash::new(hash_key(config.rng_seed)),
+            id_cipher: table::ChannelIdCipher::new(id_keys(config.rng_seed)),
             cfg: config,
             now,
             swarms: Vec::new(),
@@ -487,18 +490,20 @@ impl Endpoint {
             }
             None => return Err(ConnectError::TooManyChannels),
         };
-        // The high 16 bits are random (RFC 7574 §12.1: unpredictable IDs); the low 16 bits
-        // index the slot, so a datagram finds its channel in O(1).
+        // The high 16 bits are random; the low 16 bits index the slot, so a datagram finds its
+        // channel in O(1). The network sees the ID through a keyed permutation (RFC 7574
+        // §12.1, R-8.3-a: unpredictable IDs), never 0 (the handshake's channel).
         let mut id;
         loop {
             id = (self.rng.next_u32() & 0xFFFF_0000) | slot as u32;
-            if id != 0 {
+            if id != 0 && self.id_cipher.encrypt(id) != 0 {
                 break;
             }
         }
         let mss = self.cfg.max_datagram_size as u64;
         let cc = self.cfg.congestion.build(self.now, mss);
         let mut ch = Channel::new(id, swarm, remote, role, wire, cc, self.now, self.chunk_hash);
+        ch.wire_id = self.id_cipher.encrypt(id);
         let mut rc = RttConfig::default();
         rc.min_rto(Duration::from_millis(200));
         ch.rtt = RttEstimator::new(rc);
@@ -962,9 +967,9 @@ impl PeerRef<'_> {
         SwarmHandle(self.ch.swarm as u32)
     }
 
-    /// Our channel ID and the peer's (0 until known).
+    /// Our channel ID (as the peer sees it) and the peer's (0 until known).
     pub fn channel_ids(&self) -> (ChannelId, ChannelId) {
-        (ChannelId(self.ch.id), ChannelId(self.ch.peer_id))
+        (ChannelId(self.ch.wire_id), ChannelId(self.ch.peer_id))
     }
 
     /// The chunks the peer announced.
@@ -997,6 +1002,16 @@ pub(crate) fn is_half_open(ch: &Channel) -> bool {
 
 /// The secret key of the per-chunk tables' hash, drawn from the endpoint's seed in a stream of
 /// its own (the main random stream, which picks channel IDs and chunks, is left as it was).
+/// The keys of the channel ID permutation: secret, derived from the endpoint's seed apart from
+/// its main random stream.
+fn id_keys(seed: [u8; 32]) -> [u64; 4] {
+    let mut s = seed;
+    s[31] ^= 0x5A;
+    s[1] ^= 0xC3;
+    let mut r = Rng::from_seed(s);
+    [r.next_u64(), r.next_u64(), r.next_u64(), r.next_u64()]
+}
+
 fn hash_key(seed: [u8; 32]) -> u64 {
     let mut s = seed;
     s[31] ^= 0xA5;

@@ -33,11 +33,12 @@ impl Endpoint {
             self.stats.drops.malformed += 1;
             return;
         }
-        let dest = u32::from_be_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]);
-        if dest == 0 {
+        let wire_dest = u32::from_be_bytes([datagram[0], datagram[1], datagram[2], datagram[3]]);
+        if wire_dest == 0 {
             self.handle_opening(remote, datagram);
             return;
         }
+        let dest = self.id_cipher.decrypt(wire_dest);
         let Some(ch) = self.chan(dest) else {
             // R-12.1-a: silently drop datagrams for channels we never allocated.
             self.stats.drops.unknown_channel += 1;

@@ -176,7 +176,7 @@ impl Endpoint {
         };
         if let Some(options) = hs {
             let m = Message::Handshake(Handshake {
-                source_channel: ChannelId(ch.id),
+                source_channel: ChannelId(ch.wire_id),
                 options,
             });
             if w.push(&m).is_err() {

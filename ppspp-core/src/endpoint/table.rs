@@ -73,6 +73,47 @@ pub(crate) fn chunk_map<V>(hash: ChunkHash) -> ChunkMap<V> {
     hashbrown::HashMap::with_hasher(hash)
 }
 
+/// Our channel IDs as the network sees them: a keyed permutation of the internal ID.
+///
+/// Internally a channel ID is 16 random bits above the 16-bit index of its slot, so that a
+/// datagram finds its channel in O(1). On the wire that index would show: consecutive
+/// channels would get IDs ending `…0007`, `…0008`, while RFC 7574 §12.1 (R-8.3-a) wants IDs
+/// as unpredictable as SCTP verification tags. A four-round Feistel network over the two
+/// 16-bit halves, keyed with secrets from the endpoint's seed, maps internal IDs to wire IDs
+/// one to one and back: every bit of the wire ID depends on the random bits and the key,
+/// and lookup stays O(1).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChannelIdCipher([u64; 4]);
+
+impl ChannelIdCipher {
+    /// A permutation keyed with `keys` (secret, per endpoint).
+    pub(crate) const fn new(keys: [u64; 4]) -> Self {
+        Self(keys)
+    }
+
+    fn round(x: u16, key: u64) -> u16 {
+        (fold_mul(u64::from(x) ^ key, MUL) >> 48) as u16
+    }
+
+    /// The wire ID of internal ID `id`.
+    pub(crate) fn encrypt(&self, id: u32) -> u32 {
+        let (mut l, mut r) = ((id >> 16) as u16, id as u16);
+        for &k in &self.0 {
+            (l, r) = (r, l ^ Self::round(r, k));
+        }
+        (u32::from(l) << 16) | u32::from(r)
+    }
+
+    /// The internal ID of wire ID `wire` (the inverse of [`ChannelIdCipher::encrypt`]).
+    pub(crate) fn decrypt(&self, wire: u32) -> u32 {
+        let (mut l, mut r) = ((wire >> 16) as u16, wire as u16);
+        for &k in self.0.iter().rev() {
+            (l, r) = (r ^ Self::round(l, k), l);
+        }
+        (u32::from(l) << 16) | u32::from(r)
+    }
+}
+
 /// The keys of `map`, sorted (for the rare paths where order matters).
 pub(crate) fn sorted_keys<V>(map: &ChunkMap<V>) -> alloc::vec::Vec<u64> {
     let mut keys: alloc::vec::Vec<u64> = map.keys().copied().collect();
@@ -83,6 +124,36 @@ pub(crate) fn sorted_keys<V>(map: &ChunkMap<V>) -> alloc::vec::Vec<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_id_cipher_is_a_permutation_that_hides_the_slot() {
+        let c = ChannelIdCipher::new([1, 22, 333, 4444]);
+        let mut seen = alloc::collections::BTreeSet::new();
+        for id in (0..=u32::MAX).step_by(65_537).chain(0..70_000) {
+            let w = c.encrypt(id);
+            assert_eq!(c.decrypt(w), id);
+            seen.insert(w);
+        }
+        // One to one on what was tried.
+        let tried = (0..=u32::MAX)
+            .step_by(65_537)
+            .chain(0..70_000)
+            .collect::<alloc::collections::BTreeSet<u32>>();
+        assert_eq!(seen.len(), tried.len());
+        // Consecutive slots under the same random high half: the low 16 bits of the wire IDs
+        // are not consecutive, and about half of all 32 bits flip between neighbours.
+        let flips: u32 = (0..1000u32)
+            .map(|slot| {
+                (c.encrypt(0xabcd_0000 | slot) ^ c.encrypt(0xabcd_0000 | (slot + 1))).count_ones()
+            })
+            .sum();
+        assert!(
+            (12_000..20_000).contains(&flips),
+            "{flips} bits flipped over 1,000 pairs"
+        );
+        let another = ChannelIdCipher::new([5, 6, 7, 8]);
+        assert_ne!(c.encrypt(0xabcd_0001), another.encrypt(0xabcd_0001));
+    }
 
     #[test]
     fn nearby_chunks_spread_over_buckets_and_control_bytes() {

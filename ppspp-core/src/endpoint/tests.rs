@@ -1357,6 +1357,48 @@ fn initiator_answers_the_reply_at_once_even_with_nothing_to_say() {
     assert_eq!(mesh.nodes[b].ep.stats().drops.amplification_limited, 0);
 }
 
+/// R-8.3-a, RFC 7574 §12.1: the channel IDs a responder hands out are unpredictable — no
+/// counter shows in them (internally the low 16 bits index a slot).
+#[test]
+fn channel_ids_on_the_wire_are_unpredictable() {
+    let mut mesh = Mesh::new(35);
+    let data = content(4096, 35);
+    let s = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let mut hs = alloc::vec![0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 1, 1, 1, 2, 0, 20];
+    hs.extend_from_slice(tree.root_hash().as_bytes());
+    hs.extend_from_slice(&[3, 1, 4, 0, 6, 2, 0xff]);
+    let mut buf = [0u8; 2048];
+    let mut ids = Vec::new();
+    for i in 0..64 {
+        mesh.nodes[s]
+            .ep
+            .handle_datagram(mesh.now, addr(100 + i), Bytes::copy_from_slice(&hs));
+        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
+            if buf[4] == 0 && t.size >= 9 {
+                ids.push(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
+            }
+        }
+    }
+    assert_eq!(ids.len(), 64);
+    let distinct: alloc::collections::BTreeSet<u32> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), 64);
+    assert!(!distinct.contains(&0));
+    let sequential = ids
+        .windows(2)
+        .filter(|w| w[1] & 0xFFFF == (w[0] & 0xFFFF) + 1)
+        .count();
+    assert!(
+        sequential < 3,
+        "{sequential} of 63 consecutive pairs count up: {ids:08x?}"
+    );
+    let flipped: u32 = ids.windows(2).map(|w| (w[0] ^ w[1]).count_ones()).sum();
+    assert!(
+        (63 * 12..63 * 20).contains(&flipped),
+        "{flipped} bits flip over 63 pairs"
+    );
+}
+
 #[test]
 fn initiator_falls_back_to_no_chunk_size_for_peers_that_ignore_it() {
     // DESIGN.md §4: libswift drops handshakes carrying option 9; the retry omits it.
