@@ -47,8 +47,9 @@ impl EndpointConfig {
     }
 
     /// The largest UDP payload the endpoint sends (default 1472: a 1500-byte Ethernet MTU
-    /// less IPv4 and UDP headers). DATA with its INTEGRITY messages is fitted into it, and
-    /// hashes that do not fit go in an earlier datagram (RFC 7574 §5.3).
+    /// less IPv4 and UDP headers), 20 bytes less to IPv6 peers (the longer IPv6 header: 1452
+    /// by default). DATA with its INTEGRITY messages is fitted into it, and hashes that do not
+    /// fit go in an earlier datagram (RFC 7574 §5.3).
     pub fn max_datagram_size(&mut self, bytes: usize) -> &mut Self {
         self.max_datagram_size = bytes.clamp(256, 65_507);
         self

@@ -139,9 +139,13 @@ impl Endpoint {
     fn build(&mut self, id: u32, buf: &mut [u8]) -> usize {
         let now = self.now;
         let Some(ch) = self.chan(id) else { return 0 };
+        // R-8.1-a: the configured size is for IPv4; an IPv6 header is 20 bytes longer.
+        let v6 =
+            matches!(ch.remote, core::net::SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none());
         let max = self
             .cfg
             .max_datagram_size
+            .saturating_sub(if v6 { 20 } else { 0 })
             .min(ch.dgram_cap.unwrap_or(usize::MAX))
             .min(buf.len());
         let initiator = ch.role == Role::Initiator;

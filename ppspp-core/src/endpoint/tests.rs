@@ -582,6 +582,32 @@ fn messages_a_peer_does_not_support_are_not_sent_to_it() {
     assert!(acks > 0);
 }
 
+/// R-8.1-a: datagrams to IPv6 peers fit a 1500-byte packet with IPv6's longer header (1452
+/// bytes of payload): a transfer whose first datagrams carry many hashes, over a path that
+/// drops anything longer, loses nothing and needs no path-MTU fallback.
+#[test]
+fn datagrams_to_ipv6_peers_fit_the_ipv6_mtu() {
+    let mut mesh = Mesh::new(44);
+    mesh.mtu = 1452;
+    // 1,200-byte chunks with SHA-1: a DATA datagram with 8 INTEGRITY messages is 1,453 bytes.
+    let data = content(1024 * 1200, 44);
+    let (s, l) = (mesh.add_node(), mesh.add_node());
+    for (n, last) in [(s, 1u16), (l, 2)] {
+        mesh.nodes[n].addr = SocketAddr::new(
+            core::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last).into(),
+            6778,
+        );
+    }
+    let (_, tree) = seeder(&mut mesh, s, &data, 1200, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh)));
+    assert_eq!(mesh.dropped, 0, "datagrams over 1452 bytes were sent");
+    assert_eq!(mesh.nodes[s].ep.stats().pmtu_fallbacks, 0);
+    assert_only_real_chunks(&rec, &data, 1200);
+}
+
 #[test]
 fn thousand_chunks() {
     let (mesh, rec, data) = transfer(1000 * 1024 - 100, 1024, HashAlgorithm::Sha1, 0.0, 3);
