@@ -1314,17 +1314,24 @@ fn pex_introduces_leechers_to_each_other() {
     );
 }
 
-#[test]
-fn duplicate_opening_handshake_gets_the_same_channel() {
-    // R-8.2-d: a repeated opening handshake (our reply was lost) does not create a second
-    // channel; it is answered again with the same channel ID.
-    let mut mesh = Mesh::new(34);
-    let data = content(4096, 34);
+/// A mesh with one seeder of 4 KiB (node `s`) and the bytes of an opening handshake for its
+/// swarm (source channel 7; SHA-1, 32-bit chunk ranges, no Chunk Size): (mesh, s, datagram).
+fn seeder_and_opening_handshake(seed: u64) -> (Mesh, usize, Vec<u8>) {
+    let mut mesh = Mesh::new(seed);
+    let data = content(4096, seed);
     let s = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
     let mut hs = alloc::vec![0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 1, 1, 1, 2, 0, 20];
     hs.extend_from_slice(tree.root_hash().as_bytes());
     hs.extend_from_slice(&[3, 1, 4, 0, 6, 2, 0xff]);
+    (mesh, s, hs)
+}
+
+#[test]
+fn duplicate_opening_handshake_gets_the_same_channel() {
+    // R-8.2-d: a repeated opening handshake (our reply was lost) does not create a second
+    // channel; it is answered again with the same channel ID.
+    let (mut mesh, s, hs) = seeder_and_opening_handshake(34);
     let from = addr(77);
     let mut buf = [0u8; 2048];
     let mut replies = Vec::new();
@@ -1407,13 +1414,7 @@ fn initiator_answers_the_reply_at_once_even_with_nothing_to_say() {
 /// counter shows in them (internally the low 16 bits index a slot).
 #[test]
 fn channel_ids_on_the_wire_are_unpredictable() {
-    let mut mesh = Mesh::new(35);
-    let data = content(4096, 35);
-    let s = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let mut hs = alloc::vec![0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 1, 1, 1, 2, 0, 20];
-    hs.extend_from_slice(tree.root_hash().as_bytes());
-    hs.extend_from_slice(&[3, 1, 4, 0, 6, 2, 0xff]);
+    let (mut mesh, s, hs) = seeder_and_opening_handshake(35);
     let mut buf = [0u8; 2048];
     let mut ids = Vec::new();
     for i in 0..64 {
