@@ -19,10 +19,14 @@ pub(crate) struct RadixHeap<V> {
     occupied: u128,
     occupied_high: bool,
     /// An empty vector whose allocation is swapped in for a bucket being redistributed, so
-    /// bucket allocations are reused instead of freed and grown again on every redistribution.
+    /// small bucket allocations are reused instead of freed and grown again on every
+    /// redistribution.
     spare: Vec<(u128, V)>,
     len: usize,
 }
+
+/// The largest allocation (in elements) kept for reuse by [`RadixHeap::peek_key`].
+const MAX_SPARE: usize = 4096;
 
 impl<V> RadixHeap<V> {
     pub(crate) fn new() -> Self {
@@ -95,7 +99,11 @@ impl<V> RadixHeap<V> {
                 self.buckets[b].push((k, v));
                 self.mark(b);
             }
-            self.spare = moved;
+            // A large allocation is let go rather than kept as the spare: every bucket would
+            // otherwise keep the most it ever held (+0.8 GiB at 10,000 peers).
+            if moved.capacity() <= MAX_SPARE {
+                self.spare = moved;
+            }
         }
         self.buckets[0].last().map(|(k, _)| *k)
     }
