@@ -259,11 +259,7 @@ impl Endpoint {
                 ch.data_unacked = 0;
                 ch.ack_due = None;
             }
-            // R-3.2-d: no HAVE to a peer that holds the whole content (a seeder).
-            let peer_complete = sw
-                .chunk_count()
-                .is_some_and(|n| ch.peer_have.contains_range(0..n));
-            if !accepts(MessageType::Have) || peer_complete {
+            if !accepts(MessageType::Have) {
                 // Nothing to announce to this peer: move past the log.
                 ch.have_seq = sw.have_log_end();
                 ch.pending_haves.clear();

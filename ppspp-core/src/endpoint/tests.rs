@@ -608,26 +608,6 @@ fn datagrams_to_ipv6_peers_fit_the_ipv6_mtu() {
     assert_only_real_chunks(&rec, &data, 1200);
 }
 
-/// R-3.2-d: no HAVE to a peer that holds the whole content. A seeder connecting to another
-/// seeder learns from the reply that it has everything, and announces nothing to it.
-#[test]
-fn no_have_to_a_peer_that_holds_everything() {
-    let mut mesh = Mesh::new(45);
-    let data = content(50 * 1024, 45);
-    let (a, b) = (mesh.add_node(), mesh.add_node());
-    let (ha, _) = seeder(&mut mesh, a, &data, 1024, HashAlgorithm::Sha1);
-    seeder(&mut mesh, b, &data, 1024, HashAlgorithm::Sha1);
-    let bb = mesh.nodes[b].addr;
-    mesh.nodes[a].ep.connect(mesh.now, ha, bb).unwrap();
-    mesh.run_until(Duration::from_secs(2), |_| false);
-    use crate::wire::MessageType;
-    let (sa, sb) = (mesh.nodes[a].ep.stats(), mesh.nodes[b].ep.stats());
-    assert_eq!(sa.channels, 1, "connected");
-    // B's reply carried its map (it could not know A's); A sends none back.
-    assert!(sb.messages_out.get(MessageType::Have) > 0);
-    assert_eq!(sa.messages_out.get(MessageType::Have), 0);
-}
-
 #[test]
 fn thousand_chunks() {
     let (mesh, rec, data) = transfer(1000 * 1024 - 100, 1024, HashAlgorithm::Sha1, 0.0, 3);
