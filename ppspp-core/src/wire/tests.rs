@@ -721,6 +721,20 @@ fn several_data_messages_share_a_datagram_when_the_chunk_size_is_fixed() {
     let (_, back, err) = decode_all(&bytes, &WireParams::default());
     assert_eq!(err, None);
     assert_eq!(back, msgs);
+    // Bytes after a full chunk that are no message: the DATA is kept, the rest is an error at
+    // its offset (R-3-c), never a longer chunk.
+    let mut bad = encode_all(ChannelId(9), &[d(0, b"abcd")], &p);
+    let at = bad.len();
+    bad.extend_from_slice(&[0xee, 1, 2]);
+    let (_, back, err) = decode_all(&bad, &p);
+    assert_eq!(back, vec![d(0, b"abcd")]);
+    let err = err.expect("the trailing bytes do not decode");
+    assert_eq!(err.offset, at);
+    // A variable chunk size (0xffffffff) never splits.
+    let var = WireParams::default().with_chunk_size(u32::MAX);
+    let (_, back, err) = decode_all(&bad, &var);
+    assert_eq!(err, None);
+    assert!(matches!(&back[..], [Message::Data(x)] if x.payload.len() == 7));
 }
 
 #[test]
