@@ -1003,8 +1003,8 @@ impl Endpoint {
     }
 }
 
-/// Queues an ACK of chunks `first..=last` (the biggest complete interval around the chunk,
-/// R-3.4-c) with a delay sample (R-3.4-d).
+/// Queues an ACK of chunks `first..=last` (a complete interval around the chunk: the largest
+/// aligned bin, see `on_data`; R-3.4-c) with a delay sample (R-3.4-d).
 fn push_ack(ch: &mut Channel, first: u64, last: u64, delay: i64) {
     // A later, larger interval supersedes earlier ACKs it covers.
     ch.pending_acks
