@@ -48,13 +48,4 @@ fn check(input: &[u8]) {
     assert_eq!(again, decoded);
 }
 
-#[cfg(fuzzing)]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| check(data));
-
-#[cfg(not(fuzzing))]
-fn main() {
-    // Without the fuzzer, replay the files named on the command line (e.g. the corpus).
-    for path in std::env::args().skip(1) {
-        check(&std::fs::read(&path).expect("read input"));
-    }
-}
+ppspp_fuzz::fuzz_entry!(check);
