@@ -17,6 +17,8 @@
 //! - [`merkle`]: content integrity: hash functions, Merkle hash trees, peaks, uncles and
 //!   verification (RFC 7574 §5).
 //! - [`binmap`]: availability maps: compact sets of chunks for millions of chunks.
+//! - [`live`]: live streaming integrity (RFC 7574 §6): public-key swarm IDs, signed munros
+//!   (Unified Merkle Tree), Sign All, the injector's growing tree and a peer's verifier.
 //!
 //! # Rules every caller can rely on
 //!
@@ -38,6 +40,7 @@ pub mod congestion;
 mod endpoint;
 pub mod event;
 pub mod hash;
+pub mod live;
 pub mod merkle;
 pub mod rand;
 pub mod rtt;

@@ -112,6 +112,29 @@ impl NodeStore {
         self.get(bin).is_some()
     }
 
+    /// Forgets every page whose bins all lie below bin number `raw` (a live receiver's
+    /// discard window); pages straddling `raw` stay, so at most one page is kept extra.
+    pub(crate) fn remove_pages_below(&mut self, raw: u64) {
+        let first_kept = raw >> PAGE_BITS;
+        let count = |p: &Page| {
+            p.present
+                .iter()
+                .map(|w| u64::from(w.count_ones()))
+                .sum::<u64>()
+        };
+        let mut removed = 0;
+        for slot in self.dense.iter_mut().take(first_kept as usize) {
+            if let Some(p) = slot.take() {
+                removed += count(&p);
+            }
+        }
+        let kept = self.sparse.split_off(&first_kept);
+        for p in core::mem::replace(&mut self.sparse, kept).values() {
+            removed += count(p);
+        }
+        self.nodes -= removed;
+    }
+
     /// The number of stored hashes.
     pub(crate) const fn len(&self) -> u64 {
         self.nodes

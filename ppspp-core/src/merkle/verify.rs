@@ -235,6 +235,12 @@ impl PartialTree {
         Ok(t)
     }
 
+    /// A receiver with no anchor yet: nothing verifies until trusted subtrees are added with
+    /// [`PartialTree::add_trusted`] (a live stream's signed munros, which arrive over time).
+    pub fn anchored(alg: HashAlgorithm, chunk_size: u32) -> Result<Self, ConfigError> {
+        Self::empty(alg, chunk_size, &alg.empty())
+    }
+
     fn empty(alg: HashAlgorithm, chunk_size: u32, hash: &HashValue) -> Result<Self, ConfigError> {
         if chunk_size == 0 {
             return Err(ConfigError::ZeroChunkSize);
@@ -266,6 +272,16 @@ impl PartialTree {
         self.store.insert(bin, hash.as_bytes());
         self.pending.retain(|p| p.bin != bin);
         Ok(())
+    }
+
+    /// Forgets the hashes of nodes wholly before chunk `chunk` (a live stream's discard
+    /// window, RFC 7574 §6.2), verified or candidate, page by page: memory stays bounded on an
+    /// endless stream. Chunks before `chunk` no longer verify afterwards.
+    pub fn forget_before(&mut self, chunk: u64) {
+        let Some(leaf) = Bin::leaf(chunk) else { return };
+        self.store.remove_pages_below(leaf.raw());
+        self.pending
+            .retain(|p| p.bin.last_chunk().is_some_and(|last| last >= chunk));
     }
 
     /// Offers the hash of `bin` from an INTEGRITY message.
