@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use ppspp_core::time::Duration;
-use ppspp_sim::scenario::Churn;
+use ppspp_sim::scenario::{Churn, Crashes, Partition, PartitionMode};
 use ppspp_sim::vopr::{self, Verdict};
 use ppspp_sim::{Progress, Report, Scenario, Simulation};
 
@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run one scenario.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Randomized fault testing: scenarios drawn from seeds, safety and liveness checked.
     Vopr(VoprArgs),
 }
@@ -93,6 +93,20 @@ struct RunArgs {
     /// Initial random contacts per leecher.
     #[arg(long, default_value_t = 5)]
     contacts: u32,
+    /// A partition, AT:UNTIL:MODE in seconds (repeatable). MODE: `split=N` (every node goes to
+    /// one of N groups at random), `isolate=N` (N random nodes cut off from everyone) or
+    /// `seeders` (the seeders cut off from every leecher).
+    #[arg(long, value_parser = parse_partition)]
+    partition: Vec<Partition>,
+    /// Node crashes, COUNT:FROM:TO:DOWN[:seeders]: COUNT leechers (or any nodes with
+    /// `:seeders`) crash at uniform times in FROM..TO seconds and restart DOWN seconds later
+    /// with their stores kept.
+    #[arg(long, value_parser = parse_crashes)]
+    crashes: Option<Crashes>,
+    /// The largest UDP payload the network carries, bytes: larger datagrams are dropped
+    /// (endpoints send at most 1,472 and fall back to smaller datagrams when they are lost).
+    #[arg(long, default_value_t = 1500)]
+    mtu: usize,
     /// Simulated time limit, seconds.
     #[arg(long, default_value_t = 600)]
     duration: u64,
@@ -170,6 +184,75 @@ fn parse_churn(s: &str) -> Result<Option<Churn>, String> {
     }))
 }
 
+fn secs(s: &str, what: &str) -> Result<Duration, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{what}: {s}: {e}"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!(
+            "{what}: {s}: must be a non-negative number of seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn parse_partition(s: &str) -> Result<Partition, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [at, until, mode] = parts[..] else {
+        return Err(format!("--partition {s}: expected AT:UNTIL:MODE"));
+    };
+    let (at, until) = (secs(at, "--partition")?, secs(until, "--partition")?);
+    if until <= at {
+        return Err(format!("--partition {s}: UNTIL must be after AT"));
+    }
+    let count =
+        |v: &str| -> Result<u32, String> { v.parse().map_err(|e| format!("--partition {s}: {e}")) };
+    let mode = match mode.split_once('=') {
+        Some(("split", n)) => {
+            let groups = count(n)?;
+            if groups < 2 {
+                return Err(format!("--partition {s}: split needs at least 2 groups"));
+            }
+            PartitionMode::Split {
+                groups: u16::try_from(groups).map_err(|e| format!("--partition {s}: {e}"))?,
+            }
+        }
+        Some(("isolate", n)) => PartitionMode::Isolate { count: count(n)? },
+        None if mode == "seeders" => PartitionMode::IsolateSeeders,
+        _ => {
+            return Err(format!(
+                "--partition {s}: MODE is split=N, isolate=N or seeders"
+            ));
+        }
+    };
+    Ok(Partition { at, until, mode })
+}
+
+fn parse_crashes(s: &str) -> Result<Crashes, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (fields, include_seeders) = match parts[..] {
+        [c, f, t, d] => ([c, f, t, d], false),
+        [c, f, t, d, "seeders"] => ([c, f, t, d], true),
+        _ => {
+            return Err(format!(
+                "--crashes {s}: expected COUNT:FROM:TO:DOWN[:seeders]"
+            ));
+        }
+    };
+    let count = fields[0]
+        .parse()
+        .map_err(|e| format!("--crashes {s}: {e}"))?;
+    let (from, to) = (secs(fields[1], "--crashes")?, secs(fields[2], "--crashes")?);
+    if to < from {
+        return Err(format!("--crashes {s}: TO must not be before FROM"));
+    }
+    Ok(Crashes {
+        count,
+        from,
+        to,
+        down: secs(fields[3], "--crashes")?,
+        include_seeders,
+    })
+}
+
 fn scenario(a: &RunArgs) -> Result<Scenario, String> {
     let mut b = Scenario::builder()
         .seed(a.seed)
@@ -189,7 +272,12 @@ fn scenario(a: &RunArgs) -> Result<Scenario, String> {
         .join_window(Duration::from_secs_f64(a.join_window.max(0.0)))
         .contacts(a.contacts)
         .duration(Duration::from_secs(a.duration))
+        .mtu(a.mtu)
+        .crashes(a.crashes)
         .check_invariants(!a.no_checks);
+    for p in &a.partition {
+        b = b.partition(*p);
+    }
     b = match a.burst {
         Some(burst) => b.loss_model(ppspp_sim::net::LossModel::bursty(
             1.0 - (1.0 - a.loss).sqrt(),

@@ -38,6 +38,8 @@ pub(crate) struct Sent {
     pub(crate) bytes: u64,
     pub(crate) seq: u64,
     pub(crate) retransmitted: bool,
+    /// The size of the datagram that carried it.
+    pub(crate) size: u16,
 }
 
 /// In-flight DATA by send sequence number: the chunk sent with each sequence number from
@@ -237,6 +239,14 @@ pub(crate) struct Channel {
     pub(crate) request_target: usize,
     /// Retransmission timeouts in a row without an ACK in between.
     pub(crate) rto_streak: u8,
+    /// DATA datagrams bigger than any acknowledged so far declared lost, since a datagram as
+    /// big as the smallest of them was last acknowledged: a path that keeps dropping only
+    /// those has an MTU below ours.
+    pub(crate) big_loss_streak: u8,
+    /// The smallest datagram counted in `big_loss_streak` (`u16::MAX`: none).
+    pub(crate) big_loss_min: u16,
+    /// The biggest DATA datagram acknowledged (a size the path carries).
+    pub(crate) max_acked_size: u16,
     /// A datagram size cap for this peer: set when full-size datagrams kept vanishing (a path
     /// MTU black hole), so DATA goes alone and INTEGRITY in datagrams of its own.
     pub(crate) dgram_cap: Option<usize>,
@@ -362,6 +372,9 @@ impl Channel {
             hole_mark_at: now,
             request_target: 16,
             rto_streak: 0,
+            big_loss_streak: 0,
+            max_acked_size: 0,
+            big_loss_min: u16::MAX,
             dgram_cap: None,
             dgram_cap_at: now,
             dl_rate: 0,

@@ -477,6 +477,12 @@ impl Endpoint {
                 ch.sent_order.remove(s.seq);
                 bytes += s.bytes;
                 ch.acked_seq = ch.acked_seq.max(s.seq);
+                ch.max_acked_size = ch.max_acked_size.max(s.size);
+                if s.size >= ch.big_loss_min {
+                    // The path carries datagrams that big: those losses were not its MTU.
+                    ch.big_loss_streak = 0;
+                    ch.big_loss_min = u16::MAX;
+                }
                 // Karn: a resent chunk's ACK may answer either send. It still counts when the
                 // time since the resend is no shorter than the minimum RTT seen (it cannot
                 // then be an underestimate below the path's floor); otherwise a flow made

@@ -500,7 +500,16 @@ impl Endpoint {
         let int_len = 1 + wire.addressing.spec_len() + wire.hash_len;
         let data_len = data_header_len(wire.addressing.spec_len()) + chunk_len;
         let need = (hashes.len() - skip) * int_len + data_len;
-        let room = limit - len;
+        // A retransmission that carries hashes goes in datagrams no bigger than its DATA
+        // alone, the hashes ahead in their own (R-5.3-c): if the first copy was dropped for
+        // its size (a path MTU below ours), the same datagram would be dropped again and
+        // again until the channel-wide fallback after several timeouts.
+        let limit = if retransmit && hashes.len() > skip {
+            limit.min(4 + data_len)
+        } else {
+            limit
+        };
+        let room = limit.saturating_sub(len);
         let Some(spec) = ChunkSpec::chunk(wire.addressing, chunk, cs) else {
             return len;
         };
@@ -576,6 +585,7 @@ impl Endpoint {
                 bytes,
                 seq: ch.send_seq,
                 retransmitted: retransmit,
+                size: u16::try_from(len).unwrap_or(u16::MAX),
             },
         );
         ch.in_flight_map.insert(chunk);

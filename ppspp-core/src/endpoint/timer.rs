@@ -224,6 +224,8 @@ impl Endpoint {
         if ch.dgram_cap.is_some() && now.saturating_duration_since(ch.dgram_cap_at) >= PMTU_RETRY {
             // Try full-size datagrams again now and then (the path may have changed).
             ch.dgram_cap = None;
+            ch.big_loss_streak = 0;
+            ch.big_loss_min = u16::MAX;
         }
         let rto = ch.rtt.rto();
         let srtt = ch.rtt.smoothed_or(rto);
@@ -250,10 +252,24 @@ impl Endpoint {
             ch.in_flight.remove(&c);
             ch.in_flight_map.remove(c);
             bytes += s.bytes;
+            if s.size > ch.max_acked_size {
+                ch.big_loss_streak = ch.big_loss_streak.saturating_add(1);
+                ch.big_loss_min = ch.big_loss_min.min(s.size);
+            }
             lost.push(c);
         }
         if lost.is_empty() {
             return;
+        }
+        // Path MTU below ours, seen from sizes: datagrams bigger than any acknowledged keep
+        // vanishing while smaller ones arrive (retransmissions go small, see `add_data`).
+        // Cap at the biggest size known to pass (at least a DATA alone). Once full-size
+        // datagrams have been acknowledged, random loss never triggers this.
+        if ch.big_loss_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+            let alone = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
+            ch.dgram_cap = Some(alone.max(usize::from(ch.max_acked_size)).max(256));
+            ch.dgram_cap_at = now;
+            fell_back = true;
         }
         if timed_out {
             ch.rtt.on_timeout();
