@@ -462,6 +462,33 @@ pub fn verify_signed_chunk(
     Ok(())
 }
 
+/// The uncle hashes of `chunk` below `munro`, highest first (§6.1.2.3): siblings on the way
+/// up from the chunk, stopping at the first one `known` says the receiver has (it then has
+/// every node above too); `hash` looks a node up.
+fn uncles_below(
+    munro: Bin,
+    chunk: u64,
+    mut known: impl FnMut(Bin) -> bool,
+    hash: impl Fn(Bin) -> Option<HashValue>,
+) -> Vec<(Bin, HashValue)> {
+    let mut out = Vec::new();
+    let mut b = Bin::leaf(chunk).unwrap_or(Bin::NONE);
+    while munro.contains(b) && b != munro {
+        let (Some(s), Some(p)) = (b.sibling(), b.parent()) else {
+            break;
+        };
+        if known(s) {
+            break;
+        }
+        if let Some(h) = hash(s) {
+            out.push((s, h));
+        }
+        b = p;
+    }
+    out.reverse();
+    out
+}
+
 fn check_signature_len(verifier: &dyn Verifier, sig: &[u8]) -> Result<(), LiveError> {
     if sig.len() != verifier.signature_len() {
         return Err(LiveError::BadSignatureLength {

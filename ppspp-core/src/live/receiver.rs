@@ -199,27 +199,11 @@ impl LiveReceiver {
 
     /// The uncle hashes this peer can send with `chunk` (verified ones, highest first, below
     /// the munro), leaving out those `known` says the receiver has. Empty without the munro.
-    pub fn uncles(&self, chunk: u64, mut known: impl FnMut(Bin) -> bool) -> Vec<(Bin, HashValue)> {
-        let mut out = Vec::new();
-        let Some(m) = self.munro_for(chunk) else {
-            return out;
-        };
-        let Some(mut b) = Bin::leaf(chunk) else {
-            return out;
-        };
-        while b != m.bin {
-            let Some(s) = b.sibling() else { break };
-            if known(s) {
-                break;
-            }
-            if let Some(h) = self.tree.hash(s) {
-                out.push((s, h));
-            }
-            let Some(p) = b.parent() else { break };
-            b = p;
+    pub fn uncles(&self, chunk: u64, known: impl FnMut(Bin) -> bool) -> Vec<(Bin, HashValue)> {
+        match self.munro_for(chunk) {
+            Some(m) => super::uncles_below(m.bin, chunk, known, |b| self.tree.hash(b)),
+            None => Vec::new(),
         }
-        out.reverse();
-        out
     }
 
     /// Bytes of heap held by the hash tree.

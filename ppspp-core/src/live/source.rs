@@ -256,27 +256,11 @@ impl LiveSource {
     /// The uncle hashes that verify `chunk` against its munro, highest first, leaving out the
     /// nodes for which `known` is true (the receiver has them): what goes between the signed
     /// munro and the DATA (§6.1.2.3). Empty if the chunk is not under a kept munro.
-    pub fn uncles(&self, chunk: u64, mut known: impl FnMut(Bin) -> bool) -> Vec<(Bin, HashValue)> {
-        let mut out = Vec::new();
-        let Some(t) = self.tree_for(chunk) else {
-            return out;
-        };
-        let Some(mut b) = Bin::leaf(chunk) else {
-            return out;
-        };
-        while b != t.signed.bin {
-            let Some(s) = b.sibling() else { break };
-            if known(s) {
-                break;
-            }
-            if let Some(h) = t.get(s) {
-                out.push((s, *h));
-            }
-            let Some(p) = b.parent() else { break };
-            b = p;
+    pub fn uncles(&self, chunk: u64, known: impl FnMut(Bin) -> bool) -> Vec<(Bin, HashValue)> {
+        match self.tree_for(chunk) {
+            Some(t) => super::uncles_below(t.signed.bin, chunk, known, |b| t.get(b).copied()),
+            None => Vec::new(),
         }
-        out.reverse();
-        out
     }
 
     /// The hash of `bin` if it lies under a kept munro (or is one).

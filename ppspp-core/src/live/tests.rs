@@ -386,6 +386,18 @@ fn vector(name: &str) -> Vec<u8> {
         .collect()
 }
 
+/// What the captured libswift source used: 1 KiB chunks, 32 per munro, 32-bit chunk ranges,
+/// SHA-1.
+fn libswift_params() -> LiveParams {
+    LiveParams {
+        chunk_size: 1024,
+        nchunks_per_sig: 32,
+        addressing: ChunkAddressing::ChunkRange32,
+        hash: HashAlgorithm::Sha1,
+        form: SignedForm::Libswift,
+    }
+}
+
 fn messages(name: &str, wp: &WireParams) -> Vec<Message> {
     let (_, it) = decode_datagram(Bytes::from(vector(name)), wp).unwrap();
     it.collect::<Result<Vec<_>, _>>().unwrap()
@@ -410,13 +422,7 @@ fn signed_munro(p: &LiveParams, msgs: &[Message]) -> SignedMunro {
 fn libswift_live_capture_verifies() {
     let id = LiveSwarmId::from_bytes(&vector("p256_swarm_id")).unwrap();
     assert_eq!(id.algorithm(), SignatureAlgorithm::ECDSAP256SHA256);
-    let p = LiveParams {
-        chunk_size: 1024,
-        nchunks_per_sig: 32,
-        addressing: ChunkAddressing::ChunkRange32,
-        hash: HashAlgorithm::Sha1,
-        form: SignedForm::Libswift,
-    };
+    let p = libswift_params();
     let wp = WireParams::new(p.addressing, p.hash)
         .with_signature_len(64)
         .with_chunk_size(1024);
@@ -471,13 +477,7 @@ fn libswift_rsa_munro_verifies() {
     assert_eq!(id.algorithm(), SignatureAlgorithm::RSASHA1);
     let v = verifier(&id).unwrap();
     assert_eq!(v.signature_len(), 128);
-    let p = LiveParams {
-        chunk_size: 1024,
-        nchunks_per_sig: 32,
-        addressing: ChunkAddressing::ChunkRange32,
-        hash: HashAlgorithm::Sha1,
-        form: SignedForm::Libswift,
-    };
+    let p = libswift_params();
     let wp = WireParams::new(p.addressing, p.hash).with_signature_len(128);
     let m = signed_munro(&p, &messages("rsa_signed_munro", &wp));
     let mut rx = LiveReceiver::new(p, v).unwrap();
