@@ -504,8 +504,11 @@ impl Endpoint {
         // alone, the hashes ahead in their own (R-5.3-c): if the first copy was dropped for
         // its size (a path MTU below ours), the same datagram would be dropped again and
         // again until the channel-wide fallback after several timeouts.
-        let limit = if retransmit && hashes.len() > skip {
-            limit.min(4 + data_len)
+        // (Not when control messages already share the datagram: the chunk would be put off to
+        // the next datagram, which may carry control messages again, and so on.)
+        let limit = if retransmit && hashes.len() > skip && !had_control {
+            // At least 512 bytes: a short last chunk's DATA alone leaves no room for a hash.
+            limit.min((4 + data_len).max(512))
         } else {
             limit
         };
