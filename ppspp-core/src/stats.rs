@@ -85,12 +85,15 @@ pub struct EndpointStats {
     /// Of [`EndpointStats::rerequests`], those given up because the peer delivered nothing
     /// for a request timeout (the rest were holes left behind later deliveries).
     pub rerequests_stalled: u64,
-    /// Channels that capped their datagram size after repeated timeouts (a suspected path
-    /// MTU black hole: DATA then travels alone, its hashes in datagrams of their own).
+    /// Channels that capped their datagram size after repeated timeouts or repeated losses of
+    /// datagrams bigger than any acknowledged (a suspected path MTU below ours).
     pub pmtu_fallbacks: u64,
     /// UNCHOKE messages sent again because the peer sent no REQUEST after the previous one
     /// (it may have been lost: nothing else would ever tell the peer).
     pub unchoke_resends: u64,
+    /// Whole availability maps announced again to peers that lacked chunks we have and asked
+    /// for none (a HAVE may have been lost: nothing else would ever tell them).
+    pub have_refreshes: u64,
     /// Channels currently open.
     pub channels: u64,
 }

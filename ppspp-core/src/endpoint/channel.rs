@@ -213,6 +213,10 @@ pub(crate) struct Channel {
     /// An UNCHOKE we sent that no REQUEST has answered yet: when to send it again, and how
     /// many times it was sent again already (see `Endpoint::repeat_unchokes`).
     pub(crate) unchoke_unanswered: Option<(Instant, u8)>,
+    /// When to announce our whole map again if the peer still lacks chunks we have and asks
+    /// us for none, and how many times it was announced again since it last asked (see
+    /// `Endpoint::refresh_haves`).
+    pub(crate) have_refresh: (Instant, u8),
 
     // Upload: what the peer asked for, and DATA in flight.
     pub(crate) upload: VecDeque<(u64, u64)>,
@@ -355,6 +359,7 @@ impl Channel {
             send_choke: None,
             choke_resent_at: None,
             unchoke_unanswered: None,
+            have_refresh: (now + super::HAVE_REFRESH, 0),
             upload: VecDeque::new(),
             upload_len: 0,
             in_flight: chunk_map(hash),

@@ -178,6 +178,9 @@ pub(crate) const ACK_DELAY: Duration = Duration::from_millis(10);
 /// How long an UNCHOKE waits for a REQUEST before it is sent again (then twice as long each
 /// time; see `Endpoint::repeat_unchokes`).
 pub(crate) const UNCHOKE_REPEAT: Duration = Duration::from_secs(1);
+/// How long a peer that lacks chunks we have may ask us for nothing before we announce our
+/// whole map to it again (then twice as long each time, up to eight times as long).
+pub(crate) const HAVE_REFRESH: Duration = Duration::from_secs(10);
 /// How much data (in time at the peer's delivery rate) a download queues at one peer beyond
 /// the round trip.
 pub(crate) const QUEUE_TIME: Duration = Duration::from_millis(250);

@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::net::SocketAddr;
 
+use crate::wire::Message;
 use bytes::Bytes;
 
 use crate::Endpoint;
@@ -32,6 +33,8 @@ pub(crate) struct Node {
     pub(crate) corrupt_hashes: bool,
     /// Loses this many of the outgoing datagrams that carry an UNCHOKE (the next ones).
     pub(crate) lose_unchokes: u32,
+    /// Datagrams carrying HAVE (and no HANDSHAKE) from this node to lose on purpose.
+    pub(crate) lose_haves: u32,
     /// With the chunk size: packs each datagram ending in a full-chunk DATA with the next one
     /// to the same peer, so one datagram carries two DATA messages (RFC 7574 §8.6 allows it
     /// for fixed-size chunks; libswift never does it).
@@ -106,6 +109,7 @@ impl Mesh {
             alive: true,
             events: Vec::new(),
             lose_unchokes: 0,
+            lose_haves: 0,
             pack_data: None,
             declare_supported: None,
             corrupt_data: false,
@@ -209,8 +213,16 @@ impl Mesh {
                 self.nodes[i].corrupt_hashes,
             );
         }
-        if self.nodes[i].lose_unchokes > 0 && carries_unchoke(&d) {
+        if self.nodes[i].lose_unchokes > 0 && carries(&d, |m| matches!(m, Message::Unchoke)) {
             self.nodes[i].lose_unchokes -= 1;
+            self.dropped += 1;
+            return;
+        }
+        if self.nodes[i].lose_haves > 0
+            && carries(&d, |m| matches!(m, Message::Have(_)))
+            && !carries(&d, |m| matches!(m, Message::Handshake(_)))
+        {
+            self.nodes[i].lose_haves -= 1;
             self.dropped += 1;
             return;
         }
@@ -313,7 +325,7 @@ fn ends_with_full_data(d: &[u8], chunk_size: u32) -> bool {
     let params = crate::wire::WireParams::default();
     crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params).is_ok_and(|(_, it)| {
         matches!(it.flatten().last(),
-            Some(crate::wire::Message::Data(x)) if x.payload.len() == chunk_size as usize)
+            Some(Message::Data(x)) if x.payload.len() == chunk_size as usize)
     })
 }
 
@@ -336,12 +348,11 @@ fn with_supported_messages(d: &[u8], s: crate::wire::SupportedMessages) -> Vec<u
     out
 }
 
-fn carries_unchoke(d: &[u8]) -> bool {
+/// Whether datagram `d` carries a message for which `f` is true.
+fn carries(d: &[u8], f: impl Fn(&Message) -> bool) -> bool {
     let params = crate::wire::WireParams::default();
-    crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params).is_ok_and(|(_, it)| {
-        it.flatten()
-            .any(|m| matches!(m, crate::wire::Message::Unchoke))
-    })
+    crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params)
+        .is_ok_and(|(_, mut it)| it.any(|m| m.is_ok_and(|m| f(&m))))
 }
 
 /// Flips a byte of DATA payloads and/or INTEGRITY hashes in a datagram (32-bit chunk ranges,
@@ -356,11 +367,11 @@ fn corrupt(d: &mut [u8], data: bool, hashes: bool) {
         let Ok(m) = m else { break };
         let len = m.encoded_len(&params);
         match m {
-            crate::wire::Message::Data(_) if data => {
+            Message::Data(_) if data => {
                 let last = pos + len - 1;
                 d[last] ^= 0x5a;
             }
-            crate::wire::Message::Integrity(_) if hashes => {
+            Message::Integrity(_) if hashes => {
                 d[pos + 9] ^= 0x01;
             }
             _ => {}
@@ -1463,7 +1474,9 @@ fn initiator_falls_back_to_no_chunk_size_for_peers_that_ignore_it() {
                 &crate::wire::WireParams::default(),
             )
             .unwrap();
-            let has_cs = msgs.flatten().any(|m| matches!(m, crate::wire::Message::Handshake(h) if h.options.chunk_size.is_some()));
+            let has_cs = msgs
+                .flatten()
+                .any(|m| matches!(m, Message::Handshake(h) if h.options.chunk_size.is_some()));
             if opening && has_cs {
                 dropped += 1;
                 continue;
@@ -1653,6 +1666,25 @@ fn a_lost_unchoke_is_sent_again() {
     assert_eq!(mesh.nodes[s].lose_unchokes, 0, "no UNCHOKE was lost");
     assert!(mesh.nodes[s].ep.stats().unchoke_resends > 0);
     assert_eq!(brec.assembled(), data);
+}
+
+/// A lost HAVE is repaired: the seeder opens the channel, so its map travels in a datagram of
+/// its own, which the network loses. The leecher then knows of no chunk to ask for until the
+/// seeder announces its map again (`refresh_haves`): without that it would wait for good.
+#[test]
+fn a_lost_have_is_announced_again() {
+    let mut mesh = Mesh::new(32);
+    let data = content(50 * 1024, 32);
+    let (s, l) = (mesh.add_node(), mesh.add_node());
+    let (sh, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    mesh.nodes[s].lose_haves = 1;
+    let la = mesh.nodes[l].addr;
+    mesh.nodes[s].ep.connect(mesh.now, sh, la).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
+    assert_eq!(mesh.nodes[s].lose_haves, 0, "no HAVE was lost");
+    assert!(mesh.nodes[s].ep.stats().have_refreshes > 0);
+    assert_eq!(rec.assembled(), data);
 }
 
 /// REQUEST messages node `n` has sent so far.

@@ -381,6 +381,48 @@ impl Endpoint {
             self.refresh_slots(idx, round);
             self.pex_connect(idx);
             self.repeat_unchokes(idx);
+            self.refresh_haves(idx);
+        }
+    }
+
+    /// HAVEs are never acknowledged, so one lost leaves the peer believing for good that we
+    /// lack those chunks (VOPR seed 30095: a leecher stuck at 512 of 562 chunks for 300 s
+    /// while every peer it knew was complete, their HAVEs lost to a small path MTU before the
+    /// network healed). A peer that lacks chunks we have and has asked us for nothing for
+    /// [`super::HAVE_REFRESH`] gets our whole map again (a complete peer's is one HAVE), then
+    /// after twice as long each time, up to eight times; asking resets the delay.
+    fn refresh_haves(&mut self, idx: usize) {
+        let now = self.now;
+        let Some(s) = self.swarms[idx].as_ref() else {
+            return;
+        };
+        let ids: Vec<u32> = s.channels.iter().copied().collect();
+        for id in ids {
+            let Some((ch, sw, _)) = self.parts(id) else {
+                continue;
+            };
+            let (at, n) = ch.have_refresh;
+            if at > now {
+                continue;
+            }
+            let asked = ch
+                .interested_at
+                .is_some_and(|t| now.saturating_duration_since(t) < super::HAVE_REFRESH);
+            let lacks = ch.is_established()
+                && ch.proven
+                && ch.accepts(crate::wire::MessageType::Have)
+                && sw
+                    .chunk_count()
+                    .is_some_and(|c| !ch.peer_have.is_complete(c))
+                && sw.have.difference_ranges(&ch.peer_have).next().is_some();
+            if asked || !lacks {
+                ch.have_refresh = (now + super::HAVE_REFRESH, 0);
+                continue;
+            }
+            ch.pending_haves.union_with(&sw.have);
+            ch.have_refresh = (now + super::HAVE_REFRESH * (2u32 << n.min(2)), n + 1);
+            self.stats.have_refreshes += 1;
+            self.queue_send(id);
         }
     }
 
