@@ -179,6 +179,32 @@ pub struct SwarmConfig {
     pub(crate) pex: bool,
     pub(crate) max_peers: usize,
     pub(crate) seed_when_complete: bool,
+    pub(crate) live: Option<LiveConfig>,
+}
+
+/// A live swarm's settings (RFC 7574 §6).
+#[derive(Clone, Debug)]
+pub(crate) struct LiveConfig {
+    /// The swarm ID: the injector's public key.
+    pub(crate) id: crate::live::LiveSwarmId,
+    pub(crate) params: crate::live::LiveParams,
+    /// The injector's key (only the injector has one).
+    pub(crate) signer: Option<crate::live::SharedSigner>,
+    /// Checks munro signatures (peers other than the injector).
+    pub(crate) verifier: Option<crate::live::SharedVerifier>,
+    /// Signed munros older than this are dropped (§6.1.2.4).
+    pub(crate) max_age: Option<Duration>,
+}
+
+impl LiveConfig {
+    /// The length of every signature in this swarm.
+    pub(crate) fn signature_len(&self) -> usize {
+        match (&self.signer, &self.verifier) {
+            (Some(s), _) => s.signature_len(),
+            (None, Some(v)) => v.signature_len(),
+            (None, None) => 0,
+        }
+    }
 }
 
 impl SwarmConfig {
@@ -203,7 +229,71 @@ impl SwarmConfig {
             pex: true,
             max_peers: 50,
             seed_when_complete: true,
+            live: None,
         }
+    }
+
+    /// The injector of a live stream (RFC 7574 §6) signed by `signer`, with the Unified Merkle
+    /// Tree: chunks go in with [`Endpoint::push_live_chunk`](crate::Endpoint::push_live_chunk)
+    /// and are announced once their munro is signed.
+    pub fn live_source(params: crate::live::LiveParams, signer: crate::live::SharedSigner) -> Self {
+        let mut cfg = Self::new(
+            HashValue::zero(0),
+            params.hash,
+            params.chunk_size,
+            SwarmContent::Empty { size: None },
+        );
+        cfg.addressing = params.addressing;
+        cfg.live = Some(LiveConfig {
+            id: signer.swarm_id(),
+            params,
+            signer: Some(signer),
+            verifier: None,
+            max_age: None,
+        });
+        cfg
+    }
+
+    /// A peer of the live stream `id` (the injector's public key), checking munro signatures
+    /// with `verifier` (for example [`crate::live::verifier`]). It tunes in at the newest
+    /// signed munro it hears of and downloads in order from there (§6.1.2.4); chunks go to
+    /// the store as they verify, and are served to other peers.
+    pub fn live(
+        id: crate::live::LiveSwarmId,
+        params: crate::live::LiveParams,
+        verifier: crate::live::SharedVerifier,
+    ) -> Self {
+        let mut cfg = Self::new(
+            HashValue::zero(0),
+            params.hash,
+            params.chunk_size,
+            SwarmContent::Empty { size: None },
+        );
+        cfg.addressing = params.addressing;
+        cfg.picker = PickerMode::InOrder { lookahead: 256 };
+        cfg.live = Some(LiveConfig {
+            id,
+            params,
+            signer: None,
+            verifier: Some(verifier),
+            max_age: None,
+        });
+        cfg
+    }
+
+    /// For a live swarm: drop signed munros older than `age` when they arrive (RFC 7574
+    /// §6.1.2.4; the RFC sets no bound, libswift uses 30 s for tuning in). `None` (the
+    /// default) accepts any age.
+    pub fn live_max_age(&mut self, age: Option<Duration>) -> &mut Self {
+        if let Some(l) = &mut self.live {
+            l.max_age = age;
+        }
+        self
+    }
+
+    /// The live swarm ID, for a live swarm.
+    pub fn live_swarm_id(&self) -> Option<&crate::live::LiveSwarmId> {
+        self.live.as_ref().map(|l| &l.id)
     }
 
     /// A seeder of `tree`'s content.

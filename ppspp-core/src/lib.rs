@@ -51,7 +51,9 @@ pub mod wire;
 
 pub use bin::Bin;
 pub use config::{EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
-pub use endpoint::{ConnectError, Endpoint, PeerRef, SwarmError, SwarmRef, Transmit};
+pub use endpoint::{
+    ConnectError, Endpoint, LiveChunkError, PeerRef, SwarmError, SwarmRef, Transmit,
+};
 pub use event::{CloseReason, Event, PeerHandle, SwarmHandle};
 pub use stats::{ChannelStats, EndpointStats};
 pub use store::{ChunkStore, MemoryStore, NullStore, StoreError};

@@ -48,6 +48,10 @@ pub struct DropCounts {
     pub evicted_half_open: u64,
     /// Outgoing bytes withheld by the anti-amplification limit.
     pub amplification_limited: u64,
+    /// Signed munros of a live stream dropped: not munro-shaped, without their INTEGRITY,
+    /// too old, or conflicting with a trusted one (bad signatures count as integrity
+    /// failures).
+    pub live_munros: u64,
 }
 
 /// Endpoint-wide counters.

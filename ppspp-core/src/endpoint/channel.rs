@@ -217,6 +217,8 @@ pub(crate) struct Channel {
     /// us for none, and how many times it was announced again since it last asked (see
     /// `Endpoint::refresh_haves`).
     pub(crate) have_refresh: (Instant, u8),
+    /// Live streams: the newest signed munro sent to the peer at tune-in (§6.1.2.4), and when.
+    pub(crate) munro_sent: Option<(crate::bin::Bin, Instant)>,
 
     // Upload: what the peer asked for, and DATA in flight.
     pub(crate) upload: VecDeque<(u64, u64)>,
@@ -360,6 +362,7 @@ impl Channel {
             choke_resent_at: None,
             unchoke_unanswered: None,
             have_refresh: (now + super::HAVE_REFRESH, 0),
+            munro_sent: None,
             upload: VecDeque::new(),
             upload_len: 0,
             in_flight: chunk_map(hash),

@@ -20,6 +20,8 @@
 //! [`EndpointStats`], and may close the channel it came on.
 
 mod channel;
+#[cfg(test)]
+mod live_tests;
 mod recv;
 mod send;
 mod swarm;
@@ -81,6 +83,33 @@ impl fmt::Display for SwarmError {
 
 impl core::error::Error for SwarmError {}
 
+/// Why [`Endpoint::push_live_chunk`] refused a chunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LiveChunkError {
+    /// The swarm is not a live injector's (or does not exist).
+    NotLiveSource,
+    /// The chunk is not exactly the swarm's chunk size (its length is given).
+    Length(usize),
+    /// The store could not take the chunk.
+    Store(crate::store::StoreError),
+    /// The live tree refused it (see the inner error).
+    Live(crate::live::LiveError),
+}
+
+impl fmt::Display for LiveChunkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotLiveSource => f.write_str("not a live injector's swarm"),
+            Self::Length(n) => write!(f, "a live chunk of {n} bytes is not the chunk size"),
+            Self::Store(e) => write!(f, "store: {e}"),
+            Self::Live(e) => write!(f, "live: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for LiveChunkError {}
+
 /// Why a connection could not be started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -131,7 +160,8 @@ pub struct Endpoint {
     pub(crate) id_cipher: table::ChannelIdCipher,
     pub(crate) now: Instant,
     pub(crate) swarms: Vec<Option<Swarm>>,
-    pub(crate) swarm_by_id: BTreeMap<HashValue, usize>,
+    /// Swarms by the ID handshakes carry (a root hash, or a live stream's public key).
+    pub(crate) swarm_by_id: BTreeMap<Vec<u8>, usize>,
     /// Channels by slot (the low 16 bits of their ID); boxed so that empty slots stay small.
     pub(crate) channels: Vec<Option<Box<Channel>>>,
     pub(crate) live_channels: usize,
@@ -149,6 +179,9 @@ pub struct Endpoint {
     pub(crate) next_tick: Instant,
     /// Set while held chunks are being verified again (no nested retries).
     pub(crate) retrying: bool,
+    /// The last INTEGRITY received (channel, spec, hash): a SIGNED_INTEGRITY signs the hash of
+    /// the INTEGRITY just before it (RFC 7574 §6.1.2.3).
+    pub(crate) last_integrity: Option<(u32, crate::wire::ChunkSpec, HashValue)>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -178,6 +211,9 @@ pub(crate) const ACK_DELAY: Duration = Duration::from_millis(10);
 /// How long an UNCHOKE waits for a REQUEST before it is sent again (then twice as long each
 /// time; see `Endpoint::repeat_unchokes`).
 pub(crate) const UNCHOKE_REPEAT: Duration = Duration::from_secs(1);
+/// How often a live stream's newest signed munro is sent again to a peer that shows no chunk
+/// under it (RFC 7574 §6.1.2.4).
+pub(crate) const MUNRO_REPEAT: Duration = Duration::from_secs(1);
 /// How long a peer that lacks chunks we have may ask us for nothing before we announce our
 /// whole map to it again (then twice as long each time, up to eight times as long).
 pub(crate) const HAVE_REFRESH: Duration = Duration::from_secs(10);
@@ -213,6 +249,7 @@ impl Endpoint {
             stats: EndpointStats::default(),
             next_tick: now + TICK,
             retrying: false,
+            last_integrity: None,
         }
     }
 
@@ -227,37 +264,61 @@ impl Endpoint {
         mut store: Box<dyn ChunkStore>,
     ) -> Result<SwarmHandle, SwarmError> {
         self.advance(now);
-        if self.swarm_by_id.contains_key(&cfg.swarm_id) {
+        let key = match &cfg.live {
+            Some(l) => l.id.to_bytes(),
+            None => cfg.swarm_id.as_bytes().to_vec(),
+        };
+        if self.swarm_by_id.contains_key(&key) {
             return Err(SwarmError::Duplicate);
         }
-        if cfg.swarm_id.len() != cfg.hash.output_len() {
+        if cfg.live.is_none() && cfg.swarm_id.len() != cfg.hash.output_len() {
             return Err(SwarmError::InvalidConfig(
                 "swarm ID length differs from the hash length",
             ));
         }
         let mut have = Binmap::new();
-        let tree = match &cfg.content {
-            SwarmContent::Complete(t) => {
-                if t.root_hash() != cfg.swarm_id || t.chunk_size() != cfg.chunk_size {
-                    return Err(SwarmError::InvalidConfig("tree does not match the swarm"));
+        let live_tree = match &cfg.live {
+            None => None,
+            Some(l) => Some(match &l.signer {
+                Some(signer) => Tree::Live(Box::new(
+                    crate::live::LiveSource::new(l.params, signer.clone())
+                        .map_err(|_| SwarmError::InvalidConfig("live parameters"))?,
+                )),
+                None => {
+                    l.params
+                        .munro_layer()
+                        .map_err(|_| SwarmError::InvalidConfig("live parameters"))?;
+                    let t = PartialTree::anchored(l.params.hash, l.params.chunk_size)
+                        .map_err(|_| SwarmError::InvalidConfig("chunk size"))?;
+                    Tree::Partial(Box::new(t))
                 }
-                have.insert_range(0..t.chunk_count());
-                Tree::Full(t.clone())
-            }
-            SwarmContent::Empty { size } => {
-                let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
-                let t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
-                    .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
-                Tree::Partial(Box::new(t))
-            }
-            SwarmContent::Partial {
-                size,
-                verified,
-                hashes,
-            } => {
-                let t = resume_tree(&cfg, *size, verified, hashes, &mut *store, &mut have)?;
-                Tree::Partial(Box::new(t))
-            }
+            }),
+        };
+        let tree = match (live_tree, &cfg.content) {
+            (Some(t), _) => t,
+            (None, content) => match content {
+                SwarmContent::Complete(t) => {
+                    if t.root_hash() != cfg.swarm_id || t.chunk_size() != cfg.chunk_size {
+                        return Err(SwarmError::InvalidConfig("tree does not match the swarm"));
+                    }
+                    have.insert_range(0..t.chunk_count());
+                    Tree::Full(t.clone())
+                }
+                SwarmContent::Empty { size } => {
+                    let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
+                    let t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
+                        .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
+                    Tree::Partial(Box::new(t))
+                }
+                SwarmContent::Partial {
+                    size,
+                    verified,
+                    hashes,
+                } => {
+                    let t = resume_tree(&cfg, *size, verified, hashes, &mut *store, &mut have)?;
+                    Tree::Partial(Box::new(t))
+                }
+            },
         };
         let idx = match self.swarms.iter().position(Option::is_none) {
             Some(i) => i,
@@ -271,9 +332,19 @@ impl Endpoint {
         // store) through `check_complete` below.
         let complete = matches!(tree, Tree::Full(_));
         let have_clone = have.clone();
+        let live = cfg.live.clone().map(|cfg| {
+            Box::new(swarm::LiveState {
+                cfg,
+                munros: BTreeMap::new(),
+                end: 0,
+                tuned_in: false,
+            })
+        });
         let mut swarm = Swarm {
             handle,
             swarm_id: cfg.swarm_id,
+            key,
+            live,
             cfg,
             store,
             tree,
@@ -287,6 +358,7 @@ impl Endpoint {
             optimistic: None,
             next_choke_round: now + CHOKE_ROUND,
             playback: 0,
+            playback_start: 0,
             pex_candidates: Default::default(),
             tried: Default::default(),
             retry: BTreeMap::new(),
@@ -303,7 +375,7 @@ impl Endpoint {
             // The resume data now lives in the tree and the map; do not keep a second copy.
             swarm.cfg.content = SwarmContent::Empty { size: None };
         }
-        self.swarm_by_id.insert(swarm.swarm_id, idx);
+        self.swarm_by_id.insert(swarm.key.clone(), idx);
         self.swarms[idx] = Some(swarm);
         self.check_complete(idx);
         Ok(handle)
@@ -321,7 +393,7 @@ impl Endpoint {
             self.close_channel(id, CloseReason::LocalClosed, true);
         }
         if let Some(s) = self.swarms[idx].take() {
-            self.swarm_by_id.remove(&s.swarm_id);
+            self.swarm_by_id.remove(&s.key);
         }
     }
 
@@ -345,7 +417,7 @@ impl Endpoint {
         {
             return Err(ConnectError::AlreadyConnected);
         }
-        let wire = WireParams::new(s.cfg.addressing, s.cfg.hash).with_chunk_size(s.cfg.chunk_size);
+        let wire = Self::wire_params(&s.cfg);
         let id = self.alloc_channel(idx, remote, Role::Initiator, wire)?;
         if let Some(s) = self.swarms[idx].as_mut() {
             s.tried.insert(remote);
@@ -361,6 +433,80 @@ impl Endpoint {
         if self.chan(peer.0).is_some() {
             self.close_channel(peer.0, CloseReason::LocalClosed, true);
         }
+    }
+
+    /// The injector of a live stream ([`SwarmConfig::live_source`]) adds the next chunk: it is
+    /// stored, hashed, and once `nchunks_per_sig` chunks are in, their munro is signed and
+    /// they are announced to peers (RFC 7574 §6.1.2.3: no HAVE before the signature).
+    /// Returns the signed munro when this chunk completed one. Every chunk is exactly the
+    /// swarm's chunk size.
+    pub fn push_live_chunk(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+        data: &[u8],
+    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
+        self.advance(now);
+        let unix = self.unix_micros();
+        let idx = swarm.0 as usize;
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        if data.len() != s.cfg.chunk_size as usize {
+            return Err(LiveChunkError::Length(data.len()));
+        }
+        let chunk = src.chunks_pushed();
+        s.store
+            .write_chunk(chunk, data)
+            .map_err(LiveChunkError::Store)?;
+        let Some(m) = src.push_chunk(data, unix).map_err(LiveChunkError::Live)? else {
+            return Ok(None);
+        };
+        let (first, end) = (
+            m.bin.first_chunk().unwrap_or(0),
+            m.bin.last_chunk().unwrap_or(0) + 1,
+        );
+        live.end = end;
+        s.have.insert_range(first..end);
+        s.claimed.insert_range(first..end);
+        self.announce(idx, first..end);
+        Ok(Some(m))
+    }
+
+    /// Puts newly verified chunks in the swarm's HAVE log and wakes the channels that had
+    /// nothing to announce: each flushes its HAVEs after [`HAVE_DELAY`], with its next
+    /// datagram or alone (R-3.2-a leaves the timing to the implementation), so runs aggregate
+    /// into single messages (R-4.3.1-a).
+    pub(crate) fn announce(&mut self, idx: usize, chunks: core::ops::Range<u64>) {
+        let now = self.now;
+        let idle = match self.swarms.get_mut(idx).and_then(Option::as_mut) {
+            Some(s) => {
+                s.have_log.extend(chunks);
+                core::mem::take(&mut s.have_idle)
+            }
+            None => Vec::new(),
+        };
+        for &o in &idle {
+            if let Some(och) = self.chan_mut(o) {
+                och.have_idle = false;
+                if och.haves_due.is_none() {
+                    och.haves_due = Some(now + HAVE_DELAY);
+                }
+                self.reschedule(o);
+            }
+        }
+        if let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) {
+            // Keep the list's allocation.
+            let mut idle = idle;
+            idle.clear();
+            if s.have_idle.is_empty() {
+                s.have_idle = idle;
+            }
+        }
+        self.compact_have_log(idx);
     }
 
     /// Moves the playback position of a swarm picking in order (streaming): chunks from there
@@ -934,8 +1080,25 @@ impl<'a> SwarmRef<'a> {
                     .filter_map(|b| Some((b, t.hash(b)?)))
                     .collect()
             }
-            Tree::Full(_) => Vec::new(),
+            Tree::Full(_) | Tree::Live(_) => Vec::new(),
         }
+    }
+
+    /// The live swarm ID, for a live swarm.
+    pub fn live_swarm_id(&self) -> Option<&'a crate::live::LiveSwarmId> {
+        self.swarm.live.as_ref().map(|l| &l.cfg.id)
+    }
+
+    /// For a live swarm: the chunk this peer tuned in at (the first chunk of the first
+    /// trusted munro; 0 at the injector), once known.
+    pub fn live_tune_in(&self) -> Option<u64> {
+        let l = self.swarm.live.as_ref()?;
+        l.tuned_in.then_some(self.swarm.playback_start)
+    }
+
+    /// For a live swarm: one past the last chunk under a signed munro known here.
+    pub fn live_end(&self) -> Option<u64> {
+        self.swarm.live.as_ref().map(|l| l.end)
     }
 }
 

@@ -231,28 +231,46 @@ impl Endpoint {
         }
         // R-3.1.1-c, R-7.4-a: the initiator must name the swarm.
         let id = o.swarm_id.as_ref()?;
-        let alg = HashAlgorithm::from_output_len(id.len())?;
-        let hv = crate::hash::HashValue::from_slice(id)?;
-        let &idx = self.swarm_by_id.get(&hv)?;
+        let &idx = self.swarm_by_id.get(id.as_ref())?;
         let s = self.swarms.get(idx)?.as_ref()?;
-        if alg != s.cfg.hash {
-            return None;
-        }
         Self::options_match(o, &s.cfg)?;
-        Some((
-            idx,
-            WireParams::new(s.cfg.addressing, s.cfg.hash).with_chunk_size(s.cfg.chunk_size),
-        ))
+        Some((idx, Self::wire_params(&s.cfg)))
+    }
+
+    /// What decoding a swarm's channels needs: addressing, hash and signature lengths, and
+    /// the chunk size.
+    pub(crate) fn wire_params(cfg: &crate::config::SwarmConfig) -> WireParams {
+        WireParams::new(cfg.addressing, cfg.hash)
+            .with_chunk_size(cfg.chunk_size)
+            .with_signature_len(cfg.live.as_ref().map_or(0, |l| l.signature_len()))
     }
 
     /// Whether the swarm-metadata options present agree with the swarm. Absent options take
     /// the RFC defaults (Table 8), except Chunk Size, which libswift never sends (DESIGN.md §4).
     fn options_match(o: &ProtocolOptions, cfg: &crate::config::SwarmConfig) -> Option<()> {
-        if o.integrity.unwrap_or(STATIC_INTEGRITY) != STATIC_INTEGRITY {
-            return None;
-        }
-        if o.merkle_hash.unwrap_or(HashAlgorithm::Sha256) != cfg.hash {
-            return None;
+        match &cfg.live {
+            None => {
+                if o.integrity.unwrap_or(STATIC_INTEGRITY) != STATIC_INTEGRITY {
+                    return None;
+                }
+                if o.merkle_hash.unwrap_or(HashAlgorithm::Sha256) != cfg.hash {
+                    return None;
+                }
+            }
+            Some(l) => {
+                // R-6.1-b, R-7.7-a: the Unified Merkle Tree under the key's algorithm (a
+                // live swarm must say so: the static default does not apply). libswift
+                // sends no Merkle hash function for live swarms: SHA-1 is then assumed.
+                if o.integrity != Some(crate::wire::ContentIntegrity::UnifiedMerkleTree) {
+                    return None;
+                }
+                if o.live_signature.is_some_and(|a| a != l.id.algorithm()) {
+                    return None;
+                }
+                if o.merkle_hash.unwrap_or(HashAlgorithm::Sha1) != cfg.hash {
+                    return None;
+                }
+            }
         }
         if o.addressing.unwrap_or(ChunkAddressing::ChunkRange32) != cfg.addressing {
             return None;
@@ -311,7 +329,11 @@ impl Endpoint {
             Message::Have(spec) => self.on_have(id, spec),
             Message::Ack(a) => self.on_ack(id, a.spec, a.delay),
             Message::Data(d) => return self.on_data(id, d),
-            Message::Integrity(i) => return self.on_integrity(id, i.spec, &i.hash),
+            Message::Integrity(i) => {
+                self.last_integrity = Some((id, i.spec, i.hash));
+                return self.on_integrity(id, i.spec, &i.hash);
+            }
+            Message::SignedIntegrity(s) => return self.on_signed_integrity(id, &s),
             Message::Request(spec) => self.on_request(id, spec),
             Message::Cancel(spec) => {
                 if let Some((a, b)) = self.spec_chunks(id, spec) {
@@ -333,8 +355,8 @@ impl Endpoint {
             Message::PexReq => self.on_pex_req(id),
             Message::PexResV4(a) => self.on_pex_res(id, SocketAddr::V4(a)),
             Message::PexResV6(a) => self.on_pex_res(id, SocketAddr::V6(a)),
-            // Membership certificates and live signatures have no use in a static swarm.
-            Message::PexResCert(_) | Message::SignedIntegrity(_) => {}
+            // Membership certificates are parsed and ignored (no tracker CA is configured).
+            Message::PexResCert(_) => {}
         }
         true
     }
@@ -351,7 +373,7 @@ impl Endpoint {
             let version_ok = o.version.is_none_or(|v| v >= VERSION)
                 && o.min_version.is_none_or(|m| m <= VERSION);
             let id_ok = match (&o.swarm_id, s) {
-                (Some(got), Some(s)) => got.as_ref() == s.swarm_id.as_bytes(),
+                (Some(got), Some(s)) => got.as_ref() == s.key.as_slice(),
                 (None, Some(_)) => true,
                 (_, None) => false,
             };
@@ -386,7 +408,15 @@ impl Endpoint {
 
     /// Options in a reply must agree when present; the responder may omit any.
     fn options_match_reply(o: &ProtocolOptions, cfg: &crate::config::SwarmConfig) -> bool {
-        o.integrity.is_none_or(|i| i == STATIC_INTEGRITY)
+        let integrity = match &cfg.live {
+            None => STATIC_INTEGRITY,
+            Some(_) => crate::wire::ContentIntegrity::UnifiedMerkleTree,
+        };
+        o.integrity.is_none_or(|i| i == integrity)
+            && cfg
+                .live
+                .as_ref()
+                .is_none_or(|l| o.live_signature.is_none_or(|a| a == l.id.algorithm()))
             && o.merkle_hash.is_none_or(|m| m == cfg.hash)
             && o.addressing.is_none_or(|a| a == cfg.addressing)
             && o.chunk_size.is_none_or(|c| c == cfg.chunk_size)
@@ -423,7 +453,11 @@ impl Endpoint {
         let ch = self.chan(id)?;
         let s = self.swarms.get(ch.swarm)?.as_ref()?;
         let (a, b) = spec.to_chunks(u64::from(s.cfg.chunk_size))?;
-        let limit = s.chunk_count().unwrap_or(1 << 62);
+        // A live stream's peers may know newer munros than we do: no limit.
+        let limit = match &s.live {
+            Some(_) => 1 << 62,
+            None => s.chunk_count().unwrap_or(1 << 62),
+        };
         if a >= limit {
             return None;
         }
@@ -639,6 +673,102 @@ impl Endpoint {
         }
     }
 
+    /// A live stream's signed munro (RFC 7574 §6.1.2): the INTEGRITY just before names the
+    /// munro and its hash, this message signs them. Checked (shape, age, signature) and then
+    /// trusted: chunks under it verify against it. The first one fixes the tune-in point
+    /// (§6.1.2.4).
+    fn on_signed_integrity(&mut self, id: u32, s: &crate::wire::SignedIntegrity) -> bool {
+        let unix = self.unix_micros();
+        let last = self.last_integrity.take();
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return false;
+        };
+        let Some(live) = sw.live.as_mut() else {
+            // Live signatures have no use in a static swarm.
+            return true;
+        };
+        let Some(verifier) = live.cfg.verifier.clone() else {
+            // The injector trusts its own munros only.
+            return true;
+        };
+        let params = live.cfg.params;
+        let munro = match last {
+            Some((from, spec, hash)) if from == id && spec == s.spec => {
+                crate::live::SignedMunro::from_messages(
+                    &params,
+                    &crate::wire::Integrity { spec, hash },
+                    s,
+                )
+                .ok()
+            }
+            _ => None,
+        };
+        let Some(m) = munro.filter(|m| {
+            params.munro_layer().is_ok_and(|l| m.bin.layer() == l)
+                && m.hash.len() == params.hash.output_len()
+        }) else {
+            self.stats.drops.live_munros += 1;
+            return true;
+        };
+        let (first, end) = (
+            m.bin.first_chunk().unwrap_or(0),
+            m.bin.last_chunk().unwrap_or(0) + 1,
+        );
+        if let Some(known) = live.munros.get(&first) {
+            if known.hash != m.hash {
+                self.stats.drops.live_munros += 1;
+            }
+            return true;
+        }
+        let too_old = live.cfg.max_age.is_some_and(|max| {
+            params
+                .unix_micros_of(m.timestamp)
+                .saturating_add(u64::try_from(max.as_micros()).unwrap_or(u64::MAX))
+                < unix
+        });
+        if too_old {
+            // R-6.1.2.4-d.
+            self.stats.drops.live_munros += 1;
+            return true;
+        }
+        let ok = params
+            .munro_message(m.bin, m.timestamp, &m.hash)
+            .is_ok_and(|msg| verifier.verify(&msg, &m.signature));
+        let Tree::Partial(tree) = &mut sw.tree else {
+            return true;
+        };
+        if !ok || tree.add_trusted(m.bin, &m.hash).is_err() {
+            let (swarm, remote, bin) = (sw.handle, ch.remote, m.bin);
+            self.stats.integrity_failures += 1;
+            self.events.push_back(Event::IntegrityFailure {
+                swarm,
+                peer: PeerHandle(id),
+                remote,
+                bin,
+                error: VerifyError::HashMismatch { bin },
+            });
+            self.close_channel(id, CloseReason::IntegrityFailure, true);
+            return false;
+        }
+        live.munros.insert(first, m);
+        live.end = live.end.max(end);
+        if !live.tuned_in {
+            live.tuned_in = true;
+            sw.playback = first;
+            sw.playback_start = first;
+        }
+        let idx = ch.swarm;
+        let others: Vec<u32> = sw.channels.iter().copied().collect();
+        self.retry_held(idx);
+        for o in others {
+            if let Some(och) = self.chan_mut(o) {
+                och.pick_exhausted = false;
+            }
+            self.fill_requests(o);
+        }
+        true
+    }
+
     fn on_data(&mut self, id: u32, d: Data) -> bool {
         let unix = self.unix_micros();
         let Some((a, b)) = self.spec_chunks(id, d.spec) else {
@@ -798,35 +928,9 @@ impl Endpoint {
         self.stats.chunks_verified += 1;
         self.push_verified(swarm, c);
         // Announce it (R-3.2-a) through the swarm's HAVE log: each channel folds the log in
-        // when it next sends. HAVEs of chunks verified in a burst are batched: they leave after
-        // HAVE_DELAY, with the next datagram to that peer or alone (R-3.2-a leaves the timing
-        // to the implementation), so runs aggregate into single messages (R-4.3.1-a).
+        // when it next sends.
         let idx = swarm.0 as usize;
-        let idle = match self.swarms.get_mut(idx).and_then(Option::as_mut) {
-            Some(s) => {
-                s.have_log.push(c);
-                core::mem::take(&mut s.have_idle)
-            }
-            None => Vec::new(),
-        };
-        for &o in &idle {
-            if let Some(och) = self.chan_mut(o) {
-                och.have_idle = false;
-                if och.haves_due.is_none() {
-                    och.haves_due = Some(now + super::HAVE_DELAY);
-                }
-                self.reschedule(o);
-            }
-        }
-        if let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) {
-            // Keep the list's allocation.
-            let mut idle = idle;
-            idle.clear();
-            if s.have_idle.is_empty() {
-                s.have_idle = idle;
-            }
-        }
-        self.compact_have_log(idx);
+        self.announce(idx, c..c + 1);
         // Cancel the endgame's duplicate requests (R-3.8-a): only when someone else asked.
         if requested_elsewhere {
             for &o in &others {
@@ -901,7 +1005,8 @@ impl Endpoint {
         let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        if s.complete {
+        // A live stream never completes.
+        if s.complete || s.live.is_some() {
             return;
         }
         let Some(n) = s.chunk_count() else { return };

@@ -119,19 +119,27 @@ impl Endpoint {
         } else {
             ch.reply_with_chunk_size
         };
+        let live = s.live.as_ref().map(|l| &l.cfg);
         ProtocolOptions {
             version: Some(VERSION),
             min_version: initiator.then_some(VERSION),
-            swarm_id: initiator.then(|| bytes::Bytes::copy_from_slice(s.swarm_id.as_bytes())),
-            integrity: Some(super::STATIC_INTEGRITY),
-            merkle_hash: Some(s.cfg.hash),
+            swarm_id: initiator.then(|| bytes::Bytes::copy_from_slice(&s.key)),
+            integrity: Some(match live {
+                None => super::STATIC_INTEGRITY,
+                Some(_) => crate::wire::ContentIntegrity::UnifiedMerkleTree,
+            }),
+            // A live swarm with SHA-1 leaves it implied, as libswift does.
+            merkle_hash: (live.is_none() || s.cfg.hash != crate::hash::HashAlgorithm::Sha1)
+                .then_some(s.cfg.hash),
+            // R-7.7-a, R-7.9-a/c: the key's algorithm, and no discarding (all ones).
+            live_signature: live.map(|l| l.id.algorithm()),
+            live_discard_window: live.map(|_| u64::MAX),
             addressing: Some(s.cfg.addressing),
             // RFC 7574 §7.10 asks for Supported Messages only from peers that support a proper
             // subset; we support every message, and libswift misparses the option (it skips the
             // wrong number of bytes and loses what follows), so it is not sent (CHECKLIST Q4).
             supported_messages: None,
             chunk_size: chunk_size.then_some(s.cfg.chunk_size),
-            ..ProtocolOptions::default()
         }
     }
 
@@ -311,6 +319,38 @@ impl Endpoint {
                     }
                 }
             }
+            // R-6.1.2.4-a/b/c: our newest signed munro, from the third datagram on (the
+            // initiator) or once the initiator proved its address (the responder), until
+            // the peer shows it has a chunk under it; sent again when a newer one is signed
+            // and, while unanswered, at most once a second.
+            if let Some(m) = sw.live.as_ref().and_then(|l| l.latest(&sw.tree)) {
+                let (a, b) = (
+                    m.bin.first_chunk().unwrap_or(0),
+                    m.bin.last_chunk().unwrap_or(0) + 1,
+                );
+                let due = match ch.munro_sent {
+                    Some((bin, at)) => bin != m.bin || now >= at + super::MUNRO_REPEAT,
+                    None => true,
+                };
+                if ch.proven && due && !ch.peer_have.intersects(a..b) {
+                    if let Some(spec) = node_spec(wire.addressing, m.bin, cs) {
+                        let int = Message::Integrity(crate::wire::Integrity { spec, hash: m.hash });
+                        let sig = Message::SignedIntegrity(crate::wire::SignedIntegrity {
+                            spec,
+                            timestamp: m.timestamp,
+                            signature: m.signature.clone(),
+                        });
+                        if w.remaining() >= int.encoded_len(&wire) + sig.encoded_len(&wire)
+                            && w.push(&int).is_ok()
+                            && w.push(&sig).is_ok()
+                        {
+                            let _ = counts.try_push(MessageType::Integrity);
+                            let _ = counts.try_push(MessageType::SignedIntegrity);
+                            ch.munro_sent = Some((m.bin, now));
+                        }
+                    }
+                }
+            }
             if (ch.proven || ch.role == Role::Responder) && !ch.haves_pending(sw.have_log_end()) {
                 ch.haves_due = None;
                 // Nothing left: wait (off the timer) for the next verified chunk.
@@ -445,7 +485,8 @@ impl Endpoint {
                 break c;
             }
         };
-        let chunk_len = if chunk + 1 < n {
+        // Live chunks are all full-size.
+        let chunk_len = if chunk + 1 < n || sw.live.is_some() {
             cs as usize
         } else {
             match sw.tree.content_len() {
@@ -464,7 +505,7 @@ impl Endpoint {
         // out too (R-5.3-f); the receiver holds a chunk whose hashes were lost until they
         // arrive again, and a retransmission carries every hash the acknowledgements do not
         // cover.
-        let with_peaks = ch.peer_have.is_empty();
+        let with_peaks = ch.peer_have.is_empty() && sw.live.is_none();
         let peer_have = &ch.peer_have;
         let in_flight = &ch.in_flight_map;
         // While peaks are still owed (the peer acknowledged nothing yet) every peak goes in
@@ -486,20 +527,81 @@ impl Endpoint {
         // The nodes only: each hash is copied once, straight into the datagram.
         let mut hashes: ArrayVec<Bin, 130> = ArrayVec::new();
         let source = sw.tree.source();
-        match crate::merkle::integrity(source, chunk, with_peaks, known) {
-            Ok(it) => hashes.extend(it.bins().take(130)),
-            Err(_) => {
-                // We cannot prove this chunk (a leecher missing a hash): skip it.
+        // A live stream's chunk is proven against its signed munro (RFC 7574 §6.1.2.3): the
+        // munro's INTEGRITY and SIGNED_INTEGRITY first, unless the peer has a chunk under it
+        // (or, on a first transmission, one is on its way), then the uncles below it.
+        let mut signed = None;
+        if let Some(l) = &sw.live {
+            let Some(m) = l.munro_for(&sw.tree, chunk) else {
                 return len;
+            };
+            let (a, b) = (
+                m.bin.first_chunk().unwrap_or(0),
+                m.bin.last_chunk().unwrap_or(0) + 1,
+            );
+            let has_munro =
+                peer_have.intersects(a..b) || (optimistic && in_flight.intersects(a..b));
+            let mut up = Bin::leaf(chunk).unwrap_or(Bin::NONE);
+            let mut uncles: ArrayVec<Bin, 64> = ArrayVec::new();
+            while m.bin.contains(up) && up != m.bin {
+                let (Some(sib), Some(parent)) = (up.sibling(), up.parent()) else {
+                    break;
+                };
+                if has_munro && known(sib) {
+                    break;
+                }
+                if !source.has_node(sib) {
+                    // We cannot prove this chunk (a hash we never verified): skip it.
+                    return len;
+                }
+                let _ = uncles.try_push(sib);
+                up = parent;
+            }
+            if !has_munro {
+                hashes.push(m.bin);
+                signed = Some(m);
+            }
+            hashes.extend(uncles.into_iter().rev());
+        } else {
+            match crate::merkle::integrity(source, chunk, with_peaks, known) {
+                Ok(it) => hashes.extend(it.bins().take(130)),
+                Err(_) => {
+                    // We cannot prove this chunk (a leecher missing a hash): skip it.
+                    return len;
+                }
             }
         }
+        // Writes the INTEGRITY of `bin` (and, for the signed munro, its SIGNED_INTEGRITY right
+        // after it, R-6.1.2.3-b); `None` when they do not both fit.
+        let write_hash = |bin: Bin, out: &mut [u8], counts: &mut ArrayVec<MessageType, 96>| {
+            let k = write_integrity(source, &wire, bin, cs, out)?;
+            let Some(m) = signed.filter(|m| m.bin == bin) else {
+                let _ = counts.try_push(MessageType::Integrity);
+                return Some(k);
+            };
+            let msg = Message::SignedIntegrity(crate::wire::SignedIntegrity {
+                spec: node_spec(wire.addressing, bin, cs)?,
+                timestamp: m.timestamp,
+                signature: m.signature.clone(),
+            });
+            let k2 = msg.encode(&wire, out.get_mut(k..)?).ok()?;
+            let _ = counts.try_push(MessageType::Integrity);
+            let _ = counts.try_push(MessageType::SignedIntegrity);
+            Some(k + k2)
+        };
         let skip = match ch.hashes_ahead {
             Some(h) if h.chunk == chunk => h.sent.min(hashes.len()),
             _ => 0,
         };
         let int_len = 1 + wire.addressing.spec_len() + wire.hash_len;
+        let signed_len = match signed {
+            Some(m) if hashes.iter().skip(skip).any(|&b| b == m.bin) => {
+                1 + wire.addressing.spec_len() + 8 + m.signature.len()
+            }
+            _ => 0,
+        };
         let data_len = data_header_len(wire.addressing.spec_len()) + chunk_len;
-        let need = (hashes.len() - skip) * int_len + data_len;
+        let need = (hashes.len() - skip) * int_len + signed_len + data_len;
         // A retransmission that carries hashes goes in datagrams no bigger than its DATA
         // alone, the hashes ahead in their own (R-5.3-c): if the first copy was dropped for
         // its size (a path MTU below ours), the same datagram would be dropped again and
@@ -517,18 +619,17 @@ impl Endpoint {
             return len;
         };
         if need > room {
-            if had_control || room < int_len {
+            if had_control || room < int_len + signed_len {
                 // Send the control messages now; the chunk goes in the next datagram.
                 ch.push_upload_front(chunk);
                 return len;
             }
             // R-5.3-c: hashes that do not fit with the DATA go first, in their own datagram.
-            let fit = room / int_len;
             let mut sent = skip;
-            for &bin in hashes.iter().skip(skip).take(fit) {
-                if let Some(k) = write_integrity(source, &wire, bin, cs, &mut buf[len..limit]) {
-                    len += k;
-                    let _ = counts.try_push(MessageType::Integrity);
+            for &bin in hashes.iter().skip(skip) {
+                match write_hash(bin, &mut buf[len..limit], counts) {
+                    Some(k) => len += k,
+                    None => break,
                 }
                 sent += 1;
             }
@@ -537,9 +638,8 @@ impl Endpoint {
             return len;
         }
         for &bin in hashes.iter().skip(skip) {
-            if let Some(k) = write_integrity(source, &wire, bin, cs, &mut buf[len..limit]) {
+            if let Some(k) = write_hash(bin, &mut buf[len..limit], counts) {
                 len += k;
-                let _ = counts.try_push(MessageType::Integrity);
             }
         }
         ch.hashes_ahead = None;

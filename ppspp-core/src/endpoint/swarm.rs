@@ -24,8 +24,10 @@ use super::table::ChunkMap;
 pub(crate) enum Tree {
     /// A seeder's complete tree.
     Full(Arc<MerkleTree>),
-    /// A downloader's verified partial tree.
+    /// A downloader's verified partial tree (for a live stream: anchored at trusted munros).
     Partial(Box<PartialTree>),
+    /// A live injector's growing tree.
+    Live(Box<crate::live::LiveSource>),
 }
 
 impl Tree {
@@ -33,6 +35,7 @@ impl Tree {
         match self {
             Self::Full(t) => Some(t.chunk_count()),
             Self::Partial(t) => t.chunk_count(),
+            Self::Live(t) => Some(t.signed_end()),
         }
     }
 
@@ -40,6 +43,7 @@ impl Tree {
         match self {
             Self::Full(t) => Some(t.content_len()),
             Self::Partial(t) => t.content_len(),
+            Self::Live(_) => None,
         }
     }
 
@@ -47,7 +51,44 @@ impl Tree {
         match self {
             Self::Full(t) => &**t,
             Self::Partial(t) => &**t,
+            Self::Live(t) => &**t,
         }
+    }
+}
+
+/// A live swarm's state beside its tree (RFC 7574 §6).
+#[derive(Debug)]
+pub(crate) struct LiveState {
+    pub(crate) cfg: crate::config::LiveConfig,
+    /// Trusted signed munros by first chunk, kept to pass on (a peer that is not the
+    /// injector; the injector's are in its [`crate::live::LiveSource`]).
+    pub(crate) munros: BTreeMap<u64, crate::live::SignedMunro>,
+    /// One past the last chunk under a trusted (or, at the injector, signed) munro.
+    pub(crate) end: u64,
+    /// Whether a tune-in point was chosen (the first trusted munro's first chunk).
+    pub(crate) tuned_in: bool,
+}
+
+impl LiveState {
+    /// The signed munro covering `chunk`, if known.
+    pub(crate) fn munro_for<'a>(
+        &'a self,
+        tree: &'a Tree,
+        chunk: u64,
+    ) -> Option<&'a crate::live::SignedMunro> {
+        if let Tree::Live(src) = tree {
+            return src.munro_for(chunk);
+        }
+        let first = self.cfg.params.munro_of(chunk)?.first_chunk()?;
+        self.munros.get(&first)
+    }
+
+    /// The newest signed munro known.
+    pub(crate) fn latest<'a>(&'a self, tree: &'a Tree) -> Option<&'a crate::live::SignedMunro> {
+        if let Tree::Live(src) = tree {
+            return src.latest_munro();
+        }
+        self.munros.values().next_back()
     }
 }
 
@@ -56,6 +97,10 @@ pub(crate) struct Swarm {
     pub(crate) handle: SwarmHandle,
     pub(crate) cfg: SwarmConfig,
     pub(crate) swarm_id: HashValue,
+    /// The swarm ID as handshakes carry it (the root hash, or a live stream's public key).
+    pub(crate) key: Vec<u8>,
+    /// Live stream state (`None` for static content).
+    pub(crate) live: Option<Box<LiveState>>,
     pub(crate) store: Box<dyn ChunkStore>,
     pub(crate) tree: Tree,
     /// Chunks verified and stored.
@@ -72,6 +117,8 @@ pub(crate) struct Swarm {
     pub(crate) optimistic: Option<u32>,
     pub(crate) next_choke_round: Instant,
     pub(crate) playback: u64,
+    /// Where downloading started (a live stream's tune-in point).
+    pub(crate) playback_start: u64,
     /// Addresses learnt by PEX and not yet tried.
     pub(crate) pex_candidates: BTreeSet<SocketAddr>,
     /// Addresses ever connected, so PEX does not reconnect in a loop.
@@ -124,7 +171,10 @@ pub(crate) const MAX_HELD: usize = 64;
 
 impl Swarm {
     pub(crate) fn chunk_count(&self) -> Option<u64> {
-        self.tree.chunk_count()
+        match &self.live {
+            Some(l) => Some(l.end),
+            None => self.tree.chunk_count(),
+        }
     }
 
     /// The HAVE log's end position.
@@ -275,12 +325,24 @@ impl Swarm {
         let mut candidates: Vec<u64> = Vec::new();
         let (from, to, wrap, budget) = match self.cfg.picker {
             // Streaming: the earliest chunks after the playback position, in order.
-            PickerMode::InOrder { lookahead } => (
-                self.playback,
-                self.playback.saturating_add(lookahead.max(1)).min(limit),
-                false,
-                want,
-            ),
+            PickerMode::InOrder { lookahead } => {
+                // A live stream's window follows what is verified: from the first chunk
+                // still missing after the tune-in point.
+                let start = match &self.live {
+                    Some(_) => self
+                        .have
+                        .missing_in(self.playback..limit.max(self.playback))
+                        .next()
+                        .map_or(limit, |r| r.start),
+                    None => self.playback,
+                };
+                (
+                    start,
+                    start.saturating_add(lookahead.max(1)).min(limit),
+                    false,
+                    want,
+                )
+            }
             // Rarest first: look at a few times more candidates than needed, from a random
             // point, and keep the rarest.
             PickerMode::RarestFirst => (

@@ -1,0 +1,220 @@
+//! Live streams through the engine (RFC 7574 §6): an injector, peers that tune in and relay.
+
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use super::tests::{Mesh, Recorder};
+use crate::config::SwarmConfig;
+use crate::event::SwarmHandle;
+use crate::hash::HashAlgorithm;
+use crate::live::{KeyPair, LiveParams, SignedForm, verifier};
+use crate::store::MemoryStore;
+use crate::time::Duration;
+use crate::wire::{ChunkAddressing, SignatureAlgorithm};
+
+const CS: u32 = 1024;
+
+fn params(form: SignedForm) -> LiveParams {
+    LiveParams {
+        chunk_size: CS,
+        nchunks_per_sig: 32,
+        addressing: ChunkAddressing::ChunkRange32,
+        hash: HashAlgorithm::Sha1,
+        form,
+    }
+}
+
+/// Stream chunk `i`: recognisable bytes.
+fn chunk(i: u64) -> Vec<u8> {
+    (0..CS as u64)
+        .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8)
+        .collect()
+}
+
+struct Live {
+    mesh: Mesh,
+    key: KeyPair,
+    src: (usize, SwarmHandle),
+    pushed: u64,
+}
+
+impl Live {
+    fn new(seed: u64, form: SignedForm) -> Self {
+        let mut mesh = Mesh::new(seed);
+        let key =
+            KeyPair::from_seed(SignatureAlgorithm::ECDSAP256SHA256, &[seed as u8; 32]).unwrap();
+        let s = mesh.add_node();
+        let cfg = SwarmConfig::live_source(params(form), Arc::new(key.clone()));
+        let h = mesh.nodes[s]
+            .ep
+            .add_swarm(mesh.now, cfg, Box::new(MemoryStore::new(CS)))
+            .unwrap();
+        Self {
+            mesh,
+            key,
+            src: (s, h),
+            pushed: 0,
+        }
+    }
+
+    fn peer(&mut self, form: SignedForm) -> (usize, SwarmHandle, Recorder) {
+        let n = self.mesh.add_node();
+        let rec = Recorder::default();
+        let v = verifier(&self.key.swarm_id()).unwrap();
+        let cfg = SwarmConfig::live(self.key.swarm_id(), params(form), v);
+        let h = self.mesh.nodes[n]
+            .ep
+            .add_swarm(self.mesh.now, cfg, Box::new(rec.clone()))
+            .unwrap();
+        (n, h, rec)
+    }
+
+    fn connect(&mut self, from: (usize, SwarmHandle), to: usize) {
+        let a = self.mesh.nodes[to].addr;
+        let now = self.mesh.now;
+        self.mesh.nodes[from.0].ep.connect(now, from.1, a).unwrap();
+    }
+
+    /// Pushes `n` chunks at the injector, one every `gap`, running the network meanwhile.
+    fn stream(&mut self, n: u64, gap: Duration) {
+        for _ in 0..n {
+            let data = chunk(self.pushed);
+            let (s, h) = self.src;
+            let now = self.mesh.now;
+            self.mesh.nodes[s]
+                .ep
+                .push_live_chunk(now, h, &data)
+                .unwrap();
+            self.pushed += 1;
+            self.mesh.run_until(gap, |_| false);
+        }
+    }
+}
+
+/// Every chunk a peer stored is the injector's, and it holds every chunk from its tune-in
+/// point up to `end`.
+fn check(rec: &Recorder, from: u64, end: u64) {
+    let s = rec.inner.lock().unwrap();
+    for (&i, c) in &s.chunks {
+        assert_eq!(*c, chunk(i), "chunk {i} differs from the injector's");
+    }
+    let missing: Vec<u64> = (from..end).filter(|i| !s.chunks.contains_key(i)).collect();
+    assert!(
+        missing.is_empty(),
+        "missing {} chunks: {missing:?}",
+        missing.len()
+    );
+}
+
+/// An injector and two peers, the second reaching the stream only through the first (which
+/// must check each munro's signature and pass it on, §6.1.2.1): both get every chunk, in
+/// order from where they tuned in, and only after the munro covering it was signed.
+#[test]
+fn live_stream_reaches_a_peer_through_a_relay() {
+    let mut live = Live::new(1, SignedForm::Rfc7574);
+    let a = live.peer(SignedForm::Rfc7574);
+    let b = live.peer(SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.connect((a.0, a.1), src);
+    live.connect((b.0, b.1), a.0);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    // 10 munros, a chunk every 5 ms (200 KB/s).
+    live.stream(320, Duration::from_millis(5));
+    live.mesh.run_until(Duration::from_secs(5), |_| false);
+    for (n, h, rec) in [&a, &b] {
+        let s = live.mesh.nodes[*n].ep.swarm(*h).unwrap();
+        assert_eq!(s.live_tune_in(), Some(0), "node {n}");
+        assert_eq!(s.live_end(), Some(320));
+        assert!(!s.is_complete());
+        check(rec, 0, 320);
+    }
+    // The relay served B: B never talked to the injector.
+    let bs = live.mesh.nodes[b.0].ep.stats();
+    assert!(bs.chunks_verified >= 320);
+    assert_eq!(live.mesh.nodes[src].ep.stats().integrity_failures, 0);
+}
+
+/// A peer that joins late tunes in at the newest signed munro (§6.1.2.4) instead of
+/// downloading the stream from its start.
+#[test]
+fn late_peer_tunes_in_at_the_newest_munro() {
+    let mut live = Live::new(2, SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.stream(200, Duration::from_millis(1));
+    let c = live.peer(SignedForm::Rfc7574);
+    live.connect((c.0, c.1), src);
+    live.stream(96, Duration::from_millis(5));
+    live.mesh.run_until(Duration::from_secs(5), |_| false);
+    let s = live.mesh.nodes[c.0].ep.swarm(c.1).unwrap();
+    // 192 chunks were signed (6 munros) when it joined: it starts at the sixth munro.
+    let tune_in = s.live_tune_in().expect("tuned in");
+    assert_eq!(tune_in % 32, 0);
+    assert!(tune_in >= 160, "tuned in at {tune_in}");
+    assert_eq!(s.live_end(), Some(288));
+    check(&c.2, tune_in, 288);
+    assert!(
+        c.2.inner
+            .lock()
+            .unwrap()
+            .chunks
+            .keys()
+            .all(|&k| k >= tune_in),
+        "nothing before the tune-in point is fetched"
+    );
+}
+
+/// Loss and reordering on the way: chunks whose munro or uncles were lost wait for them and
+/// are verified when they come again; nothing unverified is stored.
+#[test]
+fn live_stream_survives_loss() {
+    let mut live = Live::new(3, SignedForm::Libswift);
+    live.mesh.loss = 0.05;
+    live.mesh.jitter = Duration::from_millis(5);
+    let a = live.peer(SignedForm::Libswift);
+    let src = live.src.0;
+    live.connect((a.0, a.1), src);
+    live.mesh.run_until(Duration::from_millis(300), |_| false);
+    live.stream(256, Duration::from_millis(4));
+    live.mesh.run_until(Duration::from_secs(20), |_| false);
+    let s = live.mesh.nodes[a.0].ep.swarm(a.1).unwrap();
+    assert_eq!(s.live_end(), Some(256));
+    check(&a.2, s.live_tune_in().unwrap(), 256);
+}
+
+/// A peer posing as the injector with another key: its munros fail the signature check,
+/// the channel closes, and nothing it sent is stored.
+#[test]
+fn munros_signed_by_another_key_are_refused() {
+    let mut live = Live::new(4, SignedForm::Rfc7574);
+    // The impostor injects under its own key but into the genuine swarm's ID.
+    let impostor = KeyPair::from_seed(SignatureAlgorithm::ECDSAP256SHA256, &[99; 32]).unwrap();
+    let i = live.mesh.add_node();
+    let mut cfg = SwarmConfig::live_source(params(SignedForm::Rfc7574), Arc::new(impostor));
+    // Same swarm ID as the genuine stream, so handshakes match.
+    if let Some(l) = &mut cfg.live {
+        l.id = live.key.swarm_id();
+    }
+    let ih = live.mesh.nodes[i]
+        .ep
+        .add_swarm(live.mesh.now, cfg, Box::new(MemoryStore::new(CS)))
+        .unwrap();
+    let a = live.peer(SignedForm::Rfc7574);
+    live.connect((a.0, a.1), i);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    for k in 0..64 {
+        let now = live.mesh.now;
+        live.mesh.nodes[i]
+            .ep
+            .push_live_chunk(now, ih, &chunk(k))
+            .unwrap();
+        live.mesh.run_until(Duration::from_millis(2), |_| false);
+    }
+    live.mesh.run_until(Duration::from_secs(3), |_| false);
+    let st = live.mesh.nodes[a.0].ep.stats();
+    assert!(st.integrity_failures > 0);
+    assert!(a.2.inner.lock().unwrap().chunks.is_empty());
+    let s = live.mesh.nodes[a.0].ep.swarm(a.1).unwrap();
+    assert_eq!(s.live_tune_in(), None);
+    assert_eq!(s.live_end(), Some(0));
+}
