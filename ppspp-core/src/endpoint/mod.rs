@@ -788,6 +788,7 @@ impl Endpoint {
         // Endgame: everything missing is already requested; a peer that is running dry may
         // then ask for chunks already requested elsewhere (and CANCELs the copies later).
         let endgame = outstanding < 4
+            && sw.live.is_none()
             && sw
                 .chunk_count()
                 .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);

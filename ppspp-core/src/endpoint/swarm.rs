@@ -311,7 +311,18 @@ impl Swarm {
         if want == 0 {
             return (Vec::new(), false);
         }
-        let limit = self.chunk_count().unwrap_or(1 << 62);
+        // A live stream is joined at the newest signed munro heard of (§6.1.2.4): nothing is
+        // asked for before one arrives.
+        if self.live.as_ref().is_some_and(|l| !l.tuned_in) {
+            return (Vec::new(), false);
+        }
+        // A live stream's peers announce only signed chunks (R-6.1.2.3-a), and serve a
+        // chunk with its signed munro (R-6.1.2.3-b): chunks past the newest munro we know are
+        // fair game.
+        let limit = match &self.live {
+            Some(_) => 1 << 62,
+            None => self.chunk_count().unwrap_or(1 << 62),
+        };
         // Outside the endgame the walk below only meets unclaimed chunks.
         let usable = |c: u64| -> bool {
             !allow_dup

@@ -24,6 +24,8 @@ enum Command {
     Seed(cli::seed::Args),
     /// Download a swarm from peers, verifying every chunk; resumable.
     Get(cli::get::Args),
+    /// Live streaming: inject a stream (`live source`) or join one (`live get`).
+    Live(cli::live::Args),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Hash(args) => cli::hash::run(&args),
         Command::Seed(args) => cli::seed::run(&args),
         Command::Get(args) => cli::get::run(&args),
+        Command::Live(args) => cli::live::run(&args),
     };
     ExitCode::from(code)
 }

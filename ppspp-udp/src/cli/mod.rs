@@ -4,6 +4,7 @@ pub mod decode;
 pub mod get;
 pub mod hash;
 pub mod interrupt;
+pub mod live;
 pub mod pcap;
 pub mod progress;
 pub mod seed;

@@ -1,0 +1,475 @@
+//! `ppspp live`: live streaming (RFC 7574 §6) with the Unified Merkle Tree.
+//!
+//! - `ppspp live source [--input FILE] [--listen ADDR] [--key FILE]`: the injector. It cuts
+//!   its input (standard input by default) into chunks, signs a munro every
+//!   `--chunks-per-sig` chunks and serves the stream. Prints `swarm <hex>` (the public key)
+//!   and `listening <addr>` on stdout. At the end of the input it keeps serving until
+//!   interrupted (a trailing partial chunk is not sent: live chunks are full-size).
+//! - `ppspp live get SWARM --peer ADDR -o OUT`: a peer. It tunes in at the newest signed
+//!   munro it hears of, verifies every chunk against it, writes the stream to OUT (`-`:
+//!   standard output) in order from there, and serves what it holds to other peers. Prints
+//!   `tune-in <chunk>` on stderr. Stops after `--chunks N` chunks, after `--duration SECS`,
+//!   or when interrupted.
+//!
+//! Peers keep only the last `--keep` chunks in memory (what they serve); the output file is
+//! the record.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use ppspp_core::hash::HashAlgorithm;
+use ppspp_core::live::{KeyPair, LiveParams, LiveSwarmId, SignedForm, verifier};
+use ppspp_core::store::{ChunkStore, StoreError};
+use ppspp_core::wire::{ChunkAddressing, SignatureAlgorithm};
+use ppspp_core::{Event, SwarmConfig};
+
+use crate::cli::interrupt;
+use crate::driver::{Driver, DriverConfig, os_seed};
+
+/// Arguments of `ppspp live`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// `ppspp live` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Inject a live stream: read it, sign it, serve it.
+    Source(SourceArgs),
+    /// Join a live stream and write it out.
+    Get(GetArgs),
+}
+
+/// What source and peers must agree on.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StreamArgs {
+    /// Chunk size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    pub chunk_size: u32,
+    /// Chunks per signed munro (a power of two, at least 2; libswift uses 32).
+    #[arg(long, default_value_t = 32)]
+    pub chunks_per_sig: u64,
+    /// What a munro signature covers: `rfc` (RFC 7574 §6.1.2.2: chunk range, NTP timestamp,
+    /// hash) or `libswift` (the hash alone, Unix-µs timestamps; what libswift peers need).
+    #[arg(long, default_value = "rfc", value_parser = parse_form)]
+    pub form: SignedForm,
+    /// Keep this many of the newest chunks in memory to serve to other peers.
+    #[arg(long, default_value_t = 8192)]
+    pub keep: u64,
+}
+
+/// Arguments of `ppspp live source`.
+#[derive(Debug, clap::Args)]
+pub struct SourceArgs {
+    /// Read the stream from this file (`-`, the default: standard input).
+    #[arg(long, default_value = "-")]
+    pub input: String,
+    /// The UDP address to listen on.
+    #[arg(long, default_value = "0.0.0.0:6778")]
+    pub listen: SocketAddr,
+    /// The signing key: read from this file if it exists (hex of the secret), otherwise
+    /// made from fresh randomness and written there. Without it, a new key (and swarm ID)
+    /// each run.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+    /// Signature algorithm for a new key: ecdsa-p256 (13, the default), ecdsa-p384 (14),
+    /// ed25519 (15).
+    #[arg(long, default_value = "ecdsa-p256", value_parser = parse_alg)]
+    pub algorithm: SignatureAlgorithm,
+    /// Inject at most this many bytes per second (0: as fast as the input comes).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// The stream's parameters.
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// Arguments of `ppspp live get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// The swarm ID (hex of the algorithm byte and public key), as `ppspp live source`
+    /// prints it.
+    pub swarm: String,
+    /// A peer to join through (repeatable).
+    #[arg(long = "peer", required = true)]
+    pub peers: Vec<SocketAddr>,
+    /// Write the stream here, from the tune-in point on (`-`: standard output).
+    #[arg(short = 'o', long = "output")]
+    pub output: String,
+    /// The UDP address to listen on.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub listen: SocketAddr,
+    /// Stop after writing this many chunks.
+    #[arg(long)]
+    pub chunks: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Drop signed munros older than this many seconds (RFC 7574 §6.1.2.4).
+    #[arg(long)]
+    pub max_age: Option<f64>,
+    /// The stream's parameters.
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+fn parse_form(s: &str) -> Result<SignedForm, String> {
+    match s {
+        "rfc" => Ok(SignedForm::Rfc7574),
+        "libswift" => Ok(SignedForm::Libswift),
+        _ => Err(format!("unknown form {s:?} (rfc, libswift)")),
+    }
+}
+
+fn parse_alg(s: &str) -> Result<SignatureAlgorithm, String> {
+    match s {
+        "ecdsa-p256" | "13" => Ok(SignatureAlgorithm::ECDSAP256SHA256),
+        "ecdsa-p384" | "14" => Ok(SignatureAlgorithm::ECDSAP384SHA384),
+        "ed25519" | "15" => Ok(SignatureAlgorithm::ED25519),
+        _ => Err(format!(
+            "unknown algorithm {s:?} (ecdsa-p256, ecdsa-p384, ed25519)"
+        )),
+    }
+}
+
+impl StreamArgs {
+    fn params(&self) -> Result<LiveParams, String> {
+        let p = LiveParams {
+            chunk_size: self.chunk_size,
+            nchunks_per_sig: self.chunks_per_sig,
+            addressing: ChunkAddressing::ChunkRange32,
+            hash: HashAlgorithm::Sha1,
+            form: self.form,
+        };
+        if self.chunk_size == 0 {
+            return Err("--chunk-size must be positive".into());
+        }
+        if self.chunks_per_sig < 2 || !self.chunks_per_sig.is_power_of_two() {
+            return Err("--chunks-per-sig must be a power of two, at least 2".into());
+        }
+        Ok(p)
+    }
+}
+
+/// The newest chunks of a stream, shared between the engine (which stores verified chunks
+/// and reads them back to serve them) and the program (which writes them out in order).
+#[derive(Debug, Clone)]
+pub struct RingStore {
+    inner: Arc<Mutex<Ring>>,
+}
+
+#[derive(Debug)]
+struct Ring {
+    keep: u64,
+    chunks: BTreeMap<u64, Vec<u8>>,
+}
+
+impl RingStore {
+    /// A store keeping the newest `keep` chunks.
+    pub fn new(keep: u64) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Ring {
+                keep: keep.max(1),
+                chunks: BTreeMap::new(),
+            })),
+        }
+    }
+
+    /// Chunk `index`, if held.
+    pub fn get(&self, index: u64) -> Option<Vec<u8>> {
+        self.inner.lock().ok()?.chunks.get(&index).cloned()
+    }
+}
+
+impl ChunkStore for RingStore {
+    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
+        let r = self.inner.lock().map_err(|_| StoreError::Io {
+            message: "store lock poisoned".into(),
+        })?;
+        let c = r
+            .chunks
+            .get(&index)
+            .ok_or(StoreError::Missing { chunk: index })?;
+        let n = c.len().min(buf.len());
+        buf[..n].copy_from_slice(&c[..n]);
+        Ok(n)
+    }
+
+    fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+        let mut r = self.inner.lock().map_err(|_| StoreError::Io {
+            message: "store lock poisoned".into(),
+        })?;
+        r.chunks.insert(index, data.to_vec());
+        while r.chunks.len() as u64 > r.keep {
+            r.chunks.pop_first();
+        }
+        Ok(())
+    }
+}
+
+/// Runs `ppspp live`; returns the exit code.
+pub fn run(args: &Args) -> u8 {
+    let res = match &args.command {
+        Command::Source(a) => source(a),
+        Command::Get(a) => get(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ppspp live: {e}");
+            1
+        }
+    }
+}
+
+fn load_key(a: &SourceArgs) -> Result<KeyPair, String> {
+    let Some(path) = &a.key else {
+        return KeyPair::from_seed(a.algorithm, &os_seed()).map_err(|e| e.to_string());
+    };
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let text = text.trim();
+        let (alg, hex) = text.split_once(':').ok_or("key file: expected ALG:HEX")?;
+        let alg = SignatureAlgorithm(alg.parse().map_err(|e| format!("key file: {e}"))?);
+        let secret = hex_bytes(hex).ok_or("key file: bad hex")?;
+        return KeyPair::from_secret(alg, &secret).map_err(|e| format!("key file: {e}"));
+    }
+    let key = KeyPair::from_seed(a.algorithm, &os_seed()).map_err(|e| e.to_string())?;
+    let hex: String = key
+        .secret_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    write_private(path, &format!("{}:{hex}\n", key.algorithm().0))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}
+
+fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Reads `input` in chunks of `size` bytes on a thread of its own; the program takes them
+/// from the channel between turns of the network loop. Ends at the end of the input.
+fn reader(input: &str, size: usize) -> Result<mpsc::Receiver<Vec<u8>>, String> {
+    let mut r: Box<dyn Read + Send> = if input == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(input).map_err(|e| format!("{input}: {e}"))?)
+    };
+    let (tx, rx) = mpsc::sync_channel(64);
+    std::thread::spawn(move || {
+        loop {
+            let mut buf = vec![0u8; size];
+            let mut got = 0;
+            while got < size {
+                match r.read(&mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            if got < size {
+                if got > 0 {
+                    eprintln!("end of input: the last {got} bytes (a partial chunk) are not sent");
+                }
+                return;
+            }
+            if tx.send(buf).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+fn source(a: &SourceArgs) -> Result<u8, String> {
+    let params = a.stream.params()?;
+    let key = load_key(a)?;
+    let id = key.swarm_id();
+    let store = RingStore::new(a.stream.keep);
+    let mut cfg = DriverConfig::new();
+    cfg.for_chunk_size(params.chunk_size);
+    let mut driver =
+        Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let local = driver.local_addr();
+    let now = driver.now();
+    let swarm = driver
+        .endpoint_mut()
+        .add_swarm(
+            now,
+            SwarmConfig::live_source(params, Arc::new(key)),
+            Box::new(store),
+        )
+        .map_err(|e| e.to_string())?;
+    interrupt::stop_on_ctrl_c(driver.stop_handle());
+    crate::cli::say!("swarm {id}");
+    crate::cli::say!("listening {local}");
+    let rx = reader(&a.input, params.chunk_size as usize)?;
+    let started = std::time::Instant::now();
+    let mut pushed: u64 = 0;
+    let mut input_open = true;
+    while !driver.is_stopped() {
+        driver
+            .turn(Duration::from_millis(2))
+            .map_err(|e| format!("network: {e}"))?;
+        while let Some(ev) = driver.poll_event() {
+            match ev {
+                Event::PeerConnected { remote, .. } => eprintln!("peer {remote} connected"),
+                Event::PeerClosed { remote, reason, .. } => {
+                    eprintln!("peer {remote} left ({reason:?})");
+                }
+                _ => {}
+            }
+        }
+        while input_open {
+            // Pace the injection when a rate is set.
+            let bytes = pushed * u64::from(params.chunk_size);
+            if let Some(due) = (bytes * 1_000_000).checked_div(a.rate) {
+                if started.elapsed() < Duration::from_micros(due) {
+                    break;
+                }
+            }
+            match rx.try_recv() {
+                Ok(chunk) => {
+                    let now = driver.now();
+                    driver
+                        .endpoint_mut()
+                        .push_live_chunk(now, swarm, &chunk)
+                        .map_err(|e| e.to_string())?;
+                    pushed += 1;
+                }
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    input_open = false;
+                    eprintln!("end of input after {pushed} chunks; serving until interrupted");
+                }
+            }
+        }
+    }
+    driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    Ok(0)
+}
+
+fn get(a: &GetArgs) -> Result<u8, String> {
+    let params = a.stream.params()?;
+    let id = LiveSwarmId::from_hex(a.swarm.trim()).map_err(|e| format!("swarm ID: {e}"))?;
+    let v = verifier(&id).map_err(|e| format!("swarm ID: {e}"))?;
+    let mut out: Box<dyn Write> = if a.output == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&a.output).map_err(|e| format!("{}: {e}", a.output))?,
+        ))
+    };
+    let store = RingStore::new(a.stream.keep);
+    let mut cfg = DriverConfig::new();
+    cfg.for_chunk_size(params.chunk_size);
+    let mut driver =
+        Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let now = driver.now();
+    let mut scfg = SwarmConfig::live(id, params, v);
+    scfg.live_max_age(a.max_age.map(Duration::from_secs_f64));
+    let swarm = driver
+        .endpoint_mut()
+        .add_swarm(now, scfg, Box::new(store.clone()))
+        .map_err(|e| e.to_string())?;
+    for p in &a.peers {
+        let now = driver.now();
+        driver
+            .endpoint_mut()
+            .connect(now, swarm, *p)
+            .map_err(|e| format!("{p}: {e:?}"))?;
+    }
+    interrupt::stop_on_ctrl_c(driver.stop_handle());
+    let deadline = a
+        .duration
+        .map(|d| std::time::Instant::now() + Duration::from_secs_f64(d));
+    let mut next: Option<u64> = None;
+    let mut written: u64 = 0;
+    let mut failures = 0u64;
+    loop {
+        if driver.is_stopped() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        if a.chunks.is_some_and(|n| written >= n) {
+            break;
+        }
+        driver
+            .turn(Duration::from_millis(5))
+            .map_err(|e| format!("network: {e}"))?;
+        while let Some(ev) = driver.poll_event() {
+            match ev {
+                Event::IntegrityFailure { remote, error, .. } => {
+                    failures += 1;
+                    eprintln!("peer {remote} sent bad content ({error:?}); dropped it");
+                }
+                Event::PeerClosed { remote, reason, .. } => {
+                    eprintln!("peer {remote} left ({reason:?})");
+                }
+                _ => {}
+            }
+        }
+        let Some(s) = driver.endpoint().swarm(swarm) else {
+            break;
+        };
+        if next.is_none() {
+            if let Some(t) = s.live_tune_in() {
+                eprintln!("tune-in {t}");
+                next = Some(t);
+            }
+        }
+        // Write out, in order, what has verified.
+        while let Some(n) = next {
+            if a.chunks.is_some_and(|max| written >= max) {
+                break;
+            }
+            let Some(c) = store.get(n) else { break };
+            out.write_all(&c)
+                .map_err(|e| format!("{}: {e}", a.output))?;
+            written += 1;
+            next = Some(n + 1);
+        }
+        out.flush().map_err(|e| format!("{}: {e}", a.output))?;
+    }
+    driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    eprintln!(
+        "wrote {written} chunks ({} bytes){}",
+        written * u64::from(params.chunk_size),
+        if failures > 0 {
+            format!("; {failures} integrity failure(s)")
+        } else {
+            String::new()
+        }
+    );
+    Ok(if written > 0 { 0 } else { 1 })
+}
