@@ -182,6 +182,10 @@ pub struct SwarmConfig {
     pub(crate) live: Option<LiveConfig>,
 }
 
+/// The default live discard window: chunks kept behind the newest signed munro (8 MiB of
+/// 1 KiB chunks).
+pub const DEFAULT_LIVE_WINDOW: u64 = 8192;
+
 /// A live swarm's settings (RFC 7574 §6).
 #[derive(Clone, Debug)]
 pub(crate) struct LiveConfig {
@@ -194,6 +198,8 @@ pub(crate) struct LiveConfig {
     pub(crate) verifier: Option<crate::live::SharedVerifier>,
     /// Signed munros older than this are dropped (§6.1.2.4).
     pub(crate) max_age: Option<Duration>,
+    /// Chunks kept behind the newest munro (the live discard window, §6.2); `None`: all.
+    pub(crate) window: Option<u64>,
 }
 
 impl LiveConfig {
@@ -250,6 +256,7 @@ impl SwarmConfig {
             signer: Some(signer),
             verifier: None,
             max_age: None,
+            window: Some(DEFAULT_LIVE_WINDOW),
         });
         cfg
     }
@@ -277,6 +284,7 @@ impl SwarmConfig {
             signer: None,
             verifier: Some(verifier),
             max_age: None,
+            window: Some(DEFAULT_LIVE_WINDOW),
         });
         cfg
     }
@@ -287,6 +295,18 @@ impl SwarmConfig {
     pub fn live_max_age(&mut self, age: Option<Duration>) -> &mut Self {
         if let Some(l) = &mut self.live {
             l.max_age = age;
+        }
+        self
+    }
+
+    /// For a live swarm: how many chunks behind the newest signed munro are kept (the live
+    /// discard window, RFC 7574 §6.2, announced in the handshake, §7.9). Older chunks are
+    /// forgotten — no longer served, their hashes and munros dropped — so memory stays
+    /// bounded on an endless stream. Default [`DEFAULT_LIVE_WINDOW`]; `None` keeps
+    /// everything (announced as all ones: memory then grows with the stream).
+    pub fn live_discard_window(&mut self, chunks: Option<u64>) -> &mut Self {
+        if let Some(l) = &mut self.live {
+            l.window = chunks.map(|c| c.max(l.params.nchunks_per_sig));
         }
         self
     }

@@ -50,7 +50,7 @@ pub mod time;
 pub mod wire;
 
 pub use bin::Bin;
-pub use config::{EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
+pub use config::{DEFAULT_LIVE_WINDOW, EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
 pub use endpoint::{
     ConnectError, Endpoint, LiveChunkError, PeerRef, SwarmError, SwarmRef, Transmit,
 };

@@ -218,3 +218,55 @@ fn munros_signed_by_another_key_are_refused() {
     assert_eq!(s.live_tune_in(), None);
     assert_eq!(s.live_end(), Some(0));
 }
+
+/// The discard window bounds what an endless stream leaves behind (RFC 7574 §6.2): after
+/// 4,096 chunks with a 256-chunk window, the injector and the peer each hold no more than
+/// the window (plus the munro being filled), and the peer still has every chunk of it.
+#[test]
+fn the_discard_window_bounds_what_is_kept() {
+    let mut live = Live::new(5, SignedForm::Rfc7574);
+    let (s, sh) = live.src;
+    let a = live.peer(SignedForm::Rfc7574);
+    let now = live.mesh.now;
+    // Smaller windows than the default, on both sides (set before any chunk: the swarms are
+    // re-added with them).
+    for (node, h) in [(s, sh), (a.0, a.1)] {
+        live.mesh.nodes[node].ep.remove_swarm(now, h);
+    }
+    let key = live.key.clone();
+    let mut cfg = SwarmConfig::live_source(params(SignedForm::Rfc7574), Arc::new(key.clone()));
+    cfg.live_discard_window(Some(256));
+    live.src.1 = live.mesh.nodes[s]
+        .ep
+        .add_swarm(now, cfg, Box::new(MemoryStore::new(CS)))
+        .unwrap();
+    let mut cfg = SwarmConfig::live(
+        key.swarm_id(),
+        params(SignedForm::Rfc7574),
+        verifier(&key.swarm_id()).unwrap(),
+    );
+    cfg.live_discard_window(Some(256));
+    let rec = Recorder::default();
+    let ah = live.mesh.nodes[a.0]
+        .ep
+        .add_swarm(now, cfg, Box::new(rec.clone()))
+        .unwrap();
+    live.connect((a.0, ah), s);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    live.stream(4096, Duration::from_millis(2));
+    live.mesh.run_until(Duration::from_secs(3), |_| false);
+    let src = live.mesh.nodes[s].ep.swarm(live.src.1).unwrap();
+    assert!(
+        src.verified().count() <= 256 + 32,
+        "{}",
+        src.verified().count()
+    );
+    let peer = live.mesh.nodes[a.0].ep.swarm(ah).unwrap();
+    assert_eq!(peer.live_end(), Some(4096));
+    let held = peer.verified().count();
+    assert!(
+        (224..=256 + 32).contains(&held),
+        "the peer holds {held} chunks"
+    );
+    check(&rec, 4096 - 224, 4096);
+}

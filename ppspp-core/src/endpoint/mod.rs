@@ -338,6 +338,7 @@ impl Endpoint {
                 munros: BTreeMap::new(),
                 end: 0,
                 tuned_in: false,
+                floor: 0,
             })
         });
         let mut swarm = Swarm {
@@ -472,6 +473,7 @@ impl Endpoint {
         live.end = end;
         s.have.insert_range(first..end);
         s.claimed.insert_range(first..end);
+        s.live_forget();
         self.announce(idx, first..end);
         Ok(Some(m))
     }

@@ -720,6 +720,11 @@ impl Endpoint {
             }
             return true;
         }
+        if first < live.floor {
+            // Before the discard window: of no use any more.
+            self.stats.drops.live_munros += 1;
+            return true;
+        }
         let too_old = live.cfg.max_age.is_some_and(|max| {
             params
                 .unix_micros_of(m.timestamp)
@@ -757,6 +762,7 @@ impl Endpoint {
             sw.playback = first;
             sw.playback_start = first;
         }
+        sw.live_forget();
         let idx = ch.swarm;
         let others: Vec<u32> = sw.channels.iter().copied().collect();
         self.retry_held(idx);

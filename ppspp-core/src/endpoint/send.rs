@@ -133,7 +133,7 @@ impl Endpoint {
                 .then_some(s.cfg.hash),
             // R-7.7-a, R-7.9-a/c: the key's algorithm, and no discarding (all ones).
             live_signature: live.map(|l| l.id.algorithm()),
-            live_discard_window: live.map(|_| u64::MAX),
+            live_discard_window: live.map(|l| l.window.unwrap_or(u64::MAX)),
             addressing: Some(s.cfg.addressing),
             // RFC 7574 §7.10 asks for Supported Messages only from peers that support a proper
             // subset; we support every message, and libswift misparses the option (it skips the

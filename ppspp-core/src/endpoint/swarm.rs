@@ -67,6 +67,33 @@ pub(crate) struct LiveState {
     pub(crate) end: u64,
     /// Whether a tune-in point was chosen (the first trusted munro's first chunk).
     pub(crate) tuned_in: bool,
+    /// Chunks before this are forgotten (the discard window, §6.2).
+    pub(crate) floor: u64,
+}
+
+impl Swarm {
+    /// Moves a live swarm's discard window up to its newest munro: chunks, hashes and munros
+    /// before it are forgotten (RFC 7574 §6.2), so memory stays bounded.
+    pub(crate) fn live_forget(&mut self) {
+        let Some(l) = self.live.as_mut() else { return };
+        let Some(w) = l.cfg.window else { return };
+        let n = l.cfg.params.nchunks_per_sig.max(1);
+        let floor = l.end.saturating_sub(w) / n * n;
+        if floor <= l.floor {
+            return;
+        }
+        l.floor = floor;
+        l.munros = l.munros.split_off(&floor);
+        match &mut self.tree {
+            Tree::Partial(t) => t.forget_before(floor),
+            Tree::Live(src) => src.set_discard_window(Some(w)),
+            Tree::Full(_) => {}
+        }
+        self.have.remove_range(0..floor);
+        self.claimed.remove_range(0..floor);
+        self.playback = self.playback.max(floor);
+        self.held.retain(|&c, _| c >= floor);
+    }
 }
 
 impl LiveState {

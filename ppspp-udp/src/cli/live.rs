@@ -60,7 +60,8 @@ pub struct StreamArgs {
     /// hash) or `libswift` (the hash alone, Unix-µs timestamps; what libswift peers need).
     #[arg(long, default_value = "rfc", value_parser = parse_form)]
     pub form: SignedForm,
-    /// Keep this many of the newest chunks in memory to serve to other peers.
+    /// Keep this many of the newest chunks to serve to other peers (the live discard window
+    /// announced to them; the store holds a munro or two more).
     #[arg(long, default_value_t = 8192)]
     pub keep: u64,
 }
@@ -316,20 +317,19 @@ fn source(a: &SourceArgs) -> Result<u8, String> {
     let params = a.stream.params()?;
     let key = load_key(a)?;
     let id = key.swarm_id();
-    let store = RingStore::new(a.stream.keep);
+    let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
     let mut driver =
         Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let local = driver.local_addr();
     let now = driver.now();
+    let mut scfg = SwarmConfig::live_source(params, Arc::new(key));
+    // The engine forgets what the store no longer holds (and announces the window, §7.9).
+    scfg.live_discard_window(Some(a.stream.keep));
     let swarm = driver
         .endpoint_mut()
-        .add_swarm(
-            now,
-            SwarmConfig::live_source(params, Arc::new(key)),
-            Box::new(store),
-        )
+        .add_swarm(now, scfg, Box::new(store))
         .map_err(|e| e.to_string())?;
     interrupt::stop_on_ctrl_c(driver.stop_handle());
     crate::cli::say!("swarm {id}");
@@ -391,14 +391,15 @@ fn get(a: &GetArgs) -> Result<u8, String> {
             std::fs::File::create(&a.output).map_err(|e| format!("{}: {e}", a.output))?,
         ))
     };
-    let store = RingStore::new(a.stream.keep);
+    let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
     let mut driver =
         Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let now = driver.now();
     let mut scfg = SwarmConfig::live(id, params, v);
-    scfg.live_max_age(a.max_age.map(Duration::from_secs_f64));
+    scfg.live_max_age(a.max_age.map(Duration::from_secs_f64))
+        .live_discard_window(Some(a.stream.keep));
     let swarm = driver
         .endpoint_mut()
         .add_swarm(now, scfg, Box::new(store.clone()))
