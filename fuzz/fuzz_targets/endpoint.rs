@@ -5,6 +5,10 @@
 //! so the mutations reach every message handler, the verifier and the timers, not only the
 //! decoder.
 //!
+//! The fourth content is a live stream (RFC 7574 §6): the seeder is an injector that adds a
+//! chunk at every step and signs a munro every four chunks; the leechers tune in, verify
+//! against the signed munros and relay.
+//!
 //! Checked: no panic; a leecher's store only ever receives chunks equal to the original
 //! content (content is written only once verified); the channel tables stay within their
 //! configured bounds; and when the network only lost, duplicated, reordered and delayed
@@ -17,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use ppspp_core::hash::HashAlgorithm;
+use ppspp_core::live::{KeyPair, LiveParams, SignedForm};
 use ppspp_core::merkle::MerkleTree;
 use ppspp_core::wire::ChunkAddressing;
 use ppspp_core::{
@@ -67,9 +72,28 @@ fn tree(shape: usize, alg: HashAlgorithm) -> Arc<MerkleTree> {
     all[shape][i].clone()
 }
 
+/// Live chunks: 256 bytes, 4 per munro, 96 in all.
+const LIVE_CS: u32 = 256;
+const LIVE_CHUNKS: u64 = 96;
+
+/// Live chunk `i`.
+fn live_chunk(i: u64) -> Vec<u8> {
+    (0..u64::from(LIVE_CS))
+        .map(|j| (i.wrapping_mul(0x9E37) ^ j.wrapping_mul(13)) as u8)
+        .collect()
+}
+
+fn live_key() -> &'static KeyPair {
+    static K: OnceLock<KeyPair> = OnceLock::new();
+    K.get_or_init(|| {
+        KeyPair::from_seed(ppspp_core::wire::SignatureAlgorithm::ED25519, &[7; 32]).expect("key")
+    })
+}
+
 /// The leecher's store: every write is compared with the original content.
 #[derive(Debug)]
 struct CheckedStore {
+    /// `usize::MAX`: the live stream.
     shape: usize,
     written: Vec<bool>,
 }
@@ -86,6 +110,13 @@ impl CheckedStore {
 impl ChunkStore for CheckedStore {
     fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
         let missing = StoreError::Missing { chunk: index };
+        if self.shape == usize::MAX {
+            if !self.written.get(index as usize).copied().unwrap_or(false) {
+                return Err(missing);
+            }
+            buf[..LIVE_CS as usize].copy_from_slice(&live_chunk(index));
+            return Ok(LIVE_CS as usize);
+        }
         let r = self.range(index).ok_or(missing.clone())?;
         if !self.written[index as usize] {
             return Err(missing);
@@ -95,6 +126,17 @@ impl ChunkStore for CheckedStore {
     }
 
     fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
+        if self.shape == usize::MAX {
+            assert!(index < LIVE_CHUNKS, "live chunk {index} was never injected");
+            assert_eq!(
+                data,
+                &live_chunk(index)[..],
+                "live chunk {index} written corrupted"
+            );
+            assert!(!self.written[index as usize], "chunk {index} written twice");
+            self.written[index as usize] = true;
+            return Ok(());
+        }
         let r = self
             .range(index)
             .unwrap_or_else(|| panic!("chunk {index} is past the end of the content"));
@@ -211,9 +253,22 @@ fn check(data: &[u8]) {
     let alg = HashAlgorithm::ALL[usize::from(setup & 3) % HashAlgorithm::ALL.len()];
     let addressing =
         ChunkAddressing::ALL[usize::from((setup >> 2) & 7) % ChunkAddressing::ALL.len()];
-    let shape = usize::from(setup >> 5) % SHAPES.len();
+    // Content 3: the live stream.
+    let live = (setup >> 5) & 3 == 3;
+    let shape = usize::from((setup >> 5) & 3) % SHAPES.len();
     let (chunk_size, size) = SHAPES[shape];
     let tree = tree(shape, alg);
+    let live_params = LiveParams {
+        chunk_size: LIVE_CS,
+        nchunks_per_sig: 4,
+        addressing,
+        hash: alg,
+        form: if setup & 1 == 0 {
+            SignedForm::Rfc7574
+        } else {
+            SignedForm::Libswift
+        },
+    };
     // Bit 7: a second leecher, which also learns of the first through PEX.
     let leechers = 1 + usize::from(setup >> 7);
     let now = Instant::from_secs(1);
@@ -221,36 +276,57 @@ fn check(data: &[u8]) {
         .map(|i| SocketAddr::new(std::net::Ipv4Addr::new(10, 0, 0, 1 + i as u8).into(), 6778))
         .collect();
     let mut seeder = Endpoint::new(config(1), now);
-    let mut scfg = SwarmConfig::seed(tree.clone());
-    scfg.addressing(addressing);
-    scfg.pex(true);
-    seeder
-        .add_swarm(
-            now,
-            scfg,
-            Box::new(MemoryStore::with_content(
-                chunk_size,
-                content(shape).to_vec(),
-            )),
+    let injector = if live {
+        let mut scfg = SwarmConfig::live_source(live_params, Arc::new(live_key().clone()));
+        scfg.pex(true);
+        Some(
+            seeder
+                .add_swarm(now, scfg, Box::new(MemoryStore::new(LIVE_CS)))
+                .expect("injector swarm"),
         )
-        .expect("seeder swarm");
+    } else {
+        let mut scfg = SwarmConfig::seed(tree.clone());
+        scfg.addressing(addressing);
+        scfg.pex(true);
+        seeder
+            .add_swarm(
+                now,
+                scfg,
+                Box::new(MemoryStore::with_content(
+                    chunk_size,
+                    content(shape).to_vec(),
+                )),
+            )
+            .expect("seeder swarm");
+        None
+    };
     let mut ep = vec![seeder];
     let mut handles = Vec::new();
     let chunks = size.div_ceil(chunk_size as usize);
     for i in 1..=leechers {
         let mut leecher = Endpoint::new(config(1 + i as u8), now);
-        let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, chunk_size);
-        lcfg.addressing(addressing);
-        lcfg.pex(true);
+        let (lcfg, store) = if live {
+            let id = live_key().swarm_id();
+            let v = ppspp_core::live::verifier(&id).expect("verifier");
+            let mut lcfg = SwarmConfig::live(id, live_params, v);
+            lcfg.pex(true);
+            let store = CheckedStore {
+                shape: usize::MAX,
+                written: vec![false; LIVE_CHUNKS as usize],
+            };
+            (lcfg, store)
+        } else {
+            let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, chunk_size);
+            lcfg.addressing(addressing);
+            lcfg.pex(true);
+            let store = CheckedStore {
+                shape,
+                written: vec![false; chunks],
+            };
+            (lcfg, store)
+        };
         let lh = leecher
-            .add_swarm(
-                now,
-                lcfg,
-                Box::new(CheckedStore {
-                    shape,
-                    written: vec![false; chunks],
-                }),
-            )
+            .add_swarm(now, lcfg, Box::new(store))
             .expect("leecher swarm");
         leecher.connect(now, lh, addr[SEEDER]).expect("connect");
         ep.push(leecher);
@@ -266,10 +342,14 @@ fn check(data: &[u8]) {
     };
     // The hostile phase: one operation per input byte.
     let mut steps = 0;
+    let mut injected = 0u64;
     while let Some(op) = input.byte() {
         steps += 1;
         if steps > 2000 {
             break;
+        }
+        if let Some(h) = injector {
+            inject(&mut net, h, &mut injected);
         }
         net.pump();
         match op % 10 {
@@ -367,13 +447,21 @@ fn check(data: &[u8]) {
     }
     // The honest phase: everything is delivered, in order, on a 10 ms link.
     let mut idle = 0;
+    // A live leecher is done when it holds every chunk from its tune-in point to the end.
     let all_complete = |net: &Net| {
-        handles
-            .iter()
-            .all(|&(i, h)| net.ep[i].swarm(h).is_some_and(|s| s.is_complete()))
+        handles.iter().all(|&(i, h)| {
+            net.ep[i].swarm(h).is_some_and(|s| match s.live_tune_in() {
+                _ if !live => s.is_complete(),
+                Some(t) => (t..LIVE_CHUNKS).all(|c| s.verified().contains(c)),
+                None => false,
+            })
+        })
     };
     for _ in 0..20_000 {
-        if all_complete(&net) {
+        if let Some(h) = injector {
+            inject(&mut net, h, &mut injected);
+        }
+        if all_complete(&net) && (!live || injected == LIVE_CHUNKS) {
             break;
         }
         net.pump();
@@ -410,6 +498,17 @@ fn check(data: &[u8]) {
             complete,
             "a leecher did not complete over an honest network"
         );
+    }
+}
+
+/// The injector adds its next live chunk, if any are left.
+fn inject(net: &mut Net, h: ppspp_core::SwarmHandle, injected: &mut u64) {
+    if *injected < LIVE_CHUNKS {
+        let now = net.now;
+        net.ep[SEEDER]
+            .push_live_chunk(now, h, &live_chunk(*injected))
+            .expect("live chunk");
+        *injected += 1;
     }
 }
 
