@@ -102,6 +102,22 @@ pub struct StoreLog {
     pub duplicate_writes: Vec<(u32, u64)>,
     /// Reads of chunks the store does not hold: `(node, chunk)`.
     pub bad_reads: Vec<(u32, u64)>,
+    /// Live runs: the simulated time (µs) and chunk `i`'s injection time `start + i·interval`,
+    /// so a write can be timed; delays from injection to verification, ms.
+    pub live_clock: Option<LiveClock>,
+    /// See `live_clock`.
+    pub live_lags_ms: Vec<u32>,
+}
+
+/// When live chunks were injected, and the current time, for timing writes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveClock {
+    /// Now, µs.
+    pub now_us: u64,
+    /// Chunk 0's injection time, µs.
+    pub start_us: u64,
+    /// Time between chunks, µs.
+    pub interval_us: u64,
 }
 
 /// A shared handle to the run's [`StoreLog`].
@@ -292,6 +308,15 @@ impl ChunkStore for VerifyingStore {
                 .push((self.node, index));
         }
         self.held.lock().expect("single-threaded").set(index);
+        {
+            let mut log = self.log.lock().expect("single-threaded");
+            if let Some(c) = log.live_clock {
+                let injected = c.start_us + index * c.interval_us;
+                let lag = c.now_us.saturating_sub(injected) / 1000;
+                log.live_lags_ms
+                    .push(u32::try_from(lag).unwrap_or(u32::MAX));
+            }
+        }
         let mut c = self.counters.lock().expect("single-threaded");
         c.bytes_written += data.len() as u64;
         c.chunks_written += 1;

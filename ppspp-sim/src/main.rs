@@ -107,6 +107,10 @@ struct RunArgs {
     /// (endpoints send at most 1,472 and fall back to smaller datagrams when they are lost).
     #[arg(long, default_value_t = 1500)]
     mtu: usize,
+    /// A live stream instead of a file: the seeder injects the content at this many bytes per
+    /// second (suffixes K, M: powers of 1000), peers tune in and follow it.
+    #[arg(long, value_parser = parse_rate)]
+    live_rate: Option<u64>,
     /// Simulated time limit, seconds.
     #[arg(long, default_value_t = 600)]
     duration: u64,
@@ -273,6 +277,7 @@ fn scenario(a: &RunArgs) -> Result<Scenario, String> {
         .contacts(a.contacts)
         .duration(Duration::from_secs(a.duration))
         .mtu(a.mtu)
+        .live(a.live_rate)
         .crashes(a.crashes)
         .check_invariants(!a.no_checks);
     for p in &a.partition {

@@ -203,6 +203,22 @@ pub(crate) struct Inputs {
     pub(crate) live_incomplete: u32,
     pub(crate) gone: u32,
     pub(crate) event_counts: [u64; 8],
+    /// Live runs: chunks injected, and each verified chunk's delay since its injection, ms.
+    pub(crate) stream: Option<(u64, Vec<u32>)>,
+}
+
+/// What a live run measured (see [`crate::Scenario::live_rate`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct LiveReport {
+    /// The injection rate, bytes per second.
+    pub rate_bytes_per_s: u64,
+    /// Chunks injected.
+    pub chunks_injected: u64,
+    /// Chunks verified by leechers, all together.
+    pub chunks_delivered: u64,
+    /// Delay from a chunk's injection to its verification at a leecher, seconds (over every
+    /// chunk every leecher verified).
+    pub delay_s: Percentiles,
 }
 
 /// The result of a run. Its JSON form ([`Report::to_json`]) is byte-identical for the same
@@ -241,6 +257,9 @@ pub struct Report {
     pub messages_out: BTreeMap<&'static str, u64>,
     /// Endpoint events by kind.
     pub endpoint_events: BTreeMap<&'static str, u64>,
+    /// Live runs only: delivery delays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveReport>,
     /// Safety violations found (at most 64 in detail).
     pub violations: Vec<Violation>,
     /// Number of violations in all.
@@ -315,6 +334,27 @@ impl Report {
             "store_failure",
             "other",
         ];
+        let live = i.stream.map(|(injected, mut lags)| {
+            lags.sort_unstable();
+            let q = |x: f64| {
+                if lags.is_empty() {
+                    return 0.0;
+                }
+                let idx = ((x * lags.len() as f64).ceil() as usize).clamp(1, lags.len()) - 1;
+                f64::from(lags[idx]) / 1000.0
+            };
+            LiveReport {
+                rate_bytes_per_s: i.scenario.live_rate.unwrap_or(0),
+                chunks_injected: injected,
+                chunks_delivered: lags.len() as u64,
+                delay_s: Percentiles {
+                    p50: q(0.5),
+                    p90: q(0.9),
+                    p99: q(0.99),
+                    max: lags.last().map_or(0.0, |&m| f64::from(m) / 1000.0),
+                },
+            }
+        });
         Self {
             seed: i.scenario.seed,
             trace_hash: format!("{:016x}", i.trace_hash),
@@ -332,6 +372,7 @@ impl Report {
             messages_out: i.protocol.messages_out_by_name(),
             protocol: i.protocol,
             endpoint_events: names.iter().copied().zip(i.event_counts).collect(),
+            live,
             violations: i.violations,
             violation_count: i.violation_count,
             scenario: i.scenario,
@@ -479,6 +520,23 @@ impl fmt::Display for Report {
                 c.p50, c.p90, c.p99, c.max
             ),
         )?;
+        if let Some(l) = &self.live {
+            let d = l.delay_s;
+            row(
+                f,
+                "live stream",
+                format!(
+                    "{} B/s, {} chunks injected, {} delivered; delay (s) p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+                    l.rate_bytes_per_s,
+                    l.chunks_injected,
+                    l.chunks_delivered,
+                    d.p50,
+                    d.p90,
+                    d.p99,
+                    d.max
+                ),
+            )?;
+        }
         row(
             f,
             "uploaded",

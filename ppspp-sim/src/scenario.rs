@@ -97,6 +97,12 @@ pub struct Crashes {
 pub struct Scenario {
     /// The run seed: every random draw derives from it.
     pub seed: u64,
+    /// A live stream (RFC 7574 §6) instead of a file: the (single) seeder injects the content
+    /// as it is generated, at this many bytes per second, signing a munro every 32 chunks;
+    /// leechers tune in at the newest munro and are complete once they hold every chunk from
+    /// there to the end of the stream. The report then also gives the delay from injection to
+    /// verification (`live`).
+    pub live_rate: Option<u64>,
     /// Leechers.
     pub peers: u32,
     /// Original seeders.
@@ -168,6 +174,7 @@ impl Scenario {
     pub fn default_scenario() -> Self {
         Self {
             seed: 1,
+            live_rate: None,
             peers: 200,
             seeders: 1,
             content_size: 1 << 20,
@@ -305,6 +312,11 @@ impl ScenarioBuilder {
     /// The largest datagram endpoints send.
     pub fn max_datagram_size(mut self, bytes: usize) -> Self {
         self.s.max_datagram_size = bytes;
+        self
+    }
+    /// A live stream injected at `rate` bytes per second (see [`Scenario::live_rate`]).
+    pub fn live(mut self, rate: Option<u64>) -> Self {
+        self.s.live_rate = rate;
         self
     }
     /// Leechers join within this window (0: a flash crowd at time 0).

@@ -112,17 +112,42 @@ impl TraceHash {
 
 #[derive(Debug)]
 enum Ev {
-    Wake { node: u32, generation: u32 },
-    Arrive { to: u32, from: u32, data: Bytes },
-    Deliver { to: u32, from: u32, data: Bytes },
+    Wake {
+        node: u32,
+        generation: u32,
+    },
+    Arrive {
+        to: u32,
+        from: u32,
+        data: Bytes,
+    },
+    Deliver {
+        to: u32,
+        from: u32,
+        data: Bytes,
+    },
     Join(u32),
-    Leave { node: u32, forever: bool },
+    Leave {
+        node: u32,
+        forever: bool,
+    },
     Crash(u32),
     PartitionStart(usize),
     PartitionEnd,
     Heal,
     Tracker,
     Sample,
+    /// A live run's injector adds its next chunk.
+    Inject,
+}
+
+/// A live run's stream: the injector's key and parameters, and how far injection got.
+struct Stream {
+    key: Arc<ppspp_core::live::KeyPair>,
+    params: ppspp_core::live::LiveParams,
+    injected: u64,
+    total: u64,
+    interval: Duration,
 }
 
 struct Node {
@@ -196,6 +221,7 @@ pub struct Simulation {
     dead_stats: ProtocolCounters,
     event_counts: [u64; 8],
     tap: Option<Tap>,
+    stream: Option<Stream>,
 }
 
 /// A callback that sees every datagram delivered: `(time, from node, to node, bytes)`.
@@ -249,6 +275,7 @@ impl Simulation {
             dead_stats: ProtocolCounters::default(),
             event_counts: [0; 8],
             tap: None,
+            stream: None,
             sc,
         };
         sim.setup();
@@ -335,6 +362,103 @@ impl Simulation {
         }
         self.schedule(Instant::ZERO + sc.tracker_interval, Ev::Tracker);
         self.schedule(Instant::ZERO, Ev::Sample);
+        if let Some(rate) = sc.live_rate {
+            // Ed25519: the cheapest signature to check, which matters with thousands of peers.
+            let key = ppspp_core::live::KeyPair::from_seed(
+                ppspp_core::wire::SignatureAlgorithm::ED25519,
+                &derive_seed(sc.seed, u32::MAX, Purpose::Scenario, 0),
+            )
+            .expect("Ed25519 takes any seed");
+            let params = ppspp_core::live::LiveParams {
+                chunk_size: sc.chunk_size.max(1),
+                nchunks_per_sig: 32,
+                addressing: ChunkAddressing::ChunkRange32,
+                hash: sc.hash,
+                form: ppspp_core::live::SignedForm::Rfc7574,
+            };
+            // Datagrams are decoded (to check and count them) with the stream's signature length.
+            self.wire = self
+                .wire
+                .with_signature_len(ppspp_core::live::Signer::signature_len(&key));
+            let interval_us = (u64::from(params.chunk_size) * 1_000_000 / rate.max(1)).max(1);
+            // Live chunks are full-size: a partial last chunk of the content is not injected.
+            let total = self.content.len / u64::from(params.chunk_size);
+            self.stream = Some(Stream {
+                key: Arc::new(key),
+                params,
+                injected: 0,
+                total,
+                interval: Duration::from_micros(interval_us),
+            });
+            self.log.lock().expect("single-threaded").live_clock =
+                Some(crate::content::LiveClock {
+                    now_us: 0,
+                    start_us: 0,
+                    interval_us,
+                });
+            self.schedule(Instant::ZERO, Ev::Inject);
+        }
+    }
+
+    /// The injector adds the next chunk of a live run's stream.
+    fn inject(&mut self) {
+        let now = self.now;
+        let Some(st) = self.stream.as_mut() else {
+            return;
+        };
+        if st.injected >= st.total {
+            return;
+        }
+        let i = st.injected;
+        st.injected += 1;
+        let next = now + st.interval;
+        let more = st.injected < st.total;
+        let mut chunk = vec![0u8; st.params.chunk_size as usize];
+        self.content.fill_chunk(i, &mut chunk);
+        // The injector is node 0; a stream only moves on while it is up.
+        if let Some(mut ep) = self.nodes[0].ep.take() {
+            if let Some(h) = self.nodes[0].swarm {
+                if let Err(e) = ep.push_live_chunk(now, h, &chunk) {
+                    self.violation(
+                        ViolationKind::EngineError,
+                        Some(0),
+                        format!("push_live_chunk {i}: {e}"),
+                    );
+                }
+            }
+            self.drain(0, &mut ep);
+            self.nodes[0].ep = Some(ep);
+        }
+        if more {
+            self.schedule(next, Ev::Inject);
+        }
+    }
+
+    /// Live runs: a leecher is complete once the stream is all injected and it holds every
+    /// chunk from its tune-in point to the end.
+    fn check_stream_complete(&mut self) {
+        let now = self.now;
+        let Some(st) = &self.stream else { return };
+        if st.injected < st.total {
+            return;
+        }
+        let total = st.total;
+        for n in &mut self.nodes {
+            let (Some(ep), Some(h)) = (&n.ep, n.swarm) else {
+                continue;
+            };
+            if n.seeder || n.gone || n.completed_at.is_some() {
+                continue;
+            }
+            let done = ep.swarm(h).is_some_and(|s| {
+                s.live_tune_in()
+                    .is_some_and(|t| (t..total).all(|c| s.verified().contains(c)))
+            });
+            if done {
+                n.completed_at = Some(now);
+                self.remaining -= 1;
+            }
+        }
     }
 
     fn schedule(&mut self, at: Instant, ev: Ev) {
@@ -415,6 +539,11 @@ impl Simulation {
         let at = Instant::from_micros((key >> 64) as u64);
         debug_assert!(at >= self.now);
         self.now = at;
+        if self.stream.is_some() {
+            if let Some(c) = &mut self.log.lock().expect("single-threaded").live_clock {
+                c.now_us = at.as_micros();
+            }
+        }
         self.events += 1;
         match ev {
             Ev::Wake { node, generation } => self.on_wake(node, generation),
@@ -429,9 +558,11 @@ impl Simulation {
             Ev::Tracker => self.tracker(),
             Ev::Sample => {
                 self.take_sample();
+                self.check_stream_complete();
                 let t = self.now + self.sc.sample_interval;
                 self.schedule(t, Ev::Sample);
             }
+            Ev::Inject => self.inject(),
         }
         true
     }
@@ -514,37 +645,59 @@ impl Simulation {
         cfg.unix_time_at_zero(UNIX_TIME_AT_ZERO)
             .max_datagram_size(sc.max_datagram_size);
         let mut ep = Box::new(Endpoint::new(cfg, now));
-        let (mut scfg, store): (SwarmConfig, Box<dyn ChunkStore>) = if n.seeder {
-            (
-                SwarmConfig::seed(self.tree.clone()),
-                Box::new(SyntheticStore::new(self.content, n.counters.clone())),
-            )
-        } else {
-            let held = n.held.lock().expect("single-threaded");
-            let cfg = if held.count() == 0 {
-                SwarmConfig::leech(self.tree.root_hash(), sc.hash, sc.chunk_size)
-            } else {
-                SwarmConfig::new(
-                    self.tree.root_hash(),
-                    sc.hash,
-                    sc.chunk_size,
-                    SwarmContent::Partial {
-                        size: Some(self.content.len),
-                        verified: held.ranges(self.content.chunk_count()),
-                        hashes: n.saved_hashes.clone(),
-                    },
+        let stream = self.stream.as_ref().map(|st| (st.key.clone(), st.params));
+        let (mut scfg, store): (SwarmConfig, Box<dyn ChunkStore>) =
+            if let Some((key, params)) = stream {
+                if n.seeder {
+                    (
+                        SwarmConfig::live_source(params, key),
+                        Box::new(SyntheticStore::new(self.content, n.counters.clone())),
+                    )
+                } else {
+                    let id = key.swarm_id();
+                    let v = ppspp_core::live::verifier(&id).expect("our own key");
+                    (
+                        SwarmConfig::live(id, params, v),
+                        Box::new(VerifyingStore::new(
+                            i,
+                            self.content,
+                            n.held.clone(),
+                            n.counters.clone(),
+                            self.log.clone(),
+                        )),
+                    )
+                }
+            } else if n.seeder {
+                (
+                    SwarmConfig::seed(self.tree.clone()),
+                    Box::new(SyntheticStore::new(self.content, n.counters.clone())),
                 )
+            } else {
+                let held = n.held.lock().expect("single-threaded");
+                let cfg = if held.count() == 0 {
+                    SwarmConfig::leech(self.tree.root_hash(), sc.hash, sc.chunk_size)
+                } else {
+                    SwarmConfig::new(
+                        self.tree.root_hash(),
+                        sc.hash,
+                        sc.chunk_size,
+                        SwarmContent::Partial {
+                            size: Some(self.content.len),
+                            verified: held.ranges(self.content.chunk_count()),
+                            hashes: n.saved_hashes.clone(),
+                        },
+                    )
+                };
+                drop(held);
+                let store = VerifyingStore::new(
+                    i,
+                    self.content,
+                    n.held.clone(),
+                    n.counters.clone(),
+                    self.log.clone(),
+                );
+                (cfg, Box::new(store))
             };
-            drop(held);
-            let store = VerifyingStore::new(
-                i,
-                self.content,
-                n.held.clone(),
-                n.counters.clone(),
-                self.log.clone(),
-            );
-            (cfg, Box::new(store))
-        };
         scfg.upload_slots(sc.upload_slots as usize)
             .max_peers(sc.max_peers as usize);
         let h = match ep.add_swarm(now, scfg, store) {
@@ -967,6 +1120,7 @@ impl Simulation {
             self.violation(ViolationKind::ByteAccounting, None, d);
         }
         let log = std::mem::take(&mut *self.log.lock().expect("single-threaded"));
+        let live_lags = log.live_lags_ms;
         for (node, chunk) in log.bad_writes {
             self.violation(
                 ViolationKind::BadWrite,
@@ -1027,6 +1181,7 @@ impl Simulation {
             live_incomplete,
             gone,
             event_counts: self.event_counts,
+            stream: self.stream.as_ref().map(|st| (st.injected, live_lags)),
         })
     }
 }

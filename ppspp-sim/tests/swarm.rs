@@ -187,8 +187,10 @@ fn vopr_findings_stay_fixed() {
     // Seeds that found engine bugs, run as drawn: 140 (lasting path MTU below the datagram
     // size: DATA never fitted), 478 (a restarted seeder never found again), 1386 (honest
     // peers closed for a peak-list mismatch), 3747 (a downloader's own datagrams over the
-    // path MTU), 5542 (a lost handshake reply repeated without the map).
-    for seed in [140u64, 478, 1386, 3747, 5542] {
+    // path MTU), 5542 (a lost handshake reply repeated without the map), 30095 (HAVEs lost
+    // to a small path MTU before healing: a leecher stuck while every peer it knew was
+    // complete).
+    for seed in [140u64, 478, 1386, 3747, 5542, 30095] {
         let (v, r) = vopr::run(vopr::scenario(seed));
         assert_eq!(
             v,
@@ -197,4 +199,26 @@ fn vopr_findings_stay_fixed() {
             r.map(|r| r.to_string()).unwrap_or_default()
         );
     }
+}
+
+/// A live stream (RFC 7574 §6) through a swarm with loss and churn: every leecher ends with
+/// every chunk from its tune-in point, each chunk's delay since injection is measured, and
+/// the same seed gives the same trace.
+#[test]
+fn live_stream_reaches_every_peer() {
+    let sc = || {
+        Scenario::builder()
+            .seed(11)
+            .peers(60)
+            .content_size(512 * 1024)
+            .live(Some(125_000))
+            .build()
+    };
+    let r = run(sc());
+    assert_eq!(r.peers_complete + r.peers_gone, 60, "{r}");
+    let live = r.live.as_ref().expect("live report");
+    assert_eq!(live.chunks_injected, 512);
+    assert!(live.chunks_delivered >= 512 * 30, "{r}");
+    assert!(live.delay_s.p50 > 0.0 && live.delay_s.p50 <= live.delay_s.max);
+    assert_eq!(run(sc()).trace_hash, r.trace_hash);
 }

@@ -37,6 +37,8 @@ struct Live {
     key: KeyPair,
     src: (usize, SwarmHandle),
     pushed: u64,
+    /// Whether peers exchange addresses (PEX).
+    pex: bool,
 }
 
 impl Live {
@@ -55,6 +57,7 @@ impl Live {
             key,
             src: (s, h),
             pushed: 0,
+            pex: true,
         }
     }
 
@@ -62,7 +65,8 @@ impl Live {
         let n = self.mesh.add_node();
         let rec = Recorder::default();
         let v = verifier(&self.key.swarm_id()).unwrap();
-        let cfg = SwarmConfig::live(self.key.swarm_id(), params(form), v);
+        let mut cfg = SwarmConfig::live(self.key.swarm_id(), params(form), v);
+        cfg.pex(self.pex);
         let h = self.mesh.nodes[n]
             .ep
             .add_swarm(self.mesh.now, cfg, Box::new(rec.clone()))
@@ -269,4 +273,45 @@ fn the_discard_window_bounds_what_is_kept() {
         "the peer holds {held} chunks"
     );
     check(&rec, 4096 - 224, 4096);
+}
+
+/// A peer we choke cannot ask (no REQUEST while choked, R-3.9-c), so its interest soon looks
+/// stale: the injector has one upload slot, A holds it for the whole 40 s stream and B is
+/// choked. When A has everything and stops asking, B — which still lacks chunks the injector
+/// has — must get the slot. (Before, a choked peer whose last REQUEST was older than two
+/// choke rounds was never considered again: live stragglers stayed choked by everyone.)
+#[test]
+fn a_choked_peer_gets_the_slot_once_it_is_free() {
+    let mut live = Live::new(6, SignedForm::Rfc7574);
+    let (s, old) = live.src;
+    let now = live.mesh.now;
+    live.mesh.nodes[s].ep.remove_swarm(now, old);
+    let mut cfg = SwarmConfig::live_source(params(SignedForm::Rfc7574), Arc::new(live.key.clone()));
+    cfg.upload_slots(1).pex(false);
+    live.src.1 = live.mesh.nodes[s]
+        .ep
+        .add_swarm(now, cfg, Box::new(MemoryStore::new(CS)))
+        .unwrap();
+    // A and B only know the injector.
+    live.pex = false;
+    let a = live.peer(SignedForm::Rfc7574);
+    live.connect((a.0, a.1), s);
+    live.mesh.run_until(Duration::from_millis(300), |_| false);
+    live.stream(64, Duration::from_millis(10));
+    let b = live.peer(SignedForm::Rfc7574);
+    live.connect((b.0, b.1), s);
+    // 40 s of stream: far longer than two choke rounds.
+    live.stream(4000, Duration::from_millis(10));
+    live.mesh.run_until(Duration::from_secs(60), |_| false);
+    let chokes = live.mesh.nodes[b.0].ep.stats().messages_in;
+    assert!(
+        chokes.get(crate::wire::MessageType::Choke) > 0,
+        "B was never choked"
+    );
+    let end = 64 + 4000;
+    for (n, h, rec) in [&a, &b] {
+        let sw = live.mesh.nodes[*n].ep.swarm(*h).unwrap();
+        let t = sw.live_tune_in().expect("tuned in");
+        check(rec, t, end);
+    }
 }

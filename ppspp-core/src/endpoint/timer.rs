@@ -482,10 +482,15 @@ impl Endpoint {
         let mut interested: Vec<(u64, u32)> = Vec::new();
         for &id in &s.channels {
             let Some(ch) = self.chan(id) else { continue };
+            // A peer we choke cannot say it is interested (no REQUEST while choked, R-3.9-c):
+            // one that lacks chunks we have is taken to be, or it would stay choked for good
+            // (a live stream's stragglers, choked by every peer ahead of them).
+            let asked = ch
+                .interested_at
+                .is_some_and(|t| now.saturating_duration_since(t) < idle);
             let wants = ch.is_established()
-                && ch
-                    .interested_at
-                    .is_some_and(|t| now.saturating_duration_since(t) < idle)
+                && (asked
+                    || (ch.am_choking && s.have.difference_ranges(&ch.peer_have).next().is_some()))
                 && !s.chunk_count().is_some_and(|n| ch.peer_have.is_complete(n));
             if wants {
                 interested.push((ch.round_down, id));
