@@ -250,3 +250,49 @@ fn libswift_joins_a_ppspp_live_source() {
     assert!(good >= 200, "libswift stored only {good} chunks");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `--key FILE` keeps the signing key: a restarted source has the same swarm ID, and the key
+/// file is private to its owner.
+#[test]
+fn live_source_key_file_keeps_the_swarm_id() {
+    let d = tmpdir("key");
+    let input = d.join("in.bin");
+    std::fs::write(&input, stream(64)).unwrap();
+    let key = d.join("stream.key");
+    let key_arg = key.to_str().unwrap().to_string();
+    let first = {
+        let (_src, swarm) = ppspp_source(&input, free_port(), &["--key", &key_arg]);
+        swarm
+    };
+    let second = {
+        let (_src, swarm) = ppspp_source(&input, free_port(), &["--key", &key_arg]);
+        swarm
+    };
+    assert_eq!(first, second);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "key file readable by others: {mode:o}");
+    }
+    // Without a key file, each run has a new key.
+    let (_a, x) = ppspp_source(&input, free_port(), &[]);
+    let (_b, y) = ppspp_source(&input, free_port(), &[]);
+    assert_ne!(x, y);
+    // A garbled key file is refused with a message, not a panic.
+    std::fs::write(&key, "13:zz\n").unwrap();
+    let res = Command::new(BIN)
+        .args(["live", "source", "--input"])
+        .arg(&input)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--key",
+            &key_arg,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&res.stderr).contains("key file"));
+    let _ = std::fs::remove_dir_all(&d);
+}
