@@ -426,6 +426,18 @@ impl Simulation {
                     );
                 }
             }
+            if !more {
+                // The end of the stream: sign and announce a short last munro.
+                if let Some(h) = self.nodes[0].swarm {
+                    if let Err(e) = ep.finish_live(now, h) {
+                        self.violation(
+                            ViolationKind::EngineError,
+                            Some(0),
+                            format!("finish_live: {e}"),
+                        );
+                    }
+                }
+            }
             self.drain(0, &mut ep);
             self.nodes[0].ep = Some(ep);
         }

@@ -53,6 +53,18 @@ pub fn mtu_fault(seed: u64, chunk_size: u32, max_dgram: usize) -> MtuFault {
     }
 }
 
+/// Draws whether `seed` runs a live stream (one in five seeds) and at what rate for content of
+/// `chunks` chunks of `chunk_size`: the stream lasts 5 to 30 s. A stream of its own, so adding
+/// it did not change the other options drawn for a seed.
+pub fn live_draw(seed: u64, chunks: u64, chunk_size: u32) -> Option<u64> {
+    let mut r = SimRng::stream(seed, 2, Purpose::Vopr);
+    if !r.chance(0.2) {
+        return None;
+    }
+    let secs = r.range(5, 30);
+    Some((chunks * u64::from(chunk_size) / secs).max(u64::from(chunk_size)))
+}
+
 /// The outcome of one VOPR seed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -182,13 +194,25 @@ pub fn scenario(seed: u64) -> Scenario {
             });
         }
     }
-    b.build()
+    let mut sc = b.build();
+    // A live stream: one injector (which never crashes: a restarted injector would start
+    // another stream), full-size chunks only; leechers must end with every chunk from their
+    // tune-in point.
+    if let Some(rate) = live_draw(seed, chunks, chunk_size) {
+        sc.live_rate = Some(rate);
+        sc.seeders = 1;
+        sc.content_size = chunks * u64::from(chunk_size);
+        if let Some(c) = &mut sc.crashes {
+            c.include_seeders = false;
+        }
+    }
+    sc
 }
 
 /// A one-line description of a scenario.
 pub fn describe(sc: &Scenario) -> String {
     format!(
-        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={:?} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}",
+        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={:?} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}",
         sc.peers,
         sc.seeders,
         sc.content_size,
@@ -204,7 +228,9 @@ pub fn describe(sc: &Scenario) -> String {
         sc.heal_at.unwrap_or_default().as_secs_f64(),
         sc.churn.map_or(0.0, |c| c.fraction),
         sc.crashes.map_or(0, |c| c.count),
-        sc.partitions.len()
+        sc.partitions.len(),
+        sc.live_rate
+            .map_or(String::new(), |r| format!(" live={r}B/s"))
     )
 }
 

@@ -219,6 +219,8 @@ pub(crate) struct Channel {
     pub(crate) have_refresh: (Instant, u8),
     /// Live streams: the newest signed munro sent to the peer at tune-in (§6.1.2.4), and when.
     pub(crate) munro_sent: Option<(crate::bin::Bin, Instant)>,
+    /// Live streams: the first chunk of the newest signed munro the peer sent us.
+    pub(crate) munro_heard: Option<u64>,
 
     // Upload: what the peer asked for, and DATA in flight.
     pub(crate) upload: VecDeque<(u64, u64)>,
@@ -363,6 +365,7 @@ impl Channel {
             unchoke_unanswered: None,
             have_refresh: (now + super::HAVE_REFRESH, 0),
             munro_sent: None,
+            munro_heard: None,
             upload: VecDeque::new(),
             upload_len: 0,
             in_flight: chunk_map(hash),

@@ -315,3 +315,41 @@ fn a_choked_peer_gets_the_slot_once_it_is_free() {
         check(rec, t, end);
     }
 }
+
+/// The end of a stream: 40 chunks are one full munro and 8 more; `finish_live` signs the
+/// short last munro (empty leaves for the missing chunks) and the peer gets the tail too.
+#[test]
+fn finishing_a_stream_announces_its_tail() {
+    let mut live = Live::new(7, SignedForm::Rfc7574);
+    let a = live.peer(SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.connect((a.0, a.1), src);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    live.stream(40, Duration::from_millis(5));
+    live.mesh.run_until(Duration::from_secs(2), |_| false);
+    // Before the end: the last 8 chunks are not announced.
+    assert!(
+        !live.mesh.nodes[a.0]
+            .ep
+            .swarm(a.1)
+            .unwrap()
+            .verified()
+            .contains(33)
+    );
+    let (s, h) = live.src;
+    let now = live.mesh.now;
+    let m = live.mesh.nodes[s].ep.finish_live(now, h).unwrap().unwrap();
+    assert_eq!(
+        (m.bin.first_chunk(), m.bin.last_chunk()),
+        (Some(32), Some(63))
+    );
+    assert_eq!(live.mesh.nodes[s].ep.finish_live(now, h), Ok(None));
+    assert!(
+        live.mesh.nodes[s]
+            .ep
+            .push_live_chunk(now, h, &chunk(40))
+            .is_err()
+    );
+    live.mesh.run_until(Duration::from_secs(2), |_| false);
+    check(&a.2, 0, 40);
+}

@@ -478,6 +478,36 @@ impl Endpoint {
         Ok(Some(m))
     }
 
+    /// The injector ends its live stream: a last munro with fewer than `nchunks_per_sig`
+    /// chunks is signed (its missing leaves empty, as a static tree's) and its chunks are
+    /// announced, so peers can fetch the stream's tail. No chunk can be pushed afterwards.
+    pub fn finish_live(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
+        self.advance(now);
+        let unix = self.unix_micros();
+        let idx = swarm.0 as usize;
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        let Some(m) = src.finish(unix).map_err(LiveChunkError::Live)? else {
+            return Ok(None);
+        };
+        let first = m.bin.first_chunk().unwrap_or(0);
+        let end = src.signed_end();
+        live.end = end;
+        s.have.insert_range(first..end);
+        s.claimed.insert_range(first..end);
+        s.live_forget();
+        self.announce(idx, first..end);
+        Ok(Some(m))
+    }
+
     /// Puts newly verified chunks in the swarm's HAVE log and wakes the channels that had
     /// nothing to announce: each flushes its HAVEs after [`HAVE_DELAY`], with its next
     /// datagram or alone (R-3.2-a leaves the timing to the implementation), so runs aggregate

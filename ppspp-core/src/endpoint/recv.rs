@@ -521,7 +521,10 @@ impl Endpoint {
                 // time since the resend is no shorter than the minimum RTT seen (it cannot
                 // then be an underestimate below the path's floor); otherwise a flow made
                 // only of resends would never clear its RTO backoff.
-                let plausible = min_rtt.is_some_and(|m| now.saturating_duration_since(s.at) >= m);
+                // Before any sample at all, a resend's is taken: a path that drops every first
+                // transmission (datagrams over its MTU, resent smaller) would otherwise never
+                // get one, and its RTO would back off without end.
+                let plausible = min_rtt.is_none_or(|m| now.saturating_duration_since(s.at) >= m);
                 if !s.retransmitted || plausible {
                     sample = Some(sample.map_or(s.at, |t: Instant| t.max(s.at)));
                 }
@@ -714,6 +717,9 @@ impl Endpoint {
             m.bin.first_chunk().unwrap_or(0),
             m.bin.last_chunk().unwrap_or(0) + 1,
         );
+        // The peer knows this munro: no need to tell it (§6.1.2.4). (Trusted or not: one
+        // that fails the checks below closes the channel anyway.)
+        ch.munro_heard = Some(ch.munro_heard.map_or(first, |h| h.max(first)));
         if let Some(known) = live.munros.get(&first) {
             if known.hash != m.hash {
                 self.stats.drops.live_munros += 1;

@@ -332,6 +332,8 @@ impl Endpoint {
                     Some((bin, at)) => bin != m.bin || now >= at + super::MUNRO_REPEAT,
                     None => true,
                 };
+                // A peer that sent us this munro (or a newer one) knows it.
+                let due = due && ch.munro_heard.is_none_or(|h| h < a);
                 if ch.proven && due && !ch.peer_have.intersects(a..b) {
                     if let Some(spec) = node_spec(wire.addressing, m.bin, cs) {
                         let int = Message::Integrity(crate::wire::Integrity { spec, hash: m.hash });
@@ -606,9 +608,8 @@ impl Endpoint {
         // alone, the hashes ahead in their own (R-5.3-c): if the first copy was dropped for
         // its size (a path MTU below ours), the same datagram would be dropped again and
         // again until the channel-wide fallback after several timeouts.
-        // (Not when control messages already share the datagram: the chunk would be put off to
-        // the next datagram, which may carry control messages again, and so on.)
-        let limit = if retransmit && hashes.len() > skip && !had_control {
+        // (With control messages already in the datagram, the chunk waits for the next one.)
+        let limit = if retransmit && hashes.len() > skip {
             // At least 512 bytes: a short last chunk's DATA alone leaves no room for a hash.
             limit.min((4 + data_len).max(512))
         } else {

@@ -371,6 +371,12 @@ fn source(a: &SourceArgs) -> Result<u8, String> {
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     input_open = false;
+                    // Sign the last, short munro so peers can fetch the tail.
+                    let now = driver.now();
+                    driver
+                        .endpoint_mut()
+                        .finish_live(now, swarm)
+                        .map_err(|e| e.to_string())?;
                     eprintln!("end of input after {pushed} chunks; serving until interrupted");
                 }
             }
