@@ -243,6 +243,17 @@ impl SwarmConfig {
     /// Tree: chunks go in with [`Endpoint::push_live_chunk`](crate::Endpoint::push_live_chunk)
     /// and are announced once their munro is signed.
     pub fn live_source(params: crate::live::LiveParams, signer: crate::live::SharedSigner) -> Self {
+        let id = signer.swarm_id();
+        Self::live_swarm(id, params, Some(signer), None)
+    }
+
+    /// A live swarm's settings with everything but the keys at their defaults.
+    fn live_swarm(
+        id: crate::live::LiveSwarmId,
+        params: crate::live::LiveParams,
+        signer: Option<crate::live::SharedSigner>,
+        verifier: Option<crate::live::SharedVerifier>,
+    ) -> Self {
         let mut cfg = Self::new(
             HashValue::zero(0),
             params.hash,
@@ -250,11 +261,12 @@ impl SwarmConfig {
             SwarmContent::Empty { size: None },
         );
         cfg.addressing = params.addressing;
+        cfg.picker = PickerMode::InOrder { lookahead: 256 };
         cfg.live = Some(LiveConfig {
-            id: signer.swarm_id(),
+            id,
             params,
-            signer: Some(signer),
-            verifier: None,
+            signer,
+            verifier,
             max_age: None,
             window: Some(DEFAULT_LIVE_WINDOW),
         });
@@ -270,23 +282,7 @@ impl SwarmConfig {
         params: crate::live::LiveParams,
         verifier: crate::live::SharedVerifier,
     ) -> Self {
-        let mut cfg = Self::new(
-            HashValue::zero(0),
-            params.hash,
-            params.chunk_size,
-            SwarmContent::Empty { size: None },
-        );
-        cfg.addressing = params.addressing;
-        cfg.picker = PickerMode::InOrder { lookahead: 256 };
-        cfg.live = Some(LiveConfig {
-            id,
-            params,
-            signer: None,
-            verifier: Some(verifier),
-            max_age: None,
-            window: Some(DEFAULT_LIVE_WINDOW),
-        });
-        cfg
+        Self::live_swarm(id, params, None, Some(verifier))
     }
 
     /// For a live swarm: drop signed munros older than `age` when they arrive (RFC 7574

@@ -447,35 +447,15 @@ impl Endpoint {
         swarm: SwarmHandle,
         data: &[u8],
     ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
-        self.advance(now);
-        let unix = self.unix_micros();
-        let idx = swarm.0 as usize;
-        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
-            return Err(LiveChunkError::NotLiveSource);
-        };
-        let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {
-            return Err(LiveChunkError::NotLiveSource);
-        };
-        if data.len() != s.cfg.chunk_size as usize {
-            return Err(LiveChunkError::Length(data.len()));
-        }
-        let chunk = src.chunks_pushed();
-        s.store
-            .write_chunk(chunk, data)
-            .map_err(LiveChunkError::Store)?;
-        let Some(m) = src.push_chunk(data, unix).map_err(LiveChunkError::Live)? else {
-            return Ok(None);
-        };
-        let (first, end) = (
-            m.bin.first_chunk().unwrap_or(0),
-            m.bin.last_chunk().unwrap_or(0) + 1,
-        );
-        live.end = end;
-        s.have.insert_range(first..end);
-        s.claimed.insert_range(first..end);
-        s.live_forget();
-        self.announce(idx, first..end);
-        Ok(Some(m))
+        self.live_source_step(now, swarm, |src, store, cs, unix| {
+            if data.len() != cs as usize {
+                return Err(LiveChunkError::Length(data.len()));
+            }
+            store
+                .write_chunk(src.chunks_pushed(), data)
+                .map_err(LiveChunkError::Store)?;
+            src.push_chunk(data, unix).map_err(LiveChunkError::Live)
+        })
     }
 
     /// The injector ends its live stream: a last munro with fewer than `nchunks_per_sig`
@@ -486,6 +466,24 @@ impl Endpoint {
         now: Instant,
         swarm: SwarmHandle,
     ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
+        self.live_source_step(now, swarm, |src, _, _, unix| {
+            src.finish(unix).map_err(LiveChunkError::Live)
+        })
+    }
+
+    /// Runs `step` on an injector's tree (with its store, chunk size and the Unix time);
+    /// when it signs a munro, the munro's chunks become ours and are announced.
+    fn live_source_step(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+        step: impl FnOnce(
+            &mut crate::live::LiveSource,
+            &mut dyn ChunkStore,
+            u32,
+            u64,
+        ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError>,
+    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
         self.advance(now);
         let unix = self.unix_micros();
         let idx = swarm.0 as usize;
@@ -495,10 +493,11 @@ impl Endpoint {
         let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {
             return Err(LiveChunkError::NotLiveSource);
         };
-        let Some(m) = src.finish(unix).map_err(LiveChunkError::Live)? else {
+        let Some(m) = step(src, &mut *s.store, s.cfg.chunk_size, unix)? else {
             return Ok(None);
         };
         let first = m.bin.first_chunk().unwrap_or(0);
+        // A short last munro covers chunks that were never pushed.
         let end = src.signed_end();
         live.end = end;
         s.have.insert_range(first..end);
