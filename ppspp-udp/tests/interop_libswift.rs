@@ -9,9 +9,11 @@
 //! seeder, both kinds of leechers), 1 KiB and 8 KiB chunks × sizes on chunk boundaries both
 //! ways, and `ppspp get` from two libswift seeders at once.
 
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+use common::{Killed, free_port, libswift, tmpdir};
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ppspp_core::hash::HashAlgorithm;
@@ -19,44 +21,10 @@ use ppspp_core::merkle::MerkleTree;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ppspp");
 
-fn libswift() -> Option<PathBuf> {
-    match std::env::var_os("LIBSWIFT_BIN") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            println!("skipped: LIBSWIFT_BIN not set");
-            None
-        }
-    }
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ppspp-interop-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn content(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[1])
         .collect()
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn log(dir: &Path, name: &str) -> std::fs::File {
@@ -206,7 +174,7 @@ const SIZES: [(&str, usize); 3] = [("1B", 1), ("5chunks", 5 * 1024 + 3), ("64MiB
 fn ppspp_downloads_from_libswift() {
     let Some(swift) = libswift() else { return };
     for (name, len) in SIZES {
-        let d = tmpdir(&format!("from-libswift-{name}"));
+        let d = tmpdir("interop", &format!("from-libswift-{name}"));
         let data = content(len);
         let (_seeder, addr, root) = libswift_seed(&swift, &d, &data, 1024);
         let expect = MerkleTree::build(HashAlgorithm::Sha1, 1024, &data)
@@ -231,7 +199,7 @@ fn ppspp_downloads_from_libswift() {
 fn libswift_downloads_from_ppspp() {
     let Some(swift) = libswift() else { return };
     for (name, len) in SIZES {
-        let d = tmpdir(&format!("to-libswift-{name}"));
+        let d = tmpdir("interop", &format!("to-libswift-{name}"));
         let data = content(len);
         let (_seeder, swarm, addr) = ppspp_seed(&d, &data, 1024);
         let start = Instant::now();
@@ -248,7 +216,7 @@ fn libswift_downloads_from_ppspp() {
 fn mixed_swarm_one_seeder_both_kinds_of_leechers() {
     let Some(swift) = libswift() else { return };
     for seeder_kind in ["ppspp", "libswift"] {
-        let d = tmpdir(&format!("mixed-{seeder_kind}"));
+        let d = tmpdir("interop", &format!("mixed-{seeder_kind}"));
         let data = content(3 << 20);
         let (_seeder, swarm, addr) = if seeder_kind == "ppspp" {
             ppspp_seed(&d, &data, 1024)
@@ -279,7 +247,7 @@ fn other_chunk_sizes_and_boundary_sizes_both_ways() {
     for chunk in [1024u32, 8192] {
         for len in [1023, 1024, 1025, 8192, 8193, 65_536, (1 << 20) + 7] {
             let data = content(len);
-            let d = tmpdir(&format!("sizes-from-libswift-{chunk}-{len}"));
+            let d = tmpdir("interop", &format!("sizes-from-libswift-{chunk}-{len}"));
             let (seeder, addr, root) = libswift_seed(&swift, &d, &data, chunk);
             let expect = MerkleTree::build(HashAlgorithm::Sha1, chunk, &data)
                 .unwrap()
@@ -295,7 +263,7 @@ fn other_chunk_sizes_and_boundary_sizes_both_ways() {
                 "libswift -> ppspp, {chunk} B chunks, {len} B differs"
             );
             drop(seeder);
-            let d = tmpdir(&format!("sizes-to-libswift-{chunk}-{len}"));
+            let d = tmpdir("interop", &format!("sizes-to-libswift-{chunk}-{len}"));
             let (_seeder, swarm, addr) = ppspp_seed(&d, &data, chunk);
             let got = libswift_get(&swift, &d, "out", (&swarm, chunk), &addr, &data);
             assert!(
@@ -312,7 +280,10 @@ fn other_chunk_sizes_and_boundary_sizes_both_ways() {
 fn ppspp_downloads_from_two_libswift_seeders() {
     let Some(swift) = libswift() else { return };
     let data = content(3 << 20);
-    let (da, db) = (tmpdir("two-seeders-a"), tmpdir("two-seeders-b"));
+    let (da, db) = (
+        tmpdir("interop", "two-seeders-a"),
+        tmpdir("interop", "two-seeders-b"),
+    );
     let (_a, addr_a, root_a) = libswift_seed(&swift, &da, &data, 1024);
     let (_b, addr_b, root_b) = libswift_seed(&swift, &db, &data, 1024);
     assert_eq!(root_a, root_b);

@@ -2,37 +2,15 @@
 //! live source and client on either side. Every run checks the peer's output byte for byte
 //! against the injected stream from the peer's tune-in point.
 
+mod common;
+use common::{Killed, free_port, libswift, tmpdir};
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ppspp");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ppspp-live-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A stream of `chunks` 1 KiB chunks, each different.
 fn stream(chunks: usize) -> Vec<u8> {
@@ -101,7 +79,7 @@ fn check(data: &[u8], got: &[u8], tune_in: u64, chunks: u64) {
 /// boundary past the start and writes 300 chunks identical to the stream from there.
 #[test]
 fn live_source_and_get_over_loopback() {
-    let d = tmpdir("loopback");
+    let d = tmpdir("live", "loopback");
     let data = stream(2000);
     let input = d.join("in.bin");
     std::fs::write(&input, &data).unwrap();
@@ -121,7 +99,7 @@ fn live_source_and_get_over_loopback() {
 /// A peer of the wrong swarm (another key) gets nothing: the source does not answer it.
 #[test]
 fn live_get_with_a_wrong_swarm_id_gets_nothing() {
-    let d = tmpdir("wrong");
+    let d = tmpdir("live", "wrong");
     let input = d.join("in.bin");
     std::fs::write(&input, stream(200)).unwrap();
     let port = free_port();
@@ -141,23 +119,13 @@ fn live_get_with_a_wrong_swarm_id_gets_nothing() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-fn libswift() -> Option<PathBuf> {
-    match std::env::var_os("LIBSWIFT_BIN") {
-        Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
-        _ => {
-            println!("skipped: LIBSWIFT_BIN not set");
-            None
-        }
-    }
-}
-
 /// libswift's live source (`swift -i -`, ECDSA P-256, 32 chunks per munro, fed 10 KiB every
 /// 100 ms) and `ppspp live get --form libswift`: the peer tunes in at libswift's newest
 /// munro and its output equals libswift's stored stream from there.
 #[test]
 fn ppspp_joins_a_libswift_live_source() {
     let Some(swift) = libswift() else { return };
-    let d = tmpdir("from-libswift");
+    let d = tmpdir("live", "from-libswift");
     let port = free_port();
     let storage = d.join("storage.dat");
     let url = d.join("url.txt");
@@ -214,7 +182,7 @@ fn ppspp_joins_a_libswift_live_source() {
 #[test]
 fn libswift_joins_a_ppspp_live_source() {
     let Some(swift) = libswift() else { return };
-    let d = tmpdir("to-libswift");
+    let d = tmpdir("live", "to-libswift");
     let data = stream(3000);
     let input = d.join("in.bin");
     std::fs::write(&input, &data).unwrap();
@@ -255,7 +223,7 @@ fn libswift_joins_a_ppspp_live_source() {
 /// file is private to its owner.
 #[test]
 fn live_source_key_file_keeps_the_swarm_id() {
-    let d = tmpdir("key");
+    let d = tmpdir("live", "key");
     let input = d.join("in.bin");
     std::fs::write(&input, stream(64)).unwrap();
     let key = d.join("stream.key");
