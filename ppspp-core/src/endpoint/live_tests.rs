@@ -353,3 +353,33 @@ fn finishing_a_stream_announces_its_tail() {
     live.mesh.run_until(Duration::from_secs(2), |_| false);
     check(&a.2, 0, 40);
 }
+
+/// A peer whose discard window is smaller than how far behind the live edge it joins keeps
+/// up: it skips to the window and follows the edge instead of stalling on chunks it forgot.
+#[test]
+fn a_small_window_follows_the_live_edge() {
+    let mut live = Live::new(8, SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.stream(400, Duration::from_micros(3300));
+    let n = live.mesh.add_node();
+    let rec = Recorder::default();
+    let v = verifier(&live.key.swarm_id()).unwrap();
+    let mut cfg = SwarmConfig::live(live.key.swarm_id(), params(SignedForm::Rfc7574), v);
+    cfg.live_discard_window(Some(128));
+    let now = live.mesh.now;
+    let h = live.mesh.nodes[n]
+        .ep
+        .add_swarm(now, cfg, Box::new(rec.clone()))
+        .unwrap();
+    live.connect((n, h), src);
+    live.stream(2000, Duration::from_micros(3300));
+    live.mesh.run_until(Duration::from_secs(3), |_| false);
+    let s = live.mesh.nodes[n].ep.swarm(h).unwrap();
+    assert_eq!(s.live_end(), Some(2400));
+    // The last window's worth is all there.
+    let got: Vec<u64> = (2400 - 64..2400)
+        .filter(|&c| s.verified().contains(c))
+        .collect();
+    assert_eq!(got.len(), 64, "holds {} of the last 64 chunks", got.len());
+    check(&rec, 2400 - 64, 2400);
+}

@@ -769,12 +769,26 @@ impl Endpoint {
             sw.playback_start = first;
         }
         sw.live_forget();
+        let floor = sw.live.as_ref().map_or(0, |l| l.floor);
         let idx = ch.swarm;
         let others: Vec<u32> = sw.channels.iter().copied().collect();
         self.retry_held(idx);
         for o in others {
-            if let Some(och) = self.chan_mut(o) {
+            if let Some((och, osw, _)) = self.parts(o) {
                 och.pick_exhausted = false;
+                // Requests behind the discard window will never verify: cancel them, or
+                // they would hold the request queue full for good.
+                let behind: Vec<u64> = och
+                    .requested
+                    .keys()
+                    .copied()
+                    .filter(|&c| c < floor)
+                    .collect();
+                for c in behind {
+                    och.requested.remove(&c);
+                    release(osw, c);
+                    och.pending_cancels.push((c, c));
+                }
             }
             self.fill_requests(o);
         }

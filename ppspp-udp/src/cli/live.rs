@@ -187,6 +187,11 @@ impl RingStore {
     pub fn get(&self, index: u64) -> Option<Vec<u8>> {
         self.inner.lock().ok()?.chunks.get(&index).cloned()
     }
+
+    /// The oldest chunk held.
+    pub fn oldest(&self) -> Option<u64> {
+        self.inner.lock().ok()?.chunks.keys().next().copied()
+    }
 }
 
 impl ChunkStore for RingStore {
@@ -460,7 +465,16 @@ fn get(a: &GetArgs) -> Result<u8, String> {
             if a.chunks.is_some_and(|max| written >= max) {
                 break;
             }
-            let Some(c) = store.get(n) else { break };
+            let Some(c) = store.get(n) else {
+                // Fell behind by more than the store holds (a slow reader of the output):
+                // skip to what is still there, as a player would.
+                if let Some(o) = store.oldest().filter(|&o| o > n) {
+                    eprintln!("fell behind: skipped chunks {n}..{o}");
+                    next = Some(o);
+                    continue;
+                }
+                break;
+            };
             out.write_all(&c)
                 .map_err(|e| format!("{}: {e}", a.output))?;
             written += 1;
