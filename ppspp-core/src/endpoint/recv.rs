@@ -632,6 +632,29 @@ impl Endpoint {
         }
     }
 
+    /// A peer sent content that failed verification (a chunk, a hash or a munro signature):
+    /// count it, report it, and stop talking to that peer (R-12.6.5-a). Returns false (the
+    /// channel is gone).
+    fn integrity_failure(
+        &mut self,
+        id: u32,
+        swarm: crate::event::SwarmHandle,
+        remote: SocketAddr,
+        bin: Bin,
+        error: VerifyError,
+    ) -> bool {
+        self.stats.integrity_failures += 1;
+        self.events.push_back(Event::IntegrityFailure {
+            swarm,
+            peer: PeerHandle(id),
+            remote,
+            bin,
+            error,
+        });
+        self.close_channel(id, CloseReason::IntegrityFailure, true);
+        false
+    }
+
     fn on_integrity(&mut self, id: u32, spec: ChunkSpec, hash: &crate::hash::HashValue) -> bool {
         let Some((ch, sw, _)) = self.parts(id) else {
             return false;
@@ -660,16 +683,7 @@ impl Endpoint {
             Ok(_) => true,
             Err(e @ (VerifyError::HashMismatch { .. } | VerifyError::PeaksMismatch)) => {
                 let swarm = sw.handle;
-                self.stats.integrity_failures += 1;
-                self.events.push_back(Event::IntegrityFailure {
-                    swarm,
-                    peer: PeerHandle(id),
-                    remote,
-                    bin,
-                    error: e,
-                });
-                self.close_channel(id, CloseReason::IntegrityFailure, true);
-                false
+                self.integrity_failure(id, swarm, remote, bin, e)
             }
             // Out of range or not fitting the tree: drop the hash.
             Err(_) => true,
@@ -750,16 +764,8 @@ impl Endpoint {
         };
         if !ok || tree.add_trusted(m.bin, &m.hash).is_err() {
             let (swarm, remote, bin) = (sw.handle, ch.remote, m.bin);
-            self.stats.integrity_failures += 1;
-            self.events.push_back(Event::IntegrityFailure {
-                swarm,
-                peer: PeerHandle(id),
-                remote,
-                bin,
-                error: VerifyError::HashMismatch { bin },
-            });
-            self.close_channel(id, CloseReason::IntegrityFailure, true);
-            return false;
+            let error = VerifyError::HashMismatch { bin };
+            return self.integrity_failure(id, swarm, remote, bin, error);
         }
         live.munros.insert(first, m);
         live.end = live.end.max(end);
@@ -871,17 +877,8 @@ impl Endpoint {
             }
             Err(e) => {
                 let (swarm, remote) = (sw.handle, ch.remote);
-                self.stats.integrity_failures += 1;
-                self.events.push_back(Event::IntegrityFailure {
-                    swarm,
-                    peer: PeerHandle(id),
-                    remote,
-                    bin: Bin::leaf(c).unwrap_or(Bin::NONE),
-                    error: e,
-                });
-                // R-12.6.5-a: stop talking to a peer that sent bad content.
-                self.close_channel(id, CloseReason::IntegrityFailure, true);
-                return false;
+                let bin = Bin::leaf(c).unwrap_or(Bin::NONE);
+                return self.integrity_failure(id, swarm, remote, bin, e);
             }
         }
         let size_now = tree.chunk_count();
