@@ -298,7 +298,8 @@ impl SwarmConfig {
     /// For a live swarm: how many chunks behind the newest signed munro are kept (the live
     /// discard window, RFC 7574 §6.2, announced in the handshake, §7.9). Older chunks are
     /// forgotten — no longer served, their hashes and munros dropped — so memory stays
-    /// bounded on an endless stream. Default [`DEFAULT_LIVE_WINDOW`]; `None` keeps
+    /// bounded on an endless stream. A peer that has fallen behind keeps what it has not
+    /// fetched yet, up to four windows, before it skips ahead. Default [`DEFAULT_LIVE_WINDOW`]; `None` keeps
     /// everything (announced as all ones: memory then grows with the stream).
     pub fn live_discard_window(&mut self, chunks: Option<u64>) -> &mut Self {
         if let Some(l) = &mut self.live {

@@ -264,3 +264,56 @@ fn live_source_key_file_keeps_the_swarm_id() {
     assert!(String::from_utf8_lossy(&res.stderr).contains("key file"));
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A reader slower than the stream: `live get -o -` into a pipe nobody reads for three seconds
+/// blocks, and falls more than `--keep` chunks behind; it then skips to what it still holds
+/// (saying so) and keeps following the stream instead of stalling, and every chunk it writes
+/// is a stream chunk, in order. Also a small window (`--keep 128`).
+#[test]
+fn a_slow_reader_skips_ahead_instead_of_stalling() {
+    let d = tmpdir("live", "slow");
+    let data = stream(4000);
+    let input = d.join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let port = free_port();
+    let (_src, swarm) = ppspp_source(&input, port, &["--rate", "400000"]);
+    let mut child = Command::new(BIN)
+        .args([
+            "live",
+            "get",
+            &swarm,
+            "--peer",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "-o",
+            "-",
+            "--keep",
+            "128",
+            "--chunks",
+            "600",
+            "--duration",
+            "30",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let res = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{err}");
+    assert!(err.contains("fell behind"), "{err}");
+    assert_eq!(out.len(), 600 * 1024, "{err}");
+    let index: std::collections::BTreeMap<&[u8], usize> =
+        data.chunks(1024).enumerate().map(|(i, c)| (c, i)).collect();
+    let mut last = None;
+    for c in out.chunks(1024) {
+        let i = *index.get(c).expect("a chunk that is not in the stream");
+        assert!(last.is_none_or(|l| i > l), "chunk {i} out of order");
+        last = Some(i);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

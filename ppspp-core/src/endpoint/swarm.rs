@@ -78,7 +78,20 @@ impl Swarm {
         let Some(l) = self.live.as_mut() else { return };
         let Some(w) = l.cfg.window else { return };
         let n = l.cfg.params.nchunks_per_sig.max(1);
-        let floor = l.end.saturating_sub(w) / n * n;
+        // A peer that is behind keeps what it has not delivered yet (from its first missing
+        // chunk), up to four windows back: the window would otherwise slide past chunks while
+        // they are on their way, drop their munros, and leave the peer chasing the edge
+        // without ever verifying anything.
+        let behind = match &self.tree {
+            Tree::Live(_) => l.end,
+            _ => self
+                .have
+                .missing_in(self.playback..l.end)
+                .next()
+                .map_or(l.end, |r| r.start),
+        };
+        let keep_from = l.end.saturating_sub(w).min(behind);
+        let floor = keep_from.max(l.end.saturating_sub(w.saturating_mul(4))) / n * n;
         if floor <= l.floor {
             return;
         }

@@ -220,6 +220,30 @@ impl ChunkStore for RingStore {
     }
 }
 
+/// Writes the chunks it receives to `out` until the sending side closes, flushing whenever
+/// the queue runs empty.
+fn spawn_writer(
+    mut out: Box<dyn Write + Send>,
+    name: String,
+) -> (
+    mpsc::SyncSender<Vec<u8>>,
+    std::thread::JoinHandle<Result<(), String>>,
+) {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
+    let handle = std::thread::spawn(move || {
+        while let Ok(c) = rx.recv() {
+            out.write_all(&c).map_err(|e| format!("{name}: {e}"))?;
+            // Whatever else is queued goes in the same flush.
+            while let Ok(c) = rx.try_recv() {
+                out.write_all(&c).map_err(|e| format!("{name}: {e}"))?;
+            }
+            out.flush().map_err(|e| format!("{name}: {e}"))?;
+        }
+        out.flush().map_err(|e| format!("{name}: {e}"))
+    });
+    (tx, handle)
+}
+
 /// Runs `ppspp live`; returns the exit code.
 pub fn run(args: &Args) -> u8 {
     let res = match &args.command {
@@ -395,13 +419,17 @@ fn get(a: &GetArgs) -> Result<u8, String> {
     let params = a.stream.params()?;
     let id = LiveSwarmId::from_hex(a.swarm.trim()).map_err(|e| format!("swarm ID: {e}"))?;
     let v = verifier(&id).map_err(|e| format!("swarm ID: {e}"))?;
-    let mut out: Box<dyn Write> = if a.output == "-" {
+    let out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(std::io::stdout())
     } else {
         Box::new(std::io::BufWriter::new(
             std::fs::File::create(&a.output).map_err(|e| format!("{}: {e}", a.output))?,
         ))
     };
+    // The output is written on a thread of its own, so a slow reader never holds up the
+    // network loop: chunks wait in a short queue, and what does not fit waits in the store
+    // (and is skipped once the store lets it go).
+    let (tx, writer) = spawn_writer(out, a.output.clone());
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
@@ -475,14 +503,28 @@ fn get(a: &GetArgs) -> Result<u8, String> {
                 }
                 break;
             };
-            out.write_all(&c)
-                .map_err(|e| format!("{}: {e}", a.output))?;
+            match tx.try_send(c) {
+                Ok(()) => {}
+                Err(mpsc::TrySendError::Full(_)) => break,
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    // The writer stopped on an error: it says which when joined.
+                    next = None;
+                    break;
+                }
+            }
             written += 1;
             next = Some(n + 1);
         }
-        out.flush().map_err(|e| format!("{}: {e}", a.output))?;
+        if next.is_none() && written > 0 {
+            break;
+        }
     }
+    drop(tx);
+    let write_result = writer
+        .join()
+        .unwrap_or_else(|_| Err("output writer panicked".into()));
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    write_result?;
     eprintln!(
         "wrote {written} chunks ({} bytes){}",
         written * u64::from(params.chunk_size),
