@@ -189,8 +189,9 @@ fn vopr_findings_stay_fixed() {
     // peers closed for a peak-list mismatch), 3747 (a downloader's own datagrams over the
     // path MTU), 5542 (a lost handshake reply repeated without the map), 30095 (HAVEs lost
     // to a small path MTU before healing: a leecher stuck while every peer it knew was
-    // complete).
-    for seed in [140u64, 478, 1386, 3747, 5542, 30095] {
+    // complete), 62978 (live, lasting 1058-byte MTU: holes still on their way held a
+    // leecher's in-order window back for good).
+    for seed in [140u64, 478, 1386, 3747, 5542, 30095, 62978] {
         let (v, r) = vopr::run(vopr::scenario(seed));
         assert_eq!(
             v,

@@ -374,14 +374,17 @@ impl Swarm {
         // Candidates: chunks the peer has and we lack, walked from `from` (wrapping around to
         // `wrap_from` when it is given), skipping what is already requested.
         let mut candidates: Vec<u64> = Vec::new();
+        // Outside the endgame, the gaps of `claimed` are exactly the usable chunks, so the walk
+        // never steps over requested chunks one by one.
+        let skip = if allow_dup { &self.have } else { &self.claimed };
         let (from, to, wrap, budget) = match self.cfg.picker {
             // Streaming: the earliest chunks after the playback position, in order.
             PickerMode::InOrder { lookahead } => {
-                // A live stream's window follows what is verified: from the first chunk
-                // still missing after the tune-in point.
+                // A live stream's window follows what is fetched: from the first chunk
+                // after the tune-in point that is neither verified nor asked for (a chunk
+                // still on its way, or held for its hashes, does not hold the window back).
                 let start = match &self.live {
-                    Some(_) => self
-                        .have
+                    Some(_) => skip
                         .missing_in(self.playback..limit.max(self.playback))
                         .next()
                         .map_or(limit, |r| r.start),
@@ -403,9 +406,6 @@ impl Swarm {
                 want.saturating_mul(2).max(16),
             ),
         };
-        // Outside the endgame, the gaps of `claimed` are exactly the usable chunks, so the walk
-        // never steps over requested chunks one by one.
-        let skip = if allow_dup { &self.have } else { &self.claimed };
         // The walk is bounded in runs as well as in chunks: a fragmented peer map whose runs
         // we already claimed would otherwise be walked end to end on every pick. A random
         // start point means later picks look elsewhere.
