@@ -317,3 +317,41 @@ fn a_slow_reader_skips_ahead_instead_of_stalling() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Bad arguments end with a one-line error and status 1 or 2, never a panic: a swarm ID that
+/// is not hex or too short, a munro width that is not a power of two, an unknown algorithm.
+#[test]
+fn live_refuses_malformed_arguments() {
+    let port = format!("127.0.0.1:{}", free_port());
+    for args in [
+        vec!["live", "get", "zz", "--peer", &port, "-o", "-"],
+        vec!["live", "get", "0d", "--peer", &port, "-o", "-"],
+        vec![
+            "live",
+            "get",
+            "0d01",
+            "--peer",
+            &port,
+            "-o",
+            "-",
+            "--chunks-per-sig",
+            "3",
+        ],
+        vec!["live", "source", "--algorithm", "rsa", "--listen", &port],
+        vec!["live", "source", "--form", "other", "--listen", &port],
+    ] {
+        let res = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(
+            matches!(res.status.code(), Some(1 | 2)),
+            "{args:?}: {:?} {err}",
+            res.status
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+    }
+}
