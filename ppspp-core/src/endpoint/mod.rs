@@ -19,16 +19,26 @@
 //! Bad input from the network is never an error to the caller: it is dropped and counted in
 //! [`EndpointStats`], and may close the channel it came on.
 
+mod announce;
 mod channel;
+mod choke;
+mod download;
+mod handshake;
+mod input;
+mod live_swarm;
 #[cfg(test)]
 mod live_tests;
-mod recv;
-mod send;
+mod loss;
+mod output;
+mod pex;
+mod resume;
 mod swarm;
 mod table;
 #[cfg(test)]
 mod tests;
 mod timer;
+mod upload;
+mod verify;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -47,9 +57,11 @@ use crate::rtt::{RttConfig, RttEstimator};
 use crate::stats::{ChannelStats, EndpointStats};
 use crate::store::ChunkStore;
 use crate::time::{Duration, Instant};
-use crate::wire::{ChannelId, ContentIntegrity, WireParams};
+use crate::wire::{ChannelId, WireParams};
 
-use channel::{Channel, Role, State};
+use channel::{Channel, Role};
+use download::release;
+use resume::resume_tree;
 use swarm::{Swarm, Tree};
 
 /// A datagram written by [`Endpoint::poll_transmit`] into the caller's buffer.
@@ -436,110 +448,6 @@ impl Endpoint {
         }
     }
 
-    /// The injector of a live stream ([`SwarmConfig::live_source`]) adds the next chunk: it is
-    /// stored, hashed, and once `nchunks_per_sig` chunks are in, their munro is signed and
-    /// they are announced to peers (RFC 7574 §6.1.2.3: no HAVE before the signature).
-    /// Returns the signed munro when this chunk completed one. Every chunk is exactly the
-    /// swarm's chunk size.
-    pub fn push_live_chunk(
-        &mut self,
-        now: Instant,
-        swarm: SwarmHandle,
-        data: &[u8],
-    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
-        self.live_source_step(now, swarm, |src, store, cs, unix| {
-            if data.len() != cs as usize {
-                return Err(LiveChunkError::Length(data.len()));
-            }
-            store
-                .write_chunk(src.chunks_pushed(), data)
-                .map_err(LiveChunkError::Store)?;
-            src.push_chunk(data, unix).map_err(LiveChunkError::Live)
-        })
-    }
-
-    /// The injector ends its live stream: a last munro with fewer than `nchunks_per_sig`
-    /// chunks is signed (its missing leaves empty, as a static tree's) and its chunks are
-    /// announced, so peers can fetch the stream's tail. No chunk can be pushed afterwards.
-    pub fn finish_live(
-        &mut self,
-        now: Instant,
-        swarm: SwarmHandle,
-    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
-        self.live_source_step(now, swarm, |src, _, _, unix| {
-            src.finish(unix).map_err(LiveChunkError::Live)
-        })
-    }
-
-    /// Runs `step` on an injector's tree (with its store, chunk size and the Unix time);
-    /// when it signs a munro, the munro's chunks become ours and are announced.
-    fn live_source_step(
-        &mut self,
-        now: Instant,
-        swarm: SwarmHandle,
-        step: impl FnOnce(
-            &mut crate::live::LiveSource,
-            &mut dyn ChunkStore,
-            u32,
-            u64,
-        ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError>,
-    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
-        self.advance(now);
-        let unix = self.unix_micros();
-        let idx = swarm.0 as usize;
-        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
-            return Err(LiveChunkError::NotLiveSource);
-        };
-        let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {
-            return Err(LiveChunkError::NotLiveSource);
-        };
-        let Some(m) = step(src, &mut *s.store, s.cfg.chunk_size, unix)? else {
-            return Ok(None);
-        };
-        let first = m.bin.first_chunk().unwrap_or(0);
-        // A short last munro covers chunks that were never pushed.
-        let end = src.signed_end();
-        live.end = end;
-        s.have.insert_range(first..end);
-        s.claimed.insert_range(first..end);
-        s.live_forget();
-        self.announce(idx, first..end);
-        Ok(Some(m))
-    }
-
-    /// Puts newly verified chunks in the swarm's HAVE log and wakes the channels that had
-    /// nothing to announce: each flushes its HAVEs after [`HAVE_DELAY`], with its next
-    /// datagram or alone (R-3.2-a leaves the timing to the implementation), so runs aggregate
-    /// into single messages (R-4.3.1-a).
-    pub(crate) fn announce(&mut self, idx: usize, chunks: core::ops::Range<u64>) {
-        let now = self.now;
-        let idle = match self.swarms.get_mut(idx).and_then(Option::as_mut) {
-            Some(s) => {
-                s.have_log.extend(chunks);
-                core::mem::take(&mut s.have_idle)
-            }
-            None => Vec::new(),
-        };
-        for &o in &idle {
-            if let Some(och) = self.chan_mut(o) {
-                och.have_idle = false;
-                if och.haves_due.is_none() {
-                    och.haves_due = Some(now + HAVE_DELAY);
-                }
-                self.reschedule(o);
-            }
-        }
-        if let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) {
-            // Keep the list's allocation.
-            let mut idle = idle;
-            idle.clear();
-            if s.have_idle.is_empty() {
-                s.have_idle = idle;
-            }
-        }
-        self.compact_have_log(idx);
-    }
-
     /// Moves the playback position of a swarm picking in order (streaming): chunks from there
     /// on are requested first.
     pub fn seek(&mut self, now: Instant, swarm: SwarmHandle, chunk: u64) {
@@ -781,262 +689,6 @@ impl Endpoint {
             .unix_time_at_zero
             .wrapping_add(self.now.as_micros())
     }
-
-    /// Asks peers for more chunks, up to the channel's request target.
-    pub(crate) fn fill_requests(&mut self, id: u32) {
-        let max = match self
-            .chan(id)
-            .and_then(|c| self.swarms.get(c.swarm)?.as_ref())
-        {
-            Some(s) => s.cfg.max_requests_per_peer,
-            None => return,
-        };
-        let Some((ch, sw, rng)) = self.parts(id) else {
-            return;
-        };
-        if !ch.is_established()
-            || !ch.proven
-            || ch.peer_choking
-            || sw.complete
-            || sw.store_failed
-            || !ch.accepts(crate::wire::MessageType::Request)
-        {
-            return;
-        }
-        if ch.pick_exhausted {
-            // The last pick found nothing this peer has that we could ask for; a useful HAVE
-            // or a released request clears this.
-            return;
-        }
-        if !ch.refill_due(max) {
-            return;
-        }
-        let target = ch.request_target.min(max);
-        let outstanding = ch.requested.len();
-        // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
-        // target by less than a group.
-        let want = (target - outstanding).next_multiple_of(swarm::PICK_GROUP as usize);
-        // Endgame: everything missing is already requested; a peer that is running dry may
-        // then ask for chunks already requested elsewhere (and CANCELs the copies later).
-        let endgame = outstanding < 4
-            && sw.live.is_none()
-            && sw
-                .chunk_count()
-                .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);
-        let (picks, whole) = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
-        if picks.is_empty() {
-            // Only a pick that looked at the peer's whole map may conclude there is nothing.
-            ch.pick_exhausted = !endgame && whole;
-            return;
-        }
-        for &(a, b) in &picks {
-            for c in a..=b {
-                ch.request_seq += 1;
-                ch.requested.insert(
-                    c,
-                    channel::Requested {
-                        seq: ch.request_seq,
-                    },
-                );
-                *sw.requested.entry(c).or_insert(0) += 1;
-            }
-            sw.claimed.insert_range(a..b.saturating_add(1));
-        }
-        // In request order (not sorted): peers serve requests first come, first served, so a
-        // chunk still missing behind a delivered later request is a hole (see
-        // `expire_requests`); sorting batches together would reorder them.
-        for (a, b) in picks {
-            match ch.pending_requests.last_mut() {
-                Some(l) if l.1.checked_add(1) == Some(a) => l.1 = b,
-                _ => ch.pending_requests.push((a, b)),
-            }
-        }
-        self.queue_send(id);
-        self.reschedule(id);
-    }
-
-    /// Chunks `released` (requests given up) are free to fetch again: channels whose peer has
-    /// one of them pick again; the others are not disturbed (picking on every release, for
-    /// every channel, dominated large simulations).
-    pub(crate) fn offer_released(&mut self, swarm_idx: usize, released: &[u64], except: u32) {
-        let Some(s) = self.swarms.get(swarm_idx).and_then(Option::as_ref) else {
-            return;
-        };
-        let ids: Vec<u32> = s
-            .channels
-            .iter()
-            .copied()
-            .filter(|&o| o != except)
-            .collect();
-        // As runs (callers pass chunks in order, mostly contiguous).
-        let mut runs: Vec<core::ops::Range<u64>> = Vec::new();
-        for &c in released {
-            match runs.last_mut() {
-                Some(r) if r.end == c => r.end += 1,
-                _ => runs.push(c..c.saturating_add(1)),
-            }
-        }
-        let max = s.cfg.max_requests_per_peer;
-        for o in ids {
-            let Some(ch) = self.chan_mut(o) else { continue };
-            // Only peers we may ask now (fill_requests would do nothing for the others).
-            if !ch.is_established() || !ch.proven || ch.peer_choking {
-                continue;
-            }
-            // Nothing to clear and no refill due: fill_requests would return at once, so the
-            // peer's map need not be searched (with many peers and scattered releases, that
-            // search was 2% of a 1,000-peer simulation).
-            if !ch.pick_exhausted && !ch.refill_due(max) {
-                continue;
-            }
-            if runs.iter().any(|r| ch.peer_have.intersects(r.clone())) {
-                ch.pick_exhausted = false;
-                self.fill_requests(o);
-            }
-        }
-    }
-
-    /// Once swarm `idx`'s HAVE log is long, every channel folds its part into its own pending
-    /// map and the log restarts, so a channel that cannot send does not hold the log forever.
-    pub(crate) fn compact_have_log(&mut self, idx: usize) {
-        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        if s.have_log.len() < swarm::HAVE_LOG_MAX {
-            return;
-        }
-        for &o in &s.channels {
-            if let Some(ch) = self
-                .channels
-                .get_mut((o & 0xFFFF) as usize)
-                .and_then(Option::as_deref_mut)
-                .filter(|c| c.id == o)
-            {
-                s.absorb_haves(ch);
-            }
-        }
-        s.have_log_base = s.have_log_end();
-        s.have_log.clear();
-    }
-
-    /// Pushes an event, merging consecutive verified ranges.
-    pub(crate) fn push_verified(&mut self, swarm: SwarmHandle, chunk: u64) {
-        if let Some(Event::ChunksVerified { swarm: s, range }) = self.events.back_mut() {
-            if *s == swarm && range.end == chunk {
-                range.end += 1;
-                return;
-            }
-        }
-        self.events.push_back(Event::ChunksVerified {
-            swarm,
-            range: chunk..chunk + 1,
-        });
-    }
-}
-
-/// Rebuilds a download's verified state from saved resume data (see
-/// [`SwarmContent::Partial`]). Nothing saved is believed blindly: the saved tree nodes must fold
-/// up, pair by pair, to the swarm ID, and every saved chunk is read back from the store and
-/// hashed against its verified leaf. What fails is simply downloaded again.
-fn resume_tree(
-    cfg: &SwarmConfig,
-    size: Option<u64>,
-    verified: &[core::ops::Range<u64>],
-    hashes: &[(crate::bin::Bin, HashValue)],
-    store: &mut dyn ChunkStore,
-    have: &mut Binmap,
-) -> Result<PartialTree, SwarmError> {
-    use crate::bin::Bin;
-    let content = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
-    let mut tree = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, content)
-        .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
-    // Resume needs the size: without it the tree's shape (and the root's bin) is unknown.
-    let (Some(len), false) = (size, hashes.is_empty()) else {
-        return Ok(tree);
-    };
-    let cs = u64::from(cfg.chunk_size);
-    let n = len.div_ceil(cs);
-    let Some(root) = Bin::root_covering(n) else {
-        return Ok(tree);
-    };
-    let saved: BTreeMap<Bin, HashValue> = hashes.iter().copied().collect();
-    let zero = cfg.hash.empty();
-    let past_end = |b: Bin| b.first_chunk().is_some_and(|f| f >= n);
-    let node = |b: Bin| -> Option<HashValue> {
-        if past_end(b) {
-            Some(zero)
-        } else {
-            saved.get(&b).copied()
-        }
-    };
-    // Top down from the root: a pair of children is accepted when it folds into its
-    // (already accepted) parent.
-    let mut accepted: BTreeMap<Bin, HashValue> = BTreeMap::new();
-    accepted.insert(root, cfg.swarm_id);
-    let mut frontier = alloc::vec![root];
-    while let Some(parent) = frontier.pop() {
-        let Some((l, r)) = parent.children() else {
-            continue;
-        };
-        let (Some(lh), Some(rh)) = (node(l), node(r)) else {
-            continue;
-        };
-        let ph = accepted[&parent];
-        let folded = if lh.is_zero() && rh.is_zero() {
-            zero
-        } else {
-            cfg.hash.digest_pair(&lh, &rh)
-        };
-        if folded != ph {
-            continue;
-        }
-        for (b, h) in [(l, lh), (r, rh)] {
-            if !past_end(b) {
-                accepted.insert(b, h);
-                frontier.push(b);
-            }
-        }
-    }
-    for (b, h) in &accepted {
-        if *b != root {
-            let _ = tree.add_trusted(*b, h);
-        }
-    }
-    // Every saved chunk must still be on disk as it was verified.
-    let mut buf = alloc::vec![0u8; cfg.chunk_size as usize];
-    for r in verified {
-        for c in r.start..r.end.min(n) {
-            let Some(leaf) = Bin::leaf(c).and_then(|b| accepted.get(&b)) else {
-                continue;
-            };
-            let expect = if c + 1 < n { cs } else { len - (n - 1) * cs };
-            let ok = match store.read_chunk(c, &mut buf) {
-                Ok(k) => {
-                    k as u64 == expect
-                        && cfg.hash.digest(&buf[..k]) == *leaf
-                        && tree.verify_chunk(c, &buf[..k]).is_ok()
-                }
-                Err(_) => false,
-            };
-            if ok {
-                have.insert(c);
-            }
-        }
-    }
-    Ok(tree)
-}
-
-/// Forgets one request for chunk `c` in the swarm-wide table.
-pub(crate) fn release(s: &mut Swarm, c: u64) {
-    if let Some(k) = s.requested.get_mut(&c) {
-        *k -= 1;
-        if *k == 0 {
-            s.requested.remove(&c);
-            if !s.have.contains(c) {
-                s.claimed.remove(c);
-            }
-        }
-    }
 }
 
 /// A view of one swarm of an endpoint.
@@ -1188,14 +840,6 @@ impl PeerRef<'_> {
         s.in_flight = self.ch.cc.bytes_in_flight();
         s
     }
-}
-
-/// The integrity method every static swarm speaks.
-pub(crate) const STATIC_INTEGRITY: ContentIntegrity = ContentIntegrity::MerkleTree;
-
-/// Whether a channel in this state counts as half-open (responder, unproven).
-pub(crate) fn is_half_open(ch: &Channel) -> bool {
-    ch.role == Role::Responder && ch.state == State::Connecting
 }
 
 /// The secret key of the per-chunk tables' hash, drawn from the endpoint's seed in a stream of

@@ -1,0 +1,230 @@
+//! Requesting chunks (RFC 7574 §3.7, §3.8): the per-peer request pipeline, its refill and
+//! expiry, and chunks released for others to fetch.
+
+use alloc::vec::Vec;
+
+use super::Endpoint;
+use super::swarm::Swarm;
+use super::timer::PMTU_RTO_STREAK;
+use super::{channel, swarm};
+use crate::time::Duration;
+
+/// Forgets one request for chunk `c` in the swarm-wide table.
+pub(crate) fn release(s: &mut Swarm, c: u64) {
+    if let Some(k) = s.requested.get_mut(&c) {
+        *k -= 1;
+        if *k == 0 {
+            s.requested.remove(&c);
+            if !s.have.contains(c) {
+                s.claimed.remove(c);
+            }
+        }
+    }
+}
+
+/// How long requests to a peer with retransmission timeout `rto` may go unanswered before they
+/// are given up (and how long a hole may stay behind a later delivery).
+pub(super) fn request_timeout_for(rto: Duration) -> Duration {
+    (rto * 2).max(Duration::from_millis(400))
+}
+
+impl Endpoint {
+    /// Asks peers for more chunks, up to the channel's request target.
+    pub(crate) fn fill_requests(&mut self, id: u32) {
+        let max = match self
+            .chan(id)
+            .and_then(|c| self.swarms.get(c.swarm)?.as_ref())
+        {
+            Some(s) => s.cfg.max_requests_per_peer,
+            None => return,
+        };
+        let Some((ch, sw, rng)) = self.parts(id) else {
+            return;
+        };
+        if !ch.is_established()
+            || !ch.proven
+            || ch.peer_choking
+            || sw.complete
+            || sw.store_failed
+            || !ch.accepts(crate::wire::MessageType::Request)
+        {
+            return;
+        }
+        if ch.pick_exhausted {
+            // The last pick found nothing this peer has that we could ask for; a useful HAVE
+            // or a released request clears this.
+            return;
+        }
+        if !ch.refill_due(max) {
+            return;
+        }
+        let target = ch.request_target.min(max);
+        let outstanding = ch.requested.len();
+        // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
+        // target by less than a group.
+        let want = (target - outstanding).next_multiple_of(swarm::PICK_GROUP as usize);
+        // Endgame: everything missing is already requested; a peer that is running dry may
+        // then ask for chunks already requested elsewhere (and CANCELs the copies later).
+        let endgame = outstanding < 4
+            && sw.live.is_none()
+            && sw
+                .chunk_count()
+                .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);
+        let (picks, whole) = sw.pick(&ch.peer_have, &ch.requested, want, endgame, rng);
+        if picks.is_empty() {
+            // Only a pick that looked at the peer's whole map may conclude there is nothing.
+            ch.pick_exhausted = !endgame && whole;
+            return;
+        }
+        for &(a, b) in &picks {
+            for c in a..=b {
+                ch.request_seq += 1;
+                ch.requested.insert(
+                    c,
+                    channel::Requested {
+                        seq: ch.request_seq,
+                    },
+                );
+                *sw.requested.entry(c).or_insert(0) += 1;
+            }
+            sw.claimed.insert_range(a..b.saturating_add(1));
+        }
+        // In request order (not sorted): peers serve requests first come, first served, so a
+        // chunk still missing behind a delivered later request is a hole (see
+        // `expire_requests`); sorting batches together would reorder them.
+        for (a, b) in picks {
+            match ch.pending_requests.last_mut() {
+                Some(l) if l.1.checked_add(1) == Some(a) => l.1 = b,
+                _ => ch.pending_requests.push((a, b)),
+            }
+        }
+        self.queue_send(id);
+        self.reschedule(id);
+    }
+
+    /// Chunks `released` (requests given up) are free to fetch again: channels whose peer has
+    /// one of them pick again; the others are not disturbed (picking on every release, for
+    /// every channel, dominated large simulations).
+    pub(crate) fn offer_released(&mut self, swarm_idx: usize, released: &[u64], except: u32) {
+        let Some(s) = self.swarms.get(swarm_idx).and_then(Option::as_ref) else {
+            return;
+        };
+        let ids: Vec<u32> = s
+            .channels
+            .iter()
+            .copied()
+            .filter(|&o| o != except)
+            .collect();
+        // As runs (callers pass chunks in order, mostly contiguous).
+        let mut runs: Vec<core::ops::Range<u64>> = Vec::new();
+        for &c in released {
+            match runs.last_mut() {
+                Some(r) if r.end == c => r.end += 1,
+                _ => runs.push(c..c.saturating_add(1)),
+            }
+        }
+        let max = s.cfg.max_requests_per_peer;
+        for o in ids {
+            let Some(ch) = self.chan_mut(o) else { continue };
+            // Only peers we may ask now (fill_requests would do nothing for the others).
+            if !ch.is_established() || !ch.proven || ch.peer_choking {
+                continue;
+            }
+            // Nothing to clear and no refill due: fill_requests would return at once, so the
+            // peer's map need not be searched (with many peers and scattered releases, that
+            // search was 2% of a 1,000-peer simulation).
+            if !ch.pick_exhausted && !ch.refill_due(max) {
+                continue;
+            }
+            if runs.iter().any(|r| ch.peer_have.intersects(r.clone())) {
+                ch.pick_exhausted = false;
+                self.fill_requests(o);
+            }
+        }
+    }
+
+    /// Gives up on requests a peer did not serve: all of them when it delivered nothing for a
+    /// while, or holes left behind chunks requested later and already delivered.
+    pub(super) fn expire_requests(&mut self, id: u32) {
+        let now = self.now;
+        let req_timeout = self.request_timeout(id);
+        let hole_timeout = self.hole_timeout(id);
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if ch.requested.is_empty() {
+            return;
+        }
+        let stalled = now.saturating_duration_since(ch.last_delivery) >= req_timeout;
+        // Holes: peers serve requests in order, so a request still missing after a later one
+        // was delivered was lost (or its DATA was, and the peer did not resend it). Requests
+        // overtaken at the last mark, a hole timeout ago, are given up; network reordering and
+        // the peer's own retransmission had that long to fill them.
+        let epoch = now.saturating_duration_since(ch.hole_mark_at) >= hole_timeout;
+        if !stalled && !epoch {
+            return;
+        }
+        let mark = if epoch { ch.hole_mark_seq } else { 0 };
+        if epoch {
+            ch.hole_mark_seq = ch.delivered_seq;
+            ch.hole_mark_at = now;
+        }
+        if !stalled && mark == 0 {
+            return;
+        }
+        let mut expired: Vec<u64> = ch
+            .requested
+            .iter()
+            .filter(|(_, r)| stalled || r.seq < mark)
+            .map(|(&c, _)| c)
+            .collect();
+        expired.sort_unstable();
+        if expired.is_empty() {
+            return;
+        }
+        for c in &expired {
+            ch.requested.remove(c);
+            release(sw, *c);
+        }
+        let mut fell_back = false;
+        if stalled {
+            ch.request_target = (ch.request_target / 2).max(4);
+            ch.last_delivery = now;
+            // The same path-MTU fallback as for DATA (`detect_losses`), seen from the
+            // downloading side: requests that keep going unanswered may be riding in datagrams
+            // the path drops (a long REQUEST or HAVE list).
+            ch.rto_streak = ch.rto_streak.saturating_add(1);
+            if ch.rto_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+                let cs = sw.cfg.chunk_size as usize;
+                ch.dgram_cap = Some((4 + 1 + ch.wire.addressing.spec_len() + 8 + cs).max(256));
+                ch.dgram_cap_at = now;
+                fell_back = true;
+            }
+        }
+        let idx = ch.swarm;
+        self.stats.rerequests += expired.len() as u64;
+        if stalled {
+            self.stats.rerequests_stalled += expired.len() as u64;
+        }
+        if fell_back {
+            self.stats.pmtu_fallbacks += 1;
+        }
+        if let Some(ch) = self.chan_mut(id) {
+            ch.pick_exhausted = false;
+        }
+        self.offer_released(idx, &expired, u32::MAX);
+    }
+
+    pub(super) fn request_timeout(&self, id: u32) -> Duration {
+        request_timeout_for(
+            self.chan(id)
+                .map_or(Duration::from_secs(1), |c| c.rtt.rto()),
+        )
+    }
+
+    /// How long a request may stay behind a later delivered one (the same as a request
+    /// timeout).
+    pub(super) fn hole_timeout(&self, id: u32) -> Duration {
+        self.request_timeout(id)
+    }
+}

@@ -1,0 +1,201 @@
+//! Live streams (RFC 7574 §6) in the engine: the injector adding chunks and signing munros,
+//! peers checking signed munros and tuning in.
+
+use alloc::vec::Vec;
+
+use super::Endpoint;
+use super::LiveChunkError;
+use super::download::release;
+use super::swarm::Tree;
+use crate::event::SwarmHandle;
+use crate::merkle::VerifyError;
+use crate::store::ChunkStore;
+use crate::time::Instant;
+
+impl Endpoint {
+    /// The injector of a live stream ([`SwarmConfig::live_source`]) adds the next chunk: it is
+    /// stored, hashed, and once `nchunks_per_sig` chunks are in, their munro is signed and
+    /// they are announced to peers (RFC 7574 §6.1.2.3: no HAVE before the signature).
+    /// Returns the signed munro when this chunk completed one. Every chunk is exactly the
+    /// swarm's chunk size.
+    pub fn push_live_chunk(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+        data: &[u8],
+    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
+        self.live_source_step(now, swarm, |src, store, cs, unix| {
+            if data.len() != cs as usize {
+                return Err(LiveChunkError::Length(data.len()));
+            }
+            store
+                .write_chunk(src.chunks_pushed(), data)
+                .map_err(LiveChunkError::Store)?;
+            src.push_chunk(data, unix).map_err(LiveChunkError::Live)
+        })
+    }
+
+    /// The injector ends its live stream: a last munro with fewer than `nchunks_per_sig`
+    /// chunks is signed (its missing leaves empty, as a static tree's) and its chunks are
+    /// announced, so peers can fetch the stream's tail. No chunk can be pushed afterwards.
+    pub fn finish_live(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
+        self.live_source_step(now, swarm, |src, _, _, unix| {
+            src.finish(unix).map_err(LiveChunkError::Live)
+        })
+    }
+
+    /// Runs `step` on an injector's tree (with its store, chunk size and the Unix time);
+    /// when it signs a munro, the munro's chunks become ours and are announced.
+    pub(super) fn live_source_step(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+        step: impl FnOnce(
+            &mut crate::live::LiveSource,
+            &mut dyn ChunkStore,
+            u32,
+            u64,
+        ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError>,
+    ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
+        self.advance(now);
+        let unix = self.unix_micros();
+        let idx = swarm.0 as usize;
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        let Some(m) = step(src, &mut *s.store, s.cfg.chunk_size, unix)? else {
+            return Ok(None);
+        };
+        let first = m.bin.first_chunk().unwrap_or(0);
+        // A short last munro covers chunks that were never pushed.
+        let end = src.signed_end();
+        live.end = end;
+        s.have.insert_range(first..end);
+        s.claimed.insert_range(first..end);
+        s.live_forget();
+        self.announce(idx, first..end);
+        Ok(Some(m))
+    }
+
+    /// A live stream's signed munro (RFC 7574 §6.1.2): the INTEGRITY just before names the
+    /// munro and its hash, this message signs them. Checked (shape, age, signature) and then
+    /// trusted: chunks under it verify against it. The first one fixes the tune-in point
+    /// (§6.1.2.4).
+    pub(super) fn on_signed_integrity(
+        &mut self,
+        id: u32,
+        s: &crate::wire::SignedIntegrity,
+    ) -> bool {
+        let unix = self.unix_micros();
+        let last = self.last_integrity.take();
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return false;
+        };
+        let Some(live) = sw.live.as_mut() else {
+            // Live signatures have no use in a static swarm.
+            return true;
+        };
+        let Some(verifier) = live.cfg.verifier.clone() else {
+            // The injector trusts its own munros only.
+            return true;
+        };
+        let params = live.cfg.params;
+        let munro = match last {
+            Some((from, spec, hash)) if from == id && spec == s.spec => {
+                crate::live::SignedMunro::from_messages(
+                    &params,
+                    &crate::wire::Integrity { spec, hash },
+                    s,
+                )
+                .ok()
+            }
+            _ => None,
+        };
+        let Some(m) = munro.filter(|m| {
+            params.munro_layer().is_ok_and(|l| m.bin.layer() == l)
+                && m.hash.len() == params.hash.output_len()
+        }) else {
+            self.stats.drops.live_munros += 1;
+            return true;
+        };
+        let (first, end) = (
+            m.bin.first_chunk().unwrap_or(0),
+            m.bin.last_chunk().unwrap_or(0) + 1,
+        );
+        // The peer knows this munro: no need to tell it (§6.1.2.4). (Trusted or not: one
+        // that fails the checks below closes the channel anyway.)
+        ch.munro_heard = Some(ch.munro_heard.map_or(first, |h| h.max(first)));
+        if let Some(known) = live.munros.get(&first) {
+            if known.hash != m.hash {
+                self.stats.drops.live_munros += 1;
+            }
+            return true;
+        }
+        if first < live.floor {
+            // Before the discard window: of no use any more.
+            self.stats.drops.live_munros += 1;
+            return true;
+        }
+        let too_old = live.cfg.max_age.is_some_and(|max| {
+            params
+                .unix_micros_of(m.timestamp)
+                .saturating_add(u64::try_from(max.as_micros()).unwrap_or(u64::MAX))
+                < unix
+        });
+        if too_old {
+            // R-6.1.2.4-d.
+            self.stats.drops.live_munros += 1;
+            return true;
+        }
+        let ok = params
+            .munro_message(m.bin, m.timestamp, &m.hash)
+            .is_ok_and(|msg| verifier.verify(&msg, &m.signature));
+        let Tree::Partial(tree) = &mut sw.tree else {
+            return true;
+        };
+        if !ok || tree.add_trusted(m.bin, &m.hash).is_err() {
+            let (swarm, remote, bin) = (sw.handle, ch.remote, m.bin);
+            let error = VerifyError::HashMismatch { bin };
+            return self.integrity_failure(id, swarm, remote, bin, error);
+        }
+        live.munros.insert(first, m);
+        live.end = live.end.max(end);
+        if !live.tuned_in {
+            live.tuned_in = true;
+            sw.playback = first;
+            sw.playback_start = first;
+        }
+        sw.live_forget();
+        let floor = sw.live.as_ref().map_or(0, |l| l.floor);
+        let idx = ch.swarm;
+        let others: Vec<u32> = sw.channels.iter().copied().collect();
+        self.retry_held(idx);
+        for o in others {
+            if let Some((och, osw, _)) = self.parts(o) {
+                och.pick_exhausted = false;
+                // Requests behind the discard window will never verify: cancel them, or
+                // they would hold the request queue full for good.
+                let behind: Vec<u64> = och
+                    .requested
+                    .keys()
+                    .copied()
+                    .filter(|&c| c < floor)
+                    .collect();
+                for c in behind {
+                    och.requested.remove(&c);
+                    release(osw, c);
+                    och.pending_cancels.push((c, c));
+                }
+            }
+            self.fill_requests(o);
+        }
+        true
+    }
+}

@@ -1,0 +1,160 @@
+//! Peer exchange (RFC 7574 §3.10): answering PEX_REQ, learning addresses from PEX_RES,
+//! connecting to them, and reconnecting to lost peers with backoff.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use super::Endpoint;
+use super::channel::Role;
+use crate::event::Event;
+use crate::time::Duration;
+
+/// Private, unique-local, link-local, loopback or multicast addresses (R-8.13-d).
+pub(crate) fn is_private(addr: SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V4(a) => {
+            let ip = a.ip();
+            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_multicast()
+        }
+        SocketAddr::V6(a) => {
+            let ip = a.ip();
+            let seg = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_multicast()
+                || (seg & 0xfe00) == 0xfc00
+                || (seg & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+impl Endpoint {
+    pub(super) fn on_pex_req(&mut self, id: u32) {
+        let now = self.now;
+        let Some(ch) = self.chan(id) else { return };
+        // R-12.6.11-a: not before the handshake completed; answer at most once a second.
+        if !ch.is_established()
+            || ch
+                .pex_answered_at
+                .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        let Some(s) = self.swarms.get(ch.swarm).and_then(Option::as_ref) else {
+            return;
+        };
+        if !s.cfg.pex {
+            return;
+        }
+        let requester_private = is_private(ch.remote);
+        let mut out = Vec::new();
+        for &o in &s.channels {
+            if o == id {
+                continue;
+            }
+            let Some(oc) = self.chan(o) else { continue };
+            // R-3.10-c: only peers we exchanged messages with in the last 60 s.
+            if !oc.is_established()
+                || now.saturating_duration_since(oc.last_recv) > Duration::from_secs(60)
+            {
+                continue;
+            }
+            // R-8.13-d: no private addresses to a public requester.
+            if !requester_private && is_private(oc.remote) {
+                continue;
+            }
+            out.push(oc.remote);
+            if out.len() >= 16 {
+                break;
+            }
+        }
+        if let Some(ch) = self.chan_mut(id) {
+            ch.pex_answered_at = Some(now);
+            ch.pex_replies = out;
+        }
+        self.queue_send(id);
+    }
+
+    pub(super) fn on_pex_res(&mut self, id: u32, addr: SocketAddr) {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if !sw.cfg.pex || !ch.is_established() || addr.port() == 0 {
+            return;
+        }
+        let handle = sw.handle;
+        if !sw.tried.contains(&addr) && sw.pex_candidates.len() < 256 {
+            sw.pex_candidates.insert(addr);
+        }
+        self.events.push_back(Event::PeerDiscovered {
+            swarm: handle,
+            remote: addr,
+        });
+    }
+
+    /// Connects to peers learnt by PEX while the swarm has room, and asks for more peers now
+    /// and then.
+    pub(super) fn pex_connect(&mut self, idx: usize) {
+        let now = self.now;
+        let Some(s) = self.swarms[idx].as_mut() else {
+            return;
+        };
+        if s.complete {
+            s.retry.clear();
+            return;
+        }
+        let room = s.cfg.max_peers.saturating_sub(s.channels.len());
+        let mut targets = Vec::new();
+        // Lost peers whose retry time has come (address order: deterministic). Each attempt
+        // doubles the next delay; an established channel forgets the entry.
+        let due: Vec<SocketAddr> = s
+            .retry
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(&a, _)| a)
+            .take(room.min(4))
+            .collect();
+        for a in due {
+            if let Some((at, attempts)) = s.retry.get_mut(&a) {
+                *attempts = attempts.saturating_add(1);
+                *at = now
+                    + super::swarm::RETRY_BASE
+                        * (1u32 << (*attempts).min(super::swarm::RETRY_MAX_SHIFT));
+            }
+            targets.push(a);
+        }
+        if !s.cfg.pex {
+            let handle = s.handle;
+            for a in targets {
+                let _ = self.connect(now, handle, a);
+            }
+            return;
+        }
+        while targets.len() < room.min(4) {
+            let Some(a) = s.pex_candidates.pop_first() else {
+                break;
+            };
+            if s.tried.insert(a) {
+                targets.push(a);
+            }
+        }
+        let ask = room > 0 && now >= s.next_pex;
+        if ask {
+            s.next_pex = now + Duration::from_secs(15);
+        }
+        let handle = s.handle;
+        let members: Vec<u32> = s.channels.iter().copied().collect();
+        for a in targets {
+            let _ = self.connect(now, handle, a);
+        }
+        if ask {
+            for id in members {
+                if let Some(ch) = self.chan_mut(id) {
+                    if ch.is_established() && ch.role == Role::Initiator {
+                        ch.send_pex_req = true;
+                        self.queue_send(id);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! Receiving content (RFC 7574 §5): INTEGRITY and DATA checked against the Merkle tree, held
+//! until their hashes arrive, stored once verified, and completion.
+
+use alloc::vec::Vec;
+use core::net::SocketAddr;
+
+use super::Endpoint;
+use super::announce::push_ack;
+use super::channel::Channel;
+use super::swarm::Tree;
+use crate::bin::Bin;
+use crate::event::{CloseReason, Event, PeerHandle, SwarmHandle};
+use crate::merkle::VerifyError;
+use crate::store::ChunkStore;
+use crate::wire::{ChunkSpec, Data};
+
+impl Endpoint {
+    /// A peer sent content that failed verification (a chunk, a hash or a munro signature):
+    /// count it, report it, and stop talking to that peer (R-12.6.5-a). Returns false (the
+    /// channel is gone).
+    pub(super) fn integrity_failure(
+        &mut self,
+        id: u32,
+        swarm: SwarmHandle,
+        remote: SocketAddr,
+        bin: Bin,
+        error: VerifyError,
+    ) -> bool {
+        self.stats.integrity_failures += 1;
+        self.events.push_back(Event::IntegrityFailure {
+            swarm,
+            peer: PeerHandle(id),
+            remote,
+            bin,
+            error,
+        });
+        self.close_channel(id, CloseReason::IntegrityFailure, true);
+        false
+    }
+
+    pub(super) fn on_integrity(
+        &mut self,
+        id: u32,
+        spec: ChunkSpec,
+        hash: &crate::hash::HashValue,
+    ) -> bool {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return false;
+        };
+        let bin = match spec {
+            ChunkSpec::Bin(b) => b,
+            other => {
+                let Some((a, b)) = other.to_chunks(u64::from(sw.cfg.chunk_size)) else {
+                    return true;
+                };
+                let Some(bin) = Bin::from_chunk_range(a, b) else {
+                    // Not a tree node: an invalid INTEGRITY, ignored.
+                    return true;
+                };
+                bin
+            }
+        };
+        let Tree::Partial(tree) = &mut sw.tree else {
+            return true;
+        };
+        if sw.complete {
+            return true;
+        }
+        let remote = ch.remote;
+        match tree.add_hash(bin, hash) {
+            Ok(_) => true,
+            Err(e @ (VerifyError::HashMismatch { .. } | VerifyError::PeaksMismatch)) => {
+                let swarm = sw.handle;
+                self.integrity_failure(id, swarm, remote, bin, e)
+            }
+            // Out of range or not fitting the tree: drop the hash.
+            Err(_) => true,
+        }
+    }
+
+    pub(super) fn on_data(&mut self, id: u32, d: Data) -> bool {
+        let unix = self.unix_micros();
+        let Some((a, b)) = self.spec_chunks(id, d.spec) else {
+            return true;
+        };
+        if a != b {
+            // One chunk per DATA (fixed-size chunks); larger DATA is not supported.
+            self.stats.drops.unrequested_data += 1;
+            return true;
+        }
+        let c = a;
+        let delay = (unix as i64).wrapping_sub(d.timestamp as i64);
+        let now = self.now;
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return false;
+        };
+        // R-3.4-c, §4.3.2: at least the chunk, aggregated to the largest aligned bin we hold
+        // around it — what libswift sends. Under chunk ranges the whole verified run would do
+        // too, but libswift as the sender then slows down by ~30% (64 MiB over loopback:
+        // 1.7–1.9 s → 2.3–2.5 s), so the bin it expects is what it gets.
+        let ack_span = |sw: &super::swarm::Swarm| {
+            let bin = sw.complete_bin(c);
+            (
+                bin.first_chunk().unwrap_or(c),
+                bin.last_chunk().unwrap_or(c),
+            )
+        };
+        if sw.have.contains(c) {
+            // A duplicate (our ACK was lost, or the endgame): acknowledge it again.
+            let (first, last) = ack_span(sw);
+            push_ack(ch, first, last, delay);
+            self.stats.drops.unrequested_data += 1;
+            self.queue_send(id);
+            return true;
+        }
+        if ch.request_seq == 0 && !sw.requested.contains_key(&c) {
+            // R-12.6.3-a: DATA from a peer we never asked for anything is dropped unverified.
+            // A chunk we asked this peer for earlier (the request timed out and was released)
+            // is still welcome: refusing it would leave the sender resending it forever.
+            self.stats.drops.unrequested_data += 1;
+            return true;
+        }
+        let Tree::Partial(tree) = &mut sw.tree else {
+            return true;
+        };
+        let size_before = tree.chunk_count();
+        match tree.verify_chunk(c, &d.payload) {
+            Ok(()) => {}
+            Err(
+                e @ (VerifyError::MissingHashes { .. }
+                | VerifyError::SizeUnknown
+                | VerifyError::PeaksMismatch),
+            ) => {
+                // R-5.3-d: cannot be checked yet: the hashes it needs were in a datagram that
+                // was lost or is late. Hold it (bounded) until they arrive; past the bound, drop
+                // it (it will be sent again). A peak list that failed (its candidates are gone
+                // now) is no proof against this sender: the candidates may have come from other
+                // peers, or be the first part of a peak list split over datagrams, which is the
+                // whole peak list of a smaller size.
+                let awaited = match e {
+                    VerifyError::MissingHashes { bin } => bin,
+                    _ => Bin::NONE,
+                };
+                if sw.held.len() < super::swarm::MAX_HELD || sw.held.contains_key(&c) {
+                    sw.held.insert(c, (id, d, awaited));
+                } else {
+                    self.stats.drops.unrequested_data += 1;
+                }
+                return true;
+            }
+            Err(VerifyError::OutOfRange { .. } | VerifyError::BinOutOfRange { .. }) => {
+                self.stats.drops.unrequested_data += 1;
+                return true;
+            }
+            Err(e) => {
+                let (swarm, remote) = (sw.handle, ch.remote);
+                let bin = Bin::leaf(c).unwrap_or(Bin::NONE);
+                return self.integrity_failure(id, swarm, remote, bin, e);
+            }
+        }
+        let size_now = tree.chunk_count();
+        let content_len = tree.content_len();
+        // Only verified content is written (the store never sees unverified bytes).
+        if let Err(error) = sw.store.write_chunk(c, &d.payload) {
+            sw.store_failed = true;
+            let swarm = sw.handle;
+            self.events.push_back(Event::StoreFailure { swarm, error });
+            return true;
+        }
+        sw.have.insert(c);
+        let len = d.payload.len() as u64;
+        ch.stats.content_in += len;
+        ch.round_down += len;
+        ch.last_delivery = now;
+        ch.rto_streak = 0;
+        let mine = match ch.requested.remove(&c) {
+            Some(r) => {
+                ch.delivered_seq = ch.delivered_seq.max(r.seq);
+                ch.on_delivered(now, sw.cfg.max_requests_per_peer);
+                1
+            }
+            None => 0,
+        };
+        let (first, last) = ack_span(sw);
+        push_ack(ch, first, last, delay);
+        ch.data_unacked = ch.data_unacked.saturating_add(1);
+        if ch.ack_due.is_none() {
+            ch.ack_due = Some(now + super::ACK_DELAY);
+        }
+        let was_requested = sw.requested.remove(&c);
+        let requested_elsewhere = was_requested.is_some_and(|k| k > mine);
+        if was_requested.is_none() {
+            // A requested chunk is in `claimed` already (claimed = have ∪ requested).
+            sw.claimed.insert(c);
+        }
+        let swarm = sw.handle;
+        let others: Vec<u32> =
+            if requested_elsewhere || (size_before.is_none() && size_now.is_some()) {
+                sw.channels.iter().copied().filter(|&o| o != id).collect()
+            } else {
+                Vec::new()
+            };
+        if size_before.is_none() {
+            if let Some(n) = size_now {
+                let maps: Vec<crate::binmap::Binmap> = others
+                    .iter()
+                    .chain(core::iter::once(&id))
+                    .filter_map(|&o| {
+                        self.chan(o)
+                            .filter(|c| c.is_established())
+                            .map(|c| c.peer_have.clone())
+                    })
+                    .collect();
+                if let Some(s) = self
+                    .swarms
+                    .get_mut(swarm.0 as usize)
+                    .and_then(Option::as_mut)
+                {
+                    s.ensure_avail(maps.into_iter());
+                }
+                self.events.push_back(Event::SizeKnown {
+                    swarm,
+                    chunks: n,
+                    bytes: content_len,
+                });
+            }
+        }
+        self.stats.chunks_verified += 1;
+        self.push_verified(swarm, c);
+        // Announce it (R-3.2-a) through the swarm's HAVE log: each channel folds the log in
+        // when it next sends.
+        let idx = swarm.0 as usize;
+        self.announce(idx, c..c + 1);
+        // Cancel the endgame's duplicate requests (R-3.8-a): only when someone else asked.
+        if requested_elsewhere {
+            for &o in &others {
+                if let Some(och) = self.chan_mut(o) {
+                    if och.requested.remove(&c).is_some() {
+                        och.pending_cancels.push((c, c));
+                        self.queue_send(o);
+                    }
+                }
+            }
+        }
+        self.check_complete(swarm.0 as usize);
+        self.fill_requests(id);
+        // The ACK goes out now if due (or with anything else due), else at its deadline.
+        if self.can_send_more(id) {
+            self.queue_send(id);
+        } else {
+            self.reschedule(id);
+        }
+        self.retry_held(swarm.0 as usize);
+        true
+    }
+
+    /// Verifies held chunks whose awaited hashes have since been verified.
+    pub(super) fn retry_held(&mut self, idx: usize) {
+        if self.retrying {
+            return;
+        }
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if s.held.is_empty() {
+            return;
+        }
+        let Tree::Partial(tree) = &s.tree else { return };
+        let size_known = tree.chunk_count().is_some();
+        let ready: Vec<u64> = s
+            .held
+            .iter()
+            .filter(|(c, (_, _, bin))| {
+                s.have.contains(**c)
+                    || if bin.is_none() {
+                        size_known
+                    } else {
+                        tree.is_verified(*bin)
+                    }
+            })
+            .map(|(&c, _)| c)
+            .collect();
+        if ready.is_empty() {
+            return;
+        }
+        let mut work = Vec::with_capacity(ready.len());
+        for c in ready {
+            if let Some(h) = s.held.remove(&c) {
+                work.push(h);
+            }
+        }
+        self.retrying = true;
+        for (from, data, _) in work {
+            if self.chan(from).is_some() {
+                self.on_data(from, data);
+            }
+        }
+        self.retrying = false;
+        // What just verified may unblock more.
+        self.retry_held(idx);
+    }
+
+    /// Emits completion once every chunk is verified.
+    pub(crate) fn check_complete(&mut self, idx: usize) {
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        // A live stream never completes.
+        if s.complete || s.live.is_some() {
+            return;
+        }
+        let Some(n) = s.chunk_count() else { return };
+        if !s.have.is_complete(n) {
+            return;
+        }
+        s.complete = true;
+        let handle = s.handle;
+        if let Err(error) = s.store.complete() {
+            // Every chunk verified, but the store could not finalise the content: say so, and
+            // do not claim completion.
+            s.store_failed = true;
+            self.events.push_back(Event::StoreFailure {
+                swarm: handle,
+                error,
+            });
+            return;
+        }
+        // Requests still out (endgame duplicates) are cancelled. Rarity counts and the HAVE
+        // log's idle list serve downloading only.
+        let ids: Vec<u32> = s.channels.iter().copied().collect();
+        s.requested.clear();
+        s.claimed = s.have.clone();
+        s.avail = Vec::new();
+        s.have_idle = Vec::new();
+        for id in ids {
+            if let Some(ch) = self.chan_mut(id) {
+                let reqs: Vec<(u64, u64)> = super::table::sorted_keys(&ch.requested)
+                    .into_iter()
+                    .map(|c| (c, c))
+                    .collect();
+                ch.requested.clear();
+                ch.pending_requests.clear();
+                ch.pending_cancels.extend(reqs);
+                Channel::coalesce(&mut ch.pending_cancels);
+            }
+            self.queue_send(id);
+        }
+        self.events
+            .push_back(Event::SwarmComplete { swarm: handle });
+    }
+
+    /// Pushes an event, merging consecutive verified ranges.
+    pub(crate) fn push_verified(&mut self, swarm: SwarmHandle, chunk: u64) {
+        if let Some(Event::ChunksVerified { swarm: s, range }) = self.events.back_mut() {
+            if *s == swarm && range.end == chunk {
+                range.end += 1;
+                return;
+            }
+        }
+        self.events.push_back(Event::ChunksVerified {
+            swarm,
+            range: chunk..chunk + 1,
+        });
+    }
+}
