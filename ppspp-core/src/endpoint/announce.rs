@@ -1,21 +1,22 @@
 //! Announcements (RFC 7574 §3.2, §3.4, §4.3): HAVEs of what we verified, ACKs of what we
 //! received, their aggregation and timing, and the periodic re-announcement of our map.
 
-use alloc::vec::Vec;
-
-use super::Endpoint;
-use super::HAVE_DELAY;
-use super::channel::{Channel, PendingAck};
-use super::swarm;
+use super::channel::Channel;
+use super::{Endpoint, swarm};
+use super::{HAVE_DELAY, HAVE_REFRESH};
+use crate::binmap::Binmap;
+use crate::time::Instant;
 use crate::wire::ChunkSpec;
+use alloc::vec::Vec;
 
 /// Queues an ACK of chunks `first..=last` (a complete interval around the chunk: the largest
 /// aligned bin, see `on_data`; R-3.4-c) with a delay sample (R-3.4-d).
 pub(super) fn push_ack(ch: &mut Channel, first: u64, last: u64, delay: i64) {
     // A later, larger interval supersedes earlier ACKs it covers.
-    ch.pending_acks
+    ch.ann
+        .pending_acks
         .retain(|p| !(first <= p.first && p.last <= last));
-    ch.pending_acks.push(PendingAck { first, last, delay });
+    ch.ann.pending_acks.push(PendingAck { first, last, delay });
 }
 
 impl Endpoint {
@@ -31,11 +32,11 @@ impl Endpoint {
         }
         ch.peer_have.insert_range(a..b + 1);
         // R-3.8-c: a HAVE cancels the peer's requests for those chunks.
-        ch.cancel_upload(a, b);
+        ch.up.cancel_upload(a, b);
         // Picking again is only worth it when the HAVE names something we still need and
         // nobody is fetching.
         if !sw.complete && !sw.claimed.contains_range(a..b + 1) {
-            ch.pick_exhausted = false;
+            ch.down.pick_exhausted = false;
             self.fill_requests(id);
         }
     }
@@ -55,9 +56,9 @@ impl Endpoint {
         };
         for &o in &idle {
             if let Some(och) = self.chan_mut(o) {
-                och.have_idle = false;
-                if och.haves_due.is_none() {
-                    och.haves_due = Some(now + HAVE_DELAY);
+                och.ann.have_idle = false;
+                if och.ann.haves_due.is_none() {
+                    och.ann.haves_due = Some(now + HAVE_DELAY);
                 }
                 self.reschedule(o);
             }
@@ -112,13 +113,14 @@ impl Endpoint {
             let Some((ch, sw, _)) = self.parts(id) else {
                 continue;
             };
-            let (at, n) = ch.have_refresh;
+            let (at, n) = ch.ann.have_refresh;
             if at > now {
                 continue;
             }
             let asked = ch
+                .choke
                 .interested_at
-                .is_some_and(|t| now.saturating_duration_since(t) < super::HAVE_REFRESH);
+                .is_some_and(|t| now.saturating_duration_since(t) < HAVE_REFRESH);
             let lacks = ch.is_established()
                 && ch.proven
                 && ch.accepts(crate::wire::MessageType::Have)
@@ -127,13 +129,89 @@ impl Endpoint {
                     .is_some_and(|c| !ch.peer_have.is_complete(c))
                 && sw.have.difference_ranges(&ch.peer_have).next().is_some();
             if asked || !lacks {
-                ch.have_refresh = (now + super::HAVE_REFRESH, 0);
+                ch.ann.have_refresh = (now + HAVE_REFRESH, 0);
                 continue;
             }
-            ch.pending_haves.union_with(&sw.have);
-            ch.have_refresh = (now + super::HAVE_REFRESH * (2u32 << n.min(2)), n + 1);
+            ch.ann.pending_haves.union_with(&sw.have);
+            ch.ann.have_refresh = (now + HAVE_REFRESH * (2u32 << n.min(2)), n + 1);
             self.stats.have_refreshes += 1;
             self.queue_send(id);
         }
+    }
+}
+
+/// An ACK waiting to be sent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingAck {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) delay: i64,
+}
+
+/// The HAVEs and ACKs one channel owes its peer, and when they go out.
+#[derive(Debug)]
+pub(crate) struct Announce {
+    pub(crate) pending_acks: Vec<PendingAck>,
+    /// DATA acknowledged in `pending_acks` (since ACKs last went out).
+    pub(crate) data_unacked: u16,
+    /// When a lone pending ACK goes out.
+    pub(crate) ack_due: Option<Instant>,
+    /// Chunks to announce beyond the swarm's HAVE log (the initial map, a compacted log).
+    pub(crate) pending_haves: Binmap,
+    /// Position in the swarm's HAVE log up to which chunks are announced or in
+    /// `pending_haves` (see `Swarm::have_log`).
+    pub(crate) have_seq: u64,
+    /// In the swarm's list of channels waiting for the next verified chunk.
+    pub(crate) have_idle: bool,
+    /// When pending HAVEs go out (with the next datagram, or alone); `None` with HAVEs
+    /// pending: at once.
+    pub(crate) haves_due: Option<Instant>,
+    /// When to announce our whole map again if the peer still lacks chunks we have and asks
+    /// us for none, and how many times it was announced again since it last asked (see
+    /// `Endpoint::refresh_haves`).
+    pub(crate) have_refresh: (Instant, u8),
+}
+
+impl Announce {
+    pub(crate) fn new(now: Instant) -> Self {
+        Self {
+            pending_acks: Vec::new(),
+            data_unacked: 0,
+            ack_due: None,
+            pending_haves: Binmap::new(),
+            have_seq: 0,
+            have_idle: false,
+            haves_due: None,
+            have_refresh: (now + HAVE_REFRESH, 0),
+        }
+    }
+
+    /// Whether pending ACKs must go out now: every second DATA is acknowledged at once, a
+    /// lone one after [`super::ACK_DELAY`] (R-3.4-e; until then they ride on other datagrams).
+    pub(crate) fn acks_due(&self, now: Instant) -> bool {
+        !self.pending_acks.is_empty()
+            && (self.data_unacked >= 2 || self.ack_due.is_none_or(|t| t <= now))
+    }
+
+    /// Whether HAVEs are pending: in `pending_haves`, or in the swarm's HAVE log past this
+    /// channel's position (`log_end`: the log's end).
+    pub(crate) fn haves_pending(&self, log_end: u64) -> bool {
+        !self.pending_haves.is_empty() || self.have_seq < log_end
+    }
+
+    /// Whether pending HAVEs may ride on a datagram going out now (`log_end`: the swarm's
+    /// HAVE log end).
+    pub(crate) fn haves_may_ride(&self, now: Instant, log_end: u64) -> bool {
+        self.haves_pending(log_end) && self.haves_due.is_none_or(|t| t <= now)
+    }
+
+    /// When pending HAVEs go out alone (`None`: at once).
+    pub(crate) fn haves_alone_at(&self) -> Option<Instant> {
+        self.haves_due.map(|t| t + super::HAVE_ALONE_EXTRA)
+    }
+
+    /// Whether pending HAVEs are due on their own (`log_end`: the swarm's HAVE log end).
+    pub(crate) fn haves_are_due(&self, now: Instant, log_end: u64) -> bool {
+        self.haves_pending(log_end) && self.haves_alone_at().is_none_or(|t| t <= now)
     }
 }

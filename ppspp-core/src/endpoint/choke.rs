@@ -1,23 +1,23 @@
 //! Upload slots (RFC 7574 §3.9): CHOKE and UNCHOKE, who gets a slot, reciprocity rounds, the
 //! optimistic unchoke, and UNCHOKEs repeated until a REQUEST answers them.
 
-use alloc::vec::Vec;
-
 use super::CHOKE_ROUND;
 use super::Endpoint;
 use super::download::release;
 use super::timer::UNCHOKE_REPEATS;
+use crate::time::Instant;
+use alloc::vec::Vec;
 
 impl Endpoint {
     pub(super) fn on_choke(&mut self, id: u32) {
         let Some((ch, sw, _)) = self.parts(id) else {
             return;
         };
-        ch.peer_choking = true;
+        ch.choke.peer_choking = true;
         // R-3.9-c: assume outstanding requests will not be answered.
-        let reqs = super::table::sorted_keys(&ch.requested);
-        ch.requested.clear();
-        ch.pending_requests.clear();
+        let reqs = super::table::sorted_keys(&ch.down.requested);
+        ch.down.requested.clear();
+        ch.down.pending_requests.clear();
         for &c in &reqs {
             release(sw, c);
         }
@@ -45,14 +45,16 @@ impl Endpoint {
             // one that lacks chunks we have is taken to be, or it would stay choked for good
             // (a live stream's stragglers, choked by every peer ahead of them).
             let asked = ch
+                .choke
                 .interested_at
                 .is_some_and(|t| now.saturating_duration_since(t) < idle);
             let wants = ch.is_established()
                 && (asked
-                    || (ch.am_choking && s.have.difference_ranges(&ch.peer_have).next().is_some()))
+                    || (ch.choke.am_choking
+                        && s.have.difference_ranges(&ch.peer_have).next().is_some()))
                 && !s.chunk_count().is_some_and(|n| ch.peer_have.is_complete(n));
             if wants {
-                interested.push((ch.round_down, id));
+                interested.push((ch.choke.round_down, id));
             }
         }
         let mut unchoked: Vec<u32> = s
@@ -108,23 +110,23 @@ impl Endpoint {
                 continue;
             };
             if new.contains(&id) {
-                if ch.am_choking {
-                    ch.am_choking = false;
-                    ch.send_choke = Some(false);
+                if ch.choke.am_choking {
+                    ch.choke.am_choking = false;
+                    ch.choke.send_choke = Some(false);
                     self.queue_send(id);
                 }
             } else if old.contains(&id) && interested.iter().any(|(_, i)| *i == id) {
                 // R-3.9-b: a choked peer's pending requests are dropped.
-                ch.am_choking = true;
-                ch.send_choke = Some(true);
-                ch.upload.clear();
-                ch.upload_len = 0;
+                ch.choke.am_choking = true;
+                ch.choke.send_choke = Some(true);
+                ch.up.upload.clear();
+                ch.up.upload_len = 0;
                 self.queue_send(id);
             }
             if round {
                 if let Some(ch) = self.chan_mut(id) {
-                    ch.round_down = 0;
-                    ch.round_up = 0;
+                    ch.choke.round_down = 0;
+                    ch.choke.round_up = 0;
                 }
             }
         }
@@ -149,7 +151,7 @@ impl Endpoint {
             let Some((ch, sw, _)) = self.parts(id) else {
                 continue;
             };
-            let Some((at, repeats)) = ch.unchoke_unanswered else {
+            let Some((at, repeats)) = ch.choke.unchoke_unanswered else {
                 continue;
             };
             if at > now {
@@ -159,16 +161,34 @@ impl Endpoint {
                 .chunk_count()
                 .is_some_and(|n| !ch.peer_have.is_complete(n))
                 && sw.have.difference_ranges(&ch.peer_have).next().is_some();
-            if ch.am_choking || !ch.is_established() || !wants || repeats >= UNCHOKE_REPEATS {
-                ch.unchoke_unanswered = None;
+            if ch.choke.am_choking || !ch.is_established() || !wants || repeats >= UNCHOKE_REPEATS {
+                ch.choke.unchoke_unanswered = None;
                 continue;
             }
-            ch.send_choke = Some(false);
+            ch.choke.send_choke = Some(false);
             let wait = super::UNCHOKE_REPEAT * (2u32 << repeats.min(5));
-            ch.unchoke_unanswered = Some((now + wait, repeats + 1));
+            ch.choke.unchoke_unanswered = Some((now + wait, repeats + 1));
             sent += 1;
             self.queue_send(id);
         }
         self.stats.unchoke_resends += sent;
     }
+}
+
+/// Choking in both directions on one channel, and the reciprocity counters of this round.
+#[derive(Debug, Default)]
+pub(crate) struct ChokeState {
+    pub(crate) peer_choking: bool,
+    pub(crate) am_choking: bool,
+    pub(crate) send_choke: Option<bool>,
+    pub(crate) choke_resent_at: Option<Instant>,
+    /// An UNCHOKE we sent that no REQUEST has answered yet: when to send it again, and how
+    /// many times it was sent again already (see `Endpoint::repeat_unchokes`).
+    pub(crate) unchoke_unanswered: Option<(Instant, u8)>,
+    /// Bytes downloaded from the peer this choke round.
+    pub(crate) round_down: u64,
+    /// Bytes uploaded to the peer this choke round.
+    pub(crate) round_up: u64,
+    /// When the peer last asked us for something.
+    pub(crate) interested_at: Option<Instant>,
 }

@@ -2,18 +2,17 @@
 //! handshake, the initiator's checks on the reply, protocol-option negotiation, the half-open
 //! bound, and the options we send.
 
-use core::net::SocketAddr;
-
-use bytes::Bytes;
-
 use super::Endpoint;
 use super::channel::{Channel, Role, State};
 use crate::event::{CloseReason, Event, PeerHandle};
 use crate::hash::HashAlgorithm;
-use crate::wire::ContentIntegrity;
+use crate::time::Instant;
 use crate::wire::{
-    ChunkAddressing, Handshake, Message, MessageType, ProtocolOptions, WireParams, decode_datagram,
+    ChunkAddressing, ContentIntegrity, Handshake, Message, MessageType, ProtocolOptions,
+    WireParams, decode_datagram,
 };
+use bytes::Bytes;
+use core::net::SocketAddr;
 
 /// The protocol version this implementation speaks (RFC 7574).
 pub(crate) const VERSION: u8 = 1;
@@ -68,10 +67,10 @@ impl Endpoint {
             }
             let resend = match self.parts(id) {
                 Some((ch, sw, _)) if !ch.proven => {
-                    ch.send_handshake = true;
+                    ch.hs.send_handshake = true;
                     ch.stats.bytes_in += len;
-                    ch.pending_haves = sw.have.clone();
-                    ch.haves_due = None;
+                    ch.ann.pending_haves = sw.have.clone();
+                    ch.ann.haves_due = None;
                     true
                 }
                 _ => false,
@@ -101,10 +100,10 @@ impl Endpoint {
         {
             let ch = self.chan_mut(id).expect("just allocated");
             ch.peer_id = hs.source_channel.0;
-            ch.send_handshake = true;
-            ch.pending_haves = have;
+            ch.hs.send_handshake = true;
+            ch.ann.pending_haves = have;
             // libswift drops handshakes carrying Chunk Size: answer in kind (DESIGN.md §4).
-            ch.reply_with_chunk_size = hs.options.chunk_size.is_some();
+            ch.hs.reply_with_chunk_size = hs.options.chunk_size.is_some();
             ch.note_supported(hs.options.supported_messages.as_ref());
             ch.stats.datagrams_in += 1;
             ch.stats.bytes_in += len;
@@ -250,8 +249,8 @@ impl Endpoint {
             ch.note_supported(h.options.supported_messages.as_ref());
             ch.state = State::Established;
             ch.proven = true;
-            ch.hs_deadline = None;
-            ch.send_handshake = false;
+            ch.hs.hs_deadline = None;
+            ch.hs.send_handshake = false;
             // R-3.1.1-s, R-12.1.2-a: the third datagram proves our address to the responder
             // and must go out now: a keep-alive if nothing else does (REQUEST, HAVE, PEX_REQ).
             ch.send_keepalive = true;
@@ -289,10 +288,10 @@ impl Endpoint {
         // (R-3.1.1-l: HAVE may ride with the handshake, within the amplification bound).
         if ch.role == Role::Initiator {
             let have = sw.have.clone();
-            ch.pending_haves.union_with(&have);
+            ch.ann.pending_haves.union_with(&have);
         }
         if sw.cfg.pex && ch.role == Role::Initiator {
-            ch.send_pex_req = true;
+            ch.pex.send_pex_req = true;
         }
         sw.add_avail(&ch.peer_have, 1);
         sw.retry.remove(&ch.remote);
@@ -314,9 +313,9 @@ impl Endpoint {
         let initiator = ch.role == Role::Initiator;
         let chunk_size = if initiator {
             // DESIGN.md §4: after unanswered handshakes with option 9, retry without it.
-            ch.hs_attempts < self.cfg.chunk_size_fallback_after
+            ch.hs.hs_attempts < self.cfg.chunk_size_fallback_after
         } else {
-            ch.reply_with_chunk_size
+            ch.hs.reply_with_chunk_size
         };
         let live = s.live.as_ref().map(|l| &l.cfg);
         ProtocolOptions {
@@ -339,6 +338,26 @@ impl Endpoint {
             // wrong number of bytes and loses what follows), so it is not sent (CHECKLIST Q4).
             supported_messages: None,
             chunk_size: chunk_size.then_some(s.cfg.chunk_size),
+        }
+    }
+}
+
+/// Where the opening handshake is (RFC 7574 §3.1.1).
+#[derive(Debug)]
+pub(crate) struct HandshakeState {
+    pub(crate) hs_attempts: u32,
+    pub(crate) hs_deadline: Option<Instant>,
+    pub(crate) send_handshake: bool,
+    pub(crate) reply_with_chunk_size: bool,
+}
+
+impl HandshakeState {
+    pub(crate) fn new(role: Role) -> Self {
+        Self {
+            hs_attempts: 0,
+            hs_deadline: None,
+            send_handshake: role == Role::Initiator,
+            reply_with_chunk_size: true,
         }
     }
 }

@@ -1,14 +1,12 @@
 //! Receiving: datagram demultiplexing, the handshake checks, and every message's effect.
 
-use core::net::SocketAddr;
-
-use bytes::Bytes;
-
 use super::Endpoint;
 use super::channel::{Role, State};
 use crate::event::CloseReason;
 use crate::time::Instant;
 use crate::wire::{ChunkSpec, DecodeError, Message, MessageType, decode_datagram};
+use bytes::Bytes;
+use core::net::SocketAddr;
 
 impl Endpoint {
     /// Processes one received datagram from `remote`. Never fails: bad input is dropped and
@@ -141,7 +139,7 @@ impl Endpoint {
                 if let Some((a, b)) = self.spec_chunks(id, spec) {
                     if let Some(ch) = self.chan_mut(id) {
                         // R-12.6.7-a: a CANCEL for something never requested is harmless.
-                        ch.cancel_upload(a, b);
+                        ch.up.cancel_upload(a, b);
                     }
                 }
             }
@@ -149,8 +147,8 @@ impl Endpoint {
             Message::Unchoke => {
                 // R-12.6.9-a: an UNCHOKE without a CHOKE is ignored (it simply unchokes).
                 if let Some(ch) = self.chan_mut(id) {
-                    ch.peer_choking = false;
-                    ch.pick_exhausted = false;
+                    ch.choke.peer_choking = false;
+                    ch.down.pick_exhausted = false;
                 }
                 self.fill_requests(id);
             }
@@ -196,28 +194,28 @@ impl Endpoint {
         let Some((ch, sw, _)) = self.parts(id) else {
             return;
         };
-        ch.interested_at = Some(now);
+        ch.choke.interested_at = Some(now);
         // A REQUEST shows the peer knows it is unchoked (or asks anyway): no UNCHOKE to repeat.
-        ch.unchoke_unanswered = None;
+        ch.choke.unchoke_unanswered = None;
         // Upload slots (RFC 7574 §3.9): a free slot unchokes, otherwise the peer is choked.
         if !sw.unchoked.contains(&id) {
             if sw.unchoked.len() < sw.cfg.upload_slots {
                 sw.unchoked.insert(id);
-                if ch.am_choking {
-                    ch.am_choking = false;
-                    ch.send_choke = Some(false);
+                if ch.choke.am_choking {
+                    ch.choke.am_choking = false;
+                    ch.choke.send_choke = Some(false);
                 }
             } else {
                 // R-12.6.8-a: requests after a CHOKE are dropped and the CHOKE resent.
-                let resend = !ch.am_choking
-                    || ch.choke_resent_at.is_none_or(|t| {
+                let resend = !ch.choke.am_choking
+                    || ch.choke.choke_resent_at.is_none_or(|t| {
                         now.saturating_duration_since(t)
                             > ch.rtt.smoothed_or(crate::time::Duration::from_millis(500))
                     });
                 if resend {
-                    ch.am_choking = true;
-                    ch.send_choke = Some(true);
-                    ch.choke_resent_at = Some(now);
+                    ch.choke.am_choking = true;
+                    ch.choke.send_choke = Some(true);
+                    ch.choke.choke_resent_at = Some(now);
                 }
                 self.stats.drops.refused_requests += 1;
                 self.queue_send(id);
@@ -225,7 +223,7 @@ impl Endpoint {
             }
         }
         let limit = 4 * sw.cfg.max_requests_per_peer as u64;
-        let refused = ch.queue_upload(a, b, limit);
+        let refused = ch.up.queue_upload(a, b, limit);
         self.stats.drops.refused_requests += refused.min(1);
         self.queue_send(id);
     }

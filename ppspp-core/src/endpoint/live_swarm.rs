@@ -1,16 +1,15 @@
 //! Live streams (RFC 7574 §6) in the engine: the injector adding chunks and signing munros,
 //! peers checking signed munros and tuning in.
 
-use alloc::vec::Vec;
-
-use super::Endpoint;
-use super::LiveChunkError;
 use super::download::release;
 use super::swarm::Tree;
+use super::{Endpoint, LiveChunkError};
+use crate::bin::Bin;
 use crate::event::SwarmHandle;
 use crate::merkle::VerifyError;
 use crate::store::ChunkStore;
 use crate::time::Instant;
+use alloc::vec::Vec;
 
 impl Endpoint {
     /// The injector of a live stream ([`SwarmConfig::live_source`]) adds the next chunk: it is
@@ -131,7 +130,7 @@ impl Endpoint {
         );
         // The peer knows this munro: no need to tell it (§6.1.2.4). (Trusted or not: one
         // that fails the checks below closes the channel anyway.)
-        ch.munro_heard = Some(ch.munro_heard.map_or(first, |h| h.max(first)));
+        ch.live.munro_heard = Some(ch.live.munro_heard.map_or(first, |h| h.max(first)));
         if let Some(known) = live.munros.get(&first) {
             if known.hash != m.hash {
                 self.stats.drops.live_munros += 1;
@@ -179,23 +178,33 @@ impl Endpoint {
         self.retry_held(idx);
         for o in others {
             if let Some((och, osw, _)) = self.parts(o) {
-                och.pick_exhausted = false;
+                och.down.pick_exhausted = false;
                 // Requests behind the discard window will never verify: cancel them, or
                 // they would hold the request queue full for good.
                 let behind: Vec<u64> = och
+                    .down
                     .requested
                     .keys()
                     .copied()
                     .filter(|&c| c < floor)
                     .collect();
                 for c in behind {
-                    och.requested.remove(&c);
+                    och.down.requested.remove(&c);
                     release(osw, c);
-                    och.pending_cancels.push((c, c));
+                    och.down.pending_cancels.push((c, c));
                 }
             }
             self.fill_requests(o);
         }
         true
     }
+}
+
+/// Live streams on one channel: the munros exchanged with the peer.
+#[derive(Debug, Default)]
+pub(crate) struct LiveChannel {
+    /// The newest signed munro sent to the peer at tune-in (RFC 7574 §6.1.2.4), and when.
+    pub(crate) munro_sent: Option<(Bin, Instant)>,
+    /// The first chunk of the newest signed munro the peer sent us.
+    pub(crate) munro_heard: Option<u64>,
 }

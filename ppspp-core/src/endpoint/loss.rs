@@ -1,12 +1,14 @@
 //! Loss detection for our DATA (RFC 7574 §3.4, RFC 6817 §2.4): ACKs in, in-flight bookkeeping,
 //! losses by order and by time, and what each ACK batch tells the congestion controller.
 
-use alloc::vec::Vec;
-
 use super::Endpoint;
-use super::timer::{PMTU_RETRY, PMTU_RTO_STREAK};
+use super::mtu::{PMTU_RETRY, PMTU_RTO_STREAK};
+use super::table::{ChunkHash, ChunkMap, chunk_map};
+use crate::binmap::Binmap;
 use crate::time::{Duration, Instant};
 use crate::wire::ChunkSpec;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
 
 impl Endpoint {
     pub(super) fn on_ack(&mut self, id: u32, spec: ChunkSpec, delay: i64) {
@@ -23,23 +25,23 @@ impl Endpoint {
         ch.peer_have.insert_range(a..b + 1);
         // M-2: count each chunk in flight once; R-12.6.4-a: ACKs for what we never sent
         // change nothing.
-        if !ch.in_flight_map.intersects(a..b + 1) {
+        if !ch.flight.in_flight_map.intersects(a..b + 1) {
             return;
         }
         let mut bytes = 0;
         let mut sample = None;
         let min_rtt = ch.rtt.min();
-        let chunks = ch.in_flight_map.ranges_in(a..b + 1).flatten();
+        let chunks = ch.flight.in_flight_map.ranges_in(a..b + 1).flatten();
         for c in chunks {
-            if let Some(s) = ch.in_flight.remove(&c) {
-                ch.sent_order.remove(s.seq);
+            if let Some(s) = ch.flight.in_flight.remove(&c) {
+                ch.flight.sent_order.remove(s.seq);
                 bytes += s.bytes;
-                ch.acked_seq = ch.acked_seq.max(s.seq);
-                ch.max_acked_size = ch.max_acked_size.max(s.size);
-                if s.size >= ch.big_loss_min {
+                ch.flight.acked_seq = ch.flight.acked_seq.max(s.seq);
+                ch.mtu.max_acked_size = ch.mtu.max_acked_size.max(s.size);
+                if s.size >= ch.mtu.big_loss_min {
                     // The path carries datagrams that big: those losses were not its MTU.
-                    ch.big_loss_streak = 0;
-                    ch.big_loss_min = u16::MAX;
+                    ch.mtu.big_loss_streak = 0;
+                    ch.mtu.big_loss_min = u16::MAX;
                 }
                 // Karn: a resent chunk's ACK may answer either send. It still counts when the
                 // time since the resend is no shorter than the minimum RTT seen (it cannot
@@ -54,13 +56,13 @@ impl Endpoint {
                 }
             }
         }
-        ch.in_flight_map.remove_range(a..b + 1);
-        ch.lost.remove_range(a..b + 1);
+        ch.flight.in_flight_map.remove_range(a..b + 1);
+        ch.flight.lost.remove_range(a..b + 1);
         // The controller sees one ACK per datagram (all its ACK messages together): LEDBAT's
         // clamp to flightsize + ALLOWED_INCREASE·MSS (L-2.4-f) is about the flight before
         // the acknowledgement as a whole; fed message by message, the second ACK of a
         // datagram would clamp the window to what the first left in flight.
-        let batch = ch.ack_batch.get_or_insert_with(Default::default);
+        let batch = ch.flight.ack_batch.get_or_insert_with(Default::default);
         batch.bytes += bytes;
         batch.delay = Some(delay);
         if let Some(t) = sample {
@@ -72,16 +74,16 @@ impl Endpoint {
     pub(super) fn flush_acks(&mut self, id: u32) {
         let now = self.now;
         let Some(ch) = self.chan_mut(id) else { return };
-        let Some(batch) = ch.ack_batch.take() else {
+        let Some(batch) = ch.flight.ack_batch.take() else {
             return;
         };
         if let Some(sent) = batch.sample {
             ch.rtt.update(now.saturating_duration_since(sent));
         }
         if batch.bytes > 0 {
-            ch.rto_streak = 0;
+            ch.mtu.rto_streak = 0;
             ch.cc.on_ack(now, batch.bytes, batch.delay, &ch.rtt);
-            ch.last_data_ack = now;
+            ch.flight.last_data_ack = now;
         }
         self.detect_losses(id);
         self.queue_send(id);
@@ -97,11 +99,13 @@ impl Endpoint {
             .map_or(1024, |s| s.cfg.chunk_size);
         let mut fell_back = false;
         let Some(ch) = self.chan_mut(id) else { return };
-        if ch.dgram_cap.is_some() && now.saturating_duration_since(ch.dgram_cap_at) >= PMTU_RETRY {
+        if ch.mtu.dgram_cap.is_some()
+            && now.saturating_duration_since(ch.mtu.dgram_cap_at) >= PMTU_RETRY
+        {
             // Try full-size datagrams again now and then (the path may have changed).
-            ch.dgram_cap = None;
-            ch.big_loss_streak = 0;
-            ch.big_loss_min = u16::MAX;
+            ch.mtu.dgram_cap = None;
+            ch.mtu.big_loss_streak = 0;
+            ch.mtu.big_loss_min = u16::MAX;
         }
         let rto = ch.rtt.rto();
         let srtt = ch.rtt.smoothed_or(rto);
@@ -109,13 +113,14 @@ impl Endpoint {
         let mut lost = Vec::new();
         let mut bytes = 0;
         let mut timed_out = false;
-        while let Some((seq, c)) = ch.sent_order.first() {
-            let Some(s) = ch.in_flight.get(&c).copied() else {
-                ch.sent_order.remove(seq);
+        while let Some((seq, c)) = ch.flight.sent_order.first() {
+            let Some(s) = ch.flight.in_flight.get(&c).copied() else {
+                ch.flight.sent_order.remove(seq);
                 continue;
             };
             let age = now.saturating_duration_since(s.at);
-            let by_order = seq + 3 <= ch.acked_seq || (seq < ch.acked_seq && age > time_threshold);
+            let by_order = seq + 3 <= ch.flight.acked_seq
+                || (seq < ch.flight.acked_seq && age > time_threshold);
             // Once the oldest DATA has gone unanswered for an RTO, everything still in flight
             // counts as lost (as TCP does on a retransmission timeout): waiting for each to
             // time out in turn, under a window of one packet, would stall for seconds.
@@ -124,13 +129,13 @@ impl Endpoint {
                 break;
             }
             timed_out |= by_timeout && !by_order;
-            ch.sent_order.remove(seq);
-            ch.in_flight.remove(&c);
-            ch.in_flight_map.remove(c);
+            ch.flight.sent_order.remove(seq);
+            ch.flight.in_flight.remove(&c);
+            ch.flight.in_flight_map.remove(c);
             bytes += s.bytes;
-            if s.size > ch.max_acked_size {
-                ch.big_loss_streak = ch.big_loss_streak.saturating_add(1);
-                ch.big_loss_min = ch.big_loss_min.min(s.size);
+            if s.size > ch.mtu.max_acked_size {
+                ch.mtu.big_loss_streak = ch.mtu.big_loss_streak.saturating_add(1);
+                ch.mtu.big_loss_min = ch.mtu.big_loss_min.min(s.size);
             }
             lost.push(c);
         }
@@ -141,10 +146,10 @@ impl Endpoint {
         // vanishing while smaller ones arrive (retransmissions go small, see `add_data`).
         // Cap at the biggest size known to pass (at least a DATA alone). Once full-size
         // datagrams have been acknowledged, random loss never triggers this.
-        if ch.big_loss_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+        if ch.mtu.big_loss_streak >= PMTU_RTO_STREAK && ch.mtu.dgram_cap.is_none() {
             let alone = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
-            ch.dgram_cap = Some(alone.max(usize::from(ch.max_acked_size)).max(256));
-            ch.dgram_cap_at = now;
+            ch.mtu.dgram_cap = Some(alone.max(usize::from(ch.mtu.max_acked_size)).max(256));
+            ch.mtu.dgram_cap_at = now;
             fell_back = true;
         }
         if timed_out {
@@ -152,11 +157,11 @@ impl Endpoint {
             // Path MTU black hole (RFC 4821 §3's fallback, coarsely): after repeated timeouts
             // with nothing acknowledged, send no datagram bigger than a DATA alone; the
             // hashes a chunk needs then travel in datagrams of their own (R-5.3-c).
-            ch.rto_streak = ch.rto_streak.saturating_add(1);
-            if ch.rto_streak >= PMTU_RTO_STREAK && ch.dgram_cap.is_none() {
+            ch.mtu.rto_streak = ch.mtu.rto_streak.saturating_add(1);
+            if ch.mtu.rto_streak >= PMTU_RTO_STREAK && ch.mtu.dgram_cap.is_none() {
                 let cap = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
-                ch.dgram_cap = Some(cap.max(256));
-                ch.dgram_cap_at = now;
+                ch.mtu.dgram_cap = Some(cap.max(256));
+                ch.mtu.dgram_cap_at = now;
                 fell_back = true;
             }
         }
@@ -164,13 +169,116 @@ impl Endpoint {
         // The oldest loss goes out first.
         for &c in lost.iter().rev() {
             if !ch.peer_have.contains(c) {
-                ch.lost.insert(c);
-                ch.push_upload_front(c);
+                ch.flight.lost.insert(c);
+                ch.up.push_upload_front(c);
             }
         }
         if fell_back {
             self.stats.pmtu_fallbacks += 1;
         }
         self.queue_send(id);
+    }
+}
+
+/// A DATA message in flight.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sent {
+    pub(crate) at: Instant,
+    pub(crate) bytes: u64,
+    pub(crate) seq: u64,
+    pub(crate) retransmitted: bool,
+    /// The size of the datagram that carried it.
+    pub(crate) size: u16,
+}
+
+/// In-flight DATA by send sequence number: the chunk sent with each sequence number from
+/// the oldest still in flight on. Sequence numbers are consecutive (one per DATA sent), so
+/// this is a ring indexed by `seq - base`; acknowledged entries in the middle stay as holes
+/// until the front reaches them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SentOrder {
+    /// Sequence number of `chunks[0]`.
+    base: u64,
+    /// Chunk per sequence number; [`SentOrder::GONE`] once acknowledged or declared lost.
+    chunks: VecDeque<u64>,
+}
+
+impl SentOrder {
+    const GONE: u64 = u64::MAX;
+
+    /// Records that `chunk` went out with sequence number `seq` (greater than any before).
+    pub(crate) fn push(&mut self, seq: u64, chunk: u64) {
+        if self.chunks.is_empty() {
+            self.base = seq;
+        }
+        let next = self.base + self.chunks.len() as u64;
+        if seq < next {
+            return;
+        }
+        for _ in next..seq {
+            self.chunks.push_back(Self::GONE);
+        }
+        self.chunks.push_back(chunk);
+    }
+
+    /// Forgets sequence number `seq`.
+    pub(crate) fn remove(&mut self, seq: u64) {
+        let Some(i) = seq.checked_sub(self.base) else {
+            return;
+        };
+        if let Some(c) = usize::try_from(i).ok().and_then(|i| self.chunks.get_mut(i)) {
+            *c = Self::GONE;
+        }
+        self.trim();
+    }
+
+    /// The oldest (sequence number, chunk) still recorded.
+    pub(crate) fn first(&self) -> Option<(u64, u64)> {
+        self.chunks.front().map(|&c| (self.base, c))
+    }
+
+    fn trim(&mut self) {
+        while self.chunks.front() == Some(&Self::GONE) {
+            self.chunks.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
+/// The ACKs of one received datagram, fed to the controller together.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AckBatch {
+    pub(crate) bytes: u64,
+    pub(crate) delay: Option<i64>,
+    pub(crate) sample: Option<Instant>,
+}
+
+/// Our DATA in flight to one peer, for loss detection and the congestion controller.
+#[derive(Debug)]
+pub(crate) struct Flight {
+    pub(crate) in_flight: ChunkMap<Sent>,
+    pub(crate) in_flight_map: Binmap,
+    /// In-flight chunks by send order, for loss detection.
+    pub(crate) sent_order: SentOrder,
+    /// Chunks declared lost and queued again: their next send is a retransmission.
+    pub(crate) lost: Binmap,
+    pub(crate) send_seq: u64,
+    pub(crate) acked_seq: u64,
+    pub(crate) ack_batch: Option<AckBatch>,
+    pub(crate) last_data_ack: Instant,
+}
+
+impl Flight {
+    pub(crate) fn new(now: Instant, hash: ChunkHash) -> Self {
+        Self {
+            in_flight: chunk_map(hash),
+            in_flight_map: Binmap::new(),
+            sent_order: SentOrder::default(),
+            lost: Binmap::new(),
+            send_seq: 0,
+            acked_seq: 0,
+            ack_batch: None,
+            last_data_ack: now,
+        }
     }
 }

@@ -29,6 +29,7 @@ mod live_swarm;
 #[cfg(test)]
 mod live_tests;
 mod loss;
+mod mtu;
 mod output;
 mod pex;
 mod resume;
@@ -465,7 +466,7 @@ impl Endpoint {
         };
         for id in ids {
             if let Some(ch) = self.chan_mut(id) {
-                ch.pick_exhausted = false;
+                ch.down.pick_exhausted = false;
             }
             self.fill_requests(id);
         }
@@ -595,10 +596,10 @@ impl Endpoint {
         let mut rc = RttConfig::default();
         rc.min_rto(Duration::from_millis(200));
         ch.rtt = RttEstimator::new(rc);
-        ch.hs_attempts = 0;
+        ch.hs.hs_attempts = 0;
         // Announcing starts with the whole map when the channel is established; the log
         // before this point is already in it.
-        ch.have_seq = self.swarms[swarm].as_ref().map_or(0, Swarm::have_log_end);
+        ch.ann.have_seq = self.swarms[swarm].as_ref().map_or(0, Swarm::have_log_end);
         self.channels[slot] = Some(Box::new(ch));
         self.live_channels += 1;
         if let Some(s) = self.swarms.get_mut(swarm).and_then(Option::as_mut) {
@@ -656,7 +657,7 @@ impl Endpoint {
                     s.retry.insert(ch.remote, (self.now + delay, attempts));
                 }
             }
-            for c in table::sorted_keys(&ch.requested) {
+            for c in table::sorted_keys(&ch.down.requested) {
                 release(s, c);
                 released.push(c);
             }
@@ -829,7 +830,7 @@ impl PeerRef<'_> {
 
     /// Whether the peer chokes us, and whether we choke it.
     pub fn choking(&self) -> (bool, bool) {
-        (self.ch.peer_choking, self.ch.am_choking)
+        (self.ch.choke.peer_choking, self.ch.choke.am_choking)
     }
 
     /// Counters of this channel.

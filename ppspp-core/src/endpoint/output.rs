@@ -1,13 +1,12 @@
 //! Output: assembling each channel's next datagram, message by message, each from the module
 //! that owns it.
 
-use arrayvec::ArrayVec;
-
 use super::channel::{Role, State};
 use super::upload::data_estimate;
 use super::{Endpoint, Transmit};
 use crate::bin::Bin;
 use crate::wire::{Ack, ChannelId, ChunkSpec, DatagramWriter, Handshake, Message, MessageType};
+use arrayvec::ArrayVec;
 
 /// Writes the messages naming chunks `a..=b` (one under range addressing, the minimal bins
 /// otherwise, R-4.2-g) as far as they fit, in order; returns the first chunk left out (`None`:
@@ -126,12 +125,12 @@ impl Endpoint {
             .get(ch.swarm)
             .and_then(Option::as_ref)
             .map_or(0, |s| s.have_log_end());
-        if (ch.has_control(self.now) || ch.haves_are_due(self.now, log_end))
-            && (ch.is_established() || ch.send_handshake)
+        if (ch.has_control(self.now) || ch.ann.haves_are_due(self.now, log_end))
+            && (ch.is_established() || ch.hs.send_handshake)
         {
             return true;
         }
-        if !ch.is_established() || !ch.proven || ch.upload.is_empty() || ch.am_choking {
+        if !ch.is_established() || !ch.proven || ch.up.upload.is_empty() || ch.choke.am_choking {
             return false;
         }
         matches!(ch.cc.next_send_time(self.now, self.data_estimate_for(ch)), Some(t) if t <= self.now)
@@ -158,11 +157,11 @@ impl Endpoint {
             .cfg
             .max_datagram_size
             .saturating_sub(if v6 { 20 } else { 0 })
-            .min(ch.dgram_cap.unwrap_or(usize::MAX))
+            .min(ch.mtu.dgram_cap.unwrap_or(usize::MAX))
             .min(buf.len());
         let initiator = ch.role == Role::Initiator;
         let opening = initiator && ch.state == State::Connecting;
-        if opening && !ch.send_handshake {
+        if opening && !ch.hs.send_handshake {
             return 0;
         }
         let dest = if opening { 0 } else { ch.peer_id };
@@ -181,7 +180,7 @@ impl Endpoint {
             return 0;
         }
         let wire = ch.wire;
-        let hs = ch.send_handshake.then(|| self.handshake_options(id));
+        let hs = ch.hs.send_handshake.then(|| self.handshake_options(id));
         let hs_timeout = self.cfg.handshake_timeout;
         let mut counts: ArrayVec<MessageType, 96> = ArrayVec::new();
         let Some((ch, sw, _)) = self.parts(id) else {
@@ -199,11 +198,11 @@ impl Endpoint {
                 return 0;
             }
             counts.push(MessageType::Handshake);
-            ch.send_handshake = false;
+            ch.hs.send_handshake = false;
             if initiator {
-                ch.hs_attempts += 1;
-                let backoff = hs_timeout * 2u32.pow(ch.hs_attempts.min(8) - 1);
-                ch.hs_deadline = Some(now + backoff);
+                ch.hs.hs_attempts += 1;
+                let backoff = hs_timeout * 2u32.pow(ch.hs.hs_attempts.min(8) - 1);
+                ch.hs.hs_deadline = Some(now + backoff);
             }
         }
         let established = ch.is_established() || (ch.role == Role::Responder && !opening);
@@ -212,36 +211,36 @@ impl Endpoint {
             // R-7.10-a: nothing of a type the peer said it does not accept.
             let accepts = |t| ch.peer_accepts & (1 << MessageType::code(t)) != 0;
             if !accepts(MessageType::Ack) {
-                ch.pending_acks.clear();
+                ch.ann.pending_acks.clear();
             }
             if !accepts(MessageType::Cancel) {
-                ch.pending_cancels.clear();
+                ch.down.pending_cancels.clear();
             }
             if !accepts(MessageType::PexReq) {
-                ch.send_pex_req = false;
+                ch.pex.send_pex_req = false;
             }
-            ch.pex_replies.retain(|a| {
+            ch.pex.pex_replies.retain(|a| {
                 accepts(match a {
                     core::net::SocketAddr::V4(_) => MessageType::PexResV4,
                     core::net::SocketAddr::V6(_) => MessageType::PexResV6,
                 })
             });
             // CHOKE / UNCHOKE first: they change how the peer reads the rest.
-            if let Some(choke) = ch.send_choke {
+            if let Some(choke) = ch.choke.send_choke {
                 let m = if choke {
                     Message::Choke
                 } else {
                     Message::Unchoke
                 };
                 if !accepts(m.message_type()) {
-                    ch.send_choke = None;
-                    ch.unchoke_unanswered = None;
+                    ch.choke.send_choke = None;
+                    ch.choke.unchoke_unanswered = None;
                 } else if w.push(&m).is_ok() {
                     counts.push(m.message_type());
-                    ch.send_choke = None;
+                    ch.choke.send_choke = None;
                     // An UNCHOKE is never acknowledged: until a REQUEST answers it, it is sent
                     // again now and then (`repeat_unchokes`). A CHOKE ends that.
-                    ch.unchoke_unanswered = match (choke, ch.unchoke_unanswered) {
+                    ch.choke.unchoke_unanswered = match (choke, ch.choke.unchoke_unanswered) {
                         (true, _) => None,
                         (false, Some(u)) => Some(u),
                         (false, None) => Some((now + super::UNCHOKE_REPEAT, 0)),
@@ -250,7 +249,7 @@ impl Endpoint {
             }
             // ACKs, oldest first (L-2.3-b: samples in the order they were taken).
             let mut sent_acks = 0;
-            for a in &ch.pending_acks {
+            for a in &ch.ann.pending_acks {
                 let Some(spec) = ChunkSpec::chunk_range(wire.addressing, a.first, a.last, cs)
                 else {
                     sent_acks += 1;
@@ -266,27 +265,27 @@ impl Endpoint {
                 let _ = counts.try_push(MessageType::Ack);
                 sent_acks += 1;
             }
-            ch.pending_acks.drain(..sent_acks);
-            if ch.pending_acks.is_empty() {
-                ch.data_unacked = 0;
-                ch.ack_due = None;
+            ch.ann.pending_acks.drain(..sent_acks);
+            if ch.ann.pending_acks.is_empty() {
+                ch.ann.data_unacked = 0;
+                ch.ann.ack_due = None;
             }
             if !accepts(MessageType::Have) {
                 // Nothing to announce to this peer: move past the log.
-                ch.have_seq = sw.have_log_end();
-                ch.pending_haves.clear();
+                ch.ann.have_seq = sw.have_log_end();
+                ch.ann.pending_haves.clear();
             }
             // HAVEs (R-3.2-a), each the largest complete interval around new chunks (R-4.3.1-a).
-            if ch.haves_may_ride(now, sw.have_log_end())
+            if ch.ann.haves_may_ride(now, sw.have_log_end())
                 && (ch.proven || ch.role == Role::Responder)
             {
                 let mut ranges = sw.take_new_haves(ch);
-                if !ch.pending_haves.is_empty() {
+                if !ch.ann.pending_haves.is_empty() {
                     for r in ranges {
-                        ch.pending_haves.insert_range(r);
+                        ch.ann.pending_haves.insert_range(r);
                     }
-                    ranges = ch.pending_haves.ranges().collect();
-                    ch.pending_haves.clear();
+                    ranges = ch.ann.pending_haves.ranges().collect();
+                    ch.ann.pending_haves.clear();
                 }
                 // Sorted: a range inside the run announced just before is already covered.
                 let mut covered = 0;
@@ -319,7 +318,7 @@ impl Endpoint {
                 for r in ranges.drain(unsent..) {
                     let start = r.start.max(covered);
                     if start < r.end {
-                        ch.pending_haves.insert_range(start..r.end);
+                        ch.ann.pending_haves.insert_range(start..r.end);
                     }
                 }
             }
@@ -332,12 +331,12 @@ impl Endpoint {
                     m.bin.first_chunk().unwrap_or(0),
                     m.bin.last_chunk().unwrap_or(0) + 1,
                 );
-                let due = match ch.munro_sent {
+                let due = match ch.live.munro_sent {
                     Some((bin, at)) => bin != m.bin || now >= at + super::MUNRO_REPEAT,
                     None => true,
                 };
                 // A peer that sent us this munro (or a newer one) knows it.
-                let due = due && ch.munro_heard.is_none_or(|h| h < a);
+                let due = due && ch.live.munro_heard.is_none_or(|h| h < a);
                 if ch.proven && due && !ch.peer_have.intersects(a..b) {
                     if let Some(spec) = node_spec(wire.addressing, m.bin, cs) {
                         let int = Message::Integrity(crate::wire::Integrity { spec, hash: m.hash });
@@ -352,16 +351,17 @@ impl Endpoint {
                         {
                             let _ = counts.try_push(MessageType::Integrity);
                             let _ = counts.try_push(MessageType::SignedIntegrity);
-                            ch.munro_sent = Some((m.bin, now));
+                            ch.live.munro_sent = Some((m.bin, now));
                         }
                     }
                 }
             }
-            if (ch.proven || ch.role == Role::Responder) && !ch.haves_pending(sw.have_log_end()) {
-                ch.haves_due = None;
+            if (ch.proven || ch.role == Role::Responder) && !ch.ann.haves_pending(sw.have_log_end())
+            {
+                ch.ann.haves_due = None;
                 // Nothing left: wait (off the timer) for the next verified chunk.
-                if !ch.have_idle && !sw.complete {
-                    ch.have_idle = true;
+                if !ch.ann.have_idle && !sw.complete {
+                    ch.ann.have_idle = true;
                     if sw.have_idle.len() > 2 * sw.channels.len() + 16 {
                         let live = &sw.channels;
                         sw.have_idle.retain(|o| live.contains(o));
@@ -374,11 +374,11 @@ impl Endpoint {
                 // next datagram from where this one stopped.
                 for (list, make) in [
                     (
-                        &mut ch.pending_cancels,
+                        &mut ch.down.pending_cancels,
                         Message::Cancel as fn(ChunkSpec) -> Message,
                     ),
                     (
-                        &mut ch.pending_requests,
+                        &mut ch.down.pending_requests,
                         Message::Request as fn(ChunkSpec) -> Message,
                     ),
                 ] {
@@ -403,11 +403,11 @@ impl Endpoint {
                     }
                     list.drain(..done);
                 }
-                if ch.send_pex_req && w.push(&Message::PexReq).is_ok() {
-                    ch.send_pex_req = false;
+                if ch.pex.send_pex_req && w.push(&Message::PexReq).is_ok() {
+                    ch.pex.send_pex_req = false;
                     let _ = counts.try_push(MessageType::PexReq);
                 }
-                while let Some(&addr) = ch.pex_replies.last() {
+                while let Some(&addr) = ch.pex.pex_replies.last() {
                     let m = match addr {
                         core::net::SocketAddr::V4(a) => Message::PexResV4(a),
                         core::net::SocketAddr::V6(a) => Message::PexResV6(a),
@@ -416,7 +416,7 @@ impl Endpoint {
                         break;
                     }
                     let _ = counts.try_push(m.message_type());
-                    ch.pex_replies.pop();
+                    ch.pex.pex_replies.pop();
                 }
             }
         }
@@ -424,7 +424,7 @@ impl Endpoint {
         let had_control = !w.is_empty();
         let _ = w;
         // DATA, with its INTEGRITY messages first (R-5.4-a), if the window allows.
-        if established && !opening && ch.proven && !ch.am_choking && !sw.store_failed {
+        if established && !opening && ch.proven && !ch.choke.am_choking && !sw.store_failed {
             len = self.add_data(id, buf, len, limit, had_control, &mut counts);
         }
         if len == 4 {

@@ -1,13 +1,12 @@
 //! Peer exchange (RFC 7574 §3.10): answering PEX_REQ, learning addresses from PEX_RES,
 //! connecting to them, and reconnecting to lost peers with backoff.
 
-use alloc::vec::Vec;
-use core::net::SocketAddr;
-
 use super::Endpoint;
 use super::channel::Role;
 use crate::event::Event;
-use crate::time::Duration;
+use crate::time::{Duration, Instant};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
 
 /// Private, unique-local, link-local, loopback or multicast addresses (R-8.13-d).
 pub(crate) fn is_private(addr: SocketAddr) -> bool {
@@ -34,6 +33,7 @@ impl Endpoint {
         // R-12.6.11-a: not before the handshake completed; answer at most once a second.
         if !ch.is_established()
             || ch
+                .pex
                 .pex_answered_at
                 .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1))
         {
@@ -68,8 +68,8 @@ impl Endpoint {
             }
         }
         if let Some(ch) = self.chan_mut(id) {
-            ch.pex_answered_at = Some(now);
-            ch.pex_replies = out;
+            ch.pex.pex_answered_at = Some(now);
+            ch.pex.pex_replies = out;
         }
         self.queue_send(id);
     }
@@ -150,11 +150,19 @@ impl Endpoint {
             for id in members {
                 if let Some(ch) = self.chan_mut(id) {
                     if ch.is_established() && ch.role == Role::Initiator {
-                        ch.send_pex_req = true;
+                        ch.pex.send_pex_req = true;
                         self.queue_send(id);
                     }
                 }
             }
         }
     }
+}
+
+/// Peer exchange on one channel.
+#[derive(Debug, Default)]
+pub(crate) struct PexState {
+    pub(crate) send_pex_req: bool,
+    pub(crate) pex_replies: Vec<SocketAddr>,
+    pub(crate) pex_answered_at: Option<Instant>,
 }

@@ -1,13 +1,12 @@
 //! Resuming a download from saved state: nothing saved is believed without checking.
 
-use alloc::collections::BTreeMap;
-
 use super::SwarmError;
 use crate::binmap::Binmap;
 use crate::config::SwarmConfig;
 use crate::hash::HashValue;
 use crate::merkle::{ContentSize, PartialTree};
 use crate::store::ChunkStore;
+use alloc::collections::BTreeMap;
 
 /// Rebuilds a download's verified state from saved resume data (see
 /// [`SwarmContent::Partial`]). Nothing saved is believed blindly: the saved tree nodes must fold

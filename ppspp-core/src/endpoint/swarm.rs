@@ -222,15 +222,15 @@ impl Swarm {
         self.have_log_base + self.have_log.len() as u64
     }
 
-    /// Takes the HAVE log past `ch.have_seq`: the runs of chunks verified since, sorted and
+    /// Takes the HAVE log past `ch.ann.have_seq`: the runs of chunks verified since, sorted and
     /// merged, leaving out what the peer already has (R-3.2-d).
     pub(crate) fn take_new_haves(&self, ch: &mut super::channel::Channel) -> Vec<Range<u64>> {
         let end = self.have_log_end();
-        if ch.have_seq >= end {
+        if ch.ann.have_seq >= end {
             return Vec::new();
         }
-        let from = ch.have_seq.max(self.have_log_base);
-        ch.have_seq = end;
+        let from = ch.ann.have_seq.max(self.have_log_base);
+        ch.ann.have_seq = end;
         let mut cache = self.have_runs.borrow_mut();
         if (cache.0, cache.1) != (from, end) {
             // Channels armed by the same verified chunk flush together, over the same part of
@@ -264,10 +264,10 @@ impl Swarm {
         out
     }
 
-    /// Folds the HAVE log past `ch.have_seq` into `ch.pending_haves`.
+    /// Folds the HAVE log past `ch.ann.have_seq` into `ch.ann.pending_haves`.
     pub(crate) fn absorb_haves(&self, ch: &mut super::channel::Channel) {
         for r in self.take_new_haves(ch) {
-            ch.pending_haves.insert_range(r);
+            ch.ann.pending_haves.insert_range(r);
         }
     }
 
@@ -343,7 +343,7 @@ impl Swarm {
     pub(crate) fn pick(
         &self,
         peer_have: &Binmap,
-        mine: &ChunkMap<super::channel::Requested>,
+        mine: &ChunkMap<super::download::Requested>,
         want: usize,
         allow_dup: bool,
         rng: &mut Rng,

@@ -1,23 +1,17 @@
 //! Timers: handshake retransmission, loss detection, request timeouts, keep-alives, dead
 //! peers, pacing, and the swarm-wide choke rounds and PEX.
 
-use alloc::vec::Vec;
-
 use super::Endpoint;
 use super::TICK;
 use super::channel::{Role, State};
 use super::download::request_timeout_for;
 use crate::event::CloseReason;
 use crate::time::{Duration, Instant};
+use alloc::vec::Vec;
 use core::cmp::Reverse;
 
 /// A responder's half-open channel is dropped after this long without proof.
 pub(super) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
-/// Retransmission timeouts in a row after which a channel caps its datagrams (path MTU black
-/// hole).
-pub(super) const PMTU_RTO_STREAK: u8 = 3;
-/// How long the cap lasts before full-size datagrams are tried again.
-pub(super) const PMTU_RETRY: Duration = Duration::from_secs(60);
 /// How many times an unanswered UNCHOKE is sent again.
 pub(super) const UNCHOKE_REPEATS: u8 = 8;
 
@@ -63,7 +57,7 @@ impl Endpoint {
         let mut d: Option<Instant> = None;
         let mut at = |t: Instant| d = Some(d.map_or(t, |x: Instant| x.min(t)));
         if ch.role == Role::Initiator && ch.state == State::Connecting {
-            if let Some(t) = ch.hs_deadline {
+            if let Some(t) = ch.hs.hs_deadline {
                 at(t);
             }
             return d;
@@ -73,26 +67,26 @@ impl Endpoint {
             return d;
         }
         let rto = ch.rtt.rto();
-        if let Some((_, c)) = ch.sent_order.first() {
-            if let Some(s) = ch.in_flight.get(&c) {
+        if let Some((_, c)) = ch.flight.sent_order.first() {
+            if let Some(s) = ch.flight.in_flight.get(&c) {
                 at(s.at + rto);
             }
         }
         if let Some(t) = ch.cc.cto_deadline() {
             at(t.max(self.now + Duration::from_millis(1)));
         }
-        if !ch.upload.is_empty() && !ch.am_choking {
+        if !ch.up.upload.is_empty() && !ch.choke.am_choking {
             if let Some(t) = ch.cc.next_send_time(self.now, self.data_estimate_for(ch)) {
                 if t > self.now {
                     at(t);
                 }
             }
         }
-        if !ch.requested.is_empty() {
+        if !ch.down.requested.is_empty() {
             let timeout = request_timeout_for(rto);
-            at(ch.last_delivery + timeout);
-            if ch.delivered_seq > 0 {
-                at(ch.hole_mark_at + timeout);
+            at(ch.down.last_delivery + timeout);
+            if ch.down.delivered_seq > 0 {
+                at(ch.down.hole_mark_at + timeout);
             }
         }
         let log_end = self
@@ -100,13 +94,13 @@ impl Endpoint {
             .get(ch.swarm)
             .and_then(Option::as_ref)
             .map_or(0, |s| s.have_log_end());
-        if ch.haves_pending(log_end) {
-            if let Some(t) = ch.haves_alone_at() {
+        if ch.ann.haves_pending(log_end) {
+            if let Some(t) = ch.ann.haves_alone_at() {
                 at(t);
             }
         }
-        if !ch.pending_acks.is_empty() {
-            if let Some(t) = ch.ack_due {
+        if !ch.ann.pending_acks.is_empty() {
+            if let Some(t) = ch.ann.ack_due {
                 at(t);
             }
         }
@@ -151,14 +145,14 @@ impl Endpoint {
         );
         let Some(ch) = self.chan_mut(id) else { return };
         if ch.role == Role::Initiator && ch.state == State::Connecting {
-            if ch.hs_deadline.is_some_and(|t| t <= now) {
-                if ch.hs_attempts >= attempts {
+            if ch.hs.hs_deadline.is_some_and(|t| t <= now) {
+                if ch.hs.hs_attempts >= attempts {
                     self.close_channel(id, CloseReason::HandshakeTimeout, false);
                     return;
                 }
                 // R-3.1.1-r: resend the opening datagram.
-                ch.send_handshake = true;
-                ch.hs_deadline = None;
+                ch.hs.send_handshake = true;
+                ch.hs.hs_deadline = None;
                 self.stats.handshake_retransmissions += 1;
                 self.queue_send(id);
             }

@@ -1,15 +1,15 @@
 //! Serving chunks (RFC 7574 §3.6, §3.7, §5): the requests a peer queued with us, and each DATA
 //! with the INTEGRITY messages it needs ahead of it.
 
-use arrayvec::ArrayVec;
-
 use super::Endpoint;
-use super::channel::{HashesAhead, Sent};
+use super::loss::Sent;
 use super::output::node_spec;
 use crate::bin::Bin;
 use crate::merkle::AckedHashes;
 use crate::store::ChunkStore;
 use crate::wire::{ChunkSpec, Message, MessageType};
+use alloc::collections::VecDeque;
+use arrayvec::ArrayVec;
 
 /// The size of a typical DATA datagram, for window and pacing checks before it is built: a
 /// chunk, its headers and a couple of hashes, at most the maximum datagram size.
@@ -47,7 +47,7 @@ pub(super) fn write_integrity(
 
 /// Whether `chunk` was declared lost before (its resend is a retransmission).
 pub(super) fn sw_lost(ch: &super::channel::Channel, chunk: u64) -> bool {
-    ch.lost.contains(chunk)
+    ch.flight.lost.contains(chunk)
 }
 
 impl Endpoint {
@@ -80,13 +80,15 @@ impl Endpoint {
         };
         // The next chunk we can serve.
         let chunk = loop {
-            let Some(c) = ch.pop_upload() else { return len };
+            let Some(c) = ch.up.pop_upload() else {
+                return len;
+            };
             // A chunk already in flight is not sent twice (a peer re-requesting a hole while
             // our copy is on its way); if that copy is lost, loss detection queues it again.
             if c < n
                 && sw.have.contains(c)
                 && !ch.peer_have.contains(c)
-                && !ch.in_flight.contains_key(&c)
+                && !ch.flight.in_flight.contains_key(&c)
             {
                 break c;
             }
@@ -98,7 +100,7 @@ impl Endpoint {
             match sw.tree.content_len() {
                 Some(total) => (total - (n - 1) * cs) as usize,
                 None => {
-                    ch.push_upload_front(chunk);
+                    ch.up.push_upload_front(chunk);
                     return len;
                 }
             }
@@ -113,7 +115,7 @@ impl Endpoint {
         // cover.
         let with_peaks = ch.peer_have.is_empty() && sw.live.is_none();
         let peer_have = &ch.peer_have;
-        let in_flight = &ch.in_flight_map;
+        let in_flight = &ch.flight.in_flight_map;
         // While peaks are still owed (the peer acknowledged nothing yet) every peak goes in
         // every DATA datagram: a receiver cannot check part of a peak set, so no optimism.
         let optimistic = !retransmit && !with_peaks;
@@ -195,7 +197,7 @@ impl Endpoint {
             let _ = counts.try_push(MessageType::SignedIntegrity);
             Some(k + k2)
         };
-        let skip = match ch.hashes_ahead {
+        let skip = match ch.up.hashes_ahead {
             Some(h) if h.chunk == chunk => h.sent.min(hashes.len()),
             _ => 0,
         };
@@ -226,7 +228,7 @@ impl Endpoint {
         if need > room {
             if had_control || room < int_len + signed_len {
                 // Send the control messages now; the chunk goes in the next datagram.
-                ch.push_upload_front(chunk);
+                ch.up.push_upload_front(chunk);
                 return len;
             }
             // R-5.3-c: hashes that do not fit with the DATA go first, in their own datagram.
@@ -238,8 +240,8 @@ impl Endpoint {
                 }
                 sent += 1;
             }
-            ch.hashes_ahead = Some(HashesAhead { chunk, sent });
-            ch.push_upload_front(chunk);
+            ch.up.hashes_ahead = Some(HashesAhead { chunk, sent });
+            ch.up.push_upload_front(chunk);
             return len;
         }
         for &bin in hashes.iter().skip(skip) {
@@ -247,7 +249,7 @@ impl Endpoint {
                 len += k;
             }
         }
-        ch.hashes_ahead = None;
+        ch.up.hashes_ahead = None;
         // DATA header, then the chunk read by the store straight into the datagram.
         let start = len;
         buf[len] = MessageType::Data.code();
@@ -282,29 +284,108 @@ impl Endpoint {
         }
         let _ = counts.try_push(MessageType::Data);
         let bytes = (len - start) as u64;
-        ch.send_seq += 1;
+        ch.flight.send_seq += 1;
         if retransmit {
             ch.stats.retransmissions += 1;
         }
-        ch.in_flight.insert(
+        ch.flight.in_flight.insert(
             chunk,
             Sent {
                 at: now,
                 bytes,
-                seq: ch.send_seq,
+                seq: ch.flight.send_seq,
                 retransmitted: retransmit,
                 size: u16::try_from(len).unwrap_or(u16::MAX),
             },
         );
-        ch.in_flight_map.insert(chunk);
-        ch.sent_order.push(ch.send_seq, chunk);
-        ch.lost.remove(chunk);
+        ch.flight.in_flight_map.insert(chunk);
+        ch.flight.sent_order.push(ch.flight.send_seq, chunk);
+        ch.flight.lost.remove(chunk);
         ch.cc.on_sent(now, bytes);
         ch.stats.content_out += chunk_len as u64;
-        ch.round_up += chunk_len as u64;
+        ch.choke.round_up += chunk_len as u64;
         if retransmit {
             self.stats.data_retransmissions += 1;
         }
         len
+    }
+}
+
+/// Hashes of a chunk already sent ahead of its DATA (RFC 7574 §5.3: hashes that do not fit
+/// with the DATA go first, in their own datagram).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HashesAhead {
+    pub(crate) chunk: u64,
+    pub(crate) sent: usize,
+}
+
+/// The chunks one peer asked us for, in the order we serve them.
+#[derive(Debug, Default)]
+pub(crate) struct Upload {
+    pub(crate) upload: VecDeque<(u64, u64)>,
+    pub(crate) upload_len: u64,
+    pub(crate) hashes_ahead: Option<HashesAhead>,
+}
+
+impl Upload {
+    /// Adds chunks `first..=last` to the upload queue, up to `limit` queued chunks; returns how
+    /// many were refused.
+    pub(crate) fn queue_upload(&mut self, first: u64, last: u64, limit: u64) -> u64 {
+        let room = limit.saturating_sub(self.upload_len);
+        let len = last - first + 1;
+        let take = len.min(room);
+        if take > 0 {
+            let end = first + take - 1;
+            match self.upload.back_mut() {
+                Some(b) if b.1 + 1 == first => b.1 = end,
+                _ => self.upload.push_back((first, end)),
+            }
+            self.upload_len += take;
+        }
+        len - take
+    }
+
+    /// Removes chunks `first..=last` from the upload queue (CANCEL, or an implicit cancel by
+    /// HAVE, RFC 7574 §3.8).
+    pub(crate) fn cancel_upload(&mut self, first: u64, last: u64) {
+        if !self.upload.iter().any(|&(a, b)| a <= last && b >= first) {
+            return;
+        }
+        let mut out = VecDeque::with_capacity(self.upload.len() + 1);
+        let mut removed = 0;
+        for &(a, b) in &self.upload {
+            if b < first || a > last {
+                out.push_back((a, b));
+                continue;
+            }
+            if a < first {
+                out.push_back((a, first - 1));
+            }
+            if b > last {
+                out.push_back((last + 1, b));
+            }
+            removed += b.min(last) - a.max(first) + 1;
+        }
+        self.upload = out;
+        self.upload_len -= removed;
+    }
+
+    /// The next chunk to upload, removed from the queue.
+    pub(crate) fn pop_upload(&mut self) -> Option<u64> {
+        let front = self.upload.front_mut()?;
+        let c = front.0;
+        if front.0 == front.1 {
+            self.upload.pop_front();
+        } else {
+            front.0 += 1;
+        }
+        self.upload_len -= 1;
+        Some(c)
+    }
+
+    /// Puts a chunk back at the front of the upload queue (a retransmission goes first).
+    pub(crate) fn push_upload_front(&mut self, chunk: u64) {
+        self.upload.push_front((chunk, chunk));
+        self.upload_len += 1;
     }
 }

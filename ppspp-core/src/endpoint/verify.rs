@@ -1,18 +1,17 @@
 //! Receiving content (RFC 7574 §5): INTEGRITY and DATA checked against the Merkle tree, held
 //! until their hashes arrive, stored once verified, and completion.
 
-use alloc::vec::Vec;
-use core::net::SocketAddr;
-
 use super::Endpoint;
 use super::announce::push_ack;
-use super::channel::Channel;
+use super::download::Download;
 use super::swarm::Tree;
 use crate::bin::Bin;
 use crate::event::{CloseReason, Event, PeerHandle, SwarmHandle};
 use crate::merkle::VerifyError;
 use crate::store::ChunkStore;
 use crate::wire::{ChunkSpec, Data};
+use alloc::vec::Vec;
+use core::net::SocketAddr;
 
 impl Endpoint {
     /// A peer sent content that failed verification (a chunk, a hash or a munro signature):
@@ -113,7 +112,7 @@ impl Endpoint {
             self.queue_send(id);
             return true;
         }
-        if ch.request_seq == 0 && !sw.requested.contains_key(&c) {
+        if ch.down.request_seq == 0 && !sw.requested.contains_key(&c) {
             // R-12.6.3-a: DATA from a peer we never asked for anything is dropped unverified.
             // A chunk we asked this peer for earlier (the request timed out and was released)
             // is still welcome: refusing it would leave the sender resending it forever.
@@ -170,22 +169,23 @@ impl Endpoint {
         sw.have.insert(c);
         let len = d.payload.len() as u64;
         ch.stats.content_in += len;
-        ch.round_down += len;
-        ch.last_delivery = now;
-        ch.rto_streak = 0;
-        let mine = match ch.requested.remove(&c) {
+        ch.choke.round_down += len;
+        ch.down.last_delivery = now;
+        ch.mtu.rto_streak = 0;
+        let mine = match ch.down.requested.remove(&c) {
             Some(r) => {
-                ch.delivered_seq = ch.delivered_seq.max(r.seq);
-                ch.on_delivered(now, sw.cfg.max_requests_per_peer);
+                ch.down.delivered_seq = ch.down.delivered_seq.max(r.seq);
+                ch.down
+                    .on_delivered(now, sw.cfg.max_requests_per_peer, &ch.rtt);
                 1
             }
             None => 0,
         };
         let (first, last) = ack_span(sw);
         push_ack(ch, first, last, delay);
-        ch.data_unacked = ch.data_unacked.saturating_add(1);
-        if ch.ack_due.is_none() {
-            ch.ack_due = Some(now + super::ACK_DELAY);
+        ch.ann.data_unacked = ch.ann.data_unacked.saturating_add(1);
+        if ch.ann.ack_due.is_none() {
+            ch.ann.ack_due = Some(now + super::ACK_DELAY);
         }
         let was_requested = sw.requested.remove(&c);
         let requested_elsewhere = was_requested.is_some_and(|k| k > mine);
@@ -235,8 +235,8 @@ impl Endpoint {
         if requested_elsewhere {
             for &o in &others {
                 if let Some(och) = self.chan_mut(o) {
-                    if och.requested.remove(&c).is_some() {
-                        och.pending_cancels.push((c, c));
+                    if och.down.requested.remove(&c).is_some() {
+                        och.down.pending_cancels.push((c, c));
                         self.queue_send(o);
                     }
                 }
@@ -334,14 +334,14 @@ impl Endpoint {
         s.have_idle = Vec::new();
         for id in ids {
             if let Some(ch) = self.chan_mut(id) {
-                let reqs: Vec<(u64, u64)> = super::table::sorted_keys(&ch.requested)
+                let reqs: Vec<(u64, u64)> = super::table::sorted_keys(&ch.down.requested)
                     .into_iter()
                     .map(|c| (c, c))
                     .collect();
-                ch.requested.clear();
-                ch.pending_requests.clear();
-                ch.pending_cancels.extend(reqs);
-                Channel::coalesce(&mut ch.pending_cancels);
+                ch.down.requested.clear();
+                ch.down.pending_requests.clear();
+                ch.down.pending_cancels.extend(reqs);
+                Download::coalesce(&mut ch.down.pending_cancels);
             }
             self.queue_send(id);
         }
