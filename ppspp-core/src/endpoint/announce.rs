@@ -1,12 +1,14 @@
 //! Announcements (RFC 7574 §3.2, §3.4, §4.3): HAVEs of what we verified, ACKs of what we
 //! received, their aggregation and timing, and the periodic re-announcement of our map.
 
-use super::channel::Channel;
+use super::channel::{Channel, Role};
+use super::output::Out;
+use super::swarm::Swarm;
 use super::{Endpoint, swarm};
 use super::{HAVE_DELAY, HAVE_REFRESH};
 use crate::binmap::Binmap;
 use crate::time::Instant;
-use crate::wire::ChunkSpec;
+use crate::wire::{Ack, ChunkSpec, Message};
 use alloc::vec::Vec;
 
 /// Queues an ACK of chunks `first..=last` (a complete interval around the chunk: the largest
@@ -213,5 +215,89 @@ impl Announce {
     /// Whether pending HAVEs are due on their own (`log_end`: the swarm's HAVE log end).
     pub(crate) fn haves_are_due(&self, now: Instant, log_end: u64) -> bool {
         self.haves_pending(log_end) && self.haves_alone_at().is_none_or(|t| t <= now)
+    }
+}
+
+/// Writes pending ACKs, oldest first (L-2.3-b: samples in the order they were taken).
+pub(super) fn write_acks(ch: &mut Channel, out: &mut Out<'_>) {
+    let mut sent = 0;
+    for a in &ch.ann.pending_acks {
+        let Some(spec) = ChunkSpec::chunk_range(out.wire.addressing, a.first, a.last, out.cs)
+        else {
+            sent += 1;
+            continue;
+        };
+        if !out.push(&Message::Ack(Ack {
+            spec,
+            delay: a.delay,
+        })) {
+            break;
+        }
+        sent += 1;
+    }
+    ch.ann.pending_acks.drain(..sent);
+    if ch.ann.pending_acks.is_empty() {
+        ch.ann.data_unacked = 0;
+        ch.ann.ack_due = None;
+    }
+}
+
+/// Writes the HAVEs that may ride on this datagram (R-3.2-a), each the largest complete
+/// interval around new chunks (R-4.3.1-a); what does not fit waits for the next datagram.
+pub(super) fn write_haves(ch: &mut Channel, sw: &mut Swarm, out: &mut Out<'_>) {
+    if !(ch.ann.haves_may_ride(out.now, sw.have_log_end())
+        && (ch.proven || ch.role == Role::Responder))
+    {
+        return;
+    }
+    let mut ranges = sw.take_new_haves(ch);
+    if !ch.ann.pending_haves.is_empty() {
+        for r in ranges {
+            ch.ann.pending_haves.insert_range(r);
+        }
+        ranges = ch.ann.pending_haves.ranges().collect();
+        ch.ann.pending_haves.clear();
+    }
+    // Sorted: a range inside the run announced just before is already covered.
+    let mut covered = 0;
+    let mut unsent = ranges.len();
+    for (i, r) in ranges.iter().enumerate() {
+        if r.end <= covered {
+            continue;
+        }
+        let (first, last) = match sw.have.run_containing(r.start) {
+            Some(run) => (run.start, run.end - 1),
+            None => (r.start, r.end - 1),
+        };
+        if let Some(next) = out.push_ranges(first, last, Message::Have) {
+            // The rest of this range (from `next`) waits for the next datagram.
+            covered = covered.max(next);
+            unsent = i;
+            break;
+        }
+        covered = covered.max(last + 1);
+    }
+    for r in ranges.drain(unsent..) {
+        let start = r.start.max(covered);
+        if start < r.end {
+            ch.ann.pending_haves.insert_range(start..r.end);
+        }
+    }
+}
+
+/// A channel with nothing left to announce waits, off the timer, in the swarm's list of idle
+/// channels until the next chunk verifies (see [`Endpoint::announce`]).
+pub(super) fn wait_for_haves(ch: &mut Channel, sw: &mut Swarm) {
+    if !(ch.proven || ch.role == Role::Responder) || ch.ann.haves_pending(sw.have_log_end()) {
+        return;
+    }
+    ch.ann.haves_due = None;
+    if !ch.ann.have_idle && !sw.complete {
+        ch.ann.have_idle = true;
+        if sw.have_idle.len() > 2 * sw.channels.len() + 16 {
+            let live = &sw.channels;
+            sw.have_idle.retain(|o| live.contains(o));
+        }
+        sw.have_idle.push(ch.id);
     }
 }

@@ -206,6 +206,44 @@ impl Channel {
         }
     }
 
+    /// Drops pending messages of types the peer said it does not accept (R-7.10-a);
+    /// `have_log_end` is the swarm's HAVE log end (nothing in it is announced to such a peer).
+    pub(crate) fn drop_unaccepted(&mut self, have_log_end: u64) {
+        let bits = self.peer_accepts;
+        let accepts = move |t: MessageType| bits & (1 << t.code()) != 0;
+        if !accepts(MessageType::Ack) {
+            self.ann.pending_acks.clear();
+        }
+        if !accepts(MessageType::Cancel) {
+            self.down.pending_cancels.clear();
+        }
+        if !accepts(MessageType::PexReq) {
+            self.pex.send_pex_req = false;
+        }
+        self.pex.pex_replies.retain(|a| {
+            accepts(match a {
+                SocketAddr::V4(_) => MessageType::PexResV4,
+                SocketAddr::V6(_) => MessageType::PexResV6,
+            })
+        });
+        if let Some(choke) = self.choke.send_choke {
+            let t = if choke {
+                MessageType::Choke
+            } else {
+                MessageType::Unchoke
+            };
+            if !accepts(t) {
+                self.choke.send_choke = None;
+                self.choke.unchoke_unanswered = None;
+            }
+        }
+        if !accepts(MessageType::Have) {
+            // Nothing to announce to this peer: move past the log.
+            self.ann.have_seq = have_log_end;
+            self.ann.pending_haves.clear();
+        }
+    }
+
     pub(crate) fn is_established(&self) -> bool {
         self.state == State::Established
     }
@@ -228,8 +266,8 @@ impl Channel {
 mod tests {
     use super::*;
     use crate::congestion::FixedWindow;
-    use crate::wire::WireParams;
     use crate::endpoint::loss::SentOrder;
+    use crate::wire::WireParams;
     use alloc::vec;
     use alloc::vec::Vec;
 

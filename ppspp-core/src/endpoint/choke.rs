@@ -1,11 +1,14 @@
 //! Upload slots (RFC 7574 §3.9): CHOKE and UNCHOKE, who gets a slot, reciprocity rounds, the
 //! optimistic unchoke, and UNCHOKEs repeated until a REQUEST answers them.
 
-use super::CHOKE_ROUND;
 use super::Endpoint;
+use super::channel::Channel;
 use super::download::release;
+use super::output::Out;
 use super::timer::UNCHOKE_REPEATS;
+use super::{CHOKE_ROUND, UNCHOKE_REPEAT};
 use crate::time::Instant;
+use crate::wire::Message;
 use alloc::vec::Vec;
 
 impl Endpoint {
@@ -166,7 +169,7 @@ impl Endpoint {
                 continue;
             }
             ch.choke.send_choke = Some(false);
-            let wait = super::UNCHOKE_REPEAT * (2u32 << repeats.min(5));
+            let wait = UNCHOKE_REPEAT * (2u32 << repeats.min(5));
             ch.choke.unchoke_unanswered = Some((now + wait, repeats + 1));
             sent += 1;
             self.queue_send(id);
@@ -191,4 +194,25 @@ pub(crate) struct ChokeState {
     pub(crate) round_up: u64,
     /// When the peer last asked us for something.
     pub(crate) interested_at: Option<Instant>,
+}
+
+/// Writes a pending CHOKE or UNCHOKE. An UNCHOKE is never acknowledged: until a REQUEST
+/// answers it, it is sent again now and then (`repeat_unchokes`); a CHOKE ends that.
+pub(super) fn write(ch: &mut Channel, out: &mut Out<'_>) {
+    let Some(choke) = ch.choke.send_choke else {
+        return;
+    };
+    let m = if choke {
+        Message::Choke
+    } else {
+        Message::Unchoke
+    };
+    if out.push(&m) {
+        ch.choke.send_choke = None;
+        ch.choke.unchoke_unanswered = match (choke, ch.choke.unchoke_unanswered) {
+            (true, _) => None,
+            (false, Some(u)) => Some(u),
+            (false, None) => Some((out.now + UNCHOKE_REPEAT, 0)),
+        };
+    }
 }

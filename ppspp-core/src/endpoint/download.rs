@@ -1,12 +1,15 @@
 //! Requesting chunks (RFC 7574 §3.7, §3.8): the per-peer request pipeline, its refill and
 //! expiry, and chunks released for others to fetch.
 
+use super::channel::Channel;
 use super::mtu::PMTU_RTO_STREAK;
+use super::output::Out;
 use super::swarm::Swarm;
 use super::table::{ChunkHash, ChunkMap, chunk_map};
 use super::{Endpoint, swarm};
 use crate::rtt::RttEstimator;
 use crate::time::{Duration, Instant};
+use crate::wire::{ChunkSpec, Message};
 use alloc::vec::Vec;
 
 /// Forgets one request for chunk `c` in the swarm-wide table.
@@ -329,5 +332,33 @@ impl Download {
             }
         }
         *ranges = out;
+    }
+}
+
+/// Writes pending CANCELs, then REQUESTs; a range whose messages do not all fit goes on in the
+/// next datagram from where this one stopped.
+pub(super) fn write_requests(ch: &mut Channel, out: &mut Out<'_>) {
+    for (list, make) in [
+        (
+            &mut ch.down.pending_cancels,
+            Message::Cancel as fn(ChunkSpec) -> Message,
+        ),
+        (
+            &mut ch.down.pending_requests,
+            Message::Request as fn(ChunkSpec) -> Message,
+        ),
+    ] {
+        let mut done = 0;
+        for range in list.iter_mut() {
+            let (a, b) = *range;
+            match out.push_ranges(a, b, make) {
+                None => done += 1,
+                Some(next) => {
+                    range.0 = next.max(a);
+                    break;
+                }
+            }
+        }
+        list.drain(..done);
     }
 }

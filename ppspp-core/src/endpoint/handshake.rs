@@ -4,11 +4,12 @@
 
 use super::Endpoint;
 use super::channel::{Channel, Role, State};
+use super::output::Out;
 use crate::event::{CloseReason, Event, PeerHandle};
 use crate::hash::HashAlgorithm;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{
-    ChunkAddressing, ContentIntegrity, Handshake, Message, MessageType, ProtocolOptions,
+    ChannelId, ChunkAddressing, ContentIntegrity, Handshake, Message, MessageType, ProtocolOptions,
     WireParams, decode_datagram,
 };
 use bytes::Bytes;
@@ -360,4 +361,28 @@ impl HandshakeState {
             reply_with_chunk_size: true,
         }
     }
+}
+
+/// Writes our HANDSHAKE (the opening one, or the reply) first in the datagram, and arms the
+/// initiator's retransmission with backoff (R-3.1.1-r). Returns false when it does not fit.
+pub(super) fn write(
+    ch: &mut Channel,
+    out: &mut Out<'_>,
+    options: ProtocolOptions,
+    timeout: Duration,
+) -> bool {
+    let m = Message::Handshake(Handshake {
+        source_channel: ChannelId(ch.wire_id),
+        options,
+    });
+    if !out.push(&m) {
+        return false;
+    }
+    ch.hs.send_handshake = false;
+    if ch.role == Role::Initiator {
+        ch.hs.hs_attempts += 1;
+        let backoff = timeout * 2u32.pow(ch.hs.hs_attempts.min(8) - 1);
+        ch.hs.hs_deadline = Some(out.now + backoff);
+    }
+    true
 }

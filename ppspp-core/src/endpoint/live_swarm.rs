@@ -1,14 +1,18 @@
 //! Live streams (RFC 7574 §6) in the engine: the injector adding chunks and signing munros,
 //! peers checking signed munros and tuning in.
 
+use super::MUNRO_REPEAT;
+use super::channel::Channel;
 use super::download::release;
-use super::swarm::Tree;
+use super::output::Out;
+use super::swarm::{Swarm, Tree};
 use super::{Endpoint, LiveChunkError};
 use crate::bin::Bin;
 use crate::event::SwarmHandle;
 use crate::merkle::VerifyError;
 use crate::store::ChunkStore;
 use crate::time::Instant;
+use crate::wire::{ChunkSpec, Message, MessageType};
 use alloc::vec::Vec;
 
 impl Endpoint {
@@ -207,4 +211,44 @@ pub(crate) struct LiveChannel {
     pub(crate) munro_sent: Option<(Bin, Instant)>,
     /// The first chunk of the newest signed munro the peer sent us.
     pub(crate) munro_heard: Option<u64>,
+}
+
+/// Writes our newest signed munro (R-6.1.2.4-a/b/c): from the third datagram on (the
+/// initiator) or once the initiator proved its address (the responder), until the peer shows
+/// it has a chunk under it; again when a newer one is signed and, while unanswered, at most
+/// once per [`MUNRO_REPEAT`].
+pub(super) fn write_munro(ch: &mut Channel, sw: &Swarm, out: &mut Out<'_>) {
+    let Some(m) = sw.live.as_ref().and_then(|l| l.latest(&sw.tree)) else {
+        return;
+    };
+    let (a, b) = (
+        m.bin.first_chunk().unwrap_or(0),
+        m.bin.last_chunk().unwrap_or(0) + 1,
+    );
+    let due = match ch.live.munro_sent {
+        Some((bin, at)) => bin != m.bin || out.now >= at + MUNRO_REPEAT,
+        None => true,
+    };
+    // A peer that sent us this munro (or a newer one) knows it.
+    let due = due && ch.live.munro_heard.is_none_or(|h| h < a);
+    if !ch.proven || !due || ch.peer_have.intersects(a..b) {
+        return;
+    }
+    let Some(spec) = ChunkSpec::node(out.wire.addressing, m.bin, out.cs) else {
+        return;
+    };
+    let int = Message::Integrity(crate::wire::Integrity { spec, hash: m.hash });
+    let sig = Message::SignedIntegrity(crate::wire::SignedIntegrity {
+        spec,
+        timestamp: m.timestamp,
+        signature: m.signature.clone(),
+    });
+    if out.w.remaining() >= int.encoded_len(&out.wire) + sig.encoded_len(&out.wire)
+        && out.w.push(&int).is_ok()
+        && out.w.push(&sig).is_ok()
+    {
+        out.count(MessageType::Integrity);
+        out.count(MessageType::SignedIntegrity);
+        ch.live.munro_sent = Some((m.bin, out.now));
+    }
 }

@@ -621,12 +621,20 @@ impl Endpoint {
         self.live_channels -= 1;
         if notify && ch.peer_id != 0 {
             // Closing handshake: source channel 0, empty option list (R-3.1.1-p, R-3.1.1-q).
-            let mut d = Vec::with_capacity(10);
-            d.extend_from_slice(&ch.peer_id.to_be_bytes());
-            d.push(0x00);
-            d.extend_from_slice(&[0, 0, 0, 0]);
-            d.push(0xFF);
-            self.raw_out.push_back((ch.remote, d));
+            let closing = crate::wire::Message::Handshake(crate::wire::Handshake {
+                source_channel: ChannelId(0),
+                options: crate::wire::ProtocolOptions::default(),
+            });
+            let mut d = alloc::vec![0u8; 16];
+            if let Ok(n) = crate::wire::encode_datagram(
+                ChannelId(ch.peer_id),
+                [&closing],
+                &WireParams::default(),
+                &mut d,
+            ) {
+                d.truncate(n);
+                self.raw_out.push_back((ch.remote, d));
+            }
         }
         self.free_slots.push(slot as u16);
         if ch.role == Role::Responder {

@@ -41,4 +41,9 @@ impl PathMtu {
             dgram_cap_at: now,
         }
     }
+
+    /// The largest datagram this channel may send (`usize::MAX`: no cap of its own).
+    pub(crate) fn cap(&self) -> usize {
+        self.dgram_cap.unwrap_or(usize::MAX)
+    }
 }

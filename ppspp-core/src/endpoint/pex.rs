@@ -2,9 +2,11 @@
 //! connecting to them, and reconnecting to lost peers with backoff.
 
 use super::Endpoint;
-use super::channel::Role;
+use super::channel::{Channel, Role};
+use super::output::Out;
 use crate::event::Event;
 use crate::time::{Duration, Instant};
+use crate::wire::Message;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
@@ -165,4 +167,21 @@ pub(crate) struct PexState {
     pub(crate) send_pex_req: bool,
     pub(crate) pex_replies: Vec<SocketAddr>,
     pub(crate) pex_answered_at: Option<Instant>,
+}
+
+/// Writes a pending PEX_REQ and as many PEX_RES as fit.
+pub(super) fn write(ch: &mut Channel, out: &mut Out<'_>) {
+    if ch.pex.send_pex_req && out.push(&Message::PexReq) {
+        ch.pex.send_pex_req = false;
+    }
+    while let Some(&addr) = ch.pex.pex_replies.last() {
+        let m = match addr {
+            SocketAddr::V4(a) => Message::PexResV4(a),
+            SocketAddr::V6(a) => Message::PexResV6(a),
+        };
+        if !out.push(&m) {
+            break;
+        }
+        ch.pex.pex_replies.pop();
+    }
 }

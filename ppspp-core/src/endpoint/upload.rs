@@ -1,12 +1,16 @@
 //! Serving chunks (RFC 7574 §3.6, §3.7, §5): the requests a peer queued with us, and each DATA
-//! with the INTEGRITY messages it needs ahead of it.
+//! with the INTEGRITY messages that prove it ahead of it.
 
 use super::Endpoint;
+use super::channel::Channel;
 use super::loss::Sent;
-use super::output::node_spec;
+use super::output::Out;
+use super::swarm::Swarm;
 use crate::bin::Bin;
+use crate::live::SignedMunro;
 use crate::merkle::AckedHashes;
 use crate::store::ChunkStore;
+use crate::wire::EncodeError;
 use crate::wire::{ChunkSpec, Message, MessageType};
 use alloc::collections::VecDeque;
 use arrayvec::ArrayVec;
@@ -18,71 +22,147 @@ pub(crate) fn data_estimate(mss: u64, chunk_size: u32) -> u64 {
 }
 
 /// Bytes of a DATA message header before the chunk: type, chunk spec, timestamp.
-pub(super) fn data_header_len(spec_len: usize) -> usize {
+fn data_header_len(spec_len: usize) -> usize {
     1 + spec_len + 8
 }
 
-/// Writes the INTEGRITY message of node `bin` at the start of `out`, its hash copied straight
-/// from `source`; returns its length, or `None` (nothing written) if the node has no chunk
-/// specification under the addressing, `source` lacks its hash, the hash is not the channel's
-/// length, or `out` is too short.
-pub(super) fn write_integrity(
-    source: &dyn crate::merkle::NodeHashes,
-    wire: &crate::wire::WireParams,
-    bin: Bin,
-    chunk_size: u64,
-    out: &mut [u8],
-) -> Option<usize> {
-    let spec = node_spec(wire.addressing, bin, chunk_size)?;
-    let sl = wire.addressing.spec_len();
-    let total = 1 + sl + wire.hash_len;
-    let msg = out.get_mut(..total)?;
-    spec.write(wire.addressing, &mut msg[1..1 + sl]).ok()?;
-    if source.copy_node_hash(bin, &mut msg[1 + sl..])? != wire.hash_len {
-        return None;
-    }
-    msg[0] = MessageType::Integrity.code();
-    Some(total)
+/// The tree nodes whose INTEGRITY messages go ahead of a chunk's DATA, top down, and the live
+/// stream's signed munro among them, if any.
+struct Proof<'a> {
+    hashes: ArrayVec<Bin, 130>,
+    signed: Option<&'a SignedMunro>,
 }
 
-/// Whether `chunk` was declared lost before (its resend is a retransmission).
-pub(super) fn sw_lost(ch: &super::channel::Channel, chunk: u64) -> bool {
-    ch.flight.lost.contains(chunk)
+/// Which hashes the peer needs to verify `chunk` (`None`: we cannot prove it, so it is not
+/// served): the peaks until it acknowledged anything (R-5.6.2-a), then the uncles it cannot
+/// know from its ACKs and HAVEs (R-5.3-e). On a first transmission, hashes already sent in
+/// datagrams still in flight are left out too (R-5.3-f); the receiver holds a chunk whose
+/// hashes were lost until they arrive again, and a retransmission carries every hash the
+/// acknowledgements do not cover. A live stream's chunk is proven against its signed munro
+/// (RFC 7574 §6.1.2.3): the munro's INTEGRITY and SIGNED_INTEGRITY first, unless the peer has
+/// a chunk under it (or, on a first transmission, one is on its way), then the uncles below
+/// it.
+fn proof<'a>(ch: &Channel, sw: &'a Swarm, chunk: u64, retransmit: bool) -> Option<Proof<'a>> {
+    let with_peaks = ch.peer_have.is_empty() && sw.live.is_none();
+    let peer_have = &ch.peer_have;
+    let in_flight = &ch.flight.in_flight_map;
+    // While peaks are still owed (the peer acknowledged nothing yet) every peak goes in every
+    // DATA datagram: a receiver cannot check part of a peak set, so no optimism.
+    let optimistic = !retransmit && !with_peaks;
+    // Only nodes on the chunk's path (and peaks, while nothing is acknowledged) are asked
+    // about, so the lowest known layer on the path answers for all of them.
+    let from_acks = AckedHashes::new(peer_have).lowest_known_layer(chunk);
+    let from_flight = if optimistic {
+        AckedHashes::new(in_flight).lowest_known_layer(chunk)
+    } else {
+        None
+    };
+    let lowest = match (from_acks, from_flight) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let known = |b: Bin| lowest.is_some_and(|l| b.layer() >= l);
+    let mut hashes: ArrayVec<Bin, 130> = ArrayVec::new();
+    let source = sw.tree.source();
+    let Some(l) = &sw.live else {
+        let it = crate::merkle::integrity(source, chunk, with_peaks, known).ok()?;
+        hashes.extend(it.bins().take(130));
+        return Some(Proof {
+            hashes,
+            signed: None,
+        });
+    };
+    let m = l.munro_for(&sw.tree, chunk)?;
+    let (a, b) = (
+        m.bin.first_chunk().unwrap_or(0),
+        m.bin.last_chunk().unwrap_or(0) + 1,
+    );
+    let has_munro = peer_have.intersects(a..b) || (optimistic && in_flight.intersects(a..b));
+    let mut up = Bin::leaf(chunk).unwrap_or(Bin::NONE);
+    let mut uncles: ArrayVec<Bin, 64> = ArrayVec::new();
+    while m.bin.contains(up) && up != m.bin {
+        let (Some(sib), Some(parent)) = (up.sibling(), up.parent()) else {
+            break;
+        };
+        if has_munro && known(sib) {
+            break;
+        }
+        if !source.has_node(sib) {
+            // A hash we never verified.
+            return None;
+        }
+        let _ = uncles.try_push(sib);
+        up = parent;
+    }
+    let mut signed = None;
+    if !has_munro {
+        hashes.push(m.bin);
+        signed = Some(m);
+    }
+    hashes.extend(uncles.into_iter().rev());
+    Some(Proof { hashes, signed })
+}
+
+/// Writes the INTEGRITY of `bin`, its hash copied straight from the tree (and, for the signed
+/// munro, its SIGNED_INTEGRITY right after it, R-6.1.2.3-b); false when they do not both fit.
+fn write_hash(sw: &Swarm, signed: Option<&SignedMunro>, bin: Bin, out: &mut Out<'_>) -> bool {
+    let (wire, cs) = (out.wire, out.cs);
+    let Some(spec) = ChunkSpec::node(wire.addressing, bin, cs) else {
+        return false;
+    };
+    let int_len = 1 + wire.addressing.spec_len() + wire.hash_len;
+    let sig = signed.filter(|m| m.bin == bin).map(|m| {
+        Message::SignedIntegrity(crate::wire::SignedIntegrity {
+            spec,
+            timestamp: m.timestamp,
+            signature: m.signature.clone(),
+        })
+    });
+    if let Some(sig) = &sig {
+        if out.w.remaining() < int_len + sig.encoded_len(&wire) {
+            return false;
+        }
+    }
+    let source = sw.tree.source();
+    let copied = out.w.push_integrity_with(spec, |h| {
+        source.copy_node_hash(bin, h) == Some(wire.hash_len)
+    });
+    if copied.is_err() {
+        return false;
+    }
+    out.count(MessageType::Integrity);
+    if let Some(sig) = sig {
+        if out.w.push(&sig).is_ok() {
+            out.count(MessageType::SignedIntegrity);
+        }
+    }
+    true
 }
 
 impl Endpoint {
-    /// Appends INTEGRITY + DATA for the next queued chunk to the datagram in `buf[..len]`.
-    pub(super) fn add_data(
-        &mut self,
-        id: u32,
-        buf: &mut [u8],
-        mut len: usize,
-        limit: usize,
-        had_control: bool,
-        counts: &mut ArrayVec<MessageType, 96>,
-    ) -> usize {
+    /// Appends INTEGRITY + DATA for the next queued chunk to the datagram in `out`, if the
+    /// congestion window allows (`had_control`: the datagram already carries control
+    /// messages, which then go alone when the chunk and its hashes do not fit with them).
+    pub(super) fn add_data(&mut self, id: u32, out: &mut Out<'_>, had_control: bool) {
         let now = self.now;
         let unix = self.unix_micros();
         let mss = self.cfg.max_datagram_size as u64;
         let Some((ch, sw, _)) = self.parts(id) else {
-            return len;
+            return;
         };
         let estimate = data_estimate(mss, sw.cfg.chunk_size);
         match ch.cc.next_send_time(now, estimate) {
             Some(t) if t <= now => {}
             // Window full (wait for ACKs) or paced (the timer wakes us).
-            _ => return len,
+            _ => return,
         }
-        let wire = ch.wire;
-        let cs = u64::from(sw.cfg.chunk_size);
+        let (wire, cs) = (out.wire, out.cs);
         let Some(n) = sw.chunk_count() else {
-            return len;
+            return;
         };
         // The next chunk we can serve.
         let chunk = loop {
-            let Some(c) = ch.up.pop_upload() else {
-                return len;
-            };
+            let Some(c) = ch.up.pop_upload() else { return };
             // A chunk already in flight is not sent twice (a peer re-requesting a hole while
             // our copy is on its way); if that copy is lost, loss detection queues it again.
             if c < n
@@ -101,101 +181,14 @@ impl Endpoint {
                 Some(total) => (total - (n - 1) * cs) as usize,
                 None => {
                     ch.up.push_upload_front(chunk);
-                    return len;
+                    return;
                 }
             }
         };
-        let retransmit = sw_lost(ch, chunk);
-        // Which hashes the peer needs: the peaks until it acknowledged anything (R-5.6.2-a),
-        // then uncles it cannot know from its ACKs/HAVEs (R-5.3-e) — and, on a first
-        // transmission, not those of chunks already in flight to it (R-5.3-f).
-        // On a first transmission, hashes already sent in datagrams still in flight are left
-        // out too (R-5.3-f); the receiver holds a chunk whose hashes were lost until they
-        // arrive again, and a retransmission carries every hash the acknowledgements do not
-        // cover.
-        let with_peaks = ch.peer_have.is_empty() && sw.live.is_none();
-        let peer_have = &ch.peer_have;
-        let in_flight = &ch.flight.in_flight_map;
-        // While peaks are still owed (the peer acknowledged nothing yet) every peak goes in
-        // every DATA datagram: a receiver cannot check part of a peak set, so no optimism.
-        let optimistic = !retransmit && !with_peaks;
-        // Only nodes on the chunk's path (and peaks, while nothing is acknowledged) are asked
-        // about, so the lowest known layer on the path answers for all of them.
-        let from_acks = AckedHashes::new(peer_have).lowest_known_layer(chunk);
-        let from_flight = if optimistic {
-            AckedHashes::new(in_flight).lowest_known_layer(chunk)
-        } else {
-            None
-        };
-        let lowest = match (from_acks, from_flight) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let known = |b: Bin| lowest.is_some_and(|l| b.layer() >= l);
-        // The nodes only: each hash is copied once, straight into the datagram.
-        let mut hashes: ArrayVec<Bin, 130> = ArrayVec::new();
-        let source = sw.tree.source();
-        // A live stream's chunk is proven against its signed munro (RFC 7574 §6.1.2.3): the
-        // munro's INTEGRITY and SIGNED_INTEGRITY first, unless the peer has a chunk under it
-        // (or, on a first transmission, one is on its way), then the uncles below it.
-        let mut signed = None;
-        if let Some(l) = &sw.live {
-            let Some(m) = l.munro_for(&sw.tree, chunk) else {
-                return len;
-            };
-            let (a, b) = (
-                m.bin.first_chunk().unwrap_or(0),
-                m.bin.last_chunk().unwrap_or(0) + 1,
-            );
-            let has_munro =
-                peer_have.intersects(a..b) || (optimistic && in_flight.intersects(a..b));
-            let mut up = Bin::leaf(chunk).unwrap_or(Bin::NONE);
-            let mut uncles: ArrayVec<Bin, 64> = ArrayVec::new();
-            while m.bin.contains(up) && up != m.bin {
-                let (Some(sib), Some(parent)) = (up.sibling(), up.parent()) else {
-                    break;
-                };
-                if has_munro && known(sib) {
-                    break;
-                }
-                if !source.has_node(sib) {
-                    // We cannot prove this chunk (a hash we never verified): skip it.
-                    return len;
-                }
-                let _ = uncles.try_push(sib);
-                up = parent;
-            }
-            if !has_munro {
-                hashes.push(m.bin);
-                signed = Some(m);
-            }
-            hashes.extend(uncles.into_iter().rev());
-        } else {
-            match crate::merkle::integrity(source, chunk, with_peaks, known) {
-                Ok(it) => hashes.extend(it.bins().take(130)),
-                Err(_) => {
-                    // We cannot prove this chunk (a leecher missing a hash): skip it.
-                    return len;
-                }
-            }
-        }
-        // Writes the INTEGRITY of `bin` (and, for the signed munro, its SIGNED_INTEGRITY right
-        // after it, R-6.1.2.3-b); `None` when they do not both fit.
-        let write_hash = |bin: Bin, out: &mut [u8], counts: &mut ArrayVec<MessageType, 96>| {
-            let k = write_integrity(source, &wire, bin, cs, out)?;
-            let Some(m) = signed.filter(|m| m.bin == bin) else {
-                let _ = counts.try_push(MessageType::Integrity);
-                return Some(k);
-            };
-            let msg = Message::SignedIntegrity(crate::wire::SignedIntegrity {
-                spec: node_spec(wire.addressing, bin, cs)?,
-                timestamp: m.timestamp,
-                signature: m.signature.clone(),
-            });
-            let k2 = msg.encode(&wire, out.get_mut(k..)?).ok()?;
-            let _ = counts.try_push(MessageType::Integrity);
-            let _ = counts.try_push(MessageType::SignedIntegrity);
-            Some(k + k2)
+        let retransmit = ch.flight.lost.contains(chunk);
+        let Some(Proof { hashes, signed }) = proof(ch, sw, chunk, retransmit) else {
+            // We cannot prove this chunk (a leecher missing a hash): skip it.
+            return;
         };
         let skip = match ch.up.hashes_ahead {
             Some(h) if h.chunk == chunk => h.sent.min(hashes.len()),
@@ -213,63 +206,51 @@ impl Endpoint {
         // A retransmission that carries hashes goes in datagrams no bigger than its DATA
         // alone, the hashes ahead in their own (R-5.3-c): if the first copy was dropped for
         // its size (a path MTU below ours), the same datagram would be dropped again and
-        // again until the channel-wide fallback after several timeouts.
-        // (With control messages already in the datagram, the chunk waits for the next one.)
-        let limit = if retransmit && hashes.len() > skip {
-            // At least 512 bytes: a short last chunk's DATA alone leaves no room for a hash.
-            limit.min((4 + data_len).max(512))
-        } else {
-            limit
-        };
-        let room = limit.saturating_sub(len);
+        // again until the channel-wide fallback after several timeouts. At least 512 bytes:
+        // a short last chunk's DATA alone leaves no room for a hash.
+        if retransmit && hashes.len() > skip {
+            out.w.cap((4 + data_len).max(512));
+        }
+        let room = out.w.remaining();
         let Some(spec) = ChunkSpec::chunk(wire.addressing, chunk, cs) else {
-            return len;
+            return;
         };
         if need > room {
             if had_control || room < int_len + signed_len {
                 // Send the control messages now; the chunk goes in the next datagram.
                 ch.up.push_upload_front(chunk);
-                return len;
+                return;
             }
             // R-5.3-c: hashes that do not fit with the DATA go first, in their own datagram.
             let mut sent = skip;
             for &bin in hashes.iter().skip(skip) {
-                match write_hash(bin, &mut buf[len..limit], counts) {
-                    Some(k) => len += k,
-                    None => break,
+                if !write_hash(sw, signed, bin, out) {
+                    break;
                 }
                 sent += 1;
             }
             ch.up.hashes_ahead = Some(HashesAhead { chunk, sent });
             ch.up.push_upload_front(chunk);
-            return len;
+            return;
         }
         for &bin in hashes.iter().skip(skip) {
-            if let Some(k) = write_hash(bin, &mut buf[len..limit], counts) {
-                len += k;
-            }
+            write_hash(sw, signed, bin, out);
         }
         ch.up.hashes_ahead = None;
-        // DATA header, then the chunk read by the store straight into the datagram.
-        let start = len;
-        buf[len] = MessageType::Data.code();
-        len += 1;
-        let sl = wire.addressing.spec_len();
-        if spec
-            .write(wire.addressing, &mut buf[len..len + sl])
-            .is_err()
-        {
-            return start;
-        }
-        len += sl;
-        buf[len..len + 8].copy_from_slice(&unix.to_be_bytes());
-        len += 8;
-        match sw.store.read_chunk(
-            chunk,
-            &mut buf[len..len + chunk_len.max(cs as usize).min(limit - len)],
-        ) {
-            Ok(k) if k == chunk_len => len += k,
-            Ok(_) | Err(_) => {
+        // The DATA, its chunk read by the store straight into the datagram.
+        let start = out.w.len();
+        let store = &mut sw.store;
+        let read = out
+            .w
+            .push_data_with(spec, unix, chunk_len.max(cs as usize), |b| {
+                match store.read_chunk(chunk, b) {
+                    Ok(k) if k == chunk_len => Some(k),
+                    Ok(_) | Err(_) => None,
+                }
+            });
+        match read {
+            Ok(_) => {}
+            Err(EncodeError::PayloadUnavailable) => {
                 // The store cannot give this chunk back as it was verified: stop serving.
                 sw.store_failed = true;
                 let swarm = sw.handle;
@@ -279,10 +260,12 @@ impl Endpoint {
                         message: alloc::format!("chunk {chunk} could not be read back"),
                     },
                 });
-                return start;
+                return;
             }
+            Err(_) => return,
         }
-        let _ = counts.try_push(MessageType::Data);
+        out.count(MessageType::Data);
+        let len = out.w.len();
         let bytes = (len - start) as u64;
         ch.flight.send_seq += 1;
         if retransmit {
@@ -307,7 +290,6 @@ impl Endpoint {
         if retransmit {
             self.stats.data_retransmissions += 1;
         }
-        len
     }
 }
 

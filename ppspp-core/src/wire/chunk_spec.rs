@@ -65,6 +65,25 @@ impl ChunkSpec {
         spec.fits(addressing).then_some(spec)
     }
 
+    /// The specification of Merkle tree node `bin` under `addressing`: the bin itself under
+    /// bin addressing, otherwise the node's full aligned chunk range (not clipped to the
+    /// content's end, as RFC 7574 §5.3's uncle hashes name whole subtrees). `None` if it cannot
+    /// be expressed.
+    pub fn node(addressing: ChunkAddressing, bin: Bin, chunk_size: u64) -> Option<Self> {
+        match addressing {
+            ChunkAddressing::Bin32 | ChunkAddressing::Bin64 => {
+                let s = Self::Bin(bin);
+                s.fits(addressing).then_some(s)
+            }
+            _ => Self::chunk_range(
+                addressing,
+                bin.first_chunk()?,
+                bin.last_chunk()?,
+                chunk_size,
+            ),
+        }
+    }
+
     /// The chunks named, as an inclusive `(first, last)` pair; `None` for [`Bin::NONE`]. Byte
     /// ranges are mapped to the chunks they touch using `chunk_size`.
     pub fn to_chunks(self, chunk_size: u64) -> Option<(u64, u64)> {

@@ -326,6 +326,79 @@ impl<'a> DatagramWriter<'a> {
         Ok(())
     }
 
+    /// Caps the datagram at `max_len` bytes in all (never below what is written already): a
+    /// sender that wants a smaller datagram than its buffer, for example under a path MTU.
+    pub fn cap(&mut self, max_len: usize) {
+        let n = max_len.clamp(self.len, self.buf.len());
+        let buf = core::mem::take(&mut self.buf);
+        self.buf = &mut buf[..n];
+    }
+
+    /// Appends an INTEGRITY message (§8.5) whose hash `fill` writes straight into the
+    /// datagram (no copy through a [`HashValue`](crate::hash::HashValue)): `fill` gets exactly
+    /// the negotiated hash length and returns whether it wrote a hash there. When it does not,
+    /// or the message does not fit, the datagram is unchanged.
+    pub fn push_integrity_with(
+        &mut self,
+        spec: ChunkSpec,
+        fill: impl FnOnce(&mut [u8]) -> bool,
+    ) -> Result<(), EncodeError> {
+        let sl = self.params.addressing.spec_len();
+        let total = 1 + sl + self.params.hash_len;
+        self.check_room(total)?;
+        let msg = &mut self.buf[self.len..self.len + total];
+        spec.write(self.params.addressing, &mut msg[1..1 + sl])?;
+        if !fill(&mut msg[1 + sl..]) {
+            return Err(EncodeError::PayloadUnavailable);
+        }
+        msg[0] = MessageType::Integrity.code();
+        self.len += total;
+        self.messages += 1;
+        Ok(())
+    }
+
+    /// Appends a DATA message (§8.6) whose payload `fill` reads straight into the datagram
+    /// (zero-copy from a chunk store): `fill` gets room for up to `max_len` bytes (less when
+    /// the datagram has less left) and returns how many it wrote, or `None` to leave the
+    /// datagram unchanged ([`EncodeError::PayloadUnavailable`]). Returns the payload length.
+    pub fn push_data_with(
+        &mut self,
+        spec: ChunkSpec,
+        timestamp: u64,
+        max_len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> Result<usize, EncodeError> {
+        let sl = self.params.addressing.spec_len();
+        let header = 1 + sl + 8;
+        self.check_room(header)?;
+        let room = (self.buf.len() - self.len - header).min(max_len);
+        let msg = &mut self.buf[self.len..self.len + header + room];
+        spec.write(self.params.addressing, &mut msg[1..1 + sl])?;
+        msg[1 + sl..header].copy_from_slice(&timestamp.to_be_bytes());
+        let Some(k) = fill(&mut msg[header..]).filter(|&k| k <= room) else {
+            return Err(EncodeError::PayloadUnavailable);
+        };
+        msg[0] = MessageType::Data.code();
+        self.len += header + k;
+        self.messages += 1;
+        let cs = self.params.chunk_size as usize;
+        self.data_written = !(cs > 0 && k == cs && self.params.data_len(spec, cs + 1) == cs);
+        Ok(k)
+    }
+
+    fn check_room(&self, needed: usize) -> Result<(), EncodeError> {
+        if self.data_written {
+            return Err(EncodeError::DataNotLast);
+        }
+        if self.remaining() < needed {
+            return Err(EncodeError::BufferTooSmall {
+                needed,
+                available: self.remaining(),
+            });
+        }
+        Ok(())
+    }
+
     /// Bytes still free in the buffer.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.len

@@ -164,6 +164,8 @@ pub enum EncodeError {
     HandshakeNotFirst,
     /// A DATA message followed by another message (DATA runs to the end of the datagram).
     DataNotLast,
+    /// The payload a caller was to write in place (a hash, a chunk) was not available.
+    PayloadUnavailable,
 }
 
 impl fmt::Display for EncodeError {
@@ -195,6 +197,9 @@ impl fmt::Display for EncodeError {
             }
             Self::HandshakeNotFirst => f.write_str("HANDSHAKE must be the first message"),
             Self::DataNotLast => f.write_str("nothing can follow a DATA message"),
+            Self::PayloadUnavailable => {
+                f.write_str("the payload to write in place was unavailable")
+            }
         }
     }
 }
