@@ -1,10 +1,10 @@
 //! Announcements (RFC 7574 §3.2, §3.4, §4.3): HAVEs of what we verified, ACKs of what we
 //! received, their aggregation and timing, and the periodic re-announcement of our map.
 
+use super::Endpoint;
 use super::channel::{Channel, Role};
 use super::output::Out;
 use super::swarm::Swarm;
-use super::{Endpoint, swarm};
 use super::{HAVE_DELAY, HAVE_REFRESH};
 use crate::binmap::Binmap;
 use crate::time::Instant;
@@ -82,7 +82,7 @@ impl Endpoint {
         let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
-        if s.have_log.len() < swarm::HAVE_LOG_MAX {
+        if s.have_log.len() < HAVE_LOG_MAX {
             return;
         }
         for &o in &s.channels {
@@ -299,5 +299,60 @@ pub(super) fn wait_for_haves(ch: &mut Channel, sw: &mut Swarm) {
             sw.have_idle.retain(|o| live.contains(o));
         }
         sw.have_idle.push(ch.id);
+    }
+}
+
+/// Log length at which every channel folds the log into its own pending map and the log
+/// restarts (bounds the log when some channel cannot send).
+pub(crate) const HAVE_LOG_MAX: usize = 4096;
+
+impl Swarm {
+    /// Takes the HAVE log past `ch.ann.have_seq`: the runs of chunks verified since, sorted and
+    /// merged, leaving out what the peer already has (R-3.2-d).
+    pub(crate) fn take_new_haves(&self, ch: &mut Channel) -> Vec<core::ops::Range<u64>> {
+        let end = self.have_log_end();
+        if ch.ann.have_seq >= end {
+            return Vec::new();
+        }
+        let from = ch.ann.have_seq.max(self.have_log_base);
+        ch.ann.have_seq = end;
+        let mut cache = self.have_runs.borrow_mut();
+        if (cache.0, cache.1) != (from, end) {
+            // Channels armed by the same verified chunk flush together, over the same part of
+            // the log: sort and merge it once for all of them.
+            let start = (from - self.have_log_base) as usize;
+            let mut new: Vec<u64> = self.have_log[start..].to_vec();
+            if !new.is_sorted() {
+                new.sort_unstable();
+            }
+            cache.2.clear();
+            let mut i = 0;
+            while i < new.len() {
+                let first = new[i];
+                let mut last = first;
+                i += 1;
+                while i < new.len() && new[i] <= last + 1 {
+                    last = new[i];
+                    i += 1;
+                }
+                cache.2.push(first..last + 1);
+            }
+            (cache.0, cache.1) = (from, end);
+        }
+        if ch.peer_have.is_empty() {
+            return cache.2.clone();
+        }
+        let mut out = Vec::new();
+        for run in &cache.2 {
+            out.extend(ch.peer_have.missing_in(run.clone()));
+        }
+        out
+    }
+
+    /// Folds the HAVE log past `ch.ann.have_seq` into `ch.ann.pending_haves`.
+    pub(crate) fn absorb_haves(&self, ch: &mut Channel) {
+        for r in self.take_new_haves(ch) {
+            ch.ann.pending_haves.insert_range(r);
+        }
     }
 }

@@ -1,12 +1,11 @@
 //! Requesting chunks (RFC 7574 §3.7, §3.8): the per-peer request pipeline, its refill and
 //! expiry, and chunks released for others to fetch.
 
+use super::Endpoint;
 use super::channel::Channel;
-use super::mtu::PMTU_RTO_STREAK;
 use super::output::Out;
 use super::swarm::Swarm;
 use super::table::{ChunkHash, ChunkMap, chunk_map};
-use super::{Endpoint, swarm};
 use crate::rtt::RttEstimator;
 use crate::time::{Duration, Instant};
 use crate::wire::{ChunkSpec, Message};
@@ -65,7 +64,7 @@ impl Endpoint {
         let outstanding = ch.down.requested.len();
         // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
         // target by less than a group.
-        let want = (target - outstanding).next_multiple_of(swarm::PICK_GROUP as usize);
+        let want = (target - outstanding).next_multiple_of(super::picker::PICK_GROUP as usize);
         // Endgame: everything missing is already requested; a peer that is running dry may
         // then ask for chunks already requested elsewhere (and CANCELs the copies later).
         let endgame = outstanding < 4
@@ -197,13 +196,8 @@ impl Endpoint {
             // The same path-MTU fallback as for DATA (`detect_losses`), seen from the
             // downloading side: requests that keep going unanswered may be riding in datagrams
             // the path drops (a long REQUEST or HAVE list).
-            ch.mtu.rto_streak = ch.mtu.rto_streak.saturating_add(1);
-            if ch.mtu.rto_streak >= PMTU_RTO_STREAK && ch.mtu.dgram_cap.is_none() {
-                let cs = sw.cfg.chunk_size as usize;
-                ch.mtu.dgram_cap = Some((4 + 1 + ch.wire.addressing.spec_len() + 8 + cs).max(256));
-                ch.mtu.dgram_cap_at = now;
-                fell_back = true;
-            }
+            let alone = 4 + 1 + ch.wire.addressing.spec_len() + 8 + sw.cfg.chunk_size as usize;
+            fell_back = ch.mtu.on_timeout(now, alone);
         }
         let idx = ch.swarm;
         self.stats.rerequests += expired.len() as u64;

@@ -252,3 +252,79 @@ pub(super) fn write_munro(ch: &mut Channel, sw: &Swarm, out: &mut Out<'_>) {
         ch.live.munro_sent = Some((m.bin, out.now));
     }
 }
+
+/// A live swarm's state beside its tree (RFC 7574 §6).
+#[derive(Debug)]
+pub(crate) struct LiveState {
+    pub(crate) cfg: crate::config::LiveConfig,
+    /// Trusted signed munros by first chunk, kept to pass on (a peer that is not the
+    /// injector; the injector's are in its [`crate::live::LiveSource`]).
+    pub(crate) munros: alloc::collections::BTreeMap<u64, crate::live::SignedMunro>,
+    /// One past the last chunk under a trusted (or, at the injector, signed) munro.
+    pub(crate) end: u64,
+    /// Whether a tune-in point was chosen (the first trusted munro's first chunk).
+    pub(crate) tuned_in: bool,
+    /// Chunks before this are forgotten (the discard window, §6.2).
+    pub(crate) floor: u64,
+}
+
+impl Swarm {
+    /// Moves a live swarm's discard window up to its newest munro: chunks, hashes and munros
+    /// before it are forgotten (RFC 7574 §6.2), so memory stays bounded.
+    pub(crate) fn live_forget(&mut self) {
+        let Some(l) = self.live.as_mut() else { return };
+        let Some(w) = l.cfg.window else { return };
+        let n = l.cfg.params.nchunks_per_sig.max(1);
+        // A peer that is behind keeps what it has not delivered yet (from its first missing
+        // chunk), up to four windows back: the window would otherwise slide past chunks while
+        // they are on their way, drop their munros, and leave the peer chasing the edge
+        // without ever verifying anything.
+        let behind = match &self.tree {
+            Tree::Live(_) => l.end,
+            _ => self
+                .have
+                .missing_in(self.playback..l.end)
+                .next()
+                .map_or(l.end, |r| r.start),
+        };
+        let keep_from = l.end.saturating_sub(w).min(behind);
+        let floor = keep_from.max(l.end.saturating_sub(w.saturating_mul(4))) / n * n;
+        if floor <= l.floor {
+            return;
+        }
+        l.floor = floor;
+        l.munros = l.munros.split_off(&floor);
+        match &mut self.tree {
+            Tree::Partial(t) => t.forget_before(floor),
+            Tree::Live(src) => src.set_discard_window(Some(w)),
+            Tree::Full(_) => {}
+        }
+        self.have.remove_range(0..floor);
+        self.claimed.remove_range(0..floor);
+        self.playback = self.playback.max(floor);
+        self.held.retain(|&c, _| c >= floor);
+    }
+}
+
+impl LiveState {
+    /// The signed munro covering `chunk`, if known.
+    pub(crate) fn munro_for<'a>(
+        &'a self,
+        tree: &'a Tree,
+        chunk: u64,
+    ) -> Option<&'a crate::live::SignedMunro> {
+        if let Tree::Live(src) = tree {
+            return src.munro_for(chunk);
+        }
+        let first = self.cfg.params.munro_of(chunk)?.first_chunk()?;
+        self.munros.get(&first)
+    }
+
+    /// The newest signed munro known.
+    pub(crate) fn latest<'a>(&'a self, tree: &'a Tree) -> Option<&'a crate::live::SignedMunro> {
+        if let Tree::Live(src) = tree {
+            return src.latest_munro();
+        }
+        self.munros.values().next_back()
+    }
+}

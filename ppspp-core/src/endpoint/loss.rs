@@ -2,7 +2,6 @@
 //! losses by order and by time, and what each ACK batch tells the congestion controller.
 
 use super::Endpoint;
-use super::mtu::{PMTU_RETRY, PMTU_RTO_STREAK};
 use super::table::{ChunkHash, ChunkMap, chunk_map};
 use crate::binmap::Binmap;
 use crate::time::{Duration, Instant};
@@ -37,12 +36,7 @@ impl Endpoint {
                 ch.flight.sent_order.remove(s.seq);
                 bytes += s.bytes;
                 ch.flight.acked_seq = ch.flight.acked_seq.max(s.seq);
-                ch.mtu.max_acked_size = ch.mtu.max_acked_size.max(s.size);
-                if s.size >= ch.mtu.big_loss_min {
-                    // The path carries datagrams that big: those losses were not its MTU.
-                    ch.mtu.big_loss_streak = 0;
-                    ch.mtu.big_loss_min = u16::MAX;
-                }
+                ch.mtu.on_acked(s.size);
                 // Karn: a resent chunk's ACK may answer either send. It still counts when the
                 // time since the resend is no shorter than the minimum RTT seen (it cannot
                 // then be an underestimate below the path's floor); otherwise a flow made
@@ -81,7 +75,7 @@ impl Endpoint {
             ch.rtt.update(now.saturating_duration_since(sent));
         }
         if batch.bytes > 0 {
-            ch.mtu.rto_streak = 0;
+            ch.mtu.on_answered();
             ch.cc.on_ack(now, batch.bytes, batch.delay, &ch.rtt);
             ch.flight.last_data_ack = now;
         }
@@ -97,16 +91,8 @@ impl Endpoint {
             .chan(id)
             .and_then(|c| self.swarms.get(c.swarm)?.as_ref())
             .map_or(1024, |s| s.cfg.chunk_size);
-        let mut fell_back = false;
         let Some(ch) = self.chan_mut(id) else { return };
-        if ch.mtu.dgram_cap.is_some()
-            && now.saturating_duration_since(ch.mtu.dgram_cap_at) >= PMTU_RETRY
-        {
-            // Try full-size datagrams again now and then (the path may have changed).
-            ch.mtu.dgram_cap = None;
-            ch.mtu.big_loss_streak = 0;
-            ch.mtu.big_loss_min = u16::MAX;
-        }
+        ch.mtu.expire(now);
         let rto = ch.rtt.rto();
         let srtt = ch.rtt.smoothed_or(rto);
         let time_threshold = srtt + srtt / 8 + Duration::from_millis(5);
@@ -133,37 +119,17 @@ impl Endpoint {
             ch.flight.in_flight.remove(&c);
             ch.flight.in_flight_map.remove(c);
             bytes += s.bytes;
-            if s.size > ch.mtu.max_acked_size {
-                ch.mtu.big_loss_streak = ch.mtu.big_loss_streak.saturating_add(1);
-                ch.mtu.big_loss_min = ch.mtu.big_loss_min.min(s.size);
-            }
+            ch.mtu.on_lost(s.size);
             lost.push(c);
         }
         if lost.is_empty() {
             return;
         }
-        // Path MTU below ours, seen from sizes: datagrams bigger than any acknowledged keep
-        // vanishing while smaller ones arrive (retransmissions go small, see `add_data`).
-        // Cap at the biggest size known to pass (at least a DATA alone). Once full-size
-        // datagrams have been acknowledged, random loss never triggers this.
-        if ch.mtu.big_loss_streak >= PMTU_RTO_STREAK && ch.mtu.dgram_cap.is_none() {
-            let alone = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
-            ch.mtu.dgram_cap = Some(alone.max(usize::from(ch.mtu.max_acked_size)).max(256));
-            ch.mtu.dgram_cap_at = now;
-            fell_back = true;
-        }
+        let alone = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
+        let mut fell_back = ch.mtu.check_sizes(now, alone);
         if timed_out {
             ch.rtt.on_timeout();
-            // Path MTU black hole (RFC 4821 §3's fallback, coarsely): after repeated timeouts
-            // with nothing acknowledged, send no datagram bigger than a DATA alone; the
-            // hashes a chunk needs then travel in datagrams of their own (R-5.3-c).
-            ch.mtu.rto_streak = ch.mtu.rto_streak.saturating_add(1);
-            if ch.mtu.rto_streak >= PMTU_RTO_STREAK && ch.mtu.dgram_cap.is_none() {
-                let cap = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
-                ch.mtu.dgram_cap = Some(cap.max(256));
-                ch.mtu.dgram_cap_at = now;
-                fell_back = true;
-            }
+            fell_back |= ch.mtu.on_timeout(now, alone);
         }
         ch.cc.on_loss(now, bytes, &ch.rtt);
         // The oldest loss goes out first.

@@ -23,6 +23,7 @@ mod announce;
 mod channel;
 mod choke;
 mod download;
+mod error;
 mod handshake;
 mod input;
 mod live_swarm;
@@ -32,6 +33,7 @@ mod loss;
 mod mtu;
 mod output;
 mod pex;
+mod picker;
 mod resume;
 mod swarm;
 mod table;
@@ -40,6 +42,7 @@ mod tests;
 mod timer;
 mod upload;
 mod verify;
+mod views;
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BinaryHeap, VecDeque};
@@ -55,15 +58,17 @@ use crate::hash::HashValue;
 use crate::merkle::{ContentSize, PartialTree};
 use crate::rand::Rng;
 use crate::rtt::{RttConfig, RttEstimator};
-use crate::stats::{ChannelStats, EndpointStats};
+use crate::stats::EndpointStats;
 use crate::store::ChunkStore;
 use crate::time::{Duration, Instant};
 use crate::wire::{ChannelId, WireParams};
 
 use channel::{Channel, Role};
 use download::release;
+pub use error::{ConnectError, LiveChunkError, SwarmError};
 use resume::resume_tree;
 use swarm::{Swarm, Tree};
+pub use views::{PeerRef, SwarmRef};
 
 /// A datagram written by [`Endpoint::poll_transmit`] into the caller's buffer.
 #[must_use]
@@ -74,78 +79,6 @@ pub struct Transmit {
     /// How many bytes of the buffer it occupies.
     pub size: usize,
 }
-
-/// Why a swarm could not be added.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SwarmError {
-    /// A swarm with this ID is already on the endpoint.
-    Duplicate,
-    /// The swarm's settings are inconsistent (hash length, chunk size, content).
-    InvalidConfig(&'static str),
-}
-
-impl fmt::Display for SwarmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Duplicate => f.write_str("a swarm with this ID already exists"),
-            Self::InvalidConfig(why) => write!(f, "invalid swarm configuration: {why}"),
-        }
-    }
-}
-
-impl core::error::Error for SwarmError {}
-
-/// Why [`Endpoint::push_live_chunk`] refused a chunk.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LiveChunkError {
-    /// The swarm is not a live injector's (or does not exist).
-    NotLiveSource,
-    /// The chunk is not exactly the swarm's chunk size (its length is given).
-    Length(usize),
-    /// The store could not take the chunk.
-    Store(crate::store::StoreError),
-    /// The live tree refused it (see the inner error).
-    Live(crate::live::LiveError),
-}
-
-impl fmt::Display for LiveChunkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotLiveSource => f.write_str("not a live injector's swarm"),
-            Self::Length(n) => write!(f, "a live chunk of {n} bytes is not the chunk size"),
-            Self::Store(e) => write!(f, "store: {e}"),
-            Self::Live(e) => write!(f, "live: {e}"),
-        }
-    }
-}
-
-impl core::error::Error for LiveChunkError {}
-
-/// Why a connection could not be started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectError {
-    /// No such swarm.
-    UnknownSwarm,
-    /// The endpoint holds as many channels as it may.
-    TooManyChannels,
-    /// A channel with this peer already exists in this swarm.
-    AlreadyConnected,
-}
-
-impl fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::UnknownSwarm => "no such swarm",
-            Self::TooManyChannels => "too many channels",
-            Self::AlreadyConnected => "already connected to that peer in this swarm",
-        })
-    }
-}
-
-impl core::error::Error for ConnectError {}
 
 /// The PPSPP protocol engine for one UDP socket: every swarm and channel on it.
 ///
@@ -346,7 +279,7 @@ impl Endpoint {
         let complete = matches!(tree, Tree::Full(_));
         let have_clone = have.clone();
         let live = cfg.live.clone().map(|cfg| {
-            Box::new(swarm::LiveState {
+            Box::new(live_swarm::LiveState {
                 cfg,
                 munros: BTreeMap::new(),
                 end: 0,
@@ -697,157 +630,6 @@ impl Endpoint {
         self.cfg
             .unix_time_at_zero
             .wrapping_add(self.now.as_micros())
-    }
-}
-
-/// A view of one swarm of an endpoint.
-#[derive(Clone, Copy)]
-pub struct SwarmRef<'a> {
-    endpoint: &'a Endpoint,
-    swarm: &'a Swarm,
-}
-
-impl fmt::Debug for SwarmRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SwarmRef")
-            .field("handle", &self.swarm.handle)
-            .field("chunks", &self.chunk_count())
-            .field("complete", &self.is_complete())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> SwarmRef<'a> {
-    /// The swarm ID (the Merkle root hash).
-    pub fn swarm_id(&self) -> &'a HashValue {
-        &self.swarm.swarm_id
-    }
-
-    /// The number of chunks, once known.
-    pub fn chunk_count(&self) -> Option<u64> {
-        self.swarm.chunk_count()
-    }
-
-    /// The content length in bytes, once known.
-    pub fn content_len(&self) -> Option<u64> {
-        self.swarm.tree.content_len()
-    }
-
-    /// The chunks verified and stored.
-    pub fn verified(&self) -> &'a Binmap {
-        &self.swarm.have
-    }
-
-    /// Whether every chunk is verified and stored.
-    pub fn is_complete(&self) -> bool {
-        self.swarm.complete
-    }
-
-    /// The swarm's peers (channels in any state).
-    pub fn peers(&self) -> impl Iterator<Item = PeerHandle> + 'a {
-        self.swarm.channels.iter().map(|&id| PeerHandle(id))
-    }
-
-    /// The number of established channels.
-    pub fn connected_peers(&self) -> usize {
-        let ep = self.endpoint;
-        self.swarm
-            .channels
-            .iter()
-            .filter(|&&id| ep.chan(id).is_some_and(Channel::is_established))
-            .count()
-    }
-
-    /// The verified tree nodes `(bin, hash)` a resumed download needs (see
-    /// [`SwarmContent::Partial`]); empty for a seeder.
-    pub fn verified_hashes(&self) -> Vec<(crate::bin::Bin, HashValue)> {
-        match &self.swarm.tree {
-            Tree::Partial(t) => {
-                // Every verified node of the tree (bins 0..2W−1, W the tree width).
-                let Some(n) = t.chunk_count() else {
-                    return Vec::new();
-                };
-                (0..2 * n.next_power_of_two() - 1)
-                    .map(crate::bin::Bin::from_raw)
-                    .filter(|&b| t.is_verified(b))
-                    .filter_map(|b| Some((b, t.hash(b)?)))
-                    .collect()
-            }
-            Tree::Full(_) | Tree::Live(_) => Vec::new(),
-        }
-    }
-
-    /// The live swarm ID, for a live swarm.
-    pub fn live_swarm_id(&self) -> Option<&'a crate::live::LiveSwarmId> {
-        self.swarm.live.as_ref().map(|l| &l.cfg.id)
-    }
-
-    /// For a live swarm: the chunk this peer tuned in at (the first chunk of the first
-    /// trusted munro; 0 at the injector), once known.
-    pub fn live_tune_in(&self) -> Option<u64> {
-        let l = self.swarm.live.as_ref()?;
-        l.tuned_in.then_some(self.swarm.playback_start)
-    }
-
-    /// For a live swarm: one past the last chunk under a signed munro known here.
-    pub fn live_end(&self) -> Option<u64> {
-        self.swarm.live.as_ref().map(|l| l.end)
-    }
-}
-
-/// A view of one peer (channel).
-#[derive(Clone, Copy)]
-pub struct PeerRef<'a> {
-    ch: &'a Channel,
-}
-
-impl fmt::Debug for PeerRef<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PeerRef")
-            .field("remote", &self.ch.remote)
-            .field("connected", &self.is_connected())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PeerRef<'_> {
-    /// The peer's address.
-    pub fn remote(&self) -> SocketAddr {
-        self.ch.remote
-    }
-
-    /// Whether the handshake completed.
-    pub fn is_connected(&self) -> bool {
-        self.ch.is_established()
-    }
-
-    /// The swarm of this channel.
-    pub fn swarm(&self) -> SwarmHandle {
-        SwarmHandle(self.ch.swarm as u32)
-    }
-
-    /// Our channel ID (as the peer sees it) and the peer's (0 until known).
-    pub fn channel_ids(&self) -> (ChannelId, ChannelId) {
-        (ChannelId(self.ch.wire_id), ChannelId(self.ch.peer_id))
-    }
-
-    /// The chunks the peer announced.
-    pub fn peer_has(&self) -> &Binmap {
-        &self.ch.peer_have
-    }
-
-    /// Whether the peer chokes us, and whether we choke it.
-    pub fn choking(&self) -> (bool, bool) {
-        (self.ch.choke.peer_choking, self.ch.choke.am_choking)
-    }
-
-    /// Counters of this channel.
-    pub fn stats(&self) -> ChannelStats {
-        let mut s = self.ch.stats.public();
-        s.rtt = self.ch.rtt.smoothed();
-        s.cwnd = self.ch.cc.window();
-        s.in_flight = self.ch.cc.bytes_in_flight();
-        s
     }
 }
 

@@ -171,7 +171,7 @@ impl Endpoint {
         ch.stats.content_in += len;
         ch.choke.round_down += len;
         ch.down.last_delivery = now;
-        ch.mtu.rto_streak = 0;
+        ch.mtu.on_answered();
         let mine = match ch.down.requested.remove(&c) {
             Some(r) => {
                 ch.down.delivered_seq = ch.down.delivered_seq.max(r.seq);
