@@ -52,7 +52,7 @@ pub mod wire;
 pub use bin::Bin;
 pub use config::{DEFAULT_LIVE_WINDOW, EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
 pub use endpoint::{
-    ConnectError, Endpoint, LiveChunkError, PeerRef, SwarmError, SwarmRef, Transmit,
+    ConnectError, Endpoint, LiveChunkError, PeerRef, SwarmError, SwarmRef, Timer, Transmit,
 };
 pub use event::{CloseReason, Event, PeerHandle, SwarmHandle};
 pub use stats::{ChannelStats, EndpointStats};

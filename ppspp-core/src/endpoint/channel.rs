@@ -139,6 +139,8 @@ pub(crate) struct Channel {
 
     // Scheduling.
     pub(crate) timer_at: Option<Instant>,
+    /// Which timer `timer_at` is for.
+    pub(crate) timer_reason: super::timer::Timer,
     pub(crate) queued: bool,
 
     pub(crate) stats: Counters,
@@ -201,6 +203,7 @@ impl Channel {
             rtt: RttEstimator::default(),
             cc,
             timer_at: None,
+            timer_reason: super::timer::Timer::KeepAlive,
             queued: false,
             stats: Counters::default(),
         }

@@ -68,6 +68,7 @@ use download::release;
 pub use error::{ConnectError, LiveChunkError, SwarmError};
 use resume::resume_tree;
 use swarm::{Swarm, Tree};
+pub use timer::Timer;
 pub use views::{PeerRef, SwarmRef};
 
 /// A datagram written by [`Endpoint::poll_transmit`] into the caller's buffer.
