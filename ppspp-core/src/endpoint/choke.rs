@@ -5,6 +5,7 @@ use super::Endpoint;
 use super::channel::Channel;
 use super::download::release;
 use super::output::Out;
+use super::swarm::Swarm;
 use super::timer::UNCHOKE_REPEATS;
 use super::{CHOKE_ROUND, UNCHOKE_REPEAT};
 use crate::time::Instant;
@@ -215,4 +216,34 @@ pub(super) fn write(ch: &mut Channel, out: &mut Out<'_>) {
             (false, None) => Some((out.now + UNCHOKE_REPEAT, 0)),
         };
     }
+}
+
+/// Whether channel `ch` (`id`) of swarm `sw` may have its REQUEST served: it holds an upload
+/// slot, or a free one unchokes it (RFC 7574 §3.9). Otherwise it is choked and the request is
+/// dropped; the CHOKE is resent at most once per round trip (R-12.6.8-a).
+pub(super) fn admit(ch: &mut Channel, sw: &mut Swarm, id: u32, now: Instant) -> bool {
+    // Upload slots (RFC 7574 §3.9): a free slot unchokes, otherwise the peer is choked.
+    if !sw.unchoked.contains(&id) {
+        if sw.unchoked.len() < sw.cfg.upload_slots {
+            sw.unchoked.insert(id);
+            if ch.choke.am_choking {
+                ch.choke.am_choking = false;
+                ch.choke.send_choke = Some(false);
+            }
+        } else {
+            // R-12.6.8-a: requests after a CHOKE are dropped and the CHOKE resent.
+            let resend = !ch.choke.am_choking
+                || ch.choke.choke_resent_at.is_none_or(|t| {
+                    now.saturating_duration_since(t)
+                        > ch.rtt.smoothed_or(crate::time::Duration::from_millis(500))
+                });
+            if resend {
+                ch.choke.am_choking = true;
+                ch.choke.send_choke = Some(true);
+                ch.choke.choke_resent_at = Some(now);
+            }
+            return false;
+        }
+    }
+    true
 }

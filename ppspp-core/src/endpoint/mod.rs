@@ -585,20 +585,7 @@ impl Endpoint {
             if ch.is_established() {
                 s.add_avail(&ch.peer_have, -1);
             }
-            // A peer lost while we still download is tried again later, with backoff (it may
-            // restart; a seeder that did is otherwise never found again). Not a peer that sent
-            // bad content or broke the protocol, nor one we closed ourselves.
-            let lost = matches!(
-                reason,
-                CloseReason::Dead | CloseReason::RemoteClosed | CloseReason::Evicted
-            ) || (reason == CloseReason::HandshakeTimeout && ch.role == Role::Initiator);
-            if lost && !s.complete && (ch.is_established() || ch.role == Role::Initiator) {
-                let attempts = s.retry.get(&ch.remote).map_or(0, |r| r.1);
-                if s.retry.len() < swarm::RETRY_MAX || s.retry.contains_key(&ch.remote) {
-                    let delay = swarm::RETRY_BASE * (1u32 << attempts.min(swarm::RETRY_MAX_SHIFT));
-                    s.retry.insert(ch.remote, (self.now + delay, attempts));
-                }
-            }
+            pex::remember_lost(s, &ch, reason, self.now);
             for c in table::sorted_keys(&ch.down.requested) {
                 release(s, c);
                 released.push(c);

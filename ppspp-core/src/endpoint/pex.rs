@@ -4,6 +4,8 @@
 use super::Endpoint;
 use super::channel::{Channel, Role};
 use super::output::Out;
+use super::swarm::Swarm;
+use crate::event::CloseReason;
 use crate::event::Event;
 use crate::time::{Duration, Instant};
 use crate::wire::Message;
@@ -118,9 +120,7 @@ impl Endpoint {
         for a in due {
             if let Some((at, attempts)) = s.retry.get_mut(&a) {
                 *attempts = attempts.saturating_add(1);
-                *at = now
-                    + super::swarm::RETRY_BASE
-                        * (1u32 << (*attempts).min(super::swarm::RETRY_MAX_SHIFT));
+                *at = now + RETRY_BASE * (1u32 << (*attempts).min(RETRY_MAX_SHIFT));
             }
             targets.push(a);
         }
@@ -185,3 +185,28 @@ pub(super) fn write(ch: &mut Channel, out: &mut Out<'_>) {
         ch.pex.pex_replies.pop();
     }
 }
+
+/// A peer lost while we still download is tried again later, with backoff (it may restart; a
+/// seeder that did is otherwise never found again). Not a peer that sent bad content or broke
+/// the protocol, nor one we closed ourselves.
+pub(super) fn remember_lost(s: &mut Swarm, ch: &Channel, reason: CloseReason, now: Instant) {
+    let lost = matches!(
+        reason,
+        CloseReason::Dead | CloseReason::RemoteClosed | CloseReason::Evicted
+    ) || (reason == CloseReason::HandshakeTimeout && ch.role == Role::Initiator);
+    if lost && !s.complete && (ch.is_established() || ch.role == Role::Initiator) {
+        let attempts = s.retry.get(&ch.remote).map_or(0, |r| r.1);
+        if s.retry.len() < RETRY_MAX || s.retry.contains_key(&ch.remote) {
+            let delay = RETRY_BASE * (1u32 << attempts.min(RETRY_MAX_SHIFT));
+            s.retry.insert(ch.remote, (now + delay, attempts));
+        }
+    }
+}
+
+/// The first reconnection delay to a lost peer (doubling with each attempt, up to
+/// `RETRY_BASE << RETRY_MAX_SHIFT`).
+const RETRY_BASE: Duration = Duration::from_secs(30);
+/// Doublings of [`RETRY_BASE`] at most (30 s × 64 = 32 min).
+const RETRY_MAX_SHIFT: u8 = 6;
+/// The most lost peers a swarm remembers for reconnection.
+const RETRY_MAX: usize = 256;

@@ -111,17 +111,6 @@ pub(crate) struct Swarm {
     pub(crate) have_runs: core::cell::RefCell<(u64, u64, Vec<Range<u64>>)>,
 }
 
-/// The first reconnection delay to a lost peer (doubling with each attempt, up to
-/// `RETRY_BASE << RETRY_MAX_SHIFT`).
-pub(crate) const RETRY_BASE: crate::time::Duration = crate::time::Duration::from_secs(30);
-/// Doublings of [`RETRY_BASE`] at most (30 s × 64 = 32 min).
-pub(crate) const RETRY_MAX_SHIFT: u8 = 6;
-/// The most lost peers a swarm remembers for reconnection.
-pub(crate) const RETRY_MAX: usize = 256;
-
-/// How many unverifiable chunks a swarm holds while their hashes are on their way.
-pub(crate) const MAX_HELD: usize = 64;
-
 impl Swarm {
     pub(crate) fn chunk_count(&self) -> Option<u64> {
         match &self.live {

@@ -1,11 +1,11 @@
 //! Serving chunks (RFC 7574 §3.6, §3.7, §5): the requests a peer queued with us, and each DATA
 //! with the INTEGRITY messages that prove it ahead of it.
 
-use super::Endpoint;
 use super::channel::Channel;
 use super::loss::Sent;
 use super::output::Out;
 use super::swarm::Swarm;
+use super::{Endpoint, choke};
 use crate::bin::Bin;
 use crate::live::SignedMunro;
 use crate::merkle::AckedHashes;
@@ -140,6 +140,39 @@ fn write_hash(sw: &Swarm, signed: Option<&SignedMunro>, bin: Bin, out: &mut Out<
 }
 
 impl Endpoint {
+    /// A REQUEST (RFC 7574 §3.7): the chunks go in the peer's upload queue, bounded, if the
+    /// peer holds an upload slot.
+    pub(super) fn on_request(&mut self, id: u32, spec: ChunkSpec) {
+        let now = self.now;
+        let Some(ch) = self.chan(id) else { return };
+        // R-12.6.11-a: never answer a REQUEST before the handshake completed. R-7.10-a: nor
+        // from a peer that said it does not accept DATA.
+        if !ch.is_established() || !ch.proven || !ch.accepts(MessageType::Data) {
+            self.stats.drops.refused_requests += 1;
+            return;
+        }
+        // libswift crashed on a REQUEST past the end: every range is checked.
+        let Some((a, b)) = self.spec_chunks(id, spec) else {
+            self.stats.drops.refused_requests += 1;
+            return;
+        };
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        ch.choke.interested_at = Some(now);
+        // A REQUEST shows the peer knows it is unchoked (or asks anyway): no UNCHOKE to repeat.
+        ch.choke.unchoke_unanswered = None;
+        if !choke::admit(ch, sw, id, now) {
+            self.stats.drops.refused_requests += 1;
+            self.queue_send(id);
+            return;
+        }
+        let limit = 4 * sw.cfg.max_requests_per_peer as u64;
+        let refused = ch.up.queue_upload(a, b, limit);
+        self.stats.drops.refused_requests += refused.min(1);
+        self.queue_send(id);
+    }
+
     /// Appends INTEGRITY + DATA for the next queued chunk to the datagram in `out`, if the
     /// congestion window allows (`had_control`: the datagram already carries control
     /// messages, which then go alone when the chunk and its hashes do not fit with them).

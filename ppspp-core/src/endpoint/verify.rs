@@ -93,20 +93,9 @@ impl Endpoint {
         let Some((ch, sw, _)) = self.parts(id) else {
             return false;
         };
-        // R-3.4-c, §4.3.2: at least the chunk, aggregated to the largest aligned bin we hold
-        // around it — what libswift sends. Under chunk ranges the whole verified run would do
-        // too, but libswift as the sender then slows down by ~30% (64 MiB over loopback:
-        // 1.7–1.9 s → 2.3–2.5 s), so the bin it expects is what it gets.
-        let ack_span = |sw: &super::swarm::Swarm| {
-            let bin = sw.complete_bin(c);
-            (
-                bin.first_chunk().unwrap_or(c),
-                bin.last_chunk().unwrap_or(c),
-            )
-        };
         if sw.have.contains(c) {
             // A duplicate (our ACK was lost, or the endgame): acknowledge it again.
-            let (first, last) = ack_span(sw);
+            let (first, last) = ack_span(sw, c);
             push_ack(ch, first, last, delay);
             self.stats.drops.unrequested_data += 1;
             self.queue_send(id);
@@ -140,9 +129,7 @@ impl Endpoint {
                     VerifyError::MissingHashes { bin } => bin,
                     _ => Bin::NONE,
                 };
-                if sw.held.len() < super::swarm::MAX_HELD || sw.held.contains_key(&c) {
-                    sw.held.insert(c, (id, d, awaited));
-                } else {
+                if !sw.hold(c, id, d, awaited) {
                     self.stats.drops.unrequested_data += 1;
                 }
                 return true;
@@ -167,26 +154,7 @@ impl Endpoint {
             return true;
         }
         sw.have.insert(c);
-        let len = d.payload.len() as u64;
-        ch.stats.content_in += len;
-        ch.choke.round_down += len;
-        ch.down.last_delivery = now;
-        ch.mtu.on_answered();
-        let mine = match ch.down.requested.remove(&c) {
-            Some(r) => {
-                ch.down.delivered_seq = ch.down.delivered_seq.max(r.seq);
-                ch.down
-                    .on_delivered(now, sw.cfg.max_requests_per_peer, &ch.rtt);
-                1
-            }
-            None => 0,
-        };
-        let (first, last) = ack_span(sw);
-        push_ack(ch, first, last, delay);
-        ch.ann.data_unacked = ch.ann.data_unacked.saturating_add(1);
-        if ch.ann.ack_due.is_none() {
-            ch.ann.ack_due = Some(now + super::ACK_DELAY);
-        }
+        let mine = account_delivery(ch, sw, c, d.payload.len() as u64, delay, now);
         let was_requested = sw.requested.remove(&c);
         let requested_elsewhere = was_requested.is_some_and(|k| k > mine);
         if was_requested.is_none() {
@@ -202,27 +170,7 @@ impl Endpoint {
             };
         if size_before.is_none() {
             if let Some(n) = size_now {
-                let maps: Vec<crate::binmap::Binmap> = others
-                    .iter()
-                    .chain(core::iter::once(&id))
-                    .filter_map(|&o| {
-                        self.chan(o)
-                            .filter(|c| c.is_established())
-                            .map(|c| c.peer_have.clone())
-                    })
-                    .collect();
-                if let Some(s) = self
-                    .swarms
-                    .get_mut(swarm.0 as usize)
-                    .and_then(Option::as_mut)
-                {
-                    s.ensure_avail(maps.into_iter());
-                }
-                self.events.push_back(Event::SizeKnown {
-                    swarm,
-                    chunks: n,
-                    bytes: content_len,
-                });
+                self.on_size_known(swarm, id, &others, n, content_len);
             }
         }
         self.stats.chunks_verified += 1;
@@ -231,16 +179,8 @@ impl Endpoint {
         // when it next sends.
         let idx = swarm.0 as usize;
         self.announce(idx, c..c + 1);
-        // Cancel the endgame's duplicate requests (R-3.8-a): only when someone else asked.
         if requested_elsewhere {
-            for &o in &others {
-                if let Some(och) = self.chan_mut(o) {
-                    if och.down.requested.remove(&c).is_some() {
-                        och.down.pending_cancels.push((c, c));
-                        self.queue_send(o);
-                    }
-                }
-            }
+            self.cancel_duplicates(c, &others);
         }
         self.check_complete(swarm.0 as usize);
         self.fill_requests(id);
@@ -252,6 +192,52 @@ impl Endpoint {
         }
         self.retry_held(swarm.0 as usize);
         true
+    }
+
+    /// The content's size became known with a chunk from channel `id` (`others`: the swarm's
+    /// other channels): rarity counts can be sized, and the driver is told.
+    fn on_size_known(
+        &mut self,
+        swarm: SwarmHandle,
+        id: u32,
+        others: &[u32],
+        chunks: u64,
+        bytes: Option<u64>,
+    ) {
+        let maps: Vec<crate::binmap::Binmap> = others
+            .iter()
+            .chain(core::iter::once(&id))
+            .filter_map(|&o| {
+                self.chan(o)
+                    .filter(|c| c.is_established())
+                    .map(|c| c.peer_have.clone())
+            })
+            .collect();
+        if let Some(s) = self
+            .swarms
+            .get_mut(swarm.0 as usize)
+            .and_then(Option::as_mut)
+        {
+            s.ensure_avail(maps.into_iter());
+        }
+        self.events.push_back(Event::SizeKnown {
+            swarm,
+            chunks,
+            bytes,
+        });
+    }
+
+    /// Chunk `c` arrived: the endgame's duplicate requests for it on `others` are cancelled
+    /// (R-3.8-a).
+    fn cancel_duplicates(&mut self, c: u64, others: &[u32]) {
+        for &o in others {
+            if let Some(och) = self.chan_mut(o) {
+                if och.down.requested.remove(&c).is_some() {
+                    och.down.pending_cancels.push((c, c));
+                    self.queue_send(o);
+                }
+            }
+        }
     }
 
     /// Verifies held chunks whose awaited hashes have since been verified.
@@ -362,4 +348,66 @@ impl Endpoint {
             range: chunk..chunk + 1,
         });
     }
+}
+
+impl super::swarm::Swarm {
+    /// Holds a chunk that cannot be verified yet (R-5.3-d: the hashes it needs were in a
+    /// datagram that was lost or is late) until `awaited` verifies ([`Bin::NONE`]: until the
+    /// size is known), at most [`MAX_HELD`] chunks. Returns false when it is not held.
+    pub(super) fn hold(&mut self, c: u64, from: u32, d: Data, awaited: Bin) -> bool {
+        if self.held.len() < MAX_HELD || self.held.contains_key(&c) {
+            self.held.insert(c, (from, d, awaited));
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How many unverifiable chunks a swarm holds while their hashes are on their way.
+const MAX_HELD: usize = 64;
+
+/// R-3.4-c, §4.3.2: what an ACK of chunk `c` names: at least the chunk, aggregated to the
+/// largest aligned bin we hold around it (what libswift sends). Under chunk ranges the whole
+/// verified run would do too, but libswift as the sender then slows down by ~30%, so the bin
+/// it expects is what it gets.
+fn ack_span(sw: &super::swarm::Swarm, c: u64) -> (u64, u64) {
+    let bin = sw.complete_bin(c);
+    (
+        bin.first_chunk().unwrap_or(c),
+        bin.last_chunk().unwrap_or(c),
+    )
+}
+
+/// Accounts verified chunk `c` of `len` bytes from `ch`: the delivery (rate, request
+/// pipeline, reciprocity) and its ACK with the delay sample (R-3.4-d), delayed up to
+/// [`ACK_DELAY`](super::ACK_DELAY) for a second DATA. Returns 1 if `ch` had asked for it.
+fn account_delivery(
+    ch: &mut super::channel::Channel,
+    sw: &super::swarm::Swarm,
+    c: u64,
+    len: u64,
+    delay: i64,
+    now: crate::time::Instant,
+) -> u8 {
+    ch.stats.content_in += len;
+    ch.choke.round_down += len;
+    ch.down.last_delivery = now;
+    ch.mtu.on_answered();
+    let mine = match ch.down.requested.remove(&c) {
+        Some(r) => {
+            ch.down.delivered_seq = ch.down.delivered_seq.max(r.seq);
+            ch.down
+                .on_delivered(now, sw.cfg.max_requests_per_peer, &ch.rtt);
+            1
+        }
+        None => 0,
+    };
+    let (first, last) = ack_span(sw, c);
+    push_ack(ch, first, last, delay);
+    ch.ann.data_unacked = ch.ann.data_unacked.saturating_add(1);
+    if ch.ann.ack_due.is_none() {
+        ch.ann.ack_due = Some(now + super::ACK_DELAY);
+    }
+    mine
 }
