@@ -382,3 +382,18 @@ impl SwarmConfig {
         &self.swarm_id
     }
 }
+
+/// The setters take and return `&mut Self`, so a configuration built inline (`SwarmConfig::leech(..).pex(true)`)
+/// is a `&mut SwarmConfig`; the endpoint takes it as it is (a copy is made).
+impl From<&mut Self> for SwarmConfig {
+    fn from(cfg: &mut Self) -> Self {
+        cfg.clone()
+    }
+}
+
+/// As for [`SwarmConfig`]: `Endpoint::new(EndpointConfig::new(seed).max_channels(64), now)`.
+impl From<&mut Self> for EndpointConfig {
+    fn from(cfg: &mut Self) -> Self {
+        cfg.clone()
+    }
+}

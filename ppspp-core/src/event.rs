@@ -8,18 +8,25 @@ use crate::bin::Bin;
 use crate::merkle::VerifyError;
 use crate::store::StoreError;
 
-/// A swarm held by an endpoint.
+/// A swarm held by an endpoint. Handles are never reused: once the swarm is removed, its handle
+/// names nothing (every command and view taking it does nothing or returns `None`), even when
+/// a new swarm takes the same slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SwarmHandle(pub(crate) u32);
+pub struct SwarmHandle {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
 
-/// A peer (one channel) of a swarm.
+/// A peer (one channel) of a swarm. A handle names one channel for its whole life: after the
+/// channel closes it names nothing, and a later channel in the same slot gets a handle with
+/// other random bits (16 random bits above the slot).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerHandle(pub(crate) u32);
 
 impl SwarmHandle {
     /// A number identifying the swarm within its endpoint (for logs).
     pub const fn index(self) -> u32 {
-        self.0
+        self.slot
     }
 }
 
@@ -53,6 +60,9 @@ pub enum Event {
         remote: SocketAddr,
         /// Why.
         reason: CloseReason,
+        /// The channel's final counters ([`Endpoint::peer`](crate::Endpoint::peer) names
+        /// nothing once the channel is closed).
+        stats: alloc::boxed::Box<crate::stats::ChannelStats>,
     },
     /// Chunks were received, verified and written to the store (coalesced: one event per run
     /// of consecutive chunks verified within one input).

@@ -42,7 +42,7 @@ pub mod event;
 pub mod hash;
 pub mod live;
 pub mod merkle;
-pub mod rand;
+mod rand;
 pub mod rtt;
 pub mod stats;
 pub mod store;
@@ -50,6 +50,8 @@ pub mod time;
 pub mod wire;
 
 pub use bin::Bin;
+/// The byte buffer type of received datagrams and DATA payloads (zero-copy slices).
+pub use bytes::Bytes;
 pub use config::{DEFAULT_LIVE_WINDOW, EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
 pub use endpoint::{
     ConnectError, Endpoint, LiveChunkError, PeerRef, SwarmError, SwarmRef, Timer, Transmit,

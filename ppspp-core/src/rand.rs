@@ -23,29 +23,22 @@ use core::ops::{Bound, RangeBounds};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
-/// A deterministic, cryptographically secure random number generator (ChaCha20).
-///
-/// ```
-/// use ppspp_core::rand::Rng;
-///
-/// let mut a = Rng::from_seed([7; 32]);
-/// let mut b = Rng::from_seed([7; 32]);
-/// assert_eq!(a.next_u64(), b.next_u64()); // same seed, same sequence
-/// let id = a.channel_id();
-/// assert_ne!(id, 0);
-/// let die = a.gen_range(1..=6);
-/// assert!((1..=6).contains(&die));
-/// ```
+/// A deterministic, cryptographically secure random number generator (ChaCha20): the same
+/// seed gives the same sequence (see the tests below).
 ///
 /// `Debug` deliberately prints no state: the stream is secret.
 #[derive(Clone)]
-pub struct Rng {
+pub(crate) struct Rng {
     inner: ChaCha20Rng,
 }
 
+#[cfg_attr(
+    not(test),
+    allow(dead_code, reason = "the seeded helpers serve tests and the test kit")
+)]
 impl Rng {
     /// The generator whose output is fully determined by `seed`.
-    pub fn from_seed(seed: [u8; 32]) -> Self {
+    pub(crate) fn from_seed(seed: [u8; 32]) -> Self {
         Self {
             inner: ChaCha20Rng::from_seed(seed),
         }
@@ -55,7 +48,7 @@ impl Rng {
     ///
     /// Convenient for tests and simulations. Not for production: 64 bits of seed are guessable
     /// in principle, which defeats the unpredictability RFC 7574 §12.1 wants from channel IDs.
-    pub fn seed_from_u64(seed: u64) -> Self {
+    pub(crate) fn seed_from_u64(seed: u64) -> Self {
         Self {
             inner: ChaCha20Rng::seed_from_u64(seed),
         }
@@ -65,24 +58,24 @@ impl Rng {
     ///
     /// Use it to give a sub-component (a swarm, a channel, a simulated link) its own stream, so
     /// that the number of draws one makes does not shift what another sees.
-    pub fn fork(&mut self) -> Self {
+    pub(crate) fn fork(&mut self) -> Self {
         let mut seed = [0u8; 32];
         self.fill(&mut seed);
         Self::from_seed(seed)
     }
 
     /// The next 32 random bits.
-    pub fn next_u32(&mut self) -> u32 {
+    pub(crate) fn next_u32(&mut self) -> u32 {
         self.inner.next_u32()
     }
 
     /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }
 
     /// Fills `dest` with random bytes.
-    pub fn fill(&mut self, dest: &mut [u8]) {
+    pub(crate) fn fill(&mut self, dest: &mut [u8]) {
         self.inner.fill_bytes(dest);
     }
 
@@ -94,7 +87,7 @@ impl Rng {
     ///
     /// If the range is empty (for example `5..5` or `6..=5`). Ranges come from the code, never
     /// from the network, so an empty one is a bug in the caller.
-    pub fn gen_range<R: RangeBounds<u64>>(&mut self, range: R) -> u64 {
+    pub(crate) fn gen_range<R: RangeBounds<u64>>(&mut self, range: R) -> u64 {
         let low = match range.start_bound() {
             Bound::Included(&x) => Some(x),
             Bound::Excluded(&x) => x.checked_add(1),
@@ -114,7 +107,7 @@ impl Rng {
     /// `true` with probability `p`.
     ///
     /// `p ≤ 0` (and NaN) always gives `false`, `p ≥ 1` always `true`. The resolution is 2⁻⁶⁴.
-    pub fn gen_bool(&mut self, p: f64) -> bool {
+    pub(crate) fn gen_bool(&mut self, p: f64) -> bool {
         if p.is_nan() || p <= 0.0 {
             return false;
         }
@@ -129,7 +122,7 @@ impl Rng {
     /// `true` with probability `numerator / denominator`, computed exactly in integers.
     ///
     /// A zero denominator gives `false`; `numerator ≥ denominator` gives `true`.
-    pub fn gen_ratio(&mut self, numerator: u64, denominator: u64) -> bool {
+    pub(crate) fn gen_ratio(&mut self, numerator: u64, denominator: u64) -> bool {
         if numerator >= denominator {
             return denominator != 0;
         }
@@ -137,7 +130,7 @@ impl Rng {
     }
 
     /// Shuffles `slice` in place, every permutation equally likely (Fisher–Yates).
-    pub fn shuffle<T>(&mut self, slice: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, slice: &mut [T]) {
         for i in (1..slice.len()).rev() {
             // `i as u64` is lossless on every supported target (usize ≤ 64 bits).
             let j = self.below_inclusive(i as u64) as usize;
@@ -146,7 +139,7 @@ impl Rng {
     }
 
     /// A uniformly chosen element of `slice`, or `None` if it is empty.
-    pub fn choose<'a, T>(&mut self, slice: &'a [T]) -> Option<&'a T> {
+    pub(crate) fn choose<'a, T>(&mut self, slice: &'a [T]) -> Option<&'a T> {
         let last = slice.len().checked_sub(1)?;
         slice.get(self.below_inclusive(last as u64) as usize)
     }
@@ -156,7 +149,7 @@ impl Rng {
     /// RFC 7574 §12.1 wants channel IDs unpredictable to off-path attackers, and §8.3 reserves
     /// 0 for the initiating HANDSHAKE, so zero is never returned. Uniqueness among the channels
     /// of an endpoint is the caller's job (a collision has probability about n/2³²).
-    pub fn channel_id(&mut self) -> u32 {
+    pub(crate) fn channel_id(&mut self) -> u32 {
         loop {
             let id = self.next_u32();
             if id != 0 {

@@ -98,6 +98,14 @@ pub struct EndpointStats {
     /// Whole availability maps announced again to peers that lacked chunks we have and asked
     /// for none (a HAVE may have been lost: nothing else would ever tell them).
     pub have_refreshes: u64,
+    /// Content bytes received and verified, from every peer.
+    pub content_in: u64,
+    /// Content bytes sent (DATA payloads, retransmissions included), to every peer.
+    pub content_out: u64,
+    /// Calls to `poll_transmit` with a buffer smaller than the configured maximum datagram
+    /// size: what did not fit stayed queued (a DATA never fits a buffer smaller than a chunk
+    /// with its headers, so such a buffer stalls transfers).
+    pub small_transmit_buffers: u64,
     /// Channels currently open.
     pub channels: u64,
 }

@@ -247,6 +247,15 @@ impl Channel {
         }
     }
 
+    /// The channel's counters with its RTT, window and flight, as the public view gives them.
+    pub(crate) fn public_stats(&self) -> ChannelStats {
+        let mut s = self.stats.public();
+        s.rtt = self.rtt.smoothed();
+        s.cwnd = self.cc.window();
+        s.in_flight = self.cc.bytes_in_flight();
+        s
+    }
+
     pub(crate) fn is_established(&self) -> bool {
         self.state == State::Established
     }

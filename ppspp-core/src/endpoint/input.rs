@@ -11,7 +11,13 @@ use core::net::SocketAddr;
 impl Endpoint {
     /// Processes one received datagram from `remote`. Never fails: bad input is dropped and
     /// counted, and may close the channel it arrived on.
-    pub fn handle_datagram(&mut self, now: Instant, remote: SocketAddr, datagram: Bytes) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        datagram: impl Into<Bytes>,
+    ) {
+        let datagram: Bytes = datagram.into();
         self.advance(now);
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;

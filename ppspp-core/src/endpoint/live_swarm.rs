@@ -66,8 +66,10 @@ impl Endpoint {
     ) -> Result<Option<crate::live::SignedMunro>, LiveChunkError> {
         self.advance(now);
         let unix = self.unix_micros();
-        let idx = swarm.0 as usize;
-        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+        let Some(idx) = self.slot_of(swarm) else {
+            return Err(LiveChunkError::NotLiveSource);
+        };
+        let Some(s) = self.swarms[idx].as_mut() else {
             return Err(LiveChunkError::NotLiveSource);
         };
         let (Tree::Live(src), Some(live)) = (&mut s.tree, s.live.as_mut()) else {

@@ -109,6 +109,8 @@ pub struct Endpoint {
     pub(crate) swarms: Vec<Option<Swarm>>,
     /// Swarms by the ID handshakes carry (a root hash, or a live stream's public key).
     pub(crate) swarm_by_id: BTreeMap<Vec<u8>, usize>,
+    /// Counts swarms added: the generation of the next handle.
+    pub(crate) swarm_generation: u32,
     /// Channels by slot (the low 16 bits of their ID); boxed so that empty slots stay small.
     pub(crate) channels: Vec<Option<Box<Channel>>>,
     pub(crate) live_channels: usize,
@@ -175,7 +177,8 @@ const CHOKE_ROUND: Duration = Duration::from_secs(10);
 
 impl Endpoint {
     /// A new endpoint with no swarms.
-    pub fn new(config: EndpointConfig, now: Instant) -> Self {
+    pub fn new(config: impl Into<EndpointConfig>, now: Instant) -> Self {
+        let config: EndpointConfig = config.into();
         Self {
             rng: Rng::from_seed(config.rng_seed),
             chunk_hash: table::ChunkHash::new(hash_key(config.rng_seed)),
@@ -184,6 +187,7 @@ impl Endpoint {
             now,
             swarms: Vec::new(),
             swarm_by_id: BTreeMap::new(),
+            swarm_generation: 0,
             channels: Vec::new(),
             live_channels: 0,
             free_slots: Vec::new(),
@@ -207,9 +211,10 @@ impl Endpoint {
     pub fn add_swarm(
         &mut self,
         now: Instant,
-        cfg: SwarmConfig,
+        cfg: impl Into<SwarmConfig>,
         mut store: Box<dyn ChunkStore>,
     ) -> Result<SwarmHandle, SwarmError> {
+        let cfg: SwarmConfig = cfg.into();
         self.advance(now);
         let key = match &cfg.live {
             Some(l) => l.id.to_bytes(),
@@ -274,7 +279,11 @@ impl Endpoint {
                 self.swarms.len() - 1
             }
         };
-        let handle = SwarmHandle(idx as u32);
+        self.swarm_generation = self.swarm_generation.wrapping_add(1);
+        let handle = SwarmHandle {
+            slot: idx as u32,
+            generation: self.swarm_generation,
+        };
         // A seeder is complete from the start; a resumed download completes (and finalises its
         // store) through `check_complete` below.
         let complete = matches!(tree, Tree::Full(_));
@@ -329,20 +338,27 @@ impl Endpoint {
         Ok(handle)
     }
 
-    /// Removes a swarm, closing its channels with closing handshakes.
-    pub fn remove_swarm(&mut self, now: Instant, swarm: SwarmHandle) {
+    /// Removes a swarm, closing its channels with closing handshakes, and gives its store
+    /// back (`None`: no such swarm). The handle names nothing afterwards.
+    pub fn remove_swarm(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+    ) -> Option<Box<dyn ChunkStore>> {
         self.advance(now);
-        let idx = swarm.0 as usize;
-        let Some(s) = self.swarms.get(idx).and_then(Option::as_ref) else {
-            return;
-        };
-        let ids: Vec<u32> = s.channels.iter().copied().collect();
+        let idx = self.slot_of(swarm)?;
+        let ids: Vec<u32> = self.swarms[idx]
+            .as_ref()?
+            .channels
+            .iter()
+            .copied()
+            .collect();
         for id in ids {
             self.close_channel(id, CloseReason::LocalClosed, true);
         }
-        if let Some(s) = self.swarms[idx].take() {
-            self.swarm_by_id.remove(&s.key);
-        }
+        let s = self.swarms[idx].take()?;
+        self.swarm_by_id.remove(&s.key);
+        Some(s.store)
     }
 
     /// Opens a channel to `remote` in `swarm`: sends the opening handshake (RFC 7574 §3.1.1).
@@ -353,11 +369,9 @@ impl Endpoint {
         remote: SocketAddr,
     ) -> Result<PeerHandle, ConnectError> {
         self.advance(now);
-        let idx = swarm.0 as usize;
-        let s = self
-            .swarms
-            .get(idx)
-            .and_then(Option::as_ref)
+        let idx = self.slot_of(swarm).ok_or(ConnectError::UnknownSwarm)?;
+        let s = self.swarms[idx]
+            .as_ref()
             .ok_or(ConnectError::UnknownSwarm)?;
         if s.channels
             .iter()
@@ -387,11 +401,7 @@ impl Endpoint {
     /// on are requested first.
     pub fn seek(&mut self, now: Instant, swarm: SwarmHandle, chunk: u64) {
         self.advance(now);
-        let ids = match self
-            .swarms
-            .get_mut(swarm.0 as usize)
-            .and_then(Option::as_mut)
-        {
+        let ids = match self.slot_of(swarm).and_then(|i| self.swarms[i].as_mut()) {
             Some(s) => {
                 s.playback = chunk;
                 s.channels.iter().copied().collect::<Vec<_>>()
@@ -440,7 +450,7 @@ impl Endpoint {
 
     /// A view of a swarm.
     pub fn swarm(&self, swarm: SwarmHandle) -> Option<SwarmRef<'_>> {
-        let s = self.swarms.get(swarm.0 as usize)?.as_ref()?;
+        let s = self.swarms[self.slot_of(swarm)?].as_ref()?;
         Some(SwarmRef {
             endpoint: self,
             swarm: s,
@@ -449,7 +459,9 @@ impl Endpoint {
 
     /// A view of a peer.
     pub fn peer(&self, peer: PeerHandle) -> Option<PeerRef<'_>> {
-        self.chan(peer.0).map(|ch| PeerRef { ch })
+        let ch = self.chan(peer.0)?;
+        let swarm = self.swarms.get(ch.swarm)?.as_ref()?.handle;
+        Some(PeerRef { ch, swarm })
     }
 
     /// Every swarm on the endpoint.
@@ -463,6 +475,23 @@ impl Endpoint {
     }
 
     // ---- internals -----------------------------------------------------------------------
+
+    /// The slot of the swarm `h` names, if it still exists.
+    pub(crate) fn slot_of(&self, h: SwarmHandle) -> Option<usize> {
+        let i = h.slot as usize;
+        self.swarms
+            .get(i)
+            .and_then(Option::as_ref)
+            .filter(|s| s.handle == h)
+            .map(|_| i)
+    }
+
+    /// The store of swarm `h` (a seeder's content, a download's verified chunks), for an
+    /// application that reads it while the swarm runs (a player reading what verified).
+    pub fn store_mut(&mut self, h: SwarmHandle) -> Option<&mut dyn ChunkStore> {
+        let i = self.slot_of(h)?;
+        Some(&mut *self.swarms[i].as_mut()?.store)
+    }
 
     pub(crate) fn advance(&mut self, now: Instant) {
         if now > self.now {
@@ -596,6 +625,7 @@ impl Endpoint {
                     peer: PeerHandle(id),
                     remote: ch.remote,
                     reason,
+                    stats: Box::new(ch.public_stats()),
                 });
             }
             if !released.is_empty() {

@@ -70,6 +70,9 @@ impl Endpoint {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         self.advance(now);
+        if buf.len() < self.cfg.max_datagram_size {
+            self.stats.small_transmit_buffers += 1;
+        }
         if let Some((to, d)) = self.raw_out.pop_front() {
             if d.len() <= buf.len() {
                 buf[..d.len()].copy_from_slice(&d);

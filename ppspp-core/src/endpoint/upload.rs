@@ -320,6 +320,7 @@ impl Endpoint {
         ch.cc.on_sent(now, bytes);
         ch.stats.content_out += chunk_len as u64;
         ch.choke.round_up += chunk_len as u64;
+        self.stats.content_out += chunk_len as u64;
         if retransmit {
             self.stats.data_retransmissions += 1;
         }

@@ -174,15 +174,16 @@ impl Endpoint {
             }
         }
         self.stats.chunks_verified += 1;
+        self.stats.content_in += d.payload.len() as u64;
         self.push_verified(swarm, c);
         // Announce it (R-3.2-a) through the swarm's HAVE log: each channel folds the log in
         // when it next sends.
-        let idx = swarm.0 as usize;
+        let idx = swarm.slot as usize;
         self.announce(idx, c..c + 1);
         if requested_elsewhere {
             self.cancel_duplicates(c, &others);
         }
-        self.check_complete(swarm.0 as usize);
+        self.check_complete(swarm.slot as usize);
         self.fill_requests(id);
         // The ACK goes out now if due (or with anything else due), else at its deadline.
         if self.can_send_more(id) {
@@ -190,7 +191,7 @@ impl Endpoint {
         } else {
             self.reschedule(id);
         }
-        self.retry_held(swarm.0 as usize);
+        self.retry_held(swarm.slot as usize);
         true
     }
 
@@ -215,7 +216,7 @@ impl Endpoint {
             .collect();
         if let Some(s) = self
             .swarms
-            .get_mut(swarm.0 as usize)
+            .get_mut(swarm.slot as usize)
             .and_then(Option::as_mut)
         {
             s.ensure_avail(maps.into_iter());

@@ -112,6 +112,7 @@ impl<'a> SwarmRef<'a> {
 #[derive(Clone, Copy)]
 pub struct PeerRef<'a> {
     pub(super) ch: &'a Channel,
+    pub(super) swarm: SwarmHandle,
 }
 
 impl fmt::Debug for PeerRef<'_> {
@@ -136,7 +137,7 @@ impl PeerRef<'_> {
 
     /// The swarm of this channel.
     pub fn swarm(&self) -> SwarmHandle {
-        SwarmHandle(self.ch.swarm as u32)
+        self.swarm
     }
 
     /// Our channel ID (as the peer sees it) and the peer's (0 until known).
@@ -156,10 +157,6 @@ impl PeerRef<'_> {
 
     /// Counters of this channel.
     pub fn stats(&self) -> ChannelStats {
-        let mut s = self.ch.stats.public();
-        s.rtt = self.ch.rtt.smoothed();
-        s.cwnd = self.ch.cc.window();
-        s.in_flight = self.ch.cc.bytes_in_flight();
-        s
+        self.ch.public_stats()
     }
 }
