@@ -21,6 +21,8 @@ struct Pair {
     content: Vec<u8>,
     events: Vec<Event>,
     buf_len: usize,
+    /// Flip a byte of the next DATA-sized datagram from the seeder.
+    corrupt_next_data: bool,
 }
 
 fn addr(i: u8) -> SocketAddr {
@@ -58,6 +60,7 @@ impl Pair {
             content,
             events: Vec::new(),
             buf_len: 1500,
+            corrupt_next_data: false,
         }
     }
 
@@ -75,8 +78,13 @@ impl Pair {
                 moved = true;
             }
             while let Some(t) = self.seeder.poll_transmit(self.now, &mut buf) {
-                self.leecher
-                    .handle_datagram(self.now, addr(1), buf[..t.size].to_vec());
+                let mut d = buf[..t.size].to_vec();
+                if self.corrupt_next_data && d.len() > CS as usize {
+                    // The DATA payload ends the datagram.
+                    *d.last_mut().unwrap() ^= 0xFF;
+                    self.corrupt_next_data = false;
+                }
+                self.leecher.handle_datagram(self.now, addr(1), d);
                 moved = true;
             }
             if !moved {
@@ -235,5 +243,27 @@ fn timeout_reason_names_the_timer_poll_timeout_reports() {
     assert_eq!(
         p.seeder.timeout_reason().is_some(),
         p.seeder.poll_timeout().is_some()
+    );
+}
+
+#[test]
+fn size_known_comes_even_when_the_first_chunk_with_the_peaks_fails_verification() {
+    let mut p = Pair::new(40_000);
+    p.corrupt_next_data = true;
+    p.run_until(Duration::from_secs(5), |p| {
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::IntegrityFailure { .. }))
+    });
+    let swarm = p.swarm;
+    let n = p.leecher.swarm(swarm).unwrap().chunk_count();
+    assert_eq!(n, Some(40), "the peaks verified against the swarm ID");
+    assert!(
+        p.events.iter().any(|e| matches!(
+            e,
+            Event::SizeKnown { swarm: s, chunks: 40, .. } if *s == swarm
+        )),
+        "events: {:?}",
+        p.events
     );
 }

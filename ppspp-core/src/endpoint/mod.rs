@@ -297,7 +297,9 @@ impl Endpoint {
                 floor: 0,
             })
         });
+        let size_reported = tree.chunk_count().is_some();
         let mut swarm = Swarm {
+            size_reported,
             handle,
             swarm_id: cfg.swarm_id,
             key,

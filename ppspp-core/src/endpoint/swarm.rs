@@ -57,6 +57,8 @@ impl Tree {
 
 #[derive(Debug)]
 pub(crate) struct Swarm {
+    /// `Event::SizeKnown` was emitted (or the size was known from the start).
+    pub(crate) size_reported: bool,
     pub(crate) handle: SwarmHandle,
     pub(crate) cfg: SwarmConfig,
     pub(crate) swarm_id: HashValue,

@@ -111,7 +111,7 @@ impl Endpoint {
         let Tree::Partial(tree) = &mut sw.tree else {
             return true;
         };
-        let size_before = tree.chunk_count();
+        let swarm = sw.handle;
         match tree.verify_chunk(c, &d.payload) {
             Ok(()) => {}
             Err(
@@ -132,6 +132,8 @@ impl Endpoint {
                 if !sw.hold(c, id, d, awaited) {
                     self.stats.drops.unrequested_data += 1;
                 }
+                // The peaks that came with it may have made the size known.
+                self.report_size(swarm, id);
                 return true;
             }
             Err(VerifyError::OutOfRange { .. } | VerifyError::BinOutOfRange { .. }) => {
@@ -139,12 +141,18 @@ impl Endpoint {
                 return true;
             }
             Err(e) => {
-                let (swarm, remote) = (sw.handle, ch.remote);
+                let remote = ch.remote;
                 let bin = Bin::leaf(c).unwrap_or(Bin::NONE);
-                return self.integrity_failure(id, swarm, remote, bin, e);
+                let open = self.integrity_failure(id, swarm, remote, bin, e);
+                // Peaks that verified against the swarm ID stay trusted though the chunk
+                // with them failed: the size is known now.
+                self.report_size(swarm, id);
+                return open;
             }
         }
         let size_now = tree.chunk_count();
+        let newly_sized = !sw.size_reported && size_now.is_some();
+        sw.size_reported |= newly_sized;
         let content_len = tree.content_len();
         // Only verified content is written (the store never sees unverified bytes).
         if let Err(error) = sw.store.write_chunk(c, &d.payload) {
@@ -161,17 +169,13 @@ impl Endpoint {
             // A requested chunk is in `claimed` already (claimed = have ∪ requested).
             sw.claimed.insert(c);
         }
-        let swarm = sw.handle;
-        let others: Vec<u32> =
-            if requested_elsewhere || (size_before.is_none() && size_now.is_some()) {
-                sw.channels.iter().copied().filter(|&o| o != id).collect()
-            } else {
-                Vec::new()
-            };
-        if size_before.is_none() {
-            if let Some(n) = size_now {
-                self.on_size_known(swarm, id, &others, n, content_len);
-            }
+        let others: Vec<u32> = if requested_elsewhere || newly_sized {
+            sw.channels.iter().copied().filter(|&o| o != id).collect()
+        } else {
+            Vec::new()
+        };
+        if let (true, Some(n)) = (newly_sized, size_now) {
+            self.on_size_known(swarm, id, &others, n, content_len);
         }
         self.stats.chunks_verified += 1;
         self.stats.content_in += d.payload.len() as u64;
@@ -226,6 +230,22 @@ impl Endpoint {
             chunks,
             bytes,
         });
+    }
+
+    /// Reports the content's size once it is known, however it became known (peaks that came
+    /// with a chunk that verified, was held, or failed; channel `id` brought them).
+    fn report_size(&mut self, swarm: SwarmHandle, id: u32) {
+        let Some(s) = self.slot_of(swarm).and_then(|i| self.swarms[i].as_mut()) else {
+            return;
+        };
+        let Some(n) = s.chunk_count() else { return };
+        if s.size_reported {
+            return;
+        }
+        s.size_reported = true;
+        let bytes = s.tree.content_len();
+        let others: Vec<u32> = s.channels.iter().copied().filter(|&o| o != id).collect();
+        self.on_size_known(swarm, id, &others, n, bytes);
     }
 
     /// Chunk `c` arrived: the endgame's duplicate requests for it on `others` are cancelled
