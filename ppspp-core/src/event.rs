@@ -107,7 +107,9 @@ pub enum Event {
         /// The failure.
         error: StoreError,
     },
-    /// A peer address learnt through PEX (RFC 7574 §3.10), whether or not it is connected.
+    /// An address new to the swarm, learnt through PEX (RFC 7574 §3.10): reported once, and not
+    /// for peers already connected or tried. With PEX on, the endpoint connects to it itself
+    /// while the swarm has room ([`SwarmConfig::max_peers`](crate::SwarmConfig::max_peers)).
     PeerDiscovered {
         /// The swarm.
         swarm: SwarmHandle,

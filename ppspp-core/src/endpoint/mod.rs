@@ -299,6 +299,7 @@ impl Endpoint {
         });
         let size_reported = tree.chunk_count().is_some();
         let mut swarm = Swarm {
+            discovered: Default::default(),
             size_reported,
             handle,
             swarm_id: cfg.swarm_id,

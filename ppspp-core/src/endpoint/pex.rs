@@ -79,6 +79,16 @@ impl Endpoint {
     }
 
     pub(super) fn on_pex_res(&mut self, id: u32, addr: SocketAddr) {
+        let connected = self.chan(id).is_some_and(|ch| {
+            self.swarms
+                .get(ch.swarm)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| {
+                    s.channels
+                        .iter()
+                        .any(|&o| self.chan(o).is_some_and(|c| c.remote == addr))
+                })
+        });
         let Some((ch, sw, _)) = self.parts(id) else {
             return;
         };
@@ -88,6 +98,15 @@ impl Endpoint {
         let handle = sw.handle;
         if !sw.tried.contains(&addr) && sw.pex_candidates.len() < 256 {
             sw.pex_candidates.insert(addr);
+        }
+        // Reported once per address new to the swarm: not for peers we are connected to,
+        // tried, or already reported (up to DISCOVERED_MAX remembered addresses).
+        let known = connected || sw.tried.contains(&addr) || sw.discovered.contains(&addr);
+        if known {
+            return;
+        }
+        if sw.discovered.len() < DISCOVERED_MAX {
+            sw.discovered.insert(addr);
         }
         self.events.push_back(Event::PeerDiscovered {
             swarm: handle,
@@ -210,3 +229,5 @@ const RETRY_BASE: Duration = Duration::from_secs(30);
 const RETRY_MAX_SHIFT: u8 = 6;
 /// The most lost peers a swarm remembers for reconnection.
 const RETRY_MAX: usize = 256;
+/// How many addresses learnt by PEX a swarm remembers having reported.
+const DISCOVERED_MAX: usize = 4096;

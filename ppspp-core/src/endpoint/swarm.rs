@@ -57,6 +57,8 @@ impl Tree {
 
 #[derive(Debug)]
 pub(crate) struct Swarm {
+    /// Addresses reported in `Event::PeerDiscovered` (bounded; see `pex`).
+    pub(crate) discovered: BTreeSet<SocketAddr>,
     /// `Event::SizeKnown` was emitted (or the size was known from the start).
     pub(crate) size_reported: bool,
     pub(crate) handle: SwarmHandle,

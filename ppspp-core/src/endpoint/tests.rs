@@ -1307,6 +1307,15 @@ fn pex_introduces_leechers_to_each_other() {
         })
         .count();
     assert!(discovered >= 2, "PEX answers reached the leechers");
+    // Each address is reported once per leecher, however often PEX repeats it.
+    for &(l, _) in &ls {
+        let mut seen = alloc::collections::BTreeSet::new();
+        for e in &mesh.nodes[l].events {
+            if let Event::PeerDiscovered { remote, .. } = e {
+                assert!(seen.insert(*remote), "{remote} reported twice");
+            }
+        }
+    }
     let leecher_links = ls
         .iter()
         .map(|&(l, h)| mesh.nodes[l].ep.swarm(h).unwrap().connected_peers())
