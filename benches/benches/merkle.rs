@@ -2,7 +2,7 @@
 //! map operations at a million chunks.
 //!
 //! Run with `cargo bench -p ppspp-benches --bench merkle`. Each group measures a baseline in
-//! the same run (DESIGN.md §7): `raw_*` hashes every chunk of the same 64 MiB buffer with
+//! the same run: `raw_*` hashes every chunk of the same 64 MiB buffer with
 //! the bare `sha1`/`sha2` crates, so `tree_*`/`root_*`/`verify_*` divided by it (in
 //! throughput) is the cost of the tree on top of the unavoidable leaf hashing.
 #![allow(

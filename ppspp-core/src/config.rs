@@ -84,7 +84,7 @@ impl EndpointConfig {
 
     /// After this many unanswered handshakes carrying the Chunk Size option, the initiator
     /// retries without it: libswift silently drops handshakes that carry option 9
-    /// (DESIGN.md §4). Default 1 (the first handshake carries it, the retries do not); 0 never
+    /// (docs/conformance.md, deviations). Default 1 (the first handshake carries it, the retries do not); 0 never
     /// sends the option.
     pub fn chunk_size_fallback_after(&mut self, attempts: u32) -> &mut Self {
         self.chunk_size_fallback_after = attempts;
@@ -339,7 +339,8 @@ impl SwarmConfig {
         self
     }
 
-    /// How chunks are picked.
+    /// How chunks are picked (default [`PickerMode::RarestFirst`]; streaming uses
+    /// [`PickerMode::InOrder`] with [`Endpoint::seek`](crate::Endpoint::seek)).
     pub fn picker(&mut self, mode: PickerMode) -> &mut Self {
         self.picker = mode;
         self
@@ -359,13 +360,20 @@ impl SwarmConfig {
         self
     }
 
-    /// Whether to exchange peers (PEX, RFC 7574 §3.10) and connect to peers learnt that way.
+    /// Whether to exchange peers (PEX, RFC 7574 §3.10) and connect to peers learnt that way
+    /// (default true). Either way, a peer lost while the download is incomplete (dead, closed
+    /// by it, or a handshake that timed out) is reconnected to with backoff: 30 s, doubling up
+    /// to 32 min, at most 256 such peers remembered; one that sent bad content or broke the
+    /// protocol, or that we closed, is not.
     pub fn pex(&mut self, enabled: bool) -> &mut Self {
         self.pex = enabled;
         self
     }
 
-    /// The most peers of this swarm to hold channels with.
+    /// The most peers of this swarm to hold channels with (default 50). PEX and reconnections
+    /// stop at this bound; channels opened with [`Endpoint::connect`](crate::Endpoint::connect)
+    /// or by peers are not refused for it (the endpoint-wide bound is
+    /// [`EndpointConfig::max_channels`]).
     pub fn max_peers(&mut self, peers: usize) -> &mut Self {
         self.max_peers = peers.max(1);
         self

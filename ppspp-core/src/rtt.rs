@@ -2,7 +2,7 @@
 //!
 //! [`RttEstimator`] keeps the latest, smoothed and minimum round-trip times of one channel, the
 //! RTT variation, and derives the retransmission timeout (RTO). LEDBAT uses the RTO as its
-//! congestion timeout (CTO, RFC 6817 §2.4.2, CHECKLIST L-2.4-a), and the channel uses it for
+//! congestion timeout (CTO, RFC 6817 §2.4.2), and the channel uses it for
 //! its resend timers.
 //!
 //! The mapping onto RFC 6298:
@@ -63,8 +63,7 @@ impl RttConfig {
     }
 
     /// The largest RTO, backoff included (RFC 6298 §2.5; default 60 s). Values below 60 s are
-    /// raised to 60 s, the smallest cap the RFC (and RFC 6817 §2.4.2 for the CTO, CHECKLIST
-    /// L-2.4-b) allows.
+    /// raised to 60 s, the smallest cap the RFC (and RFC 6817 §2.4.2 for the CTO) allows.
     pub fn max_rto(&mut self, value: Duration) -> &mut Self {
         self.max_rto = value.max(MIN_MAX_RTO);
         self

@@ -31,7 +31,7 @@ pub struct DropCounts {
     pub malformed: u64,
     /// Addressed to a channel ID we never allocated (or closed).
     pub unknown_channel: u64,
-    /// Arrived for a known channel from another address (CHECKLIST Q15).
+    /// Arrived for a known channel from another address (RFC 7574 §12.1).
     pub wrong_address: u64,
     /// A destination-0 datagram that does not open with a HANDSHAKE.
     pub not_handshake: u64,

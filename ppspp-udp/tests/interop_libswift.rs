@@ -1,4 +1,4 @@
-//! Interoperability with libswift, the reference implementation (DESIGN.md §4, §8).
+//! Interoperability with libswift, the reference implementation (deviations in docs/conformance.md).
 //!
 //! Runs only when `LIBSWIFT_BIN` names a libswift `swift` binary; otherwise each test prints
 //! `skipped: LIBSWIFT_BIN not set` and passes. Both directions use SHA-1, 1 KiB chunks and

@@ -2,7 +2,7 @@
 //! mandates (RFC 7574 §8).
 //!
 //! LEDBAT keeps the queuing delay it adds at the bottleneck near a TARGET. Every ACK carries a
-//! one-way delay sample (receiver clock minus the DATA timestamp, CHECKLIST M-1); the sender
+//! one-way delay sample (receiver clock minus the DATA timestamp); the sender
 //! keeps the minimum delay per minute over the last BASE_HISTORY minutes (the *base delay*,
 //! the path without queues) and a short list of recent samples (the *current delay*). Their
 //! difference is the queuing delay, and the window moves in proportion to how far that is off
@@ -16,7 +16,7 @@
 //! cwnd          = max(cwnd, MIN_CWND · MSS)
 //! ```
 //!
-//! # Mapping onto RFC 6817 and CHECKLIST §11
+//! # Mapping onto RFC 6817
 //!
 //! | Requirement | Where |
 //! |---|---|
@@ -44,8 +44,8 @@
 //!   whole minute without a sample stores +∞, as §2.4.2's prose asks, so after BASE_HISTORY
 //!   idle minutes the next sample starts the measurement afresh.
 //! - **Signed delays.** Samples are `i64` µs and may be negative (the receiver's clock may be
-//!   behind); only differences against the base minimum are used (App. A.1, CHECKLIST Q2).
-//! - **Slow start** (DESIGN.md §8: libswift leaves slow start too early and then crawls at one
+//!   behind); only differences against the base minimum are used (App. A.1).
+//! - **Slow start** (measured: libswift leaves slow start too early and then crawls at one
 //!   chunk per RTT). When enabled (the default), the window grows by the bytes acknowledged,
 //!   doubling per RTT, while the queuing delay stays at or below
 //!   [`LedbatConfig::slow_start_exit_permille`] of TARGET (default TARGET/2) and no loss has
@@ -99,7 +99,7 @@ use super::{Controller, ControllerFactory, ControllerMetrics};
 use crate::rtt::RttEstimator;
 use crate::time::{Duration, Instant, duration_micros};
 
-/// The FILTER() applied to the recent delay samples (RFC 6817 §2.4.2, CHECKLIST L-2.4-j).
+/// The FILTER() applied to the recent delay samples (RFC 6817 §2.4.2).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum DelayFilter {
@@ -169,7 +169,7 @@ impl LedbatConfig {
     }
 
     /// TARGET, the queuing delay LEDBAT aims to add. Clamped to 1–100 ms: RFC 6817 §2.5 says
-    /// it MUST be 100 ms or less (CHECKLIST L-2.5-a). Default 100 ms.
+    /// it MUST be 100 ms or less. Default 100 ms.
     pub fn target(&mut self, target: Duration) -> &mut Self {
         self.target = target.clamp(MIN_TARGET, MAX_TARGET);
         self
@@ -322,7 +322,7 @@ pub struct Ledbat {
 }
 
 impl Ledbat {
-    /// The initial state of RFC 6817 §2.4.2 (CHECKLIST L-2.4-c) for DATA datagrams of up to
+    /// The initial state of RFC 6817 §2.4.2 for DATA datagrams of up to
     /// `mss` bytes (clamped to 1..=65 535): `cwnd = INIT_CWND·MSS`, `CTO = 1 s`, every base
     /// delay +∞, no current delays, `last_rollover = −∞`, nothing in flight.
     pub fn new(config: LedbatConfig, now: Instant, mss: u64) -> Self {
@@ -381,7 +381,7 @@ impl Ledbat {
         self.cto
     }
 
-    /// update_base_delay (RFC 6817 §2.4.2, CHECKLIST L-2.4-d, L-2.4-k).
+    /// update_base_delay (RFC 6817 §2.4.2).
     fn update_base_delay(&mut self, now: Instant, delay: i64) {
         let minute = now.as_micros() / MICROS_PER_MINUTE;
         match self.last_rollover_minute {

@@ -3,10 +3,9 @@
 //!
 //! RFC 7574 §8 says PPSPP over UDP MUST use LEDBAT (RFC 6817), a "less than best effort"
 //! delay-based controller that yields to TCP; DATA carries the sender's timestamp (§3.3) and
-//! ACK the one-way delay computed from it (§3.4) for that purpose (CHECKLIST §11). The RFC also
+//! ACK the one-way delay computed from it (§3.4) for that purpose. The RFC also
 //! foresees other controllers in future versions, so this module makes the controller pluggable
-//! (the shape follows quinn's `congestion.rs`, trimmed for LEDBAT's one-way delay samples,
-//! STYLE.md §2.4):
+//! (the shape follows quinn's `congestion.rs`, trimmed for LEDBAT's one-way delay samples):
 //!
 //! - [`Controller`]: the per-channel state machine the channel drives;
 //! - [`ControllerFactory`]: builds one controller per channel;
@@ -17,22 +16,26 @@
 //! # How a channel drives a controller
 //!
 //! Only DATA (heavy payload) counts: handshakes, keep-alives, HAVE and ACK are not limited by
-//! the window (CHECKLIST M-5). Byte counts are datagram payload sizes; the MSS passed to the
-//! factory is the largest DATA datagram the channel sends (CHECKLIST L-2.2-c).
+//! the window. Byte counts are datagram payload sizes; the MSS passed to the
+//! factory is the largest DATA datagram the channel sends.
 //!
 //! 1. Before sending a DATA datagram of `n` bytes, ask [`Controller::next_send_time`]:
 //!    `None` means the window is full (wait for an ACK, a loss or a timeout); `Some(t)` with
 //!    `t <= now` means send now; a later `t` means arm a timer for `t` (pacing).
 //! 2. After sending it, call [`Controller::on_sent`]. A retransmission is a new send.
-//! 3. For every ACK message, call [`Controller::on_ack`] with the bytes it newly acknowledges
-//!    (each chunk counted once, CHECKLIST M-2) and its one-way delay sample (RFC 7574 §8.7,
-//!    CHECKLIST M-1, M-3), after feeding any Karn-safe RTT sample to the [`RttEstimator`].
-//!    Several ACKs in one datagram are passed one by one, in order (L-2.3-b).
-//! 4. When DATA is declared lost (by timeout or by reordering threshold, CHECKLIST M-4), call
+//! 3. Once per received datagram that acknowledges DATA, call [`Controller::on_ack`] with
+//!    the bytes its ACK messages newly acknowledge together (each chunk counted once) and the
+//!    delay sample of its last ACK (RFC 7574 §8.7), after feeding the datagram's newest
+//!    Karn-safe RTT sample to the [`RttEstimator`]. One call per datagram, not per ACK message:
+//!    RFC 6817 §2.4.2 clamps the window to the flight before the acknowledgement plus
+//!    `ALLOWED_INCREASE`; fed message by message, the second ACK of a datagram would be
+//!    clamped to what the first left in flight.
+//! 4. When DATA is declared lost (by timeout or by reordering threshold), call
 //!    [`Controller::on_loss`]; those bytes leave the flight. An ECN mark is a loss of zero
-//!    bytes (L-2.4-h).
+//!    bytes (RFC 6817 §2.4.2).
 //! 5. Report [`Controller::cto_deadline`] from the endpoint's `poll_timeout`, and call
-//!    [`Controller::on_timeout`] once it has passed (L-2.4-i). Early calls are ignored.
+//!    [`Controller::on_timeout`] once it has passed (RFC 6817 §2.4.2). Early calls are
+//!    ignored.
 //!
 //! Time is always an argument: a controller never reads a clock.
 

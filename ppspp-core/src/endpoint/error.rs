@@ -23,7 +23,7 @@ impl fmt::Display for SwarmError {
 
 impl core::error::Error for SwarmError {}
 
-/// Why [`Endpoint::push_live_chunk`] refused a chunk.
+/// Why [`Endpoint::push_live_chunk`](crate::Endpoint::push_live_chunk) refused a chunk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum LiveChunkError {

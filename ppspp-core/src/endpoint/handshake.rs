@@ -103,7 +103,7 @@ impl Endpoint {
             ch.peer_id = hs.source_channel.0;
             ch.hs.send_handshake = true;
             ch.ann.pending_haves = have;
-            // libswift drops handshakes carrying Chunk Size: answer in kind (DESIGN.md §4).
+            // libswift drops handshakes carrying Chunk Size: answer in kind (docs/conformance.md, deviations).
             ch.hs.reply_with_chunk_size = hs.options.chunk_size.is_some();
             ch.note_supported(hs.options.supported_messages.as_ref());
             ch.stats.datagrams_in += 1;
@@ -134,7 +134,7 @@ impl Endpoint {
     /// The responder's checks on an opening handshake. Returns the swarm and the channel's
     /// wire parameters, or `None` to stay silent.
     pub(super) fn check_opening(&self, o: &ProtocolOptions) -> Option<(usize, WireParams)> {
-        // R-7.2-a, R-7.3-a: Version and Minimum Version; negotiate min/max (CHECKLIST Q6).
+        // R-7.2-a, R-7.3-a: Version and Minimum Version; negotiate min/max.
         let max = o.version?;
         let min = o.min_version.unwrap_or(max);
         if max < VERSION || min > VERSION || min > max {
@@ -157,7 +157,7 @@ impl Endpoint {
     }
 
     /// Whether the swarm-metadata options present agree with the swarm. Absent options take
-    /// the RFC defaults (Table 8), except Chunk Size, which libswift never sends (DESIGN.md §4).
+    /// the RFC defaults (Table 8), except Chunk Size, which libswift never sends (docs/conformance.md, deviations).
     pub(super) fn options_match(
         o: &ProtocolOptions,
         cfg: &crate::config::SwarmConfig,
@@ -313,7 +313,7 @@ impl Endpoint {
             .expect("channel's swarm exists");
         let initiator = ch.role == Role::Initiator;
         let chunk_size = if initiator {
-            // DESIGN.md §4: after unanswered handshakes with option 9, retry without it.
+            // after unanswered handshakes with option 9, retry without it.
             ch.hs.hs_attempts < self.cfg.chunk_size_fallback_after
         } else {
             ch.hs.reply_with_chunk_size
@@ -336,7 +336,7 @@ impl Endpoint {
             addressing: Some(s.cfg.addressing),
             // RFC 7574 §7.10 asks for Supported Messages only from peers that support a proper
             // subset; we support every message, and libswift misparses the option (it skips the
-            // wrong number of bytes and loses what follows), so it is not sent (CHECKLIST Q4).
+            // wrong number of bytes and loses what follows), so it is not sent.
             supported_messages: None,
             chunk_size: chunk_size.then_some(s.cfg.chunk_size),
         }

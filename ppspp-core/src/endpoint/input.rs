@@ -37,7 +37,7 @@ impl Endpoint {
             return;
         };
         if ch.remote != remote {
-            // CHECKLIST Q15: the channel ID is the only authenticator; a datagram for a known
+            // RFC 7574 §12.1: the channel ID is the only authenticator; a datagram for a known
             // channel from another address is dropped.
             self.stats.drops.wrong_address += 1;
             return;

@@ -16,7 +16,7 @@ use crate::wire::{ChunkSpec, Message, MessageType};
 use alloc::vec::Vec;
 
 impl Endpoint {
-    /// The injector of a live stream ([`SwarmConfig::live_source`]) adds the next chunk: it is
+    /// The injector of a live stream ([`SwarmConfig::live_source`](crate::SwarmConfig::live_source)) adds the next chunk: it is
     /// stored, hashed, and once `nchunks_per_sig` chunks are in, their munro is signed and
     /// they are announced to peers (RFC 7574 §6.1.2.3: no HAVE before the signature).
     /// Returns the signed munro when this chunk completed one. Every chunk is exactly the

@@ -1385,7 +1385,7 @@ fn duplicate_opening_handshake_gets_the_same_channel() {
             rejected + 1
         );
     }
-    // R-12.1-a, CHECKLIST Q15: the channel's datagrams from another address are dropped.
+    // R-12.1-a, RFC 7574 §12.1: the channel's datagrams from another address are dropped.
     let mut keepalive = chan(&replies[0]);
     keepalive.truncate(4);
     mesh.nodes[s]
@@ -1460,7 +1460,7 @@ fn channel_ids_on_the_wire_are_unpredictable() {
 
 #[test]
 fn initiator_falls_back_to_no_chunk_size_for_peers_that_ignore_it() {
-    // DESIGN.md §4: libswift drops handshakes carrying option 9; the retry omits it.
+    // libswift drops handshakes carrying option 9; the retry omits it.
     let mut mesh = Mesh::new(35);
     let data = content(16 * 1024, 35);
     let s = mesh.add_node();

@@ -72,7 +72,7 @@ impl<'a> SwarmRef<'a> {
     }
 
     /// The verified tree nodes `(bin, hash)` a resumed download needs (see
-    /// [`SwarmContent::Partial`]); empty for a seeder.
+    /// [`SwarmContent::Partial`](crate::SwarmContent::Partial)); empty for a seeder.
     pub fn verified_hashes(&self) -> Vec<(crate::bin::Bin, HashValue)> {
         match &self.swarm.tree {
             Tree::Partial(t) => {

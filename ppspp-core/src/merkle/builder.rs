@@ -15,7 +15,7 @@ use crate::hash::{HashAlgorithm, HashValue};
 /// Content is cut into chunks of `chunk_size` bytes; the last chunk may be shorter and is not
 /// padded. Leaf `i` is `H(chunk i)`; the tree is as wide as the next power of two; leaves past
 /// the end are all-zero; a parent of two all-zero (empty) subtrees is all-zero without hashing;
-/// any other parent is `H(left ‖ right)` (RFC 7574 §5.1, DESIGN.md §4).
+/// any other parent is `H(left ‖ right)` (RFC 7574 §5.1).
 ///
 /// The builder keeps one pending hash per one bit of the chunk count (`O(log n)` memory, like
 /// a binary counter: pushing a leaf merges equal-sized subtrees as a carry propagates), plus a

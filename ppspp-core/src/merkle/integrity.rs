@@ -82,7 +82,7 @@ impl core::error::Error for IntegrityError {}
 ///   below it are sent from the top down.
 /// - A hash for which `known(bin)` holds is left out (§5.3 R-5.3-e). [`AckedHashes`] derives
 ///   `known` from the chunks the receiver acknowledged.
-/// - All-zero hashes of nodes past the end of the content are never sent (CHECKLIST Q9): a
+/// - All-zero hashes of nodes past the end of the content are never sent: a
 ///   receiver that knows `N` supplies them itself.
 ///
 /// The list is produced lazily, without allocating; it holds at most `64 + 64` entries.

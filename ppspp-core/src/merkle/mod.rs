@@ -4,7 +4,7 @@
 //! every chunk travels with the hashes needed to check it against that root. This module
 //! holds both ends of that exchange.
 //!
-//! # The tree (§5.1, DESIGN.md §4)
+//! # The tree (§5.1)
 //!
 //! Content of `N ≥ 1` chunks of a fixed size (the last chunk is shorter and not padded) is
 //! laid on the leaves of a binary tree `W` = next power of two ≥ `N` wide, numbered with

@@ -195,7 +195,7 @@ fn uncles_of_chunk_4_in_an_8_chunk_tree_are_10_13_3() {
     // Figure 3 has N = 7: same uncles, the empty leaf 14 is not one of them.
     let tree = MerkleTree::build(HashAlgorithm::Sha1, 1024, &[2u8; 7 * 1024]).unwrap();
     assert_eq!(bins_of(tree.uncles(4).unwrap()), [3, 13, 10]);
-    // But chunk 6's sibling is the empty leaf 14: never sent (CHECKLIST Q9).
+    // But chunk 6's sibling is the empty leaf 14: never sent.
     assert_eq!(bins_of(tree.uncles(6).unwrap()), [3, 9]);
 }
 

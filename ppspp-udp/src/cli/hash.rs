@@ -2,7 +2,7 @@
 //!
 //! The file is streamed through a fixed buffer into a root-only
 //! [`MerkleBuilder`], so memory stays constant whatever its size. The root
-//! is printed as lowercase hex on one line (DESIGN.md §6). Errors are one line on stderr with
+//! is printed as lowercase hex on one line (a stable contract: scripts read it). Errors are one line on stderr with
 //! exit code 1.
 
 use std::fs::File;
