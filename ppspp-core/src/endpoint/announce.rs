@@ -100,9 +100,8 @@ impl Endpoint {
     }
 
     /// HAVEs are never acknowledged, so one lost leaves the peer believing for good that we
-    /// lack those chunks (VOPR seed 30095: a leecher stuck at 512 of 562 chunks for 300 s
-    /// while every peer it knew was complete, their HAVEs lost to a small path MTU before the
-    /// network healed). A peer that lacks chunks we have and has asked us for nothing for
+    /// lack those chunks, and a leecher can stall for good while every peer it knows is
+    /// complete (see CHANGELOG: the HAVE refresh). A peer that lacks chunks we have and has asked us for nothing for
     /// [`super::HAVE_REFRESH`] gets our whole map again (a complete peer's is one HAVE), then
     /// after twice as long each time, up to eight times; asking resets the delay.
     pub(super) fn refresh_haves(&mut self, idx: usize) {

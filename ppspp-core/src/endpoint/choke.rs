@@ -140,8 +140,8 @@ impl Endpoint {
     /// then twice as long each time (at most [`UNCHOKE_REPEATS`] times), to peers that still
     /// lack chunks we have. An UNCHOKE is never acknowledged and a choked peer must not ask
     /// (R-3.9-c, R-3.9-d): when one is lost, the peer waits for good while we hold an upload
-    /// slot for it (VOPR seed 3747: a leecher stuck at 915 of 1,038 chunks for 300 s, every
-    /// peer holding the rest "choking" it). Repeating it is harmless: an UNCHOKE without a
+    /// slot for it, and a leecher can stall for good with every peer holding the rest
+    /// "choking" it. Repeating it is harmless: an UNCHOKE without a
     /// CHOKE is ignored (R-12.6.9-a). (Unanswered repeats do not count towards the path-MTU
     /// fallback: most peers that do not answer simply want nothing from us.)
     pub(super) fn repeat_unchokes(&mut self, idx: usize) {

@@ -134,7 +134,7 @@ impl Endpoint {
             }
             // Nothing to clear and no refill due: fill_requests would return at once, so the
             // peer's map need not be searched (with many peers and scattered releases, that
-            // search was 2% of a 1,000-peer simulation).
+            // search is costly).
             if !ch.down.pick_exhausted && !ch.down.refill_due(max) {
                 continue;
             }
@@ -276,9 +276,8 @@ impl Download {
 
     /// Whether the request pipeline is low enough to refill, with at most `max` requests per
     /// peer: refills go half the target at a time, so picking is amortised over several chunks
-    /// instead of running for every chunk that arrives, and picks take longer runs (in a
-    /// 1,000-peer swarm, a quarter at a time sent 40% more HAVE messages, the runs a peer
-    /// verifies being what it announces, and took 14% longer to simulate).
+    /// instead of running for every chunk that arrives, and picks take longer runs (the runs a
+    /// peer verifies are what it announces: shorter refills mean more HAVE messages).
     pub(crate) fn refill_due(&self, max: usize) -> bool {
         let target = self.request_target.min(max);
         let outstanding = self.requested.len();

@@ -54,8 +54,8 @@ impl Endpoint {
         }
         // R-8.2-d: a repeated handshake (our reply was lost) gets the same reply again — with
         // the map of what we have that rode with it (R-3.1.1-l), lost along with it. Without
-        // that, a peer whose first reply was lost never learns what we hold (VOPR seed 5542: a
-        // restarted seeder behind a partition was never asked for anything).
+        // that, a peer whose first reply was lost never learns what we hold, and never asks us
+        // for anything.
         if let Some(&id) = self.handshakes.get(&(remote, hs.source_channel.0)) {
             // It passes the same checks as a first one (R-3.1.1-h), for the same swarm.
             let same_swarm = match self.check_opening(&hs.options) {

@@ -390,7 +390,7 @@ const MAX_HELD: usize = 64;
 
 /// R-3.4-c, §4.3.2: what an ACK of chunk `c` names: at least the chunk, aggregated to the
 /// largest aligned bin we hold around it (what libswift sends). Under chunk ranges the whole
-/// verified run would do too, but libswift as the sender then slows down by ~30%, so the bin
+/// verified run would do too, but libswift as the sender then slows down, so the bin
 /// it expects is what it gets.
 fn ack_span(sw: &super::swarm::Swarm, c: u64) -> (u64, u64) {
     let bin = sw.complete_bin(c);
