@@ -102,9 +102,8 @@ fn spec(c: &Cli) -> Result<PathSpec, String> {
         };
     }
     if let Some(b) = c.burst {
-        let p = match s.loss {
-            LossModel::Bernoulli { p } => p,
-            _ => return Err("--burst needs a loss (--loss-pct)".into()),
+        let LossModel::Bernoulli { p } = s.loss else {
+            return Err("--burst needs a loss (--loss-pct)".into());
         };
         s.loss = LossModel::bursty(p, b);
     }
@@ -213,10 +212,6 @@ fn clock_seed() -> u64 {
 }
 
 /// The monotonic clock in ns since `start`.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "the emulator runs in real time: the wall clock is its input"
-)]
 fn now_ns(start: std::time::Instant) -> u64 {
     start.elapsed().as_nanos() as u64
 }
