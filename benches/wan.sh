@@ -22,8 +22,9 @@
 #   shared   (link B only) TCP CUBIC alone, then a ppspp 1:1 transfer with the
 #            same CUBIC flow started 2 s into it on the same bottleneck: TCP alone vs shared,
 #            and ppspp's rate over its whole transfer
-#   libswift with LIBSWIFT_BIN set: libswift 1:1 on the same link (rate from when its leecher
-#            had written the whole file, see benches/loopback.sh)
+#   libswift with LIBSWIFT_BIN set: libswift 1:1 and 1+4 on the same links (rate from when
+#            each leecher had written the whole file, see benches/loopback.sh; its leechers are
+#            given only the seeder, libswift takes one -t, and find each other by PEX)
 # MB = 10^6 bytes, Mbit = 10^6 bits. ppspp's rate is its own summary's (bytes / seconds from
 # start to the last verified chunk).
 #
@@ -378,6 +379,54 @@ libswift_1to1() {
     rm -f "$out" "$out".mhash "$out".mbinmap "$WORK"/orig.mhash "$WORK"/orig.mbinmap
 }
 
+# libswift 1 seeder + 4 leechers (each told about the seeder only: libswift has one -t; it
+# learns the others by PEX); per-leecher rate from when it had written the whole file.
+libswift_1plus4() {
+    local link=$1 run=$2 spid i lp=() gp=() t0 tdone=() now io hash
+    rm -f "$WORK"/orig.mhash "$WORK"/orig.mbinmap
+    : >"$WORK/sseed.out"
+    ip netns exec "${NS}0" "$LIBSWIFT_BIN" -f "$WORK/orig" -l "$(addr 0):7100" -w 900s >"$WORK/sseed.out" 2>/dev/null &
+    spid=$!
+    pids+=("$spid")
+    wait_line "$WORK/sseed.out" '^Root hash: ' "$spid" || return 1
+    hash=$(sed -n 's/^Root hash: //p' "$WORK/sseed.out")
+    t0=$(date +%s.%N)
+    for ((i = 1; i <= 4; i++)); do
+        rm -f "$WORK/sleech$i" "$WORK/sleech$i".mhash "$WORK/sleech$i".mbinmap
+        : >"$WORK/sleech$i"
+        ip netns exec "$NS$i" "$LIBSWIFT_BIN" -h "$hash" -t "$(addr 0):7100" -l "$(addr "$i"):7101" \
+            -w "${GET_TIMEOUT}s" -f "$WORK/sleech$i" >/dev/null 2>&1 &
+        lp[i]=$!
+        pids+=($!)
+        tdone[i]=""
+    done
+    local left=4
+    while ((left > 0)) && [[ $(calc "$(date +%s.%N) - $t0" 0) -lt $GET_TIMEOUT ]]; do
+        left=0
+        for ((i = 1; i <= 4; i++)); do
+            [[ -z ${tdone[i]} ]] || continue
+            io=$(sed -n 's/^wchar: //p' "/proc/${lp[i]}/io" 2>/dev/null || true)
+            if [[ -n $io ]] && ((io >= BYTES)); then
+                tdone[i]=$(date +%s.%N)
+            else
+                kill -0 "${lp[i]}" 2>/dev/null && left=$((left + 1))
+            fi
+        done
+        sleep 0.02
+    done
+    sleep 1 # let the last writes land before comparing
+    stop "${lp[@]}" "$spid"
+    for ((i = 1; i <= 4; i++)); do
+        if [[ -n ${tdone[i]} ]] && cmp -s "$WORK/orig" "$WORK/sleech$i"; then
+            row "$link" "libswift 1+4 leecher $i" "$run" "$(calc "$BYTES * 8 / 1e6 / (${tdone[i]} - $t0)" 1)" ""
+        else
+            row "$link" "libswift 1+4 leecher $i" "$run" "" "incomplete or differs"
+        fi
+        rm -f "$WORK/sleech$i" "$WORK/sleech$i".mhash "$WORK/sleech$i".mbinmap
+    done
+    rm -f "$WORK"/orig.mhash "$WORK"/orig.mbinmap
+}
+
 # ---- runs ---------------------------------------------------------------------------------
 IFS=, read -ra LINK_LIST <<<"$LINKS"
 for link in "${LINK_LIST[@]}"; do
@@ -407,10 +456,13 @@ for link in "${LINK_LIST[@]}"; do
         NETEM_PID=""
         echo "  emulator: $(grep -h '^host' "$WORK/netem-$link-2.log" | tr '\n' ';')" >&2
     fi
-    if has_test 1+4; then
+    if has_test 1+4 || has_test libswift; then
         net_up "$link" 5
         for ((r = 1; r <= RUNS; r++)); do
-            ppspp_1plus4 "$link" "$r" || true
+            has_test 1+4 && { ppspp_1plus4 "$link" "$r" || true; }
+            if has_test libswift && [[ -n ${LIBSWIFT_BIN:-} ]]; then
+                libswift_1plus4 "$link" "$r" || true
+            fi
         done
         kill "$NETEM_PID" 2>/dev/null || true
         wait "$NETEM_PID" 2>/dev/null || true
