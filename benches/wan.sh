@@ -41,6 +41,9 @@
 #   KEEP_WORK             keep the work directory (logs) instead of removing it
 # Namespaces, the emulator and every process started are removed on exit (trap).
 set -euo pipefail
+# The whole script is one compound command: bash parses it completely before running it, so
+# editing the file during a long run cannot change what runs.
+{
 cd "$(dirname "$0")/.."
 
 LINKS=B,A
@@ -481,3 +484,5 @@ echo
 echo "| link | test | run | Mbit/s | MB/s | notes |"
 echo "|---|---|---:|---:|---:|---|"
 printf '%s\n' "${ROWS[@]}"
+exit 0
+}
