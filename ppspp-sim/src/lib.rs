@@ -9,8 +9,11 @@
 //! - **Network** ([`net`]): every node has an access link (uplink and downlink, each a rate and
 //!   a drop-tail queue in bytes, so queueing delay is real and LEDBAT sees it); the core adds a
 //!   latency from the nodes' coordinates plus per-packet jitter; loss (Bernoulli or
-//!   Gilbert-Elliott) per link direction; duplication; an MTU; partitions; crashes and
-//!   restarts; churn. Memory grows with nodes, not nodes².
+//!   Gilbert-Elliott) per link direction; reordering; duplication; an MTU; partitions;
+//!   crashes and restarts; churn. Memory grows with nodes, not nodes².
+//! - **Paths** ([`path`]): one direction of a point-to-point link on the same model, for
+//!   `ppspp-netem`, the user-space link emulator of the wide-area bench.
+//! - **Presets** ([`presets`]): the wide-area bench's links (B, A, reordering) as scenarios.
 //! - **Content** ([`content`]): computed from a seed; seeders read it from a
 //!   [`content::SyntheticStore`]; leechers keep a bitmap in a [`content::VerifyingStore`] that
 //!   checks every written chunk. The Merkle tree is built once and shared.
@@ -31,6 +34,8 @@
 
 pub mod content;
 pub mod net;
+pub mod path;
+pub mod presets;
 mod radix;
 pub mod report;
 pub mod rng;

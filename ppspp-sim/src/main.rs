@@ -3,8 +3,11 @@
 //! - `ppspp-sim` runs the default scenario;
 //! - `ppspp-sim run --peers N --content-size BYTES ... --seed S [--json FILE] [--svg FILE]`;
 //! - `ppspp-sim vopr [--seed S] [--count N]` runs randomized fault scenarios (exit 0 pass,
-//!   1 safety failure, 2 liveness failure).
+//!   1 safety failure, 2 liveness failure);
+//! - `ppspp-sim wan --link B|A|reorder --leechers N` simulates the wide-area bench's links.
 #![forbid(unsafe_code)]
+
+mod wan_cli;
 
 use std::io::IsTerminal;
 
@@ -40,6 +43,8 @@ enum Cmd {
     Run(Box<RunArgs>),
     /// Randomized fault testing: scenarios drawn from seeds, safety and liveness checked.
     Vopr(VoprArgs),
+    /// The wide-area bench's links (benches/wan.sh): throughput per leecher.
+    Wan(wan_cli::WanArgs),
 }
 
 #[derive(Args, Debug)]
@@ -428,5 +433,6 @@ fn main() -> ExitCode {
             }
         },
         Some(Cmd::Vopr(a)) => vopr_cmd(&a),
+        Some(Cmd::Wan(a)) => wan_cli::wan_cmd(&a),
     }
 }

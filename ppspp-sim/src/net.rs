@@ -4,6 +4,10 @@
 //! Gilbert-Elliott bursts) is drawn per link direction from that direction's own random stream;
 //! duplication, an MTU and partitions complete the model. State is O(nodes): no per-pair
 //! tables.
+//!
+//! One direction of a link (rate, drop-tail queue, loss) is also the building block of
+//! [`crate::path::Path`], the point-to-point model that `ppspp-netem` applies to real packets,
+//! so simulation and the wide-area bench share one model of a link.
 
 use serde::Serialize;
 
@@ -67,6 +71,37 @@ impl LossModel {
     }
 }
 
+/// Reordering: a share of datagrams is held back by an extra delay, uniform in `[0, max]`, so
+/// later datagrams overtake it (netem's "x% delayed by up to y ms"). Unlike
+/// [`NetConfig::jitter`], which delays every datagram, it leaves the others alone.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Reorder {
+    /// Probability that a datagram is held back.
+    pub p: f64,
+    /// The largest extra delay.
+    pub max: Duration,
+}
+
+impl Reorder {
+    /// No reordering (draws no random numbers, so traces without it do not change).
+    pub const NONE: Self = Self {
+        p: 0.0,
+        max: Duration::ZERO,
+    };
+
+    /// The extra delay of one datagram; draws from `rng` only when reordering is on.
+    pub fn extra(&self, rng: &mut SimRng) -> Duration {
+        if self.p <= 0.0 {
+            return Duration::ZERO;
+        }
+        if rng.chance(self.p) {
+            Duration::from_micros(rng.range(0, self.max.as_micros() as u64))
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
 /// One direction of an access link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct LinkSpec {
@@ -74,6 +109,11 @@ pub struct LinkSpec {
     pub rate: u64,
     /// Drop-tail queue capacity in bytes.
     pub queue: u64,
+}
+
+impl LinkSpec {
+    /// A rate meaning "no rate limit": datagrams are never serialized nor queued.
+    pub const UNLIMITED: u64 = u64::MAX;
 }
 
 /// Network-wide settings.
@@ -91,6 +131,8 @@ pub struct NetConfig {
     pub duplicate: f64,
     /// Datagrams larger than this are dropped.
     pub mtu: usize,
+    /// Reordering on every uplink ([`Reorder::NONE`] for none).
+    pub reorder: Reorder,
 }
 
 /// Why the network dropped a datagram.
@@ -140,16 +182,16 @@ impl DropReason {
 
 /// The state of one link direction.
 #[derive(Clone, Debug)]
-struct Link {
+pub(crate) struct Link {
     spec: LinkSpec,
     /// When the link finishes sending everything queued, in ns.
     free_at_ns: u64,
     bad: bool,
-    rng: SimRng,
+    pub(crate) rng: SimRng,
 }
 
 impl Link {
-    fn new(spec: LinkSpec, rng: SimRng) -> Self {
+    pub(crate) fn new(spec: LinkSpec, rng: SimRng) -> Self {
         Self {
             spec,
             free_at_ns: 0,
@@ -160,7 +202,10 @@ impl Link {
 
     /// Enqueues `len` bytes at `now_ns`; returns when the last bit leaves, or `None` when the
     /// queue is full.
-    fn enqueue(&mut self, now_ns: u64, len: usize) -> Option<u64> {
+    pub(crate) fn enqueue(&mut self, now_ns: u64, len: usize) -> Option<u64> {
+        if self.spec.rate == LinkSpec::UNLIMITED {
+            return Some(now_ns);
+        }
         let start = self.free_at_ns.max(now_ns);
         let backlog_ns = start - now_ns;
         let backlog = u128::from(backlog_ns) * u128::from(self.spec.rate) / 1_000_000_000;
@@ -172,7 +217,7 @@ impl Link {
         Some(self.free_at_ns)
     }
 
-    fn lost(&mut self, model: &LossModel) -> bool {
+    pub(crate) fn lost(&mut self, model: &LossModel) -> bool {
         match *model {
             LossModel::None => false,
             LossModel::Bernoulli { p } => self.rng.chance(p),
@@ -312,7 +357,8 @@ impl Network {
         }
         let left = Instant::from_micros(left_ns.div_ceil(1000));
         let j = link.rng.range(0, jitter_us);
-        let arrive = left + latency + Duration::from_micros(j);
+        let arrive =
+            left + latency + Duration::from_micros(j) + self.cfg.reorder.extra(&mut link.rng);
         let duplicate = if link.rng.chance(dup) {
             let j2 = link.rng.range(0, jitter_us);
             Some(left + latency + Duration::from_micros(j2))
@@ -349,6 +395,7 @@ mod tests {
             loss: LossModel::None,
             duplicate: 0.0,
             mtu: 1500,
+            reorder: Reorder::NONE,
         });
         let link = LinkSpec {
             rate: 1_000_000,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::time::Duration;
 
-use crate::net::{LinkSpec, LossModel, NetConfig};
+use crate::net::{LinkSpec, LossModel, NetConfig, Reorder};
 
 /// The access link of a kind of node: rates in bytes per second and queue sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -190,6 +190,7 @@ impl Scenario {
                 loss: LossModel::per_direction(0.01),
                 duplicate: 0.001,
                 mtu: 1500,
+                reorder: Reorder::NONE,
             },
             max_datagram_size: 1472,
             join_window: Duration::from_secs(2),
@@ -287,6 +288,11 @@ impl ScenarioBuilder {
     /// Per-packet jitter (reordering).
     pub fn jitter(mut self, jitter: Duration) -> Self {
         self.s.net.jitter = jitter;
+        self
+    }
+    /// Reordering on every uplink.
+    pub fn reorder(mut self, r: Reorder) -> Self {
+        self.s.net.reorder = r;
         self
     }
     /// End-to-end Bernoulli loss probability.
