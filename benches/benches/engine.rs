@@ -61,7 +61,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn bench_engine(c: &mut Criterion) {
-    let data = Arc::new(content());
+    let data = content();
     let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, CHUNK, &data).unwrap());
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
