@@ -20,9 +20,10 @@ use crate::congestion::FixedWindowConfig;
 use crate::event::{CloseReason, Event, SwarmHandle};
 use crate::hash::HashAlgorithm;
 use crate::merkle::MerkleTree;
-use crate::store::{ChunkStore, MemoryStore, StoreError};
+use crate::store::{ChunkStore, StoreError};
 use crate::testing::{
-    CheckingStore, Datagram, Filter, FixedContent, Mesh, Verdict, addr, content, leecher, seeder,
+    CheckingStore, Datagram, Filter, Mesh, Verdict, addr, content, leecher, leecher_with, seeder,
+    seeder_with,
 };
 use crate::time::{Duration, Instant};
 
@@ -933,33 +934,22 @@ fn one_slot_seeder(seed: u64, len: usize) -> (Mesh, usize, Arc<MerkleTree>, Vec<
     let mut mesh = Mesh::new(seed);
     let data = content(len, seed);
     let s = mesh.add_node();
-    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
-    let mut cfg = SwarmConfig::seed(tree.clone());
-    cfg.upload_slots(1);
-    mesh.nodes[s]
-        .ep
-        .add_swarm(
-            mesh.now,
-            cfg,
-            Box::new(MemoryStore::with_content(1024, data.clone())),
-        )
-        .unwrap();
+    let (_, tree) = seeder_with(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1, |c| {
+        c.upload_slots(1);
+    });
     (mesh, s, tree, data)
 }
 
 #[test]
 fn upload_slots_choke_and_unchoke_peers() {
     // R-3.9-a/b/c: one slot; the second requester is choked, then served when the first is done.
-    let (mut mesh, s, tree, _) = one_slot_seeder(32, 64 * 1024);
+    let (mut mesh, s, tree, data) = one_slot_seeder(32, 64 * 1024);
     let mut ls = Vec::new();
     for _ in 0..2 {
         let l = mesh.add_node();
-        let mut c = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
-        c.pex(false);
-        let h = mesh.nodes[l]
-            .ep
-            .add_swarm(mesh.now, c, Box::new(MemoryStore::new(1024)))
-            .unwrap();
+        let (h, _) = leecher_with(&mut mesh, l, &tree, &data, |c| {
+            c.pex(false);
+        });
         let sa = mesh.nodes[s].addr;
         mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
         ls.push((l, h));
@@ -1087,16 +1077,9 @@ fn initiator_answers_the_reply_at_once_even_with_nothing_to_say() {
     let (a, b) = (mesh.add_node(), mesh.add_node());
     let mut handles = Vec::new();
     for n in [a, b] {
-        let mut cfg = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
-        cfg.pex(false);
-        let h = mesh.nodes[n]
-            .ep
-            .add_swarm(
-                mesh.now,
-                cfg,
-                Box::new(CheckingStore::new(FixedContent::new(data.clone(), 1024))),
-            )
-            .unwrap();
+        let (h, _) = leecher_with(&mut mesh, n, &tree, &data, |c| {
+            c.pex(false);
+        });
         handles.push(h);
     }
     let bb = mesh.nodes[b].addr;
@@ -1273,30 +1256,17 @@ fn a_lost_unchoke_is_sent_again() {
     let s = mesh.add_node();
     let a = mesh.add_node();
     let b = mesh.add_node();
-    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
-    let mut cfg = SwarmConfig::seed(tree.clone());
-    cfg.upload_slots(1).pex(false);
-    mesh.nodes[s]
-        .ep
-        .add_swarm(
-            mesh.now,
-            cfg,
-            Box::new(MemoryStore::with_content(1024, data.clone())),
-        )
-        .unwrap();
+    let (_, tree) = seeder_with(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1, |c| {
+        c.upload_slots(1).pex(false);
+    });
     let unchokes_to_lose = Rc::new(Cell::new(1));
     mesh.add_filter(lose(s, unchokes_to_lose.clone(), |d| {
         d.carries(|m| matches!(m, Message::Unchoke))
     }));
     let leech = |mesh: &mut Mesh, node: usize| {
-        let rec = CheckingStore::new(FixedContent::new(data.clone(), 1024));
-        let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), 1024);
-        cfg.pex(false);
-        let h = mesh.nodes[node]
-            .ep
-            .add_swarm(mesh.now, cfg, Box::new(rec.clone()))
-            .unwrap();
-        (h, rec)
+        leecher_with(mesh, node, &tree, &data, |c| {
+            c.pex(false);
+        })
     };
     let (ah, _) = leech(&mut mesh, a);
     let (bh, brec) = leech(&mut mesh, b);

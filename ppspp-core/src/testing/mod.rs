@@ -8,7 +8,8 @@
 //!   content, as bytes or chunk by chunk.
 //! - [`CheckingStore`]: a store that refuses writes differing from the expected content and
 //!   gives the bytes back.
-//! - [`endpoint_config`], [`seeder`], [`leecher`]: a test configuration and one-call swarms.
+//! - [`endpoint_config`], [`seeder`], [`leecher`] (and `_with` forms that adjust the swarm's
+//!   configuration): a test configuration and one-call swarms.
 //!
 //! Like the rest of the crate it needs only `alloc`: no clock, no OS randomness (every draw
 //! comes from a seeded [`Rng`](crate::rand::Rng)), no threads.
@@ -50,12 +51,29 @@ pub fn seeder(
     chunk: u32,
     alg: HashAlgorithm,
 ) -> (SwarmHandle, Arc<MerkleTree>) {
+    seeder_with(mesh, node, data, chunk, alg, |_| {})
+}
+
+/// [`seeder`], with `tweak` applied to the swarm's configuration first (upload slots, PEX, …).
+///
+/// # Panics
+/// If the tree cannot be built or the swarm added.
+pub fn seeder_with(
+    mesh: &mut Mesh,
+    node: usize,
+    data: &[u8],
+    chunk: u32,
+    alg: HashAlgorithm,
+    tweak: impl FnOnce(&mut SwarmConfig),
+) -> (SwarmHandle, Arc<MerkleTree>) {
     let tree = Arc::new(MerkleTree::build(alg, chunk, data).expect("tree"));
+    let mut cfg = SwarmConfig::seed(tree.clone());
+    tweak(&mut cfg);
     let h = mesh.nodes[node]
         .ep
         .add_swarm(
             mesh.now,
-            SwarmConfig::seed(tree.clone()),
+            cfg,
             Box::new(MemoryStore::with_content(chunk, data.to_vec())),
         )
         .expect("seeder swarm");
@@ -73,8 +91,23 @@ pub fn leecher(
     tree: &MerkleTree,
     data: &[u8],
 ) -> (SwarmHandle, CheckingStore) {
+    leecher_with(mesh, node, tree, data, |_| {})
+}
+
+/// [`leecher`], with `tweak` applied to the swarm's configuration first (PEX, picker, …).
+///
+/// # Panics
+/// If the swarm cannot be added.
+pub fn leecher_with(
+    mesh: &mut Mesh,
+    node: usize,
+    tree: &MerkleTree,
+    data: &[u8],
+    tweak: impl FnOnce(&mut SwarmConfig),
+) -> (SwarmHandle, CheckingStore) {
     let store = CheckingStore::new(FixedContent::new(data, tree.chunk_size()));
-    let cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), tree.chunk_size());
+    let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), tree.chunk_size());
+    tweak(&mut cfg);
     let h = mesh.nodes[node]
         .ep
         .add_swarm(mesh.now, cfg, Box::new(store.clone()))
