@@ -22,7 +22,7 @@ use crate::rand::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire::{Message, WireParams, decode_datagram};
 
-/// The address of node `i` of a [`Mesh`]: `10.0.i/256.i%256:6778`.
+/// The address of node `i` of a [`Mesh`]: `10.0.x.y:6778` with `x = i / 256`, `y = i % 256`.
 pub fn addr(i: usize) -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8).into(), 6778)
 }
