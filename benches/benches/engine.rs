@@ -35,6 +35,7 @@ use ppspp_benches::transfer::{
 };
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::merkle::MerkleTree;
+use ppspp_core::testing::drain;
 use ppspp_core::{Endpoint, Instant, MemoryStore, SwarmConfig};
 
 /// Counts live heap bytes, to measure what channels cost.
@@ -61,7 +62,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn bench_engine(c: &mut Criterion) {
-    let data = Arc::new(content());
+    let data = content();
     let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, CHUNK, &data).unwrap());
     let mut g = c.benchmark_group("engine");
     g.sample_size(10);
@@ -127,17 +128,17 @@ fn channel_memory(n: u32) -> usize {
         hs[5..9].copy_from_slice(&(i + 1).to_be_bytes());
         server.handle_datagram(now, from, Bytes::copy_from_slice(&hs));
         let mut chan_q = None;
-        while let Some(t) = server.poll_transmit(now, &mut buf) {
+        let reply = |_, d: &[u8]| {
             // The reply's HANDSHAKE carries the server's channel ID at bytes 5..9.
-            if buf[4] == 0 && t.size >= 9 {
-                chan_q = Some([buf[5], buf[6], buf[7], buf[8]]);
+            if d[4] == 0 && d.len() >= 9 {
+                chan_q = Some([d[5], d[6], d[7], d[8]]);
             }
-        }
+        };
+        drain(&mut server, now, &mut buf, reply, drop);
         // The third datagram (a keep-alive to chanQ) proves the address.
         let q = chan_q.expect("handshake answered");
         server.handle_datagram(now, from, Bytes::copy_from_slice(&q));
-        while server.poll_transmit(now, &mut buf).is_some() {}
-        while server.poll_event().is_some() {}
+        drain(&mut server, now, &mut buf, |_, _| {}, drop);
     }
     assert_eq!(server.stats().channels, u64::from(n));
     let after = LIVE.load(Ordering::Relaxed);

@@ -18,26 +18,13 @@ use ppspp_core::Bin;
 use ppspp_core::binmap::Binmap;
 use ppspp_core::hash::{HashAlgorithm, HashValue};
 use ppspp_core::merkle::{AckedHashes, ContentSize, MerkleBuilder, MerkleTree, PartialTree};
+use ppspp_core::testing::content;
 use sha1::Digest;
 
 /// The content size for the hashing benchmarks.
 const CONTENT: usize = 64 << 20;
 /// Chunks in the availability map benchmarks.
 const MAP_CHUNKS: u64 = 1 << 20;
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Hashes every chunk with the bare RustCrypto digest: the baseline.
 fn raw_hash<D: Digest>(data: &[u8], chunk_size: usize) {

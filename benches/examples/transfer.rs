@@ -18,7 +18,7 @@ fn main() {
     let runs: usize = std::env::args()
         .nth(1)
         .map_or(5, |a| a.parse().expect("RUNS is a number"));
-    let data = Arc::new(content());
+    let data = content();
     let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, CHUNK, &data).unwrap());
     let (mut sha, mut xfer, mut threaded) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ppspp_core::merkle::MerkleTree;
+use ppspp_core::testing::{CheckingStore, FixedContent, endpoint_config};
 use ppspp_core::{
-    ChunkStore, Endpoint, EndpointConfig, Instant, NullStore, StoreError, SwarmConfig, SwarmHandle,
+    ChunkStore, Endpoint, EndpointConfig, Instant, NullStore, SwarmConfig, SwarmHandle,
 };
 
 /// Content size of the engine benchmark: 64 MiB.
@@ -23,41 +24,20 @@ pub const SEEDER: &str = "10.0.0.1:6778";
 /// The leecher's address.
 pub const LEECHER: &str = "10.0.0.2:6778";
 
-/// [`SIZE`] bytes of xorshift output (incompressible, the same every run).
-pub fn content() -> Vec<u8> {
-    let mut v = vec![0u8; SIZE];
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    for b in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        b.copy_from_slice(&x.to_le_bytes()[..b.len()]);
-    }
-    v
+/// [`SIZE`] bytes of the test kit's deterministic content (incompressible, the same every
+/// run), shared between benchmark iterations (no 64 MiB copy per run).
+pub fn content() -> Arc<[u8]> {
+    ppspp_core::testing::content(SIZE, 0x9e37_79b9_7f4a_7c15).into()
 }
 
 /// An endpoint configuration with every seed byte `seed` and a fixed wall clock.
 pub fn config(seed: u8) -> EndpointConfig {
-    let mut c = EndpointConfig::new([seed; 32]);
-    c.unix_time_at_zero(1_700_000_000_000_000);
-    c
+    endpoint_config([seed; 32])
 }
 
-/// A seeder's content shared between benchmark iterations (no 64 MiB copy per run).
-#[derive(Debug)]
-pub struct SharedStore(pub Arc<Vec<u8>>);
-
-impl ChunkStore for SharedStore {
-    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let start = index as usize * CHUNK as usize;
-        let end = (start + CHUNK as usize).min(self.0.len());
-        buf[..end - start].copy_from_slice(&self.0[start..end]);
-        Ok(end - start)
-    }
-
-    fn write_chunk(&mut self, _index: u64, _data: &[u8]) -> Result<(), StoreError> {
-        Ok(())
-    }
+/// A seeder's store serving `data` (shared, not copied).
+fn seeder_store(data: &Arc<[u8]>) -> Box<dyn ChunkStore> {
+    Box::new(CheckingStore::full(FixedContent::new(data.clone(), CHUNK)))
 }
 
 /// A fresh seeder of `tree` serving from `store` and a fresh leecher (which stores nothing,
@@ -85,7 +65,7 @@ pub fn pair(
 
 /// Moves the whole content from a fresh seeder to a fresh leecher (which verifies every chunk
 /// and stores nothing); returns the datagrams sent.
-pub fn transfer(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
+pub fn transfer(tree: &Arc<MerkleTree>, data: &Arc<[u8]>) -> u64 {
     run(tree, data, None)
 }
 
@@ -100,13 +80,13 @@ pub struct Split {
 
 /// [`transfer`], timing each endpoint's calls separately (two clock reads per call, a few
 /// percent of the run): what each side costs on its own core.
-pub fn transfer_split(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> Split {
+pub fn transfer_split(tree: &Arc<MerkleTree>, data: &Arc<[u8]>) -> Split {
     let mut split = Split::default();
     run(tree, data, Some(&mut split));
     split
 }
 
-fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split>) -> u64 {
+fn run(tree: &Arc<MerkleTree>, data: &Arc<[u8]>, mut split: Option<&mut Split>) -> u64 {
     // Runs `f`, charging its time to the seeder (`true`) or the leecher when timing.
     let mut timed = |seeder: bool, f: &mut dyn FnMut()| match split.as_deref_mut() {
         Some(s) => {
@@ -124,8 +104,7 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
     let (sa, la): (std::net::SocketAddr, std::net::SocketAddr) =
         (SEEDER.parse().unwrap(), LEECHER.parse().unwrap());
     let mut now = Instant::from_secs(1);
-    let (mut seeder, mut leecher, lh) =
-        pair(now, tree, Box::new(SharedStore(data.clone())), Some(4096));
+    let (mut seeder, mut leecher, lh) = pair(now, tree, seeder_store(data), Some(4096));
     let mut buf = vec![0u8; BATCH * MAX_DATAGRAM];
     let mut datagrams = 0;
     // A 200 µs link: each round trip of the loop advances virtual time by that much.
@@ -186,7 +165,7 @@ fn run(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>, mut split: Option<&mut Split
 /// stands in for the network), and time comes from the wall clock. Returns the datagrams sent.
 /// Its wall time is what the protocol delivers when each side has a core: the slower side,
 /// plus the hand-over between threads.
-pub fn transfer_threaded(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
+pub fn transfer_threaded(tree: &Arc<MerkleTree>, data: &Arc<[u8]>) -> u64 {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::mpsc;
 
@@ -199,12 +178,7 @@ pub fn transfer_threaded(tree: &Arc<MerkleTree>, data: &Arc<Vec<u8>>) -> u64 {
     // At most 2,048 requests in flight: what the seeder queues by default (4 × its 512), so
     // that none is refused and left to time out (wall time counts here, unlike in
     // [`transfer`]'s virtual time).
-    let (mut seeder, mut leecher, lh) = pair(
-        clock(),
-        tree,
-        Box::new(SharedStore(data.clone())),
-        Some(2048),
-    );
+    let (mut seeder, mut leecher, lh) = pair(clock(), tree, seeder_store(data), Some(2048));
     let (to_leecher, leecher_in) = mpsc::channel::<Vec<Bytes>>();
     let (to_seeder, seeder_in) = mpsc::channel::<Vec<Bytes>>();
     let done = AtomicBool::new(false);

@@ -23,10 +23,9 @@ use bytes::Bytes;
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::live::{KeyPair, LiveParams, SignedForm};
 use ppspp_core::merkle::MerkleTree;
+use ppspp_core::testing::{CheckingStore, FixedContent, PatternContent, endpoint_config};
 use ppspp_core::wire::ChunkAddressing;
-use ppspp_core::{
-    ChunkStore, Endpoint, EndpointConfig, Event, Instant, MemoryStore, StoreError, SwarmConfig,
-};
+use ppspp_core::{Endpoint, EndpointConfig, Event, Instant, MemoryStore, SwarmConfig};
 
 /// The contents, chosen by the setup byte: (chunk size, bytes). One byte (a single, short
 /// chunk); 23 whole chunks and a partial one (a tree with an incomplete right edge); 300
@@ -40,13 +39,8 @@ fn content(shape: usize) -> &'static Arc<Vec<u8>> {
     &C.get_or_init(|| {
         SHAPES
             .iter()
-            .map(|&(_, size)| {
-                Arc::new(
-                    (0..size as u32)
-                        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-                        .collect(),
-                )
-            })
+            .zip(1..)
+            .map(|(&(_, size), seed)| Arc::new(ppspp_core::testing::content(size, seed)))
             .collect()
     })[shape]
 }
@@ -75,12 +69,17 @@ fn tree(shape: usize, alg: HashAlgorithm) -> Arc<MerkleTree> {
 /// Live chunks: 256 bytes, 4 per munro, 96 in all.
 const LIVE_CS: u32 = 256;
 const LIVE_CHUNKS: u64 = 96;
+/// The live stream.
+const LIVE: PatternContent = PatternContent {
+    chunk_size: LIVE_CS,
+    chunks: LIVE_CHUNKS,
+    byte: |i, j| (i.wrapping_mul(0x9E37) ^ j.wrapping_mul(13)) as u8,
+};
 
 /// Live chunk `i`.
 fn live_chunk(i: u64) -> Vec<u8> {
-    (0..u64::from(LIVE_CS))
-        .map(|j| (i.wrapping_mul(0x9E37) ^ j.wrapping_mul(13)) as u8)
-        .collect()
+    use ppspp_core::testing::Content;
+    LIVE.chunk(i)
 }
 
 fn live_key() -> &'static KeyPair {
@@ -88,67 +87,6 @@ fn live_key() -> &'static KeyPair {
     K.get_or_init(|| {
         KeyPair::from_seed(ppspp_core::wire::SignatureAlgorithm::ED25519, &[7; 32]).expect("key")
     })
-}
-
-/// The leecher's store: every write is compared with the original content.
-#[derive(Debug)]
-struct CheckedStore {
-    /// `usize::MAX`: the live stream.
-    shape: usize,
-    written: Vec<bool>,
-}
-
-impl CheckedStore {
-    /// The byte range of chunk `index`, if it is in the content.
-    fn range(&self, index: u64) -> Option<std::ops::Range<usize>> {
-        let (cs, size) = SHAPES[self.shape];
-        let start = usize::try_from(index).ok()?.checked_mul(cs as usize)?;
-        (start < size).then(|| start..(start + cs as usize).min(size))
-    }
-}
-
-impl ChunkStore for CheckedStore {
-    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let missing = StoreError::Missing { chunk: index };
-        if self.shape == usize::MAX {
-            if !self.written.get(index as usize).copied().unwrap_or(false) {
-                return Err(missing);
-            }
-            buf[..LIVE_CS as usize].copy_from_slice(&live_chunk(index));
-            return Ok(LIVE_CS as usize);
-        }
-        let r = self.range(index).ok_or(missing.clone())?;
-        if !self.written[index as usize] {
-            return Err(missing);
-        }
-        buf[..r.len()].copy_from_slice(&content(self.shape)[r.clone()]);
-        Ok(r.len())
-    }
-
-    fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
-        if self.shape == usize::MAX {
-            assert!(index < LIVE_CHUNKS, "live chunk {index} was never injected");
-            assert_eq!(
-                data,
-                &live_chunk(index)[..],
-                "live chunk {index} written corrupted"
-            );
-            assert!(!self.written[index as usize], "chunk {index} written twice");
-            self.written[index as usize] = true;
-            return Ok(());
-        }
-        let r = self
-            .range(index)
-            .unwrap_or_else(|| panic!("chunk {index} is past the end of the content"));
-        assert_eq!(
-            data,
-            &content(self.shape)[r],
-            "chunk {index} written corrupted"
-        );
-        assert!(!self.written[index as usize], "chunk {index} written twice");
-        self.written[index as usize] = true;
-        Ok(())
-    }
 }
 
 /// Reads the fuzzer's bytes.
@@ -179,6 +117,8 @@ struct Net {
     wire: std::collections::VecDeque<(usize, SocketAddr, Vec<u8>)>,
     now: Instant,
     integrity_failure: bool,
+    /// The leechers' stores, which compare every write with the original content.
+    stores: Vec<CheckingStore>,
     /// A datagram was altered on its way, or forged with a peer's address: what UDP's checksum
     /// and an off-path attacker cannot do. Liveness is then not owed (a garbled HAVE can leave
     /// the leecher believing the seeder has nothing); safety still is.
@@ -227,7 +167,13 @@ impl Net {
         }
     }
 
+    /// The channel tables stay within their bounds, and a leecher's store only ever receives
+    /// chunks equal to the original content, each once.
     fn check_bounds(&self) {
+        for s in &self.stores {
+            assert_eq!(s.refused(), 0, "a chunk was written corrupted: {s:?}");
+            assert_eq!(s.duplicates(), 0, "a chunk was written twice: {s:?}");
+        }
         for ep in &self.ep {
             assert!(
                 ep.stats().channels <= MAX_CHANNELS as u64,
@@ -239,8 +185,7 @@ impl Net {
 }
 
 fn config(seed: u8) -> EndpointConfig {
-    let mut c = EndpointConfig::new([seed; 32]);
-    c.unix_time_at_zero(1_700_000_000_000_000);
+    let mut c = endpoint_config([seed; 32]);
     c.max_channels(MAX_CHANNELS);
     c.max_half_open(MAX_CHANNELS / 2);
     c
@@ -256,7 +201,7 @@ fn check(data: &[u8]) {
     // Content 3: the live stream.
     let live = (setup >> 5) & 3 == 3;
     let shape = usize::from((setup >> 5) & 3) % SHAPES.len();
-    let (chunk_size, size) = SHAPES[shape];
+    let chunk_size = SHAPES[shape].0;
     let tree = tree(shape, alg);
     let live_params = LiveParams {
         chunk_size: LIVE_CS,
@@ -302,7 +247,7 @@ fn check(data: &[u8]) {
     };
     let mut ep = vec![seeder];
     let mut handles = Vec::new();
-    let chunks = size.div_ceil(chunk_size as usize);
+    let mut stores = Vec::new();
     for i in 1..=leechers {
         let mut leecher = Endpoint::new(config(1 + i as u8), now);
         let (lcfg, store) = if live {
@@ -310,24 +255,18 @@ fn check(data: &[u8]) {
             let v = ppspp_core::live::verifier(&id).expect("verifier");
             let mut lcfg = SwarmConfig::live(id, live_params, v);
             lcfg.pex(true);
-            let store = CheckedStore {
-                shape: usize::MAX,
-                written: vec![false; LIVE_CHUNKS as usize],
-            };
-            (lcfg, store)
+            (lcfg, CheckingStore::new(LIVE))
         } else {
             let mut lcfg = SwarmConfig::leech(tree.root_hash(), alg, chunk_size);
             lcfg.addressing(addressing);
             lcfg.pex(true);
-            let store = CheckedStore {
-                shape,
-                written: vec![false; chunks],
-            };
-            (lcfg, store)
+            let expected = FixedContent::new(content(shape).to_vec(), chunk_size);
+            (lcfg, CheckingStore::new(expected))
         };
         let lh = leecher
-            .add_swarm(now, lcfg, Box::new(store))
+            .add_swarm(now, lcfg, Box::new(store.clone()))
             .expect("leecher swarm");
+        stores.push(store);
         leecher.connect(now, lh, addr[SEEDER]).expect("connect");
         ep.push(leecher);
         handles.push((i, lh));
@@ -338,6 +277,7 @@ fn check(data: &[u8]) {
         wire: Default::default(),
         now,
         integrity_failure: false,
+        stores,
         tampered: false,
     };
     // The hostile phase: one operation per input byte.
@@ -488,6 +428,7 @@ fn check(data: &[u8]) {
         net.advance(std::time::Duration::from_millis(10));
         net.check_bounds();
     }
+    net.check_bounds();
     let complete = all_complete(&net);
     // Completion is owed when the network only lost, duplicated, reordered and delayed
     // datagrams (and strangers sent junk), as long as the leecher's channel is up: one whose

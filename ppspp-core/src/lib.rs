@@ -17,6 +17,8 @@
 //! - [`merkle`]: content integrity: hash functions, Merkle hash trees, peaks, uncles and
 //!   verification (RFC 7574 §5).
 //! - [`binmap`]: availability maps: compact sets of chunks for millions of chunks.
+//! - `testing` (feature `testing`): the shared test kit: an in-memory network of endpoints on
+//!   a virtual clock, deterministic content, a checking store.
 //! - [`live`]: live streaming integrity (RFC 7574 §6): public-key swarm IDs, signed munros
 //!   (Unified Merkle Tree), Sign All, the injector's growing tree and a peer's verifier.
 //!
@@ -130,6 +132,8 @@ mod rand;
 pub mod rtt;
 pub mod stats;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod wire;
 

@@ -7,91 +7,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use ppspp_core::hash::HashAlgorithm;
-use ppspp_core::merkle::{BuildError, MerkleBuilder, MerkleTree};
 use ppspp_core::store::{ChunkStore, StoreError};
 
-use crate::rng::splitmix64;
-
-/// The description of a swarm's content: its length, chunk size, hash and seed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyntheticContent {
-    /// The seed the bytes are computed from.
-    pub seed: u64,
-    /// Length in bytes (at least 1).
-    pub len: u64,
-    /// Chunk size in bytes.
-    pub chunk_size: u32,
-    /// The Merkle hash function.
-    pub hash: HashAlgorithm,
-}
-
-impl SyntheticContent {
-    /// The number of chunks.
-    pub fn chunk_count(&self) -> u64 {
-        self.len.div_ceil(u64::from(self.chunk_size))
-    }
-
-    /// The length of chunk `index` (0 past the end).
-    pub fn chunk_len(&self, index: u64) -> usize {
-        let cs = u64::from(self.chunk_size);
-        let start = index.saturating_mul(cs);
-        if start >= self.len {
-            return 0;
-        }
-        (self.len - start).min(cs) as usize
-    }
-
-    /// Writes chunk `index` into the start of `buf` and returns its length.
-    pub fn fill_chunk(&self, index: u64, buf: &mut [u8]) -> usize {
-        let n = self.chunk_len(index).min(buf.len());
-        let key = splitmix64(self.seed ^ splitmix64(index));
-        let mut words = buf[..n].chunks_exact_mut(8);
-        let mut i = 0u64;
-        for w in &mut words {
-            w.copy_from_slice(&splitmix64(key.wrapping_add(i)).to_le_bytes());
-            i += 1;
-        }
-        let rest = words.into_remainder();
-        if !rest.is_empty() {
-            let last = splitmix64(key.wrapping_add(i)).to_le_bytes();
-            let k = rest.len();
-            rest.copy_from_slice(&last[..k]);
-        }
-        n
-    }
-
-    /// Whether `data` equals chunk `index`.
-    pub fn matches(&self, index: u64, data: &[u8]) -> bool {
-        if data.len() != self.chunk_len(index) {
-            return false;
-        }
-        let key = splitmix64(self.seed ^ splitmix64(index));
-        let words = data.chunks_exact(8);
-        let rest = words.remainder();
-        let n = words.len() as u64;
-        // Word by word, no early exit in the loop (it vectorises); chunks are small.
-        let mut diff = 0u64;
-        for (i, w) in (0u64..).zip(words) {
-            let got = u64::from_le_bytes(w.try_into().expect("chunks_exact(8)"));
-            diff |= got ^ splitmix64(key.wrapping_add(i));
-        }
-        diff == 0 && rest == &splitmix64(key.wrapping_add(n)).to_le_bytes()[..rest.len()]
-    }
-
-    /// Builds the Merkle tree of the content, hashing one chunk at a time (the content is
-    /// never materialised whole).
-    pub fn build_tree(&self) -> Result<Arc<MerkleTree>, BuildError> {
-        let mut b = MerkleBuilder::with_tree(self.hash, self.chunk_size)?;
-        b.reserve_for(self.len);
-        let mut buf = vec![0u8; self.chunk_size as usize];
-        for i in 0..self.chunk_count() {
-            let n = self.fill_chunk(i, &mut buf);
-            b.push_chunk(&buf[..n])?;
-        }
-        Ok(Arc::new(b.finish_tree()?))
-    }
-}
+/// The description of a swarm's content: its length, chunk size, hash and seed (the shared
+/// test kit's generator).
+pub use ppspp_core::testing::SyntheticContent;
 
 /// Counters and violations shared by all stores of a run (the simulation is single-threaded).
 #[derive(Debug, Default)]
@@ -327,30 +247,6 @@ impl ChunkStore for VerifyingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_are_deterministic_and_distinct() {
-        let c = SyntheticContent {
-            seed: 3,
-            len: 10_000,
-            chunk_size: 1024,
-            hash: HashAlgorithm::Sha1,
-        };
-        assert_eq!(c.chunk_count(), 10);
-        let mut a = vec![0u8; 1024];
-        let mut b = vec![0u8; 1024];
-        assert_eq!(c.fill_chunk(0, &mut a), 1024);
-        c.fill_chunk(1, &mut b);
-        assert_ne!(a, b);
-        assert!(c.matches(0, &a));
-        assert!(!c.matches(1, &a));
-        let n = c.fill_chunk(9, &mut b);
-        assert_eq!(n, 10_000 - 9 * 1024);
-        assert!(c.matches(9, &b[..n]));
-        let t = c.build_tree().unwrap();
-        assert_eq!(t.chunk_count(), 10);
-        assert_eq!(t.content_len(), 10_000);
-    }
 
     #[test]
     fn bitmap_ranges() {

@@ -111,13 +111,7 @@ impl SimRng {
 }
 
 /// SplitMix64: one step of a cheap, stateless mixer (used for synthetic content).
-#[inline]
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use ppspp_core::testing::splitmix64;
 
 #[cfg(test)]
 mod tests {

@@ -4,12 +4,12 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use super::tests::{Mesh, Recorder};
 use crate::config::SwarmConfig;
 use crate::event::SwarmHandle;
 use crate::hash::HashAlgorithm;
 use crate::live::{KeyPair, LiveParams, SignedForm, verifier};
 use crate::store::MemoryStore;
+use crate::testing::{CheckingStore, Content, Mesh, PatternContent};
 use crate::time::Duration;
 use crate::wire::{ChunkAddressing, SignatureAlgorithm};
 
@@ -25,11 +25,21 @@ fn params(form: SignedForm) -> LiveParams {
     }
 }
 
-/// Stream chunk `i`: recognisable bytes.
+/// The stream: recognisable bytes, room for 8,192 chunks.
+const STREAM: PatternContent = PatternContent {
+    chunk_size: CS,
+    chunks: 8192,
+    byte: |i, j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8,
+};
+
+/// Stream chunk `i`.
 fn chunk(i: u64) -> Vec<u8> {
-    (0..CS as u64)
-        .map(|j| (i.wrapping_mul(31) ^ j.wrapping_mul(7)) as u8)
-        .collect()
+    STREAM.chunk(i)
+}
+
+/// A store for a peer of the stream, checking every write against it.
+fn recorder() -> CheckingStore {
+    CheckingStore::new(STREAM)
 }
 
 struct Live {
@@ -61,9 +71,9 @@ impl Live {
         }
     }
 
-    fn peer(&mut self, form: SignedForm) -> (usize, SwarmHandle, Recorder) {
+    fn peer(&mut self, form: SignedForm) -> (usize, SwarmHandle, CheckingStore) {
         let n = self.mesh.add_node();
-        let rec = Recorder::default();
+        let rec = recorder();
         let v = verifier(&self.key.swarm_id()).unwrap();
         let mut cfg = SwarmConfig::live(self.key.swarm_id(), params(form), v);
         cfg.pex(self.pex);
@@ -98,12 +108,20 @@ impl Live {
 
 /// Every chunk a peer stored is the injector's, and it holds every chunk from its tune-in
 /// point up to `end`.
-fn check(rec: &Recorder, from: u64, end: u64) {
-    let s = rec.inner.lock().unwrap();
-    for (&i, c) in &s.chunks {
-        assert_eq!(*c, chunk(i), "chunk {i} differs from the injector's");
+fn check(rec: &CheckingStore, from: u64, end: u64) {
+    assert_eq!(
+        rec.refused(),
+        0,
+        "chunks differing from the injector's were written"
+    );
+    for i in rec.held() {
+        assert_eq!(
+            rec.chunk(i).unwrap(),
+            chunk(i),
+            "chunk {i} differs from the injector's"
+        );
     }
-    let missing: Vec<u64> = (from..end).filter(|i| !s.chunks.contains_key(i)).collect();
+    let missing: Vec<u64> = (from..end).filter(|&i| !rec.holds(i)).collect();
     assert!(
         missing.is_empty(),
         "missing {} chunks: {missing:?}",
@@ -158,12 +176,7 @@ fn late_peer_tunes_in_at_the_newest_munro() {
     assert_eq!(s.live_end(), Some(288));
     check(&c.2, tune_in, 288);
     assert!(
-        c.2.inner
-            .lock()
-            .unwrap()
-            .chunks
-            .keys()
-            .all(|&k| k >= tune_in),
+        c.2.held().iter().all(|&k| k >= tune_in),
         "nothing before the tune-in point is fetched"
     );
 }
@@ -173,8 +186,8 @@ fn late_peer_tunes_in_at_the_newest_munro() {
 #[test]
 fn live_stream_survives_loss() {
     let mut live = Live::new(3, SignedForm::Libswift);
-    live.mesh.loss = 0.05;
-    live.mesh.jitter = Duration::from_millis(5);
+    live.mesh.link.loss = 0.05;
+    live.mesh.link.jitter = Duration::from_millis(5);
     let a = live.peer(SignedForm::Libswift);
     let src = live.src.0;
     live.connect((a.0, a.1), src);
@@ -217,7 +230,7 @@ fn munros_signed_by_another_key_are_refused() {
     live.mesh.run_until(Duration::from_secs(3), |_| false);
     let st = live.mesh.nodes[a.0].ep.stats();
     assert!(st.integrity_failures > 0);
-    assert!(a.2.inner.lock().unwrap().chunks.is_empty());
+    assert!(a.2.held().is_empty());
     let s = live.mesh.nodes[a.0].ep.swarm(a.1).unwrap();
     assert_eq!(s.live_tune_in(), None);
     assert_eq!(s.live_end(), Some(0));
@@ -250,7 +263,7 @@ fn the_discard_window_bounds_what_is_kept() {
         verifier(&key.swarm_id()).unwrap(),
     );
     cfg.live_discard_window(Some(256));
-    let rec = Recorder::default();
+    let rec = recorder();
     let ah = live.mesh.nodes[a.0]
         .ep
         .add_swarm(now, cfg, Box::new(rec.clone()))
@@ -362,7 +375,7 @@ fn a_small_window_follows_the_live_edge() {
     let src = live.src.0;
     live.stream(400, Duration::from_micros(3300));
     let n = live.mesh.add_node();
-    let rec = Recorder::default();
+    let rec = recorder();
     let v = verifier(&live.key.swarm_id()).unwrap();
     let mut cfg = SwarmConfig::live(live.key.swarm_id(), params(SignedForm::Rfc7574), v);
     cfg.live_discard_window(Some(128));

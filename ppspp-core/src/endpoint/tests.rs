@@ -1,11 +1,13 @@
-//! Protocol tests: N endpoints in memory with virtual time (the quinn-proto `Pair` pattern,
-//! generalised to a mesh), latency, loss, duplication and reordering.
+//! Protocol tests: N endpoints in memory with virtual time (the shared kit's [`Mesh`], the
+//! quinn-proto `Pair` pattern generalised to a mesh), latency, loss, duplication and
+//! reordering.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BinaryHeap};
+use alloc::rc::Rc;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::cmp::Reverse;
 use core::net::SocketAddr;
 
@@ -13,312 +15,102 @@ use crate::wire::Message;
 use bytes::Bytes;
 
 use crate::Endpoint;
-use crate::config::{EndpointConfig, SwarmConfig};
+use crate::config::SwarmConfig;
 use crate::congestion::FixedWindowConfig;
 use crate::event::{CloseReason, Event, SwarmHandle};
 use crate::hash::HashAlgorithm;
 use crate::merkle::MerkleTree;
-use crate::rand::Rng;
-use crate::store::{ChunkStore, MemoryStore, StoreError};
+use crate::store::{ChunkStore, StoreError};
+use crate::testing::{
+    CheckingStore, Datagram, Filter, Mesh, Verdict, addr, content, leecher, leecher_with, seeder,
+    seeder_with,
+};
 use crate::time::{Duration, Instant};
 
-pub(crate) struct Node {
-    pub(crate) ep: Endpoint,
-    pub(crate) addr: SocketAddr,
-    pub(crate) alive: bool,
-    pub(crate) events: Vec<Event>,
-    /// Corrupts outgoing DATA payloads (a malicious peer).
-    pub(crate) corrupt_data: bool,
-    /// Corrupts outgoing INTEGRITY hashes.
-    pub(crate) corrupt_hashes: bool,
-    /// Loses this many of the outgoing datagrams that carry an UNCHOKE (the next ones).
-    pub(crate) lose_unchokes: u32,
-    /// Datagrams carrying HAVE (and no HANDSHAKE) from this node to lose on purpose.
-    pub(crate) lose_haves: u32,
-    /// With the chunk size: packs each datagram ending in a full-chunk DATA with the next one
-    /// to the same peer, so one datagram carries two DATA messages (RFC 7574 §8.6 allows it
-    /// for fixed-size chunks; libswift never does it).
-    pub(crate) pack_data: Option<u32>,
-    /// Adds this Supported Messages option to the node's handshakes (RFC 7574 §7.10), as a
-    /// peer supporting only a subset of the messages would send.
-    pub(crate) declare_supported: Option<crate::wire::SupportedMessages>,
+/// A filter for node `node`'s datagrams: each one that ends in a DATA message holding a full
+/// chunk of `chunk_size` bytes is held back and packed with the next one to the same peer, so
+/// one datagram carries two DATA messages (RFC 7574 §8.6 allows it for fixed-size chunks;
+/// libswift never does it).
+struct PackData {
+    node: usize,
+    chunk_size: u32,
 }
 
-/// A mesh of endpoints joined by a simple network.
-pub(crate) struct Mesh {
-    pub(crate) nodes: Vec<Node>,
-    pub(crate) now: Instant,
-    pub(crate) latency: Duration,
-    pub(crate) jitter: Duration,
-    pub(crate) loss: f64,
-    pub(crate) duplicate: f64,
-    /// Datagrams longer than this are dropped (a path MTU).
-    pub(crate) mtu: usize,
-    pub(crate) rng: Rng,
-    queue: BinaryHeap<Reverse<InFlight>>,
-    seq: u64,
-    pub(crate) delivered: u64,
-    pub(crate) dropped: u64,
-    pub(crate) trace: bool,
-    buf: Vec<u8>,
-}
+impl Filter for PackData {
+    fn filter(&mut self, _now: Instant, _d: &mut Datagram) -> Verdict {
+        Verdict::Pass
+    }
 
-/// A datagram on the wire: arrival time, sequence (tie break), destination, source, bytes.
-type InFlight = (Instant, u64, usize, SocketAddr, Vec<u8>);
-
-pub(crate) fn addr(i: usize) -> SocketAddr {
-    SocketAddr::new(
-        core::net::Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8).into(),
-        6778,
-    )
-}
-
-impl Mesh {
-    pub(crate) fn new(seed: u64) -> Self {
-        Self {
-            nodes: Vec::new(),
-            now: Instant::from_secs(1_000),
-            latency: Duration::from_millis(10),
-            jitter: Duration::ZERO,
-            loss: 0.0,
-            mtu: usize::MAX,
-            duplicate: 0.0,
-            rng: Rng::seed_from_u64(seed),
-            queue: BinaryHeap::new(),
-            seq: 0,
-            delivered: 0,
-            dropped: 0,
-            trace: false,
-            buf: vec![0u8; 2048],
+    fn burst(&mut self, _now: Instant, from: usize, burst: &mut Vec<Datagram>) {
+        if from != self.node {
+            return;
         }
-    }
-
-    pub(crate) fn config(&mut self) -> EndpointConfig {
-        let mut seed = [0u8; 32];
-        self.rng.fill(&mut seed);
-        let mut cfg = EndpointConfig::new(seed);
-        cfg.unix_time_at_zero(1_700_000_000_000_000);
-        cfg
-    }
-
-    pub(crate) fn add(&mut self, cfg: EndpointConfig) -> usize {
-        let i = self.nodes.len();
-        self.nodes.push(Node {
-            ep: Endpoint::new(cfg, self.now),
-            addr: addr(i),
-            alive: true,
-            events: Vec::new(),
-            lose_unchokes: 0,
-            lose_haves: 0,
-            pack_data: None,
-            declare_supported: None,
-            corrupt_data: false,
-            corrupt_hashes: false,
-        });
-        i
-    }
-
-    pub(crate) fn add_node(&mut self) -> usize {
-        let cfg = self.config();
-        self.add(cfg)
-    }
-
-    fn index_of(&self, a: SocketAddr) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr == a)
-    }
-
-    /// Drains every node's transmits into the network and events into its log.
-    fn drain(&mut self) {
-        for i in 0..self.nodes.len() {
-            if !self.nodes[i].alive {
-                continue;
-            }
-            let mut guard = 0;
-            // A datagram held back to be packed with the next one (`pack_data`).
-            let mut held: Option<(SocketAddr, Vec<u8>)> = None;
-            while let Some(t) = self.nodes[i].ep.poll_transmit(self.now, &mut self.buf) {
-                guard += 1;
-                if guard > 100_000 {
-                    let params = crate::wire::WireParams::default();
-                    let (_, it) = crate::wire::decode_datagram(
-                        Bytes::copy_from_slice(&self.buf[..t.size]),
-                        &params,
-                    )
-                    .unwrap();
-                    let msgs: Vec<_> = it.collect();
-                    panic!("node {i} transmits forever: {msgs:?}");
+        let mut out = Vec::new();
+        // A datagram held back to be packed with the next one.
+        let mut held: Option<Datagram> = None;
+        for d in burst.drain(..) {
+            match held.take() {
+                // R-8.6-c: append this datagram's messages to the held one.
+                Some(mut h) if h.dst == d.dst => {
+                    h.bytes.extend_from_slice(&d.bytes[4..]);
+                    out.push(h);
                 }
-                let d = self.buf[..t.size].to_vec();
-                match (self.nodes[i].pack_data, held.take()) {
-                    // R-8.6-c: append this datagram's messages to the held one.
-                    (Some(_), Some((to, mut h))) if to == t.destination => {
-                        h.extend_from_slice(&d[4..]);
-                        self.send(i, to, h);
+                earlier => {
+                    out.extend(earlier);
+                    if ends_with_full_data(&d.bytes, self.chunk_size) {
+                        held = Some(d);
+                    } else {
+                        out.push(d);
                     }
-                    (Some(cs), earlier) => {
-                        if let Some((to, h)) = earlier {
-                            self.send(i, to, h);
-                        }
-                        if ends_with_full_data(&d, cs) {
-                            held = Some((t.destination, d));
-                        } else {
-                            self.send(i, t.destination, d);
-                        }
-                    }
-                    (None, _) => self.send(i, t.destination, d),
                 }
             }
-            if let Some((to, h)) = held.take() {
-                self.send(i, to, h);
-            }
-            while let Some(e) = self.nodes[i].ep.poll_event() {
-                self.nodes[i].events.push(e);
-            }
         }
-    }
-
-    /// Puts datagram `d` from node `i` to `dest` on the network (tracing, tampering, loss,
-    /// duplication, latency as configured).
-    fn send(&mut self, i: usize, dest: SocketAddr, mut d: Vec<u8>) {
-        if let Some(s) = self.nodes[i].declare_supported {
-            d = with_supported_messages(&d, s);
-        }
-        if self.trace {
-            let params = crate::wire::WireParams::default();
-            if let Ok((c, it)) = crate::wire::decode_datagram(Bytes::copy_from_slice(&d), &params) {
-                let msgs: Vec<alloc::string::String> = it
-                    .map(|m| {
-                        m.map(|m| alloc::format!("{m}").chars().take(40).collect())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                let lost = if self.rng.clone().gen_bool(self.loss) {
-                    "LOST"
-                } else {
-                    ""
-                };
-                std::eprintln!(
-                    "{:>8}us n{} -> {} [{c}] {lost} {:?}",
-                    self.now.as_micros() % 10_000_000,
-                    i,
-                    dest,
-                    msgs
-                );
-            }
-        }
-        if self.nodes[i].corrupt_data || self.nodes[i].corrupt_hashes {
-            corrupt(
-                &mut d,
-                self.nodes[i].corrupt_data,
-                self.nodes[i].corrupt_hashes,
-            );
-        }
-        if self.nodes[i].lose_unchokes > 0 && carries(&d, |m| matches!(m, Message::Unchoke)) {
-            self.nodes[i].lose_unchokes -= 1;
-            self.dropped += 1;
-            return;
-        }
-        if self.nodes[i].lose_haves > 0
-            && carries(&d, |m| matches!(m, Message::Have(_)))
-            && !carries(&d, |m| matches!(m, Message::Handshake(_)))
-        {
-            self.nodes[i].lose_haves -= 1;
-            self.dropped += 1;
-            return;
-        }
-        if self.rng.gen_bool(self.loss) || d.len() > self.mtu {
-            self.dropped += 1;
-            return;
-        }
-        let copies = if self.rng.gen_bool(self.duplicate) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let extra = if self.jitter.is_zero() {
-                Duration::ZERO
-            } else {
-                Duration::from_micros(self.rng.gen_range(0..self.jitter.as_micros() as u64))
-            };
-            self.seq += 1;
-            let src = self.nodes[i].addr;
-            let to = self.index_of(dest);
-            if let Some(to) = to {
-                self.queue.push(Reverse((
-                    self.now + self.latency + extra,
-                    self.seq,
-                    to,
-                    src,
-                    d.clone(),
-                )));
-            }
-        }
-    }
-
-    /// One step: drain, then jump to the next delivery or timer and process it.
-    pub(crate) fn step(&mut self) -> bool {
-        self.drain();
-        let next_packet = self.queue.peek().map(|Reverse((t, ..))| *t);
-        let next_timer = self
-            .nodes
-            .iter()
-            .filter(|n| n.alive)
-            .filter_map(|n| n.ep.poll_timeout())
-            .min();
-        let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
-            return false;
-        };
-        self.now = self.now.max(next);
-        while let Some(Reverse((t, ..))) = self.queue.peek() {
-            if *t > self.now {
-                break;
-            }
-            let Reverse((_, _, to, from, d)) = self.queue.pop().expect("peeked");
-            if self.nodes[to].alive {
-                self.delivered += 1;
-                self.nodes[to]
-                    .ep
-                    .handle_datagram(self.now, from, Bytes::from(d));
-            }
-        }
-        for n in &mut self.nodes {
-            if n.alive && n.ep.poll_timeout().is_some_and(|t| t <= self.now) {
-                n.ep.handle_timeout(self.now);
-            }
-        }
-        true
-    }
-
-    /// Runs until `done` holds or `limit` of virtual time passes; returns whether it held.
-    pub(crate) fn run_until(
-        &mut self,
-        limit: Duration,
-        mut done: impl FnMut(&Self) -> bool,
-    ) -> bool {
-        let end = self.now + limit;
-        while self.now < end {
-            if done(self) {
-                self.drain();
-                return true;
-            }
-            if !self.step() {
-                break;
-            }
-        }
-        self.drain();
-        done(self)
-    }
-
-    pub(crate) fn complete(&self, node: usize, swarm: SwarmHandle) -> bool {
-        self.nodes[node]
-            .ep
-            .swarm(swarm)
-            .is_some_and(|s| s.is_complete())
+        out.extend(held);
+        *burst = out;
     }
 }
 
-/// Whether a datagram (32-bit chunk ranges, SHA-1) carries an UNCHOKE message.
+/// A filter that gives node `node`'s handshakes the Supported Messages option `s` (RFC 7574
+/// §7.10), as a peer supporting only a subset of the messages would send.
+fn declare_supported(
+    node: usize,
+    s: crate::wire::SupportedMessages,
+) -> impl FnMut(&mut Datagram) -> Verdict {
+    move |d| {
+        if d.from == node {
+            d.bytes = with_supported_messages(&d.bytes, s);
+        }
+        Verdict::Pass
+    }
+}
+
+/// A filter that corrupts node `node`'s outgoing DATA payloads and/or INTEGRITY hashes (a
+/// malicious peer).
+fn corrupting(node: usize, data: bool, hashes: bool) -> impl FnMut(&mut Datagram) -> Verdict {
+    move |d| {
+        if d.from == node {
+            corrupt(&mut d.bytes, data, hashes);
+        }
+        Verdict::Pass
+    }
+}
+
+/// A filter that loses the next `left` datagrams from node `node` for which `which` holds;
+/// `left` counts down.
+fn lose(
+    node: usize,
+    left: Rc<Cell<u32>>,
+    which: impl Fn(&Datagram) -> bool,
+) -> impl FnMut(&mut Datagram) -> Verdict {
+    move |d| {
+        if d.from == node && left.get() > 0 && which(d) {
+            left.set(left.get() - 1);
+            return Verdict::Drop;
+        }
+        Verdict::Pass
+    }
+}
+
 /// Whether the last message of datagram `d` (32-bit chunk ranges, SHA-1) is a DATA message
 /// holding a full chunk of `chunk_size` bytes.
 fn ends_with_full_data(d: &[u8], chunk_size: u32) -> bool {
@@ -348,13 +140,6 @@ fn with_supported_messages(d: &[u8], s: crate::wire::SupportedMessages) -> Vec<u
     out
 }
 
-/// Whether datagram `d` carries a message for which `f` is true.
-fn carries(d: &[u8], f: impl Fn(&Message) -> bool) -> bool {
-    let params = crate::wire::WireParams::default();
-    crate::wire::decode_datagram(Bytes::copy_from_slice(d), &params)
-        .is_ok_and(|(_, mut it)| it.any(|m| m.is_ok_and(|m| f(&m))))
-}
-
 /// Flips a byte of DATA payloads and/or INTEGRITY hashes in a datagram (32-bit chunk ranges,
 /// SHA-1), walking the messages the way the decoder does.
 fn corrupt(d: &mut [u8], data: bool, hashes: bool) {
@@ -380,94 +165,15 @@ fn corrupt(d: &mut [u8], data: bool, hashes: bool) {
     }
 }
 
-pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut r = Rng::seed_from_u64(seed);
-    let mut v = vec![0u8; len];
-    r.fill(&mut v);
-    v
-}
-
-pub(crate) fn seeder(
-    mesh: &mut Mesh,
-    node: usize,
-    data: &[u8],
-    chunk: u32,
-    alg: HashAlgorithm,
-) -> (SwarmHandle, Arc<MerkleTree>) {
-    let tree = Arc::new(MerkleTree::build(alg, chunk, data).unwrap());
-    let h = mesh.nodes[node]
-        .ep
-        .add_swarm(
-            mesh.now,
-            SwarmConfig::seed(tree.clone()),
-            Box::new(MemoryStore::with_content(chunk, data.to_vec())),
-        )
-        .unwrap();
-    (h, tree)
-}
-
-/// A store that records what was written, to check that only verified content lands.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Recorder {
-    pub(crate) inner: Arc<std::sync::Mutex<MemoryStoreShared>>,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct MemoryStoreShared {
-    pub(crate) chunks: BTreeMap<u64, Vec<u8>>,
-    pub(crate) writes: u64,
-}
-
-impl ChunkStore for Recorder {
-    fn read_chunk(&mut self, index: u64, buf: &mut [u8]) -> Result<usize, StoreError> {
-        let s = self.inner.lock().unwrap();
-        let c = s
-            .chunks
-            .get(&index)
-            .ok_or(StoreError::Missing { chunk: index })?;
-        buf[..c.len()].copy_from_slice(c);
-        Ok(c.len())
-    }
-
-    fn write_chunk(&mut self, index: u64, data: &[u8]) -> Result<(), StoreError> {
-        let mut s = self.inner.lock().unwrap();
-        s.writes += 1;
-        s.chunks.insert(index, data.to_vec());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    pub(crate) fn assembled(&self) -> Vec<u8> {
-        self.inner
-            .lock()
-            .unwrap()
-            .chunks
-            .values()
-            .flat_map(|c| c.iter().copied())
-            .collect()
-    }
-}
-
-pub(crate) fn leecher(mesh: &mut Mesh, node: usize, tree: &MerkleTree) -> (SwarmHandle, Recorder) {
-    let rec = Recorder::default();
-    let cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), tree.chunk_size());
-    let h = mesh.nodes[node]
-        .ep
-        .add_swarm(mesh.now, cfg, Box::new(rec.clone()))
-        .unwrap();
-    (h, rec)
-}
-
 fn transfer(
     len: usize,
     chunk: u32,
     alg: HashAlgorithm,
     loss: f64,
     seed: u64,
-) -> (Mesh, Recorder, Vec<u8>) {
+) -> (Mesh, CheckingStore, Vec<u8>) {
     let mut mesh = Mesh::new(seed);
-    mesh.loss = loss;
+    mesh.link.loss = loss;
     transfer_on(mesh, len, chunk, alg, seed)
 }
 
@@ -479,12 +185,12 @@ fn seeder_and_leecher(
     chunk: u32,
     alg: HashAlgorithm,
     seed: u64,
-) -> (SwarmHandle, Recorder, Vec<u8>) {
+) -> (SwarmHandle, CheckingStore, Vec<u8>) {
     let data = content(len, seed);
     let s = mesh.add_node();
     let l = mesh.add_node();
     let (_, tree) = seeder(mesh, s, &data, chunk, alg);
-    let (lh, rec) = leecher(mesh, l, &tree);
+    let (lh, rec) = leecher(mesh, l, &tree, &data);
     let sa = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     (lh, rec, data)
@@ -497,7 +203,7 @@ fn transfer_on(
     chunk: u32,
     alg: HashAlgorithm,
     seed: u64,
-) -> (Mesh, Recorder, Vec<u8>) {
+) -> (Mesh, CheckingStore, Vec<u8>) {
     let (lh, rec, data) = seeder_and_leecher(&mut mesh, len, chunk, alg, seed);
     let l = 1;
     let ok = mesh.run_until(Duration::from_secs(600), |m| m.complete(l, lh));
@@ -530,7 +236,10 @@ fn several_data_messages_in_one_datagram_are_each_verified() {
     let mut mesh = Mesh::new(31);
     let (chunk, len) = (256u32, 40 * 256 + 100);
     let (lh, rec, data) = seeder_and_leecher(&mut mesh, len, chunk, HashAlgorithm::Sha1, 31);
-    mesh.nodes[0].pack_data = Some(chunk);
+    mesh.add_filter(PackData {
+        node: 0,
+        chunk_size: chunk,
+    });
     let ok = mesh.run_until(Duration::from_secs(60), |m| m.complete(1, lh));
     let (sent, got) = (mesh.nodes[0].ep.stats(), mesh.nodes[1].ep.stats());
     assert!(ok, "incomplete: {got:?}");
@@ -570,7 +279,9 @@ fn messages_a_peer_does_not_support_are_not_sent_to_it() {
     let leecher_sent = |declare: Option<SupportedMessages>, t: MessageType| {
         let mut mesh = Mesh::new(5);
         let (lh, _rec, _) = seeder_and_leecher(&mut mesh, 20 * 1024, 1024, HashAlgorithm::Sha1, 5);
-        mesh.nodes[0].declare_supported = declare;
+        if let Some(declare) = declare {
+            mesh.add_filter(declare_supported(0, declare));
+        }
         let done = mesh.run_until(Duration::from_secs(30), |m| m.complete(1, lh));
         let st = mesh.nodes[1].ep.stats();
         (
@@ -599,7 +310,7 @@ fn messages_a_peer_does_not_support_are_not_sent_to_it() {
 #[test]
 fn datagrams_to_ipv6_peers_fit_the_ipv6_mtu() {
     let mut mesh = Mesh::new(44);
-    mesh.mtu = 1452;
+    mesh.link.mtu = 1452;
     // 1,200-byte chunks with SHA-1: a DATA datagram with 8 INTEGRITY messages is 1,453 bytes.
     let data = content(1024 * 1200, 44);
     let (s, l) = (mesh.add_node(), mesh.add_node());
@@ -610,7 +321,7 @@ fn datagrams_to_ipv6_peers_fit_the_ipv6_mtu() {
         );
     }
     let (_, tree) = seeder(&mut mesh, s, &data, 1200, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let sa = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     assert!(mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh)));
@@ -634,11 +345,7 @@ fn thousand_chunks() {
             .iter()
             .any(|e| matches!(e, Event::SizeKnown { chunks: 1000, .. }))
     );
-    assert_eq!(
-        rec.inner.lock().unwrap().writes,
-        1000,
-        "each chunk written once"
-    );
+    assert_eq!(rec.writes(), 1000, "each chunk written once");
 }
 
 /// A path that drops every datagram bigger than a DATA alone (channel, type, 32-bit chunk
@@ -651,7 +358,7 @@ fn thousand_chunks() {
 fn path_mtu_black_hole_retransmits_hashes_ahead() {
     let size = 300 * 1024 + 77;
     let mut mesh = Mesh::new(21);
-    mesh.mtu = 4 + 1 + 8 + 8 + 1024;
+    mesh.link.mtu = 4 + 1 + 8 + 8 + 1024;
     let (mesh, rec, data) = transfer_on(mesh, size, 1024, HashAlgorithm::Sha1, 21);
     assert_eq!(rec.assembled(), data);
     assert!(mesh.dropped > 0, "the MTU never bit");
@@ -669,14 +376,14 @@ fn path_mtu_black_hole_retransmits_hashes_ahead() {
 #[test]
 fn ten_percent_loss_with_reordering() {
     let mut mesh = Mesh::new(4);
-    mesh.loss = 0.10;
-    mesh.jitter = Duration::from_millis(8);
-    mesh.duplicate = 0.02;
+    mesh.link.loss = 0.10;
+    mesh.link.jitter = Duration::from_millis(8);
+    mesh.link.duplicate = 0.02;
     let data = content(300 * 1024, 4);
     let s = mesh.add_node();
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let a = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, a).unwrap();
     let ok = mesh.run_until(Duration::from_secs(600), |m| m.complete(l, lh));
@@ -701,7 +408,7 @@ fn fixed_window_controller_is_pluggable() {
     let s = mesh.add(cfg);
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let a = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, a).unwrap();
     assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
@@ -716,7 +423,7 @@ fn unknown_swarm_gets_silence() {
     let l = mesh.add_node();
     seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
     let other = MerkleTree::build(HashAlgorithm::Sha1, 1024, b"something else").unwrap();
-    let (lh, _) = leecher(&mut mesh, l, &other);
+    let (lh, _) = leecher(&mut mesh, l, &other, b"something else");
     let a = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, a).unwrap();
     mesh.run_until(Duration::from_secs(120), |_| false);
@@ -738,13 +445,13 @@ fn unknown_swarm_gets_silence() {
 /// How long (virtual) a transfer takes, for regression tracking: printed, never asserted.
 fn timed_transfer(len: usize, loss: f64, jitter_ms: u64, seed: u64) -> Duration {
     let mut mesh = Mesh::new(seed);
-    mesh.loss = loss;
-    mesh.jitter = Duration::from_millis(jitter_ms);
+    mesh.link.loss = loss;
+    mesh.link.jitter = Duration::from_millis(jitter_ms);
     let data = content(len, seed);
     let s = mesh.add_node();
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let a = mesh.nodes[s].addr;
     let start = mesh.now;
     mesh.nodes[l].ep.connect(mesh.now, lh, a).unwrap();
@@ -769,8 +476,13 @@ fn transfers_under_loss_and_jitter_complete() {
 }
 
 /// Checks that every chunk the recorder holds is the real content (nothing unverified stored).
-fn assert_only_real_chunks(rec: &Recorder, data: &[u8], chunk: usize) {
-    for (&i, c) in &rec.inner.lock().unwrap().chunks {
+fn assert_only_real_chunks(rec: &CheckingStore, data: &[u8], chunk: usize) {
+    assert_eq!(
+        rec.refused(),
+        0,
+        "chunks differing from the content were written"
+    );
+    for (i, c) in rec.held().into_iter().map(|i| (i, rec.chunk(i).unwrap())) {
         let start = i as usize * chunk;
         assert_eq!(
             &data[start..start + c.len()],
@@ -783,14 +495,14 @@ fn assert_only_real_chunks(rec: &Recorder, data: &[u8], chunk: usize) {
 #[test]
 fn seeder_and_twenty_leechers_all_complete_and_share() {
     let mut mesh = Mesh::new(20);
-    mesh.latency = Duration::from_millis(15);
+    mesh.link.latency = Duration::from_millis(15);
     let data = content(200 * 1024, 20);
     let s = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
     let mut leechers = Vec::new();
     for _ in 0..20 {
         let n = mesh.add_node();
-        let (h, rec) = leecher(&mut mesh, n, &tree);
+        let (h, rec) = leecher(&mut mesh, n, &tree, &data);
         leechers.push((n, h, rec));
     }
     // Everyone knows the seeder and three random other leechers (a tracker's answer).
@@ -836,7 +548,7 @@ fn seeder_dies_mid_transfer_and_the_second_takes_over() {
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, a, &data, 1024, HashAlgorithm::Sha1);
     seeder(&mut mesh, b, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let aa = mesh.nodes[a].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, aa).unwrap();
     // Let part of the content arrive from A alone, then kill A and point the leecher at B.
@@ -885,9 +597,8 @@ fn bad_peer_case(corrupt_data: bool, corrupt_hashes: bool, seed: u64) {
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, bad, &data, 1024, HashAlgorithm::Sha1);
     seeder(&mut mesh, good, &data, 1024, HashAlgorithm::Sha1);
-    mesh.nodes[bad].corrupt_data = corrupt_data;
-    mesh.nodes[bad].corrupt_hashes = corrupt_hashes;
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    mesh.add_filter(corrupting(bad, corrupt_data, corrupt_hashes));
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let (ba, ga) = (mesh.nodes[bad].addr, mesh.nodes[good].addr);
     mesh.nodes[l].ep.connect(mesh.now, lh, ba).unwrap();
     mesh.nodes[l].ep.connect(mesh.now, lh, ga).unwrap();
@@ -925,14 +636,7 @@ fn answer_count(hex: &str, check: impl FnOnce(&crate::EndpointStats)) -> usize {
         .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
         .collect();
     let from = addr(99);
-    mesh.nodes[s]
-        .ep
-        .handle_datagram(mesh.now, from, Bytes::from(bytes));
-    let mut n = 0;
-    let mut buf = [0u8; 2048];
-    while mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf).is_some() {
-        n += 1;
-    }
+    let n = mesh.inject(s, from, Bytes::from(bytes)).len();
     check(&mesh.nodes[s].ep.stats());
     n
 }
@@ -1007,7 +711,6 @@ fn ten_thousand_spoofed_handshakes_leave_memory_bounded() {
     hs.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 1, 2, 0, 20]);
     hs.extend_from_slice(tree.root_hash().as_bytes());
     hs.extend_from_slice(&[3, 1, 4, 0, 6, 2, 0xff]);
-    let mut buf = [0u8; 2048];
     let mut out_bytes = 0;
     for i in 0..10_000u32 {
         let from = SocketAddr::new(
@@ -1015,18 +718,15 @@ fn ten_thousand_spoofed_handshakes_leave_memory_bounded() {
             1000 + (i % 50_000) as u16,
         );
         hs[5..9].copy_from_slice(&(i + 1).to_be_bytes());
-        mesh.nodes[s]
-            .ep
-            .handle_datagram(mesh.now, from, Bytes::copy_from_slice(&hs));
-        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
+        for t in mesh.inject(s, from, Bytes::copy_from_slice(&hs)) {
             // Anti-amplification: never more than 3× what the spoofed source sent.
             assert!(
-                t.size <= 3 * hs.len(),
+                t.len() <= 3 * hs.len(),
                 "reply of {} bytes to {} bytes",
-                t.size,
+                t.len(),
                 hs.len()
             );
-            out_bytes += t.size;
+            out_bytes += t.len();
         }
     }
     let stats = mesh.nodes[s].ep.stats();
@@ -1113,7 +813,7 @@ fn interrupted_download_resumes_from_verified_state() {
     let s = mesh.add_node();
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let sa = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     assert!(mesh.run_until(Duration::from_secs(60), |m| {
@@ -1124,7 +824,7 @@ fn interrupted_download_resumes_from_verified_state() {
     let verified: Vec<core::ops::Range<u64>> = sw.verified().ranges().collect();
     let held = sw.verified().count();
     let mut hashes = sw.verified_hashes();
-    let writes_before = rec.inner.lock().unwrap().writes;
+    let writes_before = rec.writes();
     let cfg_for = |hashes: Vec<(crate::bin::Bin, crate::hash::HashValue)>| {
         SwarmConfig::new(
             tree.root_hash(),
@@ -1158,7 +858,7 @@ fn interrupted_download_resumes_from_verified_state() {
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
     assert_eq!(rec.assembled(), data);
-    let writes = rec.inner.lock().unwrap().writes - writes_before;
+    let writes = rec.writes() - writes_before;
     assert_eq!(
         writes,
         300 - held,
@@ -1179,7 +879,7 @@ fn star(
     let mut ls = Vec::new();
     for _ in 0..n {
         let l = mesh.add_node();
-        let (h, _) = leecher(&mut mesh, l, &tree);
+        let (h, _) = leecher(&mut mesh, l, &tree, &data);
         let sa = mesh.nodes[s].addr;
         mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
         ls.push((l, h));
@@ -1228,38 +928,28 @@ fn keepalives_hold_an_idle_channel_open_and_silence_kills_it() {
     )));
 }
 
-/// A mesh with a seeder of `len` random bytes that serves one peer at a time.
-fn one_slot_seeder(seed: u64, len: usize) -> (Mesh, usize, Arc<MerkleTree>) {
+/// A mesh with a seeder of `len` random bytes that serves one peer at a time: (mesh, seeder,
+/// tree, content).
+fn one_slot_seeder(seed: u64, len: usize) -> (Mesh, usize, Arc<MerkleTree>, Vec<u8>) {
     let mut mesh = Mesh::new(seed);
     let data = content(len, seed);
     let s = mesh.add_node();
-    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
-    let mut cfg = SwarmConfig::seed(tree.clone());
-    cfg.upload_slots(1);
-    mesh.nodes[s]
-        .ep
-        .add_swarm(
-            mesh.now,
-            cfg,
-            Box::new(MemoryStore::with_content(1024, data)),
-        )
-        .unwrap();
-    (mesh, s, tree)
+    let (_, tree) = seeder_with(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1, |c| {
+        c.upload_slots(1);
+    });
+    (mesh, s, tree, data)
 }
 
 #[test]
 fn upload_slots_choke_and_unchoke_peers() {
     // R-3.9-a/b/c: one slot; the second requester is choked, then served when the first is done.
-    let (mut mesh, s, tree) = one_slot_seeder(32, 64 * 1024);
+    let (mut mesh, s, tree, data) = one_slot_seeder(32, 64 * 1024);
     let mut ls = Vec::new();
     for _ in 0..2 {
         let l = mesh.add_node();
-        let mut c = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
-        c.pex(false);
-        let h = mesh.nodes[l]
-            .ep
-            .add_swarm(mesh.now, c, Box::new(MemoryStore::new(1024)))
-            .unwrap();
+        let (h, _) = leecher_with(&mut mesh, l, &tree, &data, |c| {
+            c.pex(false);
+        });
         let sa = mesh.nodes[s].addr;
         mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
         ls.push((l, h));
@@ -1285,11 +975,11 @@ fn upload_slots_choke_and_unchoke_peers() {
 fn pex_introduces_leechers_to_each_other() {
     // R-3.10-b/c: leechers that know only the seeder learn of each other and connect. The
     // seeder serves one peer at a time, so the others must find their content elsewhere.
-    let (mut mesh, s, tree) = one_slot_seeder(33, 1024 * 1024);
+    let (mut mesh, s, tree, data) = one_slot_seeder(33, 1024 * 1024);
     let mut ls = Vec::new();
     for _ in 0..3 {
         let l = mesh.add_node();
-        let (h, _) = leecher(&mut mesh, l, &tree);
+        let (h, _) = leecher(&mut mesh, l, &tree, &data);
         let sa = mesh.nodes[s].addr;
         mesh.nodes[l].ep.connect(mesh.now, h, sa).unwrap();
         ls.push((l, h));
@@ -1345,15 +1035,9 @@ fn duplicate_opening_handshake_gets_the_same_channel() {
     // channel; it is answered again with the same channel ID.
     let (mut mesh, s, hs) = seeder_and_opening_handshake(34);
     let from = addr(77);
-    let mut buf = [0u8; 2048];
     let mut replies = Vec::new();
     for _ in 0..2 {
-        mesh.nodes[s]
-            .ep
-            .handle_datagram(mesh.now, from, Bytes::copy_from_slice(&hs));
-        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
-            replies.push(buf[..t.size].to_vec());
-        }
+        replies.extend(mesh.inject(s, from, Bytes::copy_from_slice(&hs)));
     }
     assert_eq!(mesh.nodes[s].ep.stats().channels, 1);
     let chan = |d: &[u8]| d[5..9].to_vec();
@@ -1376,10 +1060,7 @@ fn duplicate_opening_handshake_gets_the_same_channel() {
     version_0[10] = 0;
     for bad in [wrong_swarm, version_0] {
         let rejected = mesh.nodes[s].ep.stats().drops.handshake_rejected;
-        mesh.nodes[s]
-            .ep
-            .handle_datagram(mesh.now, from, Bytes::from(bad));
-        assert!(mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf).is_none());
+        assert!(mesh.inject(s, from, Bytes::from(bad)).is_empty());
         assert_eq!(
             mesh.nodes[s].ep.stats().drops.handshake_rejected,
             rejected + 1
@@ -1405,12 +1086,9 @@ fn initiator_answers_the_reply_at_once_even_with_nothing_to_say() {
     let (a, b) = (mesh.add_node(), mesh.add_node());
     let mut handles = Vec::new();
     for n in [a, b] {
-        let mut cfg = SwarmConfig::leech(tree.root_hash(), HashAlgorithm::Sha1, 1024);
-        cfg.pex(false);
-        let h = mesh.nodes[n]
-            .ep
-            .add_swarm(mesh.now, cfg, Box::new(Recorder::default()))
-            .unwrap();
+        let (h, _) = leecher_with(&mut mesh, n, &tree, &data, |c| {
+            c.pex(false);
+        });
         handles.push(h);
     }
     let bb = mesh.nodes[b].addr;
@@ -1427,14 +1105,10 @@ fn initiator_answers_the_reply_at_once_even_with_nothing_to_say() {
 #[test]
 fn channel_ids_on_the_wire_are_unpredictable() {
     let (mut mesh, s, hs) = seeder_and_opening_handshake(35);
-    let mut buf = [0u8; 2048];
     let mut ids = Vec::new();
     for i in 0..64 {
-        mesh.nodes[s]
-            .ep
-            .handle_datagram(mesh.now, addr(100 + i), Bytes::copy_from_slice(&hs));
-        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
-            if buf[4] == 0 && t.size >= 9 {
+        for buf in mesh.inject(s, addr(100 + i), Bytes::copy_from_slice(&hs)) {
+            if buf[4] == 0 && buf.len() >= 9 {
                 ids.push(u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]));
             }
         }
@@ -1466,57 +1140,28 @@ fn initiator_falls_back_to_no_chunk_size_for_peers_that_ignore_it() {
     let s = mesh.add_node();
     let l = mesh.add_node();
     let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let sa = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     // Play libswift: drop every opening handshake that carries the Chunk Size option.
-    let mut buf = [0u8; 2048];
-    let mut dropped = 0;
-    let mut delivered = 0;
-    let end = mesh.now + Duration::from_secs(10);
-    while mesh.now < end && !mesh.complete(l, lh) {
-        while let Some(t) = mesh.nodes[l].ep.poll_transmit(mesh.now, &mut buf) {
-            let d = &buf[..t.size];
-            let opening = d[..4] == [0, 0, 0, 0];
-            let (_, msgs) = crate::wire::decode_datagram(
-                Bytes::copy_from_slice(d),
-                &crate::wire::WireParams::default(),
-            )
-            .unwrap();
-            let has_cs = msgs
-                .flatten()
-                .any(|m| matches!(m, Message::Handshake(h) if h.options.chunk_size.is_some()));
-            if opening && has_cs {
-                dropped += 1;
-                continue;
-            }
-            delivered += 1;
-            let from = mesh.nodes[l].addr;
-            mesh.nodes[s]
-                .ep
-                .handle_datagram(mesh.now, from, Bytes::copy_from_slice(d));
+    let (dropped, delivered) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let (dr, de) = (dropped.clone(), delivered.clone());
+    mesh.add_filter(move |d: &mut Datagram| {
+        if d.from != l {
+            return Verdict::Pass;
         }
-        while let Some(t) = mesh.nodes[s].ep.poll_transmit(mesh.now, &mut buf) {
-            let from = mesh.nodes[s].addr;
-            mesh.nodes[l].ep.handle_datagram(
-                mesh.now,
-                from,
-                Bytes::copy_from_slice(&buf[..t.size]),
-            );
+        let opening = d.bytes[..4] == [0, 0, 0, 0];
+        let has_cs =
+            d.carries(|m| matches!(m, Message::Handshake(h) if h.options.chunk_size.is_some()));
+        if opening && has_cs {
+            dr.set(dr.get() + 1);
+            return Verdict::Drop;
         }
-        let next = [
-            mesh.nodes[l].ep.poll_timeout(),
-            mesh.nodes[s].ep.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        mesh.now = next.map_or(mesh.now + Duration::from_millis(10), |t| {
-            t.max(mesh.now + Duration::from_millis(1))
-        });
-        mesh.nodes[l].ep.handle_timeout(mesh.now);
-        mesh.nodes[s].ep.handle_timeout(mesh.now);
-    }
+        de.set(de.get() + 1);
+        Verdict::Pass
+    });
+    mesh.run_until(Duration::from_secs(10), |m| m.complete(l, lh));
+    let (dropped, delivered) = (dropped.get(), delivered.get());
     assert!(dropped >= 1 && delivered > 0);
     assert!(mesh.complete(l, lh));
     assert_eq!(rec.assembled(), data);
@@ -1534,12 +1179,12 @@ fn endpoint_is_send() {
 fn transient_mtu_below_a_data_datagram_recovers_after_it_heals() {
     // Until the path heals, nothing bigger than 885 bytes gets through: no DATA at all.
     let mut mesh = Mesh::new(478);
-    mesh.mtu = 885;
+    mesh.link.mtu = 885;
     let (lh, rec, data) =
         seeder_and_leecher(&mut mesh, 404 * 1024 - 333, 1024, HashAlgorithm::Sha1, 478);
     let (s, l) = (0, 1);
     assert!(!mesh.run_until(Duration::from_secs(25), |m| m.complete(l, lh)));
-    mesh.mtu = usize::MAX;
+    mesh.link.mtu = usize::MAX;
     let ok = mesh.run_until(Duration::from_secs(120), |m| m.complete(l, lh));
     assert!(
         ok,
@@ -1561,7 +1206,7 @@ fn leecher_reconnects_to_a_seeder_that_restarted() {
     let l = mesh.add_node();
     seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
     let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
     let sa = mesh.nodes[s].addr;
     mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
     assert!(mesh.run_until(Duration::from_secs(60), |m| {
@@ -1620,27 +1265,17 @@ fn a_lost_unchoke_is_sent_again() {
     let s = mesh.add_node();
     let a = mesh.add_node();
     let b = mesh.add_node();
-    let tree = Arc::new(MerkleTree::build(HashAlgorithm::Sha1, 1024, &data).unwrap());
-    let mut cfg = SwarmConfig::seed(tree.clone());
-    cfg.upload_slots(1).pex(false);
-    mesh.nodes[s]
-        .ep
-        .add_swarm(
-            mesh.now,
-            cfg,
-            Box::new(MemoryStore::with_content(1024, data.clone())),
-        )
-        .unwrap();
-    mesh.nodes[s].lose_unchokes = 1;
+    let (_, tree) = seeder_with(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1, |c| {
+        c.upload_slots(1).pex(false);
+    });
+    let unchokes_to_lose = Rc::new(Cell::new(1));
+    mesh.add_filter(lose(s, unchokes_to_lose.clone(), |d| {
+        d.carries(|m| matches!(m, Message::Unchoke))
+    }));
     let leech = |mesh: &mut Mesh, node: usize| {
-        let rec = Recorder::default();
-        let mut cfg = SwarmConfig::leech(tree.root_hash(), tree.algorithm(), 1024);
-        cfg.pex(false);
-        let h = mesh.nodes[node]
-            .ep
-            .add_swarm(mesh.now, cfg, Box::new(rec.clone()))
-            .unwrap();
-        (h, rec)
+        leecher_with(mesh, node, &tree, &data, |c| {
+            c.pex(false);
+        })
     };
     let (ah, _) = leech(&mut mesh, a);
     let (bh, brec) = leech(&mut mesh, b);
@@ -1672,7 +1307,7 @@ fn a_lost_unchoke_is_sent_again() {
         assert_eq!(b_requests(&mesh, b), requests_when_choked);
     }
     assert!(mesh.run_until(Duration::from_secs(120), |m| m.complete(b, bh)));
-    assert_eq!(mesh.nodes[s].lose_unchokes, 0, "no UNCHOKE was lost");
+    assert_eq!(unchokes_to_lose.get(), 0, "no UNCHOKE was lost");
     assert!(mesh.nodes[s].ep.stats().unchoke_resends > 0);
     assert_eq!(brec.assembled(), data);
 }
@@ -1686,12 +1321,17 @@ fn a_lost_have_is_announced_again() {
     let data = content(50 * 1024, 32);
     let (s, l) = (mesh.add_node(), mesh.add_node());
     let (sh, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
-    let (lh, rec) = leecher(&mut mesh, l, &tree);
-    mesh.nodes[s].lose_haves = 1;
+    let (lh, rec) = leecher(&mut mesh, l, &tree, &data);
+    // Datagrams carrying HAVE (and no HANDSHAKE) from the seeder to lose on purpose.
+    let haves_to_lose = Rc::new(Cell::new(1));
+    mesh.add_filter(lose(s, haves_to_lose.clone(), |d| {
+        d.carries(|m| matches!(m, Message::Have(_)))
+            && !d.carries(|m| matches!(m, Message::Handshake(_)))
+    }));
     let la = mesh.nodes[l].addr;
     mesh.nodes[s].ep.connect(mesh.now, sh, la).unwrap();
     assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
-    assert_eq!(mesh.nodes[s].lose_haves, 0, "no HAVE was lost");
+    assert_eq!(haves_to_lose.get(), 0, "no HAVE was lost");
     assert!(mesh.nodes[s].ep.stats().have_refreshes > 0);
     assert_eq!(rec.assembled(), data);
 }

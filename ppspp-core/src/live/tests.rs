@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::*;
 use crate::hash::HashAlgorithm;
 use crate::merkle::MerkleTree;
+use crate::testing::{Content, PatternContent};
 use crate::wire::{Message, WireParams, decode_datagram};
 
 const NOW: u64 = 1_795_350_094_837_653;
@@ -20,8 +21,15 @@ fn params(n: u64, form: SignedForm) -> LiveParams {
     }
 }
 
+/// The stream's chunks: 64 bytes, byte `j` of chunk `i` being `i·7 + j`.
+const STREAM: PatternContent = PatternContent {
+    chunk_size: 64,
+    chunks: u64::MAX,
+    byte: |i, j| (i * 7 + j) as u8,
+};
+
 fn chunk(i: u64) -> Vec<u8> {
-    (0..64).map(|j| (i * 7 + j) as u8).collect()
+    STREAM.chunk(i)
 }
 
 #[test]
