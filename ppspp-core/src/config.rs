@@ -231,7 +231,7 @@ impl SwarmConfig {
             content,
             picker: PickerMode::RarestFirst,
             upload_slots: 8,
-            max_requests_per_peer: 512,
+            max_requests_per_peer: 4096,
             pex: true,
             max_peers: 50,
             seed_when_complete: true,
@@ -354,7 +354,9 @@ impl SwarmConfig {
     }
 
     /// The most chunks requested from one peer at once (the queue is sized from that peer's
-    /// delivery rate up to this bound). Default 512.
+    /// delivery rate up to this bound). Default 4096: a 100 Mbit/s, 100 ms path needs about
+    /// 1,250 1-KiB chunks in flight, and the pipeline refills at half its target. A peer
+    /// serving us queues at most 4× its own bound of our requests.
     pub fn max_requests_per_peer(&mut self, chunks: usize) -> &mut Self {
         self.max_requests_per_peer = chunks.max(1);
         self

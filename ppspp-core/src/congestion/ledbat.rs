@@ -25,7 +25,7 @@
 //! | L-2.5-c GAIN ≤ 1; a larger decrease GAIN is allowed | [`LedbatConfig::gain_permille`], [`LedbatConfig::decrease_gain_permille`] |
 //! | L-2.5-d BASE_HISTORY = 10 | [`LedbatConfig::base_history`] |
 //! | L-2.5-e CURRENT_FILTER, no sample older than one RTT | [`LedbatConfig::current_filter`], [`DelayFilter::Min`] drops older samples |
-//! | L-2.5-f INIT_CWND = MIN_CWND = 2, not above TCP's | [`LedbatConfig::init_cwnd`], [`LedbatConfig::min_cwnd`] |
+//! | L-2.5-f INIT_CWND = MIN_CWND = 2 (SHOULD), not above TCP's | [`LedbatConfig::init_cwnd`] (2 in [`LedbatConfig::rfc6817`], 10 = TCP's by default), [`LedbatConfig::min_cwnd`] |
 //! | L-2.4-a CTO starts at 1 s, follows RTT samples (RFC 6298) | [`LedbatConfig::initial_cto`]; on every ACK the CTO becomes [`RttEstimator::rto`] |
 //! | L-2.4-b a CTO cap must be ≥ 60 s | [`LedbatConfig::max_cto`] clamps |
 //! | L-2.4-c initial state | [`Ledbat::new`] |
@@ -74,6 +74,21 @@
 //!   (200 % in slow start) with bursts of up to 10 datagrams or 2 ms at that rate; see
 //!   [`super::pacer`].
 //!
+//! # The default and RFC 6817
+//!
+//! [`LedbatConfig::rfc6817`] is LEDBAT as specified. The default ([`LedbatConfig::new`])
+//! keeps its TARGET, its delay-based decrease and its halving on loss with a queue, and fills
+//! long and lossy paths the specified controller cannot (the simulator's wide-area presets,
+//! `ppspp-sim wan`, measure both):
+//! - INIT_CWND is 10, TCP's initial window (RFC 6928), not 2;
+//! - slow start ends at TARGET/4 of queuing delay rather than TARGET/2 (doubling per round
+//!   trip, TARGET/2 overflows a drop-tail queue of about one round trip before it shows);
+//! - with the queuing delay below TARGET/10 the window grows as in slow start again: LEDBAT's
+//!   own increase is at most one MSS per round trip, minutes to refill a 100 Mbit/s, 100 ms
+//!   path after one loss;
+//! - a loss with no queue (below TARGET/10) takes the window to ×0.9, not ×0.5: a random loss
+//!   is not a queue, and halving on each one caps a 1 %-loss path at the Reno rate.
+//!
 //! # Example
 //!
 //! ```
@@ -83,7 +98,9 @@
 //!
 //! let mut rtt = RttEstimator::default();
 //! let mut cc = Ledbat::new(LedbatConfig::new(), Instant::ZERO, 1_024);
-//! assert_eq!(cc.window(), 2 * 1_024);
+//! assert_eq!(cc.window(), 10 * 1_024);
+//! // LEDBAT exactly as RFC 6817 specifies it starts at two MSS.
+//! assert_eq!(Ledbat::new(LedbatConfig::rfc6817(), Instant::ZERO, 1_024).window(), 2 * 1_024);
 //! cc.on_sent(Instant::ZERO, 1_024);
 //! let now = Instant::from_millis(40);
 //! rtt.update(Duration::from_millis(40));
@@ -142,12 +159,17 @@ pub struct LedbatConfig {
     slow_start_exit_permille: u32,
     pacing: Option<PacerConfig>,
     flightsize_over_rtt: bool,
+    regrow_below_permille: u32,
+    quiet_loss_permille: u32,
 }
 
 impl LedbatConfig {
     /// The defaults: TARGET 100 ms, GAIN 1 (both ways), ALLOWED_INCREASE 1, BASE_HISTORY 10,
-    /// a MIN filter over 4 samples, INIT_CWND = MIN_CWND = 2, CTO 1 s capped at 60 s, slow
-    /// start until TARGET/2 of queuing delay, pacing on.
+    /// a MIN filter over 4 samples, INIT_CWND 10 (TCP's initial window, RFC 6928; RFC 6817
+    /// says SHOULD be 2), MIN_CWND 2, CTO 1 s capped at 60 s, slow start until TARGET/4 of
+    /// queuing delay, slow-start growth again below TARGET/10, a loss with no queue taking
+    /// the window to ×0.9 (with a queue: ×0.5), pacing on. [`LedbatConfig::rfc6817`] is
+    /// LEDBAT exactly as specified, for comparison.
     pub const fn new() -> Self {
         Self {
             target: Duration::from_millis(100),
@@ -157,15 +179,31 @@ impl LedbatConfig {
             base_history: 10,
             current_filter: 4,
             filter: DelayFilter::Min,
-            init_cwnd: 2,
+            init_cwnd: 10,
             min_cwnd: 2,
             initial_cto: Duration::from_secs(1),
             max_cto: Duration::from_secs(60),
             slow_start: true,
-            slow_start_exit_permille: 500,
+            slow_start_exit_permille: 250,
             pacing: Some(PacerConfig::new()),
             flightsize_over_rtt: true,
+            regrow_below_permille: 100,
+            quiet_loss_permille: 900,
         }
+    }
+
+    /// LEDBAT exactly as RFC 6817 describes it: slow start only until the first loss or
+    /// TARGET/2 of queuing delay, then GAIN · off_target per round trip (at most one MSS), and
+    /// every loss halves the window. The default ([`LedbatConfig::new`]) differs in two
+    /// delay-gated ways, for paths with a large bandwidth-delay product or random loss: see
+    /// [`LedbatConfig::regrow_below_permille`] and [`LedbatConfig::quiet_loss_permille`].
+    pub const fn rfc6817() -> Self {
+        let mut c = Self::new();
+        c.init_cwnd = 2;
+        c.slow_start_exit_permille = 500;
+        c.regrow_below_permille = 0;
+        c.quiet_loss_permille = 500;
+        c
     }
 
     /// TARGET, the queuing delay LEDBAT aims to add. Clamped to 1–100 ms: RFC 6817 §2.5 says
@@ -217,11 +255,11 @@ impl LedbatConfig {
         self
     }
 
-    /// INIT_CWND in MSS (default 2). Clamped to 1..=4: it MUST NOT exceed TCP's initial
-    /// window (RFC 5681 allows up to 4 segments; L-2.5-f). A value below MIN_CWND acts as
-    /// MIN_CWND.
+    /// INIT_CWND in MSS (default 10; 2 in [`LedbatConfig::rfc6817`]). Clamped to 1..=10: it
+    /// MUST NOT exceed TCP's initial window (RFC 6817 §2.5), which is 10 segments (RFC 6928).
+    /// A value below MIN_CWND acts as MIN_CWND.
     pub fn init_cwnd(&mut self, mss: u64) -> &mut Self {
-        self.init_cwnd = mss.clamp(1, 4);
+        self.init_cwnd = mss.clamp(1, 10);
         self
     }
 
@@ -251,10 +289,34 @@ impl LedbatConfig {
         self
     }
 
-    /// The queuing delay that ends slow start, in thousandths of TARGET (default 500, i.e.
-    /// TARGET/2). Clamped to 0..=1000.
+    /// The queuing delay that ends slow start, in thousandths of TARGET (default 250, i.e.
+    /// TARGET/4: slow start doubles the window per round trip, so by the time a queue of
+    /// TARGET/2 shows, another round trip's worth is on its way and a drop-tail queue of
+    /// about a round trip overflows; RFC 6817's own suggestion is TARGET/2, as in
+    /// [`LedbatConfig::rfc6817`]). Clamped to 0..=1000.
     pub fn slow_start_exit_permille(&mut self, permille: u32) -> &mut Self {
         self.slow_start_exit_permille = permille.min(1_000);
+        self
+    }
+
+    /// Below this queuing delay, in thousandths of TARGET (default 100: TARGET/10), the window
+    /// grows as in slow start again, whatever happened before (0: never, as RFC 6817).
+    /// LEDBAT's own increase is at most one MSS per round trip (GAIN ≤ 1): after a loss on a
+    /// 100 Mbit/s, 100 ms path it would take minutes to refill the pipe. While the delay shows
+    /// no queue, nobody is competing for the bottleneck, and growing as TCP's slow start does
+    /// is no more aggressive than TCP; the queue that ends slow start ends it again.
+    pub fn regrow_below_permille(&mut self, permille: u32) -> &mut Self {
+        self.regrow_below_permille = permille.min(self.slow_start_exit_permille);
+        self
+    }
+
+    /// The window after a loss while the queuing delay is below
+    /// [`LedbatConfig::regrow_below_permille`] of TARGET, in thousandths (default 900: ×0.9;
+    /// 500 halves it, as RFC 6817 does for every loss). A loss with no queue is weak evidence
+    /// of congestion (a random loss on a wireless or long path); a loss with a queue still
+    /// halves the window.
+    pub fn quiet_loss_permille(&mut self, permille: u32) -> &mut Self {
+        self.quiet_loss_permille = permille.clamp(500, 1_000);
         self
     }
 
@@ -456,6 +518,11 @@ impl Ledbat {
         numerator / (1_000 * target * cwnd_bytes)
     }
 
+    /// The queuing delay below which the path counts as unqueued (µs; 0 when regrowth is off).
+    fn quiet_delay(&self) -> u64 {
+        duration_micros(self.config.target) * u64::from(self.config.regrow_below_permille) / 1_000
+    }
+
     fn slow_start_exit_delay(&self) -> u64 {
         duration_micros(self.config.target) * u64::from(self.config.slow_start_exit_permille)
             / 1_000
@@ -543,6 +610,11 @@ impl Controller for Ledbat {
         let acked = bytes_acked.min(MAX_ACKED_PER_CALL);
         let allowed_increase = self.config.allowed_increase * self.mss;
 
+        let quiet = self.quiet_delay();
+        if !self.slow_start && self.queuing_delay.is_some() && queuing < quiet {
+            // No queue: grow as slow start does, until TARGET/2 of queue again.
+            self.slow_start = true;
+        }
         if self.slow_start && queuing > self.slow_start_exit_delay() {
             self.slow_start = false;
         }
@@ -556,7 +628,9 @@ impl Controller for Ledbat {
                     self.slow_start = false;
                 }
             }
-            (grown, allowed_increase.max(acked))
+            // The window counts as full when less than one datagram of it is free (a chunk
+            // does not fit a fraction of a datagram): slow start doubles per round trip then.
+            (grown, allowed_increase + acked)
         } else {
             // L-2.4-e: cwnd += GAIN · off_target · bytes_newly_acked · MSS / cwnd.
             let change = self.delay_based_change(queuing, acked);
@@ -593,9 +667,19 @@ impl Controller for Ledbat {
             }
         }
         self.last_loss_reduction = Some(now);
-        self.slow_start = false;
-        // L-2.4-h: cwnd = min(cwnd, max(cwnd/2, MIN_CWND·MSS)).
-        self.cwnd = self.cwnd.min((self.cwnd / 2).max(self.min_window()));
+        // L-2.4-h: cwnd = min(cwnd, max(cwnd/2, MIN_CWND·MSS)); a loss with no queue behind
+        // it takes less (`quiet_loss_permille`).
+        let quiet = self.queuing_delay.is_some_and(|q| q < self.quiet_delay());
+        let keep = if quiet {
+            u128::from(self.config.quiet_loss_permille)
+        } else {
+            500
+        };
+        if !quiet {
+            self.slow_start = false;
+        }
+        let reduced = (u128::from(self.cwnd) * keep / 1_000) as u64;
+        self.cwnd = self.cwnd.min(reduced.max(self.min_window()));
         self.loss_reductions = self.loss_reductions.saturating_add(1);
     }
 

@@ -33,6 +33,7 @@ pub(super) fn request_timeout_for(rto: Duration) -> Duration {
 impl Endpoint {
     /// Asks peers for more chunks, up to the channel's request target.
     pub(crate) fn fill_requests(&mut self, id: u32) {
+        let now = self.now;
         let max = match self
             .chan(id)
             .and_then(|c| self.swarms.get(c.swarm)?.as_ref())
@@ -85,6 +86,7 @@ impl Endpoint {
                     c,
                     Requested {
                         seq: ch.down.request_seq,
+                        at: now,
                     },
                 );
                 *sw.requested.entry(c).or_insert(0) += 1;
@@ -231,6 +233,8 @@ impl Endpoint {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Requested {
     pub(crate) seq: u64,
+    /// When it was asked for.
+    pub(crate) at: Instant,
 }
 
 /// What we asked one peer for, and how fast it delivers.
@@ -254,6 +258,9 @@ pub(crate) struct Download {
     pub(crate) pending_requests: Vec<(u64, u64)>,
     pub(crate) pending_cancels: Vec<(u64, u64)>,
     pub(crate) last_delivery: Instant,
+    /// The shortest time from a request to its chunk's delivery (the round trip seen from
+    /// the downloading side, which sends no DATA to time).
+    pub(crate) req_rtt: Option<Duration>,
 }
 
 impl Download {
@@ -264,13 +271,14 @@ impl Download {
             delivered_seq: 0,
             hole_mark_seq: 0,
             hole_mark_at: now,
-            request_target: 16,
+            request_target: 64,
             dl_rate: 0,
             dl_window: (0, now),
             pick_exhausted: false,
             pending_requests: Vec::new(),
             pending_cancels: Vec::new(),
             last_delivery: now,
+            req_rtt: None,
         }
     }
 
@@ -289,25 +297,53 @@ impl Download {
     /// everything asked of it delivers faster as the queue grows, so the queue keeps growing
     /// (by one per delivery); one that is slower than asked queues up to `QUEUE_TIME` of data
     /// at the peer, no more (chunks queued behind a slow peer are held hostage from others).
-    pub(crate) fn on_delivered(&mut self, now: Instant, max: usize, rtt: &RttEstimator) {
+    pub(crate) fn on_delivered(
+        &mut self,
+        now: Instant,
+        max: usize,
+        rtt: &RttEstimator,
+        asked_at: Instant,
+    ) {
+        // The round trip as the downloading side sees it: the quickest answer to a request.
+        let sample = now.saturating_duration_since(asked_at);
+        self.req_rtt = Some(self.req_rtt.map_or(sample, |r| r.min(sample)));
+        let path_rtt = rtt
+            .smoothed()
+            .or(self.req_rtt)
+            .unwrap_or(super::RATE_WINDOW);
+        if self.dl_rate == 0 && self.dl_window.0 == 0 {
+            // The first window opens with the first delivery, not with the channel: the
+            // handshake and the first round trip are no measure of the peer's rate.
+            self.dl_window.1 = now;
+        }
         let (count, since) = self.dl_window;
         let count = count + 1;
         let elapsed = now.saturating_duration_since(since);
-        if elapsed >= super::RATE_WINDOW {
+        // Rate windows of two round trips (at most RATE_WINDOW): a rate that lags the pipeline
+        // by more would cap its growth.
+        let window = (path_rtt * 2).clamp(Duration::from_millis(20), super::RATE_WINDOW);
+        if elapsed >= window {
             let inst = (u64::from(count) * 1_000_000 / (elapsed.as_micros() as u64).max(1))
                 .min(u64::from(u32::MAX)) as u32;
+            // Fast up, slow down: a peer that serves faster than before is believed at once
+            // (the queue must grow with it, or it caps its own growth), a slower one only
+            // over several windows.
             self.dl_rate = if self.dl_rate == 0 {
                 inst
             } else {
-                ((3 * u64::from(self.dl_rate) + u64::from(inst)) / 4) as u32
+                inst.max(((3 * u64::from(self.dl_rate) + u64::from(inst)) / 4) as u32)
             };
             self.dl_window = (0, now);
         } else {
             self.dl_window = (count, since);
         }
         let mut target = (self.request_target + 1).min(max);
-        if self.dl_rate > 0 {
-            let horizon = rtt.smoothed_or(super::RATE_WINDOW) + super::QUEUE_TIME;
+        // A peer that answers within a round trip and QUEUE_TIME keeps up: its queue grows by
+        // one per delivery (doubling per round trip). One that answers later has more queued
+        // than it serves in QUEUE_TIME: its queue is capped at what it delivers in that time.
+        let queued = sample > path_rtt + super::QUEUE_TIME;
+        if self.dl_rate > 0 && queued {
+            let horizon = path_rtt * 2 + super::QUEUE_TIME;
             let ceiling = u64::from(self.dl_rate) * (horizon.as_micros() as u64) / 1_000_000 + 8;
             target = target.min(ceiling.min(usize::MAX as u64) as usize);
         }

@@ -95,7 +95,18 @@ impl Endpoint {
         ch.mtu.expire(now);
         let rto = ch.rtt.rto();
         let srtt = ch.rtt.smoothed_or(rto);
-        let time_threshold = srtt + srtt / 8 + Duration::from_millis(5);
+        // RACK (RFC 8985) rather than a packet count: DATA is lost when DATA sent after it
+        // was acknowledged and it is older than a round trip plus a reordering window (a
+        // quarter of the minimum RTT, at least 5 ms). Three later acknowledgements are no
+        // proof at high rates: 2% of datagrams delayed 10 ms on a 100 Mbit/s path are passed
+        // by dozens.
+        let reo_wnd = ch.rtt.min().map_or(Duration::from_millis(5), |m| {
+            (m / 4).max(Duration::from_millis(5))
+        });
+        // The round trip the newest acknowledgement took (RACK's RTT): a queue that builds
+        // delays every datagram behind it, and a smoothed RTT lags it.
+        let rack_rtt = ch.rtt.latest().map_or(srtt, |l| l.max(srtt));
+        let time_threshold = rack_rtt + reo_wnd;
         let mut lost = Vec::new();
         let mut bytes = 0;
         let mut timed_out = false;
@@ -105,12 +116,11 @@ impl Endpoint {
                 continue;
             };
             let age = now.saturating_duration_since(s.at);
-            let by_order = seq + 3 <= ch.flight.acked_seq
-                || (seq < ch.flight.acked_seq && age > time_threshold);
+            let by_order = seq < ch.flight.acked_seq && age > time_threshold;
             // Once the oldest DATA has gone unanswered for an RTO, everything still in flight
             // counts as lost (as TCP does on a retransmission timeout): waiting for each to
             // time out in turn, under a window of one packet, would stall for seconds.
-            let by_timeout = age >= rto || timed_out;
+            let by_timeout = age >= rto || (timed_out && age > time_threshold);
             if !(by_order || by_timeout) {
                 break;
             }

@@ -419,7 +419,7 @@ fn account_delivery(
         Some(r) => {
             ch.down.delivered_seq = ch.down.delivered_seq.max(r.seq);
             ch.down
-                .on_delivered(now, sw.cfg.max_requests_per_peer, &ch.rtt);
+                .on_delivered(now, sw.cfg.max_requests_per_peer, &ch.rtt, r.at);
             1
         }
         None => 0,

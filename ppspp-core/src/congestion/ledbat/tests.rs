@@ -12,7 +12,7 @@ const MS: i64 = 1_000;
 /// The setup of VECTORS-IDEAS.md §7: MSS 1024, INIT_CWND = MIN_CWND = 2, GAIN 1,
 /// TARGET 100 ms, ALLOWED_INCREASE 1, NULL filter, no slow start.
 fn vector_config() -> LedbatConfig {
-    let mut cfg = LedbatConfig::new();
+    let mut cfg = LedbatConfig::rfc6817();
     cfg.filter(DelayFilter::Null)
         .slow_start(false)
         .pacing(None)
@@ -553,7 +553,15 @@ fn large_windows_still_grow_by_fractions() {
 
 #[test]
 fn config_defaults() {
-    let c = LedbatConfig::default();
+    // The default: RFC 6817 with the delay-gated changes.
+    let d = LedbatConfig::default();
+    assert_eq!(d.init_cwnd, 10);
+    assert_eq!(d.slow_start_exit_permille, 250);
+    assert_eq!(d.regrow_below_permille, 100);
+    assert_eq!(d.quiet_loss_permille, 900);
+    // LEDBAT as specified.
+    let c = LedbatConfig::rfc6817();
+    assert_eq!((c.regrow_below_permille, c.quiet_loss_permille), (0, 500));
     assert_eq!(c.target, Duration::from_millis(100));
     assert_eq!((c.gain_permille, c.decrease_gain_permille), (1_000, 1_000));
     assert_eq!(c.allowed_increase, 1);
@@ -570,14 +578,14 @@ fn config_defaults() {
 
 #[test]
 fn config_setters_clamp_to_rfc_limits() {
-    let mut c = LedbatConfig::new();
+    let mut c = LedbatConfig::rfc6817();
     c.target(Duration::from_millis(250))
         .gain_permille(2_000)
         .decrease_gain_permille(0)
         .allowed_increase(0)
         .base_history(0)
         .current_filter(1_000)
-        .init_cwnd(10)
+        .init_cwnd(40)
         .min_cwnd(5)
         .initial_cto(Duration::ZERO)
         .max_cto(Duration::from_secs(1))
@@ -588,7 +596,7 @@ fn config_setters_clamp_to_rfc_limits() {
     assert_eq!(c.allowed_increase, 1);
     assert_eq!(c.base_history, 1);
     assert_eq!(c.current_filter, 64);
-    assert_eq!(c.init_cwnd, 4);
+    assert_eq!(c.init_cwnd, 10);
     assert_eq!(c.min_cwnd, 2);
     assert_eq!(c.initial_cto, Duration::from_millis(1));
     assert_eq!(c.max_cto, Duration::from_secs(60));
@@ -615,7 +623,7 @@ fn mss_is_clamped() {
 
 #[test]
 fn factory_builds_ledbat() {
-    let c = LedbatConfig::new();
+    let c = LedbatConfig::rfc6817();
     let cc = c.build(Instant::ZERO, 1_200);
     assert_eq!(cc.window(), 2_400);
     let m = cc.metrics();
@@ -695,7 +703,7 @@ fn config() -> impl Strategy<Value = (LedbatConfig, u64)> {
         1u64..=9_000,
     )
         .prop_map(|(slow_start, filter, min_cwnd, gain, decrease, mss)| {
-            let mut c = LedbatConfig::new();
+            let mut c = LedbatConfig::rfc6817();
             c.slow_start(slow_start)
                 .filter(filter)
                 .min_cwnd(min_cwnd)
@@ -828,4 +836,73 @@ proptest! {
             prop_assert!(l.cwnd > before, "{} -> {}", before, l.cwnd);
         }
     }
+}
+
+#[test]
+fn a_loss_with_no_queue_takes_a_tenth_and_one_with_a_queue_halves() {
+    let rtt = rtt_of(100);
+    for (queue_ms, expect_permille) in [(2u64, 900u64), (60, 500)] {
+        let mut l = Ledbat::new(LedbatConfig::new(), Instant::ZERO, MSS);
+        let mut now = Instant::ZERO;
+        // A base delay of 10 ms, then samples with `queue_ms` on top.
+        for i in 0..40u64 {
+            l.on_sent(now, MSS);
+            now += Duration::from_millis(10);
+            let delay = if i < 4 {
+                10_000
+            } else {
+                10_000 + queue_ms as i64 * 1_000
+            };
+            l.on_ack(now, MSS, Some(delay), &rtt);
+        }
+        let before = l.window();
+        now += Duration::from_secs(1);
+        l.on_loss(now, MSS, &rtt);
+        assert_eq!(
+            l.window(),
+            (before * expect_permille / 1_000).max(2 * MSS),
+            "queue {queue_ms} ms"
+        );
+    }
+}
+
+#[test]
+fn rfc6817_halves_on_every_loss_and_never_regrows_in_slow_start() {
+    let rtt = rtt_of(100);
+    let mut l = Ledbat::new(LedbatConfig::rfc6817(), Instant::ZERO, MSS);
+    let mut now = Instant::ZERO;
+    for _ in 0..20 {
+        l.on_sent(now, MSS);
+        now += Duration::from_millis(10);
+        l.on_ack(now, MSS, Some(10_000), &rtt);
+    }
+    let before = l.window();
+    now += Duration::from_secs(1);
+    l.on_loss(now, MSS, &rtt);
+    assert_eq!(l.window(), (before / 2).max(2 * MSS));
+    for _ in 0..20 {
+        l.on_sent(now, MSS);
+        now += Duration::from_millis(10);
+        l.on_ack(now, MSS, Some(10_000), &rtt);
+    }
+    assert!(
+        !l.in_slow_start(),
+        "no queue, but RFC 6817 stays out of slow start"
+    );
+    // The default grows as slow start again once the delay shows no queue.
+    let mut d = Ledbat::new(LedbatConfig::new(), Instant::ZERO, MSS);
+    let mut now = Instant::ZERO;
+    for _ in 0..20 {
+        d.on_sent(now, MSS);
+        now += Duration::from_millis(10);
+        d.on_ack(now, MSS, Some(10_000), &rtt);
+    }
+    now += Duration::from_secs(1);
+    d.on_loss(now, MSS, &rtt);
+    for _ in 0..4 {
+        d.on_sent(now, MSS);
+        now += Duration::from_millis(10);
+        d.on_ack(now, MSS, Some(10_000), &rtt);
+    }
+    assert!(d.in_slow_start());
 }
