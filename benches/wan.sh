@@ -385,7 +385,7 @@ libswift_1to1() {
 # libswift 1 seeder + 4 leechers (each told about the seeder only: libswift has one -t; it
 # learns the others by PEX); per-leecher rate from when it had written the whole file.
 libswift_1plus4() {
-    local link=$1 run=$2 spid i lp=() gp=() t0 tdone=() now io hash
+    local link=$1 run=$2 spid i t lp=() t0 tdone=() io hash
     rm -f "$WORK"/orig.mhash "$WORK"/orig.mbinmap
     : >"$WORK/sseed.out"
     ip netns exec "${NS}0" "$LIBSWIFT_BIN" -f "$WORK/orig" -l "$(addr 0):7100" -w 900s >"$WORK/sseed.out" 2>/dev/null &
@@ -417,10 +417,23 @@ libswift_1plus4() {
         done
         sleep 0.02
     done
-    sleep 1 # let the last writes land before comparing
+    # wchar also counts the .mhash/.mbinmap files: give the content up to 60 s more to be
+    # complete before comparing (the rate still counts from the wchar time, which if anything
+    # favours libswift).
+    local ok=()
+    for ((i = 1; i <= 4; i++)); do
+        ok[i]=0
+        [[ -n ${tdone[i]} ]] || continue
+        for ((t = 0; t < 120; t++)); do
+            cmp -s "$WORK/orig" "$WORK/sleech$i" && { ok[i]=1; break; }
+            kill -0 "${lp[i]}" 2>/dev/null || break
+            sleep 0.5
+        done
+        ((ok[i])) || cmp -s "$WORK/orig" "$WORK/sleech$i" && ok[i]=1
+    done
     stop "${lp[@]}" "$spid"
     for ((i = 1; i <= 4; i++)); do
-        if [[ -n ${tdone[i]} ]] && cmp -s "$WORK/orig" "$WORK/sleech$i"; then
+        if ((ok[i])); then
             row "$link" "libswift 1+4 leecher $i" "$run" "$(calc "$BYTES * 8 / 1e6 / (${tdone[i]} - $t0)" 1)" ""
         else
             row "$link" "libswift 1+4 leecher $i" "$run" "" "incomplete or differs"
