@@ -8,7 +8,7 @@ use ppspp_udp::cli;
 /// Share and download files and live streams peer to peer with PPSPP (RFC 7574): every
 /// chunk verified against the swarm ID, downloads resumable, interoperable with libswift.
 #[derive(Debug, Parser)]
-#[command(name = "ppspp", version, about, long_about = None)]
+#[command(name = "ppspp", version)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]

@@ -112,6 +112,10 @@ impl PeerBook {
     pub fn totals(&self) -> Vec<PeerTotals> {
         self.peers
             .iter()
+            // Addresses that never answered have nothing to report.
+            .filter(|(_, t)| {
+                t.since.is_some() || !t.connected.is_zero() || t.live.is_some_and(|l| l.bytes_in > 0)
+            })
             .map(|(addr, t)| {
                 let mut s = t.closed;
                 if let Some(l) = &t.live {
