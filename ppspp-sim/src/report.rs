@@ -9,9 +9,8 @@ use serde::Serialize;
 use ppspp_core::EndpointStats;
 use ppspp_core::wire::MessageType;
 
-use crate::net::DropReason;
+use crate::net::{DropReason, NetCounters};
 use crate::scenario::Scenario;
-use crate::sim::NetCounters;
 
 /// Protocol counters summed over every endpoint (every incarnation of every node).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

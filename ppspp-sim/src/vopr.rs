@@ -212,7 +212,7 @@ pub fn scenario(seed: u64) -> Scenario {
 /// A one-line description of a scenario.
 pub fn describe(sc: &Scenario) -> String {
     format!(
-        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={:?} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}",
+        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}",
         sc.peers,
         sc.seeders,
         sc.content_size,
