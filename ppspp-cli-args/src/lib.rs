@@ -164,10 +164,7 @@ pub fn duration_or_zero(s: &str) -> Result<Duration, String> {
     };
     let v = number(num)? * scale;
     if v > MAX_DURATION.as_secs_f64() {
-        return Err(format!(
-            "too long (at most {} s)",
-            MAX_DURATION.as_secs()
-        ));
+        return Err(format!("too long (at most {} s)", MAX_DURATION.as_secs()));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -292,7 +289,9 @@ mod tests {
         assert_eq!(duration("0.5s").unwrap(), Duration::from_millis(500));
         assert_eq!(duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(duration("1e3ms").unwrap(), Duration::from_secs(1));
-        for bad in ["", "0", "-1", "nan", "NaN", "inf", "-inf", "1e20", "abc", "1x", "1e400"] {
+        for bad in [
+            "", "0", "-1", "nan", "NaN", "inf", "-inf", "1e20", "abc", "1x", "1e400",
+        ] {
             assert!(duration(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(duration_or_zero("0").unwrap(), Duration::ZERO);
@@ -305,7 +304,16 @@ mod tests {
         assert_eq!(size("100").unwrap(), 100);
         assert_eq!(rate("1.5k").unwrap(), 1500);
         assert_eq!(rate("8MB").unwrap(), 8_000_000);
-        for bad in ["0", "-1", "nan", "inf", "1e30", "9999999999999999999999", "1Q", "k"] {
+        for bad in [
+            "0",
+            "-1",
+            "nan",
+            "inf",
+            "1e30",
+            "9999999999999999999999",
+            "1Q",
+            "k",
+        ] {
             assert!(size(bad).is_err(), "{bad:?} accepted");
             assert!(rate(bad).is_err(), "{bad:?} accepted");
         }

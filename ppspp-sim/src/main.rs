@@ -187,9 +187,13 @@ fn parse_partition(s: &str) -> Result<Partition, String> {
         return Err(format!("--partition {s}: UNTIL must be after AT"));
     }
     let count = |v: &str| -> Result<u32, String> {
-        v.parse()
-            .map_err(|e| format!("{s}: {e}"))
-            .and_then(|n| if n == 0 { Err(format!("{s}: N must be at least 1")) } else { Ok(n) })
+        v.parse().map_err(|e| format!("{s}: {e}")).and_then(|n| {
+            if n == 0 {
+                Err(format!("{s}: N must be at least 1"))
+            } else {
+                Ok(n)
+            }
+        })
     };
     let mode = match mode.split_once('=') {
         Some(("split", n)) => {

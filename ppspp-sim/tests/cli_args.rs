@@ -8,10 +8,14 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_ppspp-sim");
 
 /// Runs `ppspp-sim ARGS`, killing it (and failing) past `limit`: a bound against hangs.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the test bounds a child process in wall time; nothing simulated reads it"
+)]
 fn run(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
     let dir = std::env::temp_dir();
-    let tag = format!("{}-{:?}", std::process::id(), std::thread::current().id())
-        .replace(['(', ')'], "");
+    let tag =
+        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
     let (o, e) = (
         dir.join(format!("ppspp-sim-args-{tag}.out")),
         dir.join(format!("ppspp-sim-args-{tag}.err")),
@@ -70,7 +74,17 @@ fn every_numeric_flag_refuses_bad_values_with_exit_2_and_one_line() {
         ("--seed", true),
     ];
     let vopr_flags = [("--seed", true), ("--count", false)];
-    let bad = ["-1", "0", "nan", "inf", "-inf", "1e20", "99999999999999999999999", "abc", ""];
+    let bad = [
+        "-1",
+        "0",
+        "nan",
+        "inf",
+        "-inf",
+        "1e20",
+        "99999999999999999999999",
+        "abc",
+        "",
+    ];
     let mut runs = 0;
     for (sub, flags) in [("run", &run_flags[..]), ("vopr", &vopr_flags[..])] {
         for &(flag, zero_ok) in flags {
@@ -107,7 +121,19 @@ fn every_numeric_flag_refuses_bad_values_with_exit_2_and_one_line() {
 fn a_run_where_nobody_completes_exits_1() {
     // Issue 18: 0/3 complete, exit 0. One simulated second is too short for 4 MiB at 1 MB/s.
     let (code, _, err) = run(
-        &["run", "--peers", "3", "--content-size", "4M", "--churn", "0", "--duration", "1", "--seed", "3"],
+        &[
+            "run",
+            "--peers",
+            "3",
+            "--content-size",
+            "4M",
+            "--churn",
+            "0",
+            "--duration",
+            "1",
+            "--seed",
+            "3",
+        ],
         Duration::from_secs(120),
     );
     assert_eq!(code, Some(1), "{err}");
@@ -123,7 +149,10 @@ fn messages_carry_no_debug_formatting() {
             Duration::from_secs(300),
         );
         let all = out + &err;
-        assert!(!all.contains("GilbertElliott {") && !all.contains("Bernoulli {"), "{all}");
+        assert!(
+            !all.contains("GilbertElliott {") && !all.contains("Bernoulli {"),
+            "{all}"
+        );
     }
 }
 

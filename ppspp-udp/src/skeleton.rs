@@ -79,7 +79,12 @@ impl Core {
 
     /// When the wait of this turn ends: `max_wait` from `now`, or sooner if the engine's
     /// timer (or `also`, e.g. the rate limit's next send) is due sooner.
-    pub(crate) fn deadline(&self, now: Instant, max_wait: Duration, also: Option<Instant>) -> Instant {
+    pub(crate) fn deadline(
+        &self,
+        now: Instant,
+        max_wait: Duration,
+        also: Option<Instant>,
+    ) -> Instant {
         let mut deadline = now + max_wait;
         if let Some(t) = self.endpoint.poll_timeout() {
             deadline = deadline.min(t);

@@ -23,8 +23,8 @@ struct Run {
 /// a timing assertion; a hang would otherwise stall the suite.
 fn run_bounded(args: &[&str], limit: Duration) -> Run {
     let d = std::env::temp_dir();
-    let tag = format!("{}-{:?}", std::process::id(), std::thread::current().id())
-        .replace(['(', ')'], "");
+    let tag =
+        format!("{}-{:?}", std::process::id(), std::thread::current().id()).replace(['(', ')'], "");
     let (o, e) = (
         d.join(format!("ppspp-rb-{tag}.out")),
         d.join(format!("ppspp-rb-{tag}.err")),
@@ -118,7 +118,17 @@ fn one_line_usage(r: &Run, what: &str) {
 
 /// The values every numeric flag must refuse (issue 18: `inf`, `1e20`, `nan` and negative
 /// seconds panicked; `-1` got clap's "use `-- -1`" hint; zero chunk sizes disagreed).
-const BAD: [&str; 9] = ["-1", "0", "nan", "inf", "-inf", "1e20", "99999999999999999999999", "abc", ""];
+const BAD: [&str; 9] = [
+    "-1",
+    "0",
+    "nan",
+    "inf",
+    "-inf",
+    "1e20",
+    "99999999999999999999999",
+    "abc",
+    "",
+];
 
 /// Every numeric flag of every subcommand, with the arguments the subcommand needs
 /// otherwise. `{}` is where the value goes.
@@ -135,14 +145,23 @@ fn numeric_flags() -> Vec<(Vec<&'static str>, &'static str)> {
         "--max-rate",
         "--state-interval",
     ] {
-        v.push((vec!["get", id, "--peer", "127.0.0.1:9", "-o", "/nonexistent/x"], f));
+        v.push((
+            vec!["get", id, "--peer", "127.0.0.1:9", "-o", "/nonexistent/x"],
+            f,
+        ));
     }
     v.push((vec!["hash", "/nonexistent"], "--chunk-size"));
     for f in ["--hash-len", "--signature-len", "--chunk-size"] {
         v.push((vec!["decode", "00000000"], f));
     }
     v.push((vec!["decode", "--pcap", "/nonexistent"], "--port"));
-    for f in ["--chunk-size", "--chunks-per-sig", "--keep", "--rate", "--max-rate"] {
+    for f in [
+        "--chunk-size",
+        "--chunks-per-sig",
+        "--keep",
+        "--rate",
+        "--max-rate",
+    ] {
         v.push((vec!["live", "source", "--input", "/nonexistent"], f));
     }
     for f in [
@@ -154,7 +173,18 @@ fn numeric_flags() -> Vec<(Vec<&'static str>, &'static str)> {
         "--timeout",
         "--max-age",
     ] {
-        v.push((vec!["live", "get", live_id, "--peer", "127.0.0.1:9", "-o", "/nonexistent/x"], f));
+        v.push((
+            vec![
+                "live",
+                "get",
+                live_id,
+                "--peer",
+                "127.0.0.1:9",
+                "-o",
+                "/nonexistent/x",
+            ],
+            f,
+        ));
     }
     v
 }
@@ -164,7 +194,10 @@ fn every_numeric_flag_refuses_bad_values_with_exit_2_and_one_line() {
     let mut runs = 0;
     for (base, flag) in numeric_flags() {
         for bad in BAD {
-            for form in [vec![flag.to_string(), bad.to_string()], vec![format!("{flag}={bad}")]] {
+            for form in [
+                vec![flag.to_string(), bad.to_string()],
+                vec![format!("{flag}={bad}")],
+            ] {
                 let mut args: Vec<&str> = base.clone();
                 args.extend(form.iter().map(String::as_str));
                 let r = run_bounded(&args, Duration::from_secs(20));
@@ -176,10 +209,29 @@ fn every_numeric_flag_refuses_bad_values_with_exit_2_and_one_line() {
     // Addresses: malformed, port 0 for a peer, unresolvable.
     for (args, what) in [
         (vec!["get", "00", "--peer", "nonsense", "-o", "x"], "peer"),
-        (vec!["get", "00", "--peer", "127.0.0.1:0", "-o", "x"], "peer port 0"),
-        (vec!["get", "00", "--peer", "no-such-host.invalid:6778", "-o", "x"], "unresolvable"),
-        (vec!["seed", "x", "--listen", "1.2.3.4"], "listen without port"),
-        (vec!["live", "get", "00", "--peer", "-1", "-o", "x"], "negative peer"),
+        (
+            vec!["get", "00", "--peer", "127.0.0.1:0", "-o", "x"],
+            "peer port 0",
+        ),
+        (
+            vec![
+                "get",
+                "00",
+                "--peer",
+                "no-such-host.invalid:6778",
+                "-o",
+                "x",
+            ],
+            "unresolvable",
+        ),
+        (
+            vec!["seed", "x", "--listen", "1.2.3.4"],
+            "listen without port",
+        ),
+        (
+            vec!["live", "get", "00", "--peer", "-1", "-o", "x"],
+            "negative peer",
+        ),
     ] {
         one_line_usage(&run_bounded(&args, Duration::from_secs(20)), what);
         runs += 1;
@@ -192,20 +244,40 @@ fn chunk_sizes_that_cannot_fit_a_datagram_are_refused() {
     // Issue 18: `seed --chunk-size 70000` served nothing, 65,000 one chunk then a stall.
     for cs in ["70000", "65000", "16385"] {
         one_line_usage(
-            &run_bounded(&["seed", "/nonexistent", "--chunk-size", cs], Duration::from_secs(20)),
+            &run_bounded(
+                &["seed", "/nonexistent", "--chunk-size", cs],
+                Duration::from_secs(20),
+            ),
             cs,
         );
     }
-    let r = run_bounded(&["get", "ppspp://0123456789abcdef0123456789abcdef01234567?cs=70000&peer=127.0.0.1:9", "-o", "x"], Duration::from_secs(20));
+    let r = run_bounded(
+        &[
+            "get",
+            "ppspp://0123456789abcdef0123456789abcdef01234567?cs=70000&peer=127.0.0.1:9",
+            "-o",
+            "x",
+        ],
+        Duration::from_secs(20),
+    );
     one_line_usage(&r, "link cs=70000");
 }
 
 #[test]
 fn help_documents_the_exit_codes() {
-    for args in [vec!["--help"], vec!["get", "--help"], vec!["seed", "--help"], vec!["live", "get", "--help"]] {
+    for args in [
+        vec!["--help"],
+        vec!["get", "--help"],
+        vec!["seed", "--help"],
+        vec!["live", "get", "--help"],
+    ] {
         let r = run_bounded(&args, Duration::from_secs(20));
         assert_eq!(r.code, Some(0));
-        assert!(r.stdout.contains("0 done, 1 failed"), "{args:?}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("0 done, 1 failed"),
+            "{args:?}: {}",
+            r.stdout
+        );
         assert!(r.stdout.contains("130 interrupted"), "{args:?}");
     }
     let r = run_bounded(&["--help"], Duration::from_secs(20));
@@ -220,7 +292,11 @@ fn completions_and_man_page() {
     assert!(r.stdout.contains("ppspp") && r.stdout.contains("--chunk-size"));
     let r = run_bounded(&["man"], Duration::from_secs(20));
     assert_eq!(r.code, Some(0));
-    assert!(r.stdout.starts_with(".ie") || r.stdout.contains(".TH"), "{}", &r.stdout[..200.min(r.stdout.len())]);
+    assert!(
+        r.stdout.starts_with(".ie") || r.stdout.contains(".TH"),
+        "{}",
+        &r.stdout[..200.min(r.stdout.len())]
+    );
 }
 
 #[test]
@@ -233,7 +309,11 @@ fn output_dash_is_refused_not_a_file_named_dash() {
         .unwrap();
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("-o -"));
-    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 0, "files were created");
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        0,
+        "files were created"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -247,15 +327,34 @@ fn a_wrong_chunk_size_fails_within_the_timeout_and_says_why() {
     let s = seed(&src, &[]);
     let out = d.join("out");
     let r = run_bounded(
-        &["get", &s.swarm, "--peer", &s.addr, "--chunk-size", "2048", "-o", out.to_str().unwrap(), "--timeout", "2", "-q"],
+        &[
+            "get",
+            &s.swarm,
+            "--peer",
+            &s.addr,
+            "--chunk-size",
+            "2048",
+            "-o",
+            out.to_str().unwrap(),
+            "--timeout",
+            "2",
+            "-q",
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     let last = r.stderr.lines().last().unwrap_or_default();
-    assert!(last.contains("failed verification") && last.contains("--chunk-size"), "{}", r.stderr);
+    assert!(
+        last.contains("failed verification") && last.contains("--chunk-size"),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains("state saved"), "{}", r.stderr);
     assert!(!d.join("out.ppspp-state").exists());
-    assert!(!d.join("out.ppspp-part").exists(), "an empty part file was left behind");
+    assert!(
+        !d.join("out.ppspp-part").exists(),
+        "an empty part file was left behind"
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -274,9 +373,18 @@ fn failures_before_any_data_leave_no_files_behind() {
     let busy_addr = busy.local_addr().unwrap().to_string();
     let wrong = "0123456789abcdef0123456789abcdef01234567";
     for (args, what) in [
-        (vec!["get", wrong, "--peer", &s.addr, "-o", o, "--timeout", "1"], "wrong swarm ID"),
-        (vec!["get", &s.swarm, "--peer", &dead, "-o", o, "--timeout", "1"], "unreachable peer"),
-        (vec!["get", &s.link, "-o", o, "--listen", &busy_addr], "bind failure"),
+        (
+            vec!["get", wrong, "--peer", &s.addr, "-o", o, "--timeout", "1"],
+            "wrong swarm ID",
+        ),
+        (
+            vec!["get", &s.swarm, "--peer", &dead, "-o", o, "--timeout", "1"],
+            "unreachable peer",
+        ),
+        (
+            vec!["get", &s.link, "-o", o, "--listen", &busy_addr],
+            "bind failure",
+        ),
     ] {
         let r = run_bounded(&args, Duration::from_secs(60));
         assert_eq!(r.code, Some(1), "{what}: {}", r.stderr);
@@ -299,11 +407,24 @@ fn an_unreachable_peer_is_not_called_a_wrong_swarm() {
     let d = tmpdir("robust", "unreachable");
     let out = d.join("x");
     let r = run_bounded(
-        &["get", &"ab".repeat(20), "--peer", &dead, "-o", out.to_str().unwrap(), "--timeout", "1"],
+        &[
+            "get",
+            &"ab".repeat(20),
+            "--peer",
+            &dead,
+            "-o",
+            out.to_str().unwrap(),
+            "--timeout",
+            "1",
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
-    assert!(r.stderr.contains("no ppspp is listening there"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no ppspp is listening there"),
+        "{}",
+        r.stderr
+    );
     std::fs::remove_dir_all(d).unwrap();
 }
 
@@ -316,12 +437,27 @@ fn live_get_from_a_dead_source_fails_within_its_timeout_with_a_reason() {
     let out = d.join("out");
     // Ed25519 (15) with its base point as the public key: a well-formed live swarm ID.
     let id = "0f".to_string() + "58" + &"66".repeat(31);
-    for extra in [vec!["--timeout", "1"], vec!["--timeout", "30", "--duration", "1"]] {
-        let mut args = vec!["live", "get", &id, "--peer", &dead, "-o", out.to_str().unwrap()];
+    for extra in [
+        vec!["--timeout", "1"],
+        vec!["--timeout", "30", "--duration", "1"],
+    ] {
+        let mut args = vec![
+            "live",
+            "get",
+            &id,
+            "--peer",
+            &dead,
+            "-o",
+            out.to_str().unwrap(),
+        ];
         args.extend(extra);
         let r = run_bounded(&args, Duration::from_secs(60));
         assert_eq!(r.code, Some(1), "{args:?}: {}", r.stderr);
-        assert!(r.stderr.contains("no peer answered"), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("no peer answered"),
+            "{args:?}: {}",
+            r.stderr
+        );
     }
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -330,7 +466,14 @@ fn live_get_from_a_dead_source_fails_within_its_timeout_with_a_reason() {
 fn live_source_with_a_missing_input_announces_nothing() {
     // Issue 18: it printed its swarm and listening lines before failing.
     let r = run_bounded(
-        &["live", "source", "--input", "/nonexistent", "--listen", "127.0.0.1:0"],
+        &[
+            "live",
+            "source",
+            "--input",
+            "/nonexistent",
+            "--listen",
+            "127.0.0.1:0",
+        ],
         Duration::from_secs(20),
     );
     assert_eq!(r.code, Some(1), "{}", r.stderr);
@@ -350,15 +493,40 @@ fn hostnames_work_in_peer_and_messages_have_no_debug_formatting() {
     let port = s.addr.rsplit(':').next().unwrap();
     let out = d.join("out");
     let r = run_bounded(
-        &["get", &s.swarm, "--peer", &format!("localhost:{port}"), "-o", out.to_str().unwrap(), "--peers-table", "-v"],
+        &[
+            "get",
+            &s.swarm,
+            "--peer",
+            &format!("localhost:{port}"),
+            "-o",
+            out.to_str().unwrap(),
+            "--peers-table",
+            "-v",
+        ],
         Duration::from_secs(60),
     );
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(std::fs::read(&out).unwrap(), data);
-    for leak in ["Some(", "None", "Bin(", "RemoteClosed", "HandshakeTimeout", "{ "] {
-        assert!(!r.stderr.contains(leak) && !r.stdout.contains(leak), "{leak}: {}{}", r.stdout, r.stderr);
+    for leak in [
+        "Some(",
+        "None",
+        "Bin(",
+        "RemoteClosed",
+        "HandshakeTimeout",
+        "{ ",
+    ] {
+        assert!(
+            !r.stderr.contains(leak) && !r.stdout.contains(leak),
+            "{leak}: {}{}",
+            r.stdout,
+            r.stderr
+        );
     }
-    assert!(r.stdout.contains("MiB/s") && !r.stdout.contains("MB/s"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("MiB/s") && !r.stdout.contains("MB/s"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("efficiency"), "{}", r.stdout);
     std::fs::remove_dir_all(d).unwrap();
 }
@@ -373,7 +541,13 @@ fn seeding_a_directory_serves_each_file() {
     std::fs::write(dir.join("a"), &a).unwrap();
     std::fs::write(dir.join("b"), &b).unwrap();
     let mut child = Command::new(BIN)
-        .args(["seed", dir.to_str().unwrap(), "--listen", "127.0.0.1:0", "-q"])
+        .args([
+            "seed",
+            dir.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "-q",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -384,11 +558,17 @@ fn seeding_a_directory_serves_each_file() {
         .map(Result::unwrap)
         .collect();
     let _k = Killed(child);
-    let links: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("link ")).collect();
+    let links: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("link "))
+        .collect();
     assert_eq!(links.len(), 2, "{lines:?}");
     for (link, want) in links.iter().zip([&a, &b]) {
         let out = d.join(format!("out{}", want.len()));
-        let r = run_bounded(&["get", link, "-o", out.to_str().unwrap(), "-q"], Duration::from_secs(60));
+        let r = run_bounded(
+            &["get", link, "-o", out.to_str().unwrap(), "-q"],
+            Duration::from_secs(60),
+        );
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         assert_eq!(&std::fs::read(&out).unwrap(), want);
     }
@@ -421,9 +601,26 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
     let mut args: Vec<String> = if use_link {
         vec!["get".into(), s.link.clone()]
     } else {
-        vec!["get".into(), s.swarm.clone(), "--peer".into(), s.addr.clone()]
+        vec![
+            "get".into(),
+            s.swarm.clone(),
+            "--peer".into(),
+            s.addr.clone(),
+        ]
     };
-    args.extend(["-o", &o, "-q", "--json", "--state-interval", "50ms", "--timeout", "20"].map(String::from));
+    args.extend(
+        [
+            "-o",
+            &o,
+            "-q",
+            "--json",
+            "--state-interval",
+            "50ms",
+            "--timeout",
+            "20",
+        ]
+        .map(String::from),
+    );
     let mut checked = 0;
     let mut next = || {
         rng ^= rng << 13;
@@ -449,7 +646,10 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
         let r = child.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&r.stdout).into_owned();
         if let Some((resumed, claimed, status)) = resumed_and_claimed(&text) {
-            assert_eq!(resumed, claimed, "{name}: the engine dropped resumed work: {text}");
+            assert_eq!(
+                resumed, claimed,
+                "{name}: the engine dropped resumed work: {text}"
+            );
             assert!(status == "interrupted" || status == "complete", "{text}");
             checked += 1;
         }
@@ -458,7 +658,10 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
         }
     }
     if !out.exists() {
-        let r = run_bounded(&args.iter().map(String::as_str).collect::<Vec<_>>(), Duration::from_secs(120));
+        let r = run_bounded(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            Duration::from_secs(120),
+        );
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         let (resumed, claimed, _) = resumed_and_claimed(&r.stdout).unwrap();
         assert_eq!(resumed, claimed, "{name}: {}", r.stdout);

@@ -165,9 +165,13 @@ fn download(args: &Args) -> Result<(), Failure> {
         }
     }
     let part_existed = plan.part_path.exists();
-    let store =
-        FileStore::create_download(&plan.part_path, &plan.out, plan.link.chunk_size, resumed.is_some())
-            .map_err(Failure::failed)?;
+    let store = FileStore::create_download(
+        &plan.part_path,
+        &plan.out,
+        plan.link.chunk_size,
+        resumed.is_some(),
+    )
+    .map_err(Failure::failed)?;
     let mut guard = PartGuard {
         part: plan.part_path.clone(),
         state: plan.state_path.clone(),
@@ -212,7 +216,8 @@ impl Drop for PartGuard {
 /// OUT exists and no state is beside it: succeed if it is this content.
 fn already_present(args: &Args, plan: &Plan) -> Result<(), Failure> {
     let link = &plan.link;
-    let root = seed_cache::hash_file(&plan.out, link.hash, link.chunk_size).map_err(Failure::failed)?;
+    let root =
+        seed_cache::hash_file(&plan.out, link.hash, link.chunk_size).map_err(Failure::failed)?;
     if root.root_hash() != link.swarm_id {
         return Err(Failure::failed(format!(
             "{} already exists and is not this content; remove it or choose another -o",
@@ -235,7 +240,9 @@ fn load_resume(args: &Args, plan: &Plan) -> Result<Option<DownloadState>, Failur
     let link = &plan.link;
     match DownloadState::load(&plan.state_path) {
         Ok(Some(st)) => {
-            if st.swarm_id != link.swarm_id || st.chunk_size != link.chunk_size || st.hash != link.hash
+            if st.swarm_id != link.swarm_id
+                || st.chunk_size != link.chunk_size
+                || st.hash != link.hash
             {
                 return Err(Failure::failed(format!(
                     "{} belongs to another download (swarm {} with {}-byte chunks); remove it, \
@@ -249,7 +256,10 @@ fn load_resume(args: &Args, plan: &Plan) -> Result<Option<DownloadState>, Failur
                 return Ok(Some(st));
             }
             if !args.quiet {
-                eprintln!("note: {} is missing; starting over", plan.part_path.display());
+                eprintln!(
+                    "note: {} is missing; starting over",
+                    plan.part_path.display()
+                );
             }
         }
         Ok(None) => {}
@@ -279,12 +289,7 @@ fn bind(args: &Args, plan: &Plan) -> Result<Driver, Failure> {
 /// when the last chunk verifies. Rather than throw the saved work away, fetch the last chunk
 /// first, into a throwaway store: a swarm picking in order from the last chunk, removed once
 /// the length is known. Bounded by `--timeout`; `None` when no peer told.
-fn probe_size(
-    driver: &mut Driver,
-    plan: &Plan,
-    peers: &[SocketAddr],
-    args: &Args,
-) -> Option<u64> {
+fn probe_size(driver: &mut Driver, plan: &Plan, peers: &[SocketAddr], args: &Args) -> Option<u64> {
     let link = &plan.link;
     let mut scfg = SwarmConfig::new(
         link.swarm_id,
@@ -421,7 +426,14 @@ impl Session {
                     );
                 }
                 let hashes = st.hashes.clone();
-                (SwarmContent::Partial { size, verified, hashes }, bytes)
+                (
+                    SwarmContent::Partial {
+                        size,
+                        verified,
+                        hashes,
+                    },
+                    bytes,
+                )
             }
             None => (SwarmContent::Empty { size }, 0),
         };
@@ -466,7 +478,11 @@ impl Session {
         };
         // What the engine itself holds after re-verifying the resume hashes: that, not what
         // the state file claimed, is what will not be fetched again.
-        s.resumed = if claimed > 0 { s.verified_bytes(driver) } else { 0 };
+        s.resumed = if claimed > 0 {
+            s.verified_bytes(driver)
+        } else {
+            0
+        };
         if s.resumed < claimed {
             // Not hidden by -q: work is about to be fetched again.
             eprintln!(
@@ -669,7 +685,10 @@ impl Session {
             Ok(false) => "nothing to save".to_string(),
             Err(e) => format!("could not save the state ({e})"),
         };
-        Failure::interrupted(format!("interrupted with {} verified; {how}", human_bytes(done)))
+        Failure::interrupted(format!(
+            "interrupted with {} verified; {how}",
+            human_bytes(done)
+        ))
     }
 
     fn stop_timed_out(
@@ -828,8 +847,8 @@ fn seed_existing(
     tree: Arc<ppspp_core::merkle::MerkleTree>,
     out: &Path,
 ) -> Result<(), Failure> {
-    let store =
-        FileStore::open_seed(out, tree.chunk_size(), tree.content_len()).map_err(Failure::failed)?;
+    let store = FileStore::open_seed(out, tree.chunk_size(), tree.content_len())
+        .map_err(Failure::failed)?;
     let listen = args
         .listen
         .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));

@@ -389,7 +389,10 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
         while input_open {
             // Pace the injection when a rate is set.
             let bytes = pushed * u64::from(params.chunk_size);
-            if let Some(due) = a.rate.and_then(|r| bytes.saturating_mul(1_000_000).checked_div(r)) {
+            if let Some(due) = a
+                .rate
+                .and_then(|r| bytes.saturating_mul(1_000_000).checked_div(r))
+            {
                 if started.elapsed() < Duration::from_micros(due) {
                     break;
                 }

@@ -211,13 +211,13 @@ fn bar_template() -> &'static str {
 
 fn spinner_style() -> ProgressStyle {
     ProgressStyle::with_template(spinner_template())
-    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(bar_template())
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 #[cfg(test)]

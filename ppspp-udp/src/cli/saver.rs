@@ -73,7 +73,14 @@ impl Saver {
             .name("state-saver".into())
             .spawn(move || {
                 while let Ok(snap) = rx.recv() {
-                    let r = save(&path, &header, &store, snap.size, snap.verified, snap.hashes);
+                    let r = save(
+                        &path,
+                        &header,
+                        &store,
+                        snap.size,
+                        snap.verified,
+                        snap.hashes,
+                    );
                     let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
                     match r {
                         Ok(()) => {

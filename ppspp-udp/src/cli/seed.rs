@@ -107,7 +107,10 @@ fn files(args: &Args) -> Result<Vec<PathBuf>, Failure> {
             .collect();
         inside.sort();
         if inside.is_empty() {
-            return Err(Failure::failed(format!("{}: no file to publish", f.display())));
+            return Err(Failure::failed(format!(
+                "{}: no file to publish",
+                f.display()
+            )));
         }
         out.extend(inside);
     }
@@ -145,7 +148,11 @@ fn serve(args: &Args) -> Result<u8, Failure> {
     let mut stores = Vec::with_capacity(files.len());
     for f in &files {
         let tree = tree_of(args, f).map_err(|e| format!("{}: {e}", f.display()))?;
-        stores.push(FileStore::open_seed(f, tree.chunk_size(), tree.content_len())?);
+        stores.push(FileStore::open_seed(
+            f,
+            tree.chunk_size(),
+            tree.content_len(),
+        )?);
         trees.push(tree);
     }
     let mut cfg = DriverConfig::new();
@@ -225,7 +232,9 @@ fn serve(args: &Args) -> Result<u8, Failure> {
                 .iter()
                 .position(|&h| h == swarm)
                 .and_then(|i| stores.get(i));
-            Err(Failure::failed(store.and_then(FileStore::failure).unwrap_or(failure)))
+            Err(Failure::failed(
+                store.and_then(FileStore::failure).unwrap_or(failure),
+            ))
         }
         None => {
             if !quiet {

@@ -114,15 +114,17 @@ impl PeerBook {
             .iter()
             // Addresses that never answered have nothing to report.
             .filter(|(_, t)| {
-                t.since.is_some() || !t.connected.is_zero() || t.live.is_some_and(|l| l.bytes_in > 0)
+                t.since.is_some()
+                    || !t.connected.is_zero()
+                    || t.live.is_some_and(|l| l.bytes_in > 0)
             })
             .map(|(addr, t)| {
                 let mut s = t.closed;
                 if let Some(l) = &t.live {
                     add(&mut s, l);
                 }
-                let secs = (t.connected + t.since.map_or(Duration::ZERO, |s| s.elapsed()))
-                    .as_secs_f64();
+                let secs =
+                    (t.connected + t.since.map_or(Duration::ZERO, |s| s.elapsed())).as_secs_f64();
                 let per = |b: u64| if secs > 0.0 { b as f64 / secs } else { 0.0 };
                 let all = s.bytes_in + s.bytes_out;
                 PeerTotals {
@@ -200,7 +202,8 @@ pub fn peer_table(peers: &[PeerTotals]) -> Vec<String> {
                 human_bytes(p.uploaded),
                 human_rate(p.upload_rate),
                 p.efficiency * 100.0,
-                p.rtt_ms.map_or(String::new(), |r| format!(", rtt {r:.1} ms"))
+                p.rtt_ms
+                    .map_or(String::new(), |r| format!(", rtt {r:.1} ms"))
             )
         })
         .collect()
