@@ -818,7 +818,19 @@ impl Session {
                 list(&sources)
             );
             if args.peers_table {
-                for l in peer_table(&self.book.totals()) {
+                let peers = self.book.totals();
+                let up: u64 = peers.iter().map(|p| p.uploaded).sum();
+                crate::cli::say!(
+                    "  total: down {}, up {}, ratio {:.2}",
+                    human_bytes(downloaded),
+                    human_bytes(up),
+                    if downloaded == 0 {
+                        0.0
+                    } else {
+                        up as f64 / downloaded as f64
+                    }
+                );
+                for l in peer_table(&peers) {
                     crate::cli::say!("{l}");
                 }
             }
