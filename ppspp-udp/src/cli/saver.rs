@@ -90,7 +90,7 @@ impl Saver {
                             tracing::debug!(chunks = snap.count, "resume state saved");
                         }
                         Err(e) => {
-                            tracing::warn!("saving the resume state: {e}");
+                            tracing::debug!("saving the resume state: {e}");
                             g.error = Some(e);
                         }
                     }
