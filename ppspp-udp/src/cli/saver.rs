@@ -73,6 +73,7 @@ impl Saver {
             .name("state-saver".into())
             .spawn(move || {
                 while let Ok(snap) = rx.recv() {
+                    let t = std::time::Instant::now();
                     let r = save(
                         &path,
                         &header,
@@ -81,13 +82,18 @@ impl Saver {
                         snap.verified,
                         snap.hashes,
                     );
+                    let micros = t.elapsed().as_micros() as u64;
                     let mut g = st.lock().unwrap_or_else(|e| e.into_inner());
                     match r {
                         Ok(()) => {
                             g.saved_count = snap.count;
                             g.saves += 1;
                             g.error = None;
-                            tracing::debug!(chunks = snap.count, "resume state saved");
+                            tracing::debug!(
+                                chunks = snap.count,
+                                micros,
+                                "saver thread: state saved"
+                            );
                         }
                         Err(e) => {
                             tracing::debug!("saving the resume state: {e}");
