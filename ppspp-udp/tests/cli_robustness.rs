@@ -458,6 +458,7 @@ fn live_get_from_a_dead_source_fails_within_its_timeout_with_a_reason() {
             "{args:?}: {}",
             r.stderr
         );
+        assert!(!out.exists(), "an empty output was left behind");
     }
     std::fs::remove_dir_all(d).unwrap();
 }

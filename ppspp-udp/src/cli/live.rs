@@ -429,17 +429,6 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
     let id = LiveSwarmId::from_hex(a.swarm.trim())
         .map_err(|e| Failure::usage(format!("swarm ID: {e}")))?;
     let v = verifier(&id).map_err(|e| Failure::usage(format!("swarm ID: {e}")))?;
-    let out: Box<dyn Write + Send> = if a.output == "-" {
-        Box::new(std::io::stdout())
-    } else {
-        Box::new(std::io::BufWriter::new(
-            std::fs::File::create(&a.output).map_err(|e| format!("{}: {e}", a.output))?,
-        ))
-    };
-    // The output is written on a thread of its own, so a slow reader never holds up the
-    // network loop: chunks wait in a short queue, and what does not fit waits in the store
-    // (and is skipped once the store lets it go).
-    let (tx, writer) = spawn_writer(out, a.output.clone());
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
@@ -461,6 +450,20 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             .map_err(|e| format!("{p}: {e}"))?;
     }
     interrupt::stop_on_ctrl_c(driver.stop_handle());
+    // The output last, so a failure to start leaves no file; a file this run created and
+    // never wrote to is removed again.
+    let created = a.output != "-" && !std::path::Path::new(&a.output).exists();
+    let out: Box<dyn Write + Send> = if a.output == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&a.output).map_err(|e| format!("{}: {e}", a.output))?,
+        ))
+    };
+    // The output is written on a thread of its own, so a slow reader never holds up the
+    // network loop: chunks wait in a short queue, and what does not fit waits in the store
+    // (and is skipped once the store lets it go).
+    let (tx, writer) = spawn_writer(out, a.output.clone());
     let deadline = a.duration.map(|d| std::time::Instant::now() + d);
     let mut next: Option<u64> = None;
     let mut written: u64 = 0;
@@ -565,6 +568,9 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             String::new()
         }
     );
+    if written == 0 && created {
+        let _ = std::fs::remove_file(&a.output);
+    }
     if let Some(why) = stopped_why {
         return Err(Failure::failed(format!("{why}; wrote {written} chunks")));
     }
