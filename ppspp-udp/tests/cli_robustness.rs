@@ -592,7 +592,7 @@ fn resumed_and_claimed(json: &str) -> Option<(u64, u64, String)> {
 fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) -> u32 {
     let d = tmpdir("robust", name);
     let src = d.join("content");
-    let len = 600_000;
+    let len = 1_500_000;
     let data = content(len, rng);
     std::fs::write(&src, &data).unwrap();
     // A slow seeder, so that interruptions land in the middle.
@@ -623,6 +623,7 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
         .map(String::from),
     );
     let mut checked = 0;
+    let mut interrupted = 0;
     let mut next = || {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -645,6 +646,9 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
             unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         }
         let r = child.wait_with_output().unwrap();
+        if !r.status.success() {
+            interrupted += 1;
+        }
         let text = String::from_utf8_lossy(&r.stdout).into_owned();
         if let Some((resumed, claimed, status)) = resumed_and_claimed(&text) {
             assert_eq!(
@@ -669,6 +673,11 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
         checked += 1;
     }
     assert_eq!(std::fs::read(&out).unwrap(), data, "{name}: output differs");
+    println!("{name}: {interrupted} interruptions, {checked} resumed runs checked");
+    assert!(
+        interrupted >= times / 2,
+        "{name}: only {interrupted} interruptions landed"
+    );
     assert!(!d.join("out.ppspp-state").exists() && !d.join("out.ppspp-part").exists());
     std::fs::remove_dir_all(d).unwrap();
     checked
