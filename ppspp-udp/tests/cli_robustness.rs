@@ -624,6 +624,7 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
     );
     let mut checked = 0;
     let mut interrupted = 0;
+    let mut kept = 0;
     let mut next = || {
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -655,6 +656,7 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
                 resumed, claimed,
                 "{name}: the engine dropped resumed work: {text}"
             );
+            kept += resumed;
             assert!(status == "interrupted" || status == "complete", "{text}");
             checked += 1;
         }
@@ -670,10 +672,12 @@ fn interrupt_and_resume(name: &str, use_link: bool, times: u32, mut rng: u64) ->
         assert_eq!(r.code, Some(0), "{}", r.stderr);
         let (resumed, claimed, _) = resumed_and_claimed(&r.stdout).unwrap();
         assert_eq!(resumed, claimed, "{name}: {}", r.stdout);
+        kept += resumed;
         checked += 1;
     }
     assert_eq!(std::fs::read(&out).unwrap(), data, "{name}: output differs");
-    println!("{name}: {interrupted} interruptions, {checked} resumed runs checked");
+    println!("{name}: {interrupted} interruptions, {checked} runs checked, {kept} bytes kept");
+    assert!(kept > 0, "{name}: no run resumed anything");
     assert!(
         interrupted >= times / 2,
         "{name}: only {interrupted} interruptions landed"
