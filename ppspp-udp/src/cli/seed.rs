@@ -6,8 +6,9 @@
 //! as is); with several files, one `swarm` and one `link` line per file in the order given
 //! (a directory's files in name order), and `listening` once, after the first `swarm`.
 //! Every file is its own swarm on the one UDP socket. Peers connecting and leaving are noted
-//! on stderr. Ctrl-C closes every channel with a closing handshake and exits 0 (serving until
-//! interrupted is the normal end); a second Ctrl-C exits at once.
+//! on stderr. Ctrl-C closes every channel with a closing handshake, prints what was served to
+//! each peer (bytes, rates, efficiency) on stderr and exits 0 (serving until interrupted is
+//! the normal end); a second Ctrl-C exits at once.
 //!
 //! The file's Merkle tree is cached beside it in `FILE.ppspp-seed` (leaf hashes, size,
 //! modification time), so a restart does not hash unchanged content again; a changed file
@@ -23,6 +24,7 @@ use std::time::Duration;
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::{Event, SwarmConfig};
 
+use crate::cli::summary::{PeerBook, peer_table};
 use crate::cli::{Failure, MAX_CHUNK_SIZE, close_reason, interrupt};
 use crate::driver::{Driver, DriverConfig};
 use crate::link::{SwarmLink, parse_addressing};
@@ -192,17 +194,27 @@ fn serve(args: &Args) -> Result<u8, Failure> {
         );
     }
     let quiet = args.quiet;
+    let mut book = PeerBook::default();
     let mut trace = crate::cli::trace::StatsTrace::from_env();
     let outcome = loop {
-        let deadline = trace.deadline();
+        // Wake at least twice a second to read the peers' counters: a closed channel's are
+        // gone by the time its PeerClosed arrives.
+        let refresh_at = std::time::Instant::now() + Duration::from_millis(500);
+        let deadline = Some(trace.deadline().map_or(refresh_at, |t| t.min(refresh_at)));
         let outcome = driver
             .run_until(deadline, |_, ev| {
                 match ev {
-                    Event::PeerConnected { remote, .. } if !quiet => {
-                        eprintln!("peer {remote} connected")
+                    Event::PeerConnected { remote, .. } => {
+                        book.connected(remote);
+                        if !quiet {
+                            eprintln!("peer {remote} connected");
+                        }
                     }
-                    Event::PeerClosed { remote, reason, .. } if !quiet => {
-                        eprintln!("peer {remote} left ({})", close_reason(reason));
+                    Event::PeerClosed { remote, reason, .. } => {
+                        book.closed(remote);
+                        if !quiet {
+                            eprintln!("peer {remote} left ({})", close_reason(reason));
+                        }
                     }
                     Event::StoreFailure { swarm, error } => {
                         return ControlFlow::Break((swarm, error.to_string()));
@@ -215,6 +227,9 @@ fn serve(args: &Args) -> Result<u8, Failure> {
         if outcome.is_some() || driver.is_stopped() {
             break outcome;
         }
+        for h in &handles {
+            book.refresh(&driver, *h);
+        }
         trace.tick(&mut driver, "seed");
     };
     let channels: usize = driver
@@ -223,7 +238,22 @@ fn serve(args: &Args) -> Result<u8, Failure> {
         .filter_map(|s| driver.endpoint().swarm(s))
         .map(|s| s.peers().count())
         .sum();
+    for h in &handles {
+        book.refresh(&driver, *h);
+    }
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    if !quiet {
+        let peers = book.totals();
+        let up: u64 = peers.iter().map(|p| p.uploaded).sum();
+        eprintln!(
+            "served {} to {} peer(s)",
+            crate::cli::progress::human_bytes(up),
+            peers.len()
+        );
+        for l in peer_table(&peers) {
+            eprintln!("{l}");
+        }
+    }
     match outcome {
         Some((swarm, failure)) => {
             // Give the closing handshakes a moment on the wire before exiting.
