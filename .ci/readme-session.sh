@@ -55,7 +55,7 @@ echo "-- ppspp decode / completions / man"
 ppspp decode 000000080200000000000000000000000000000064030000000000000000
 ppspp completions bash > "$work/ppspp.bash"
 ppspp man > "$work/ppspp.1"
-head -c 0 "$work/ppspp.1"
+test -s "$work/ppspp.bash" && grep -q '^\.TH' "$work/ppspp.1"
 
 echo "-- ./demo.sh"
 ./demo.sh
