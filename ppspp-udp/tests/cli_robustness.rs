@@ -698,3 +698,24 @@ fn resume_after_random_sigint_and_sigkill_keeps_proven_work_with_a_link() {
     let checked = interrupt_and_resume("resume-link", true, 10, 0xd1b5_4a32_d192_ed03);
     assert!(checked >= 1);
 }
+
+#[test]
+fn the_stats_trace_has_no_debug_formatting() {
+    // Issue 18: `drops Some(0)` and `rtt None` in the PPSPP_STATS_MS lines.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let d = tmpdir("robust", "trace");
+    let out = d.join("x");
+    let o = Command::new(BIN)
+        .env("PPSPP_STATS_MS", "100")
+        .args(["get", &"ab".repeat(20), "--peer", &dead, "-o"])
+        .arg(&out)
+        .args(["--timeout", "0.5"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("[get "), "{err}");
+    for leak in ["Some(", "None", "MB/s"] {
+        assert!(!err.contains(leak), "{leak}: {err}");
+    }
+    std::fs::remove_dir_all(d).unwrap();
+}
