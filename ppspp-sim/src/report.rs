@@ -480,8 +480,9 @@ impl Report {
     }
 }
 
+/// Bytes in MiB, the unit `ppspp` and the simulator's `--content-size` use.
 fn mb(b: u64) -> String {
-    format!("{:.1} MB", b as f64 / 1e6)
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
 impl fmt::Display for Report {
