@@ -132,6 +132,26 @@ pub struct Violation {
     pub detail: String,
 }
 
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The JSON report's name (snake_case), so text and JSON agree.
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => f.write_str(&s),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {:.6}s", self.kind, self.at_s)?;
+        if let Some(n) = self.node {
+            write!(f, " node {n}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
 /// A progress sample.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Sample {
@@ -625,11 +645,7 @@ impl fmt::Display for Report {
             },
         )?;
         for v in &self.violations {
-            writeln!(
-                f,
-                "  {:?} at {:.6}s node {:?}: {}",
-                v.kind, v.at_s, v.node, v.detail
-            )?;
+            writeln!(f, "  {v}")?;
         }
         Ok(())
     }

@@ -266,12 +266,7 @@ pub fn judge(report: &Report) -> Verdict {
         let first = report
             .violations
             .first()
-            .map(|v| {
-                format!(
-                    "{:?} at {:.6}s node {:?}: {}",
-                    v.kind, v.at_s, v.node, v.detail
-                )
-            })
+            .map(ToString::to_string)
             .unwrap_or_default();
         return Verdict::Safety(format!(
             "{} violation(s); first: {first}",

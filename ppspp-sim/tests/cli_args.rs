@@ -161,3 +161,15 @@ fn loss_models_print_in_words() {
     let s = ppspp_sim::net::LossModel::bursty(0.01, 4.0).to_string();
     assert!(s.starts_with("bursty(") && !s.contains('{'), "{s}");
 }
+
+#[test]
+fn violations_print_in_words() {
+    use ppspp_sim::report::{Violation, ViolationKind};
+    let v = Violation {
+        kind: ViolationKind::BadWrite,
+        at_s: 1.5,
+        node: Some(3),
+        detail: "x".into(),
+    };
+    assert_eq!(v.to_string(), "bad_write at 1.500000s node 3: x");
+}
