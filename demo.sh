@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 cargo build --release -q -p ppspp-sim -p ppspp-udp
+bin="${CARGO_TARGET_DIR:-target}/release"
 
 echo "== swarm simulation (ppspp-sim, default scenario)"
-./target/release/ppspp-sim
+"$bin"/ppspp-sim
 
 echo
 echo "== loopback seed and get (ppspp seed / ppspp get, 16 MiB, 1 KiB chunks)"
@@ -22,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 head -c $((16 << 20)) /dev/urandom > "$work/content.bin"
-./target/release/ppspp seed "$work/content.bin" --listen 127.0.0.1:0 > "$work/seed.out" 2> "$work/seed.err" &
+"$bin"/ppspp seed "$work/content.bin" --listen 127.0.0.1:0 > "$work/seed.out" 2> "$work/seed.err" &
 seeder=$!
 for _ in $(seq 100); do
     grep -q '^link ' "$work/seed.out" 2>/dev/null && break
@@ -30,13 +31,13 @@ for _ in $(seq 100); do
 done
 cat "$work/seed.out"
 link=$(sed -n 's/^link //p' "$work/seed.out")
-./target/release/ppspp get "$link" -o "$work/copy.bin" --timeout 60
+"$bin"/ppspp get "$link" -o "$work/copy.bin" --timeout 60
 cmp "$work/content.bin" "$work/copy.bin" && echo "copy is byte-identical"
 
 echo
 echo "== loopback live stream (ppspp live source / ppspp live get, 4 MiB at 1 MB/s, signed munros)"
 head -c $((4 << 20)) /dev/urandom > "$work/stream.bin"
-./target/release/ppspp live source --input "$work/stream.bin" --listen 127.0.0.1:0 --rate 1000000 \
+"$bin"/ppspp live source --input "$work/stream.bin" --listen 127.0.0.1:0 --rate 1000000 \
     > "$work/live.out" 2> "$work/live.err" &
 source_pid=$!
 for _ in $(seq 100); do
@@ -47,7 +48,7 @@ cat "$work/live.out"
 swarm=$(sed -n 's/^swarm //p' "$work/live.out")
 addr=$(sed -n 's/^listening //p' "$work/live.out")
 sleep 1
-./target/release/ppspp live get "$swarm" --peer "$addr" -o "$work/live.bin" --chunks 1024 --duration 30 \
+"$bin"/ppspp live get "$swarm" --peer "$addr" -o "$work/live.bin" --chunks 1024 --duration 30 \
     2> "$work/get.err"
 cat "$work/get.err"
 tune=$(sed -n 's/^tune-in //p' "$work/get.err")

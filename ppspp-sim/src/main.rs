@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
 use indicatif::{ProgressBar, ProgressStyle};
 
 use ppspp_core::time::Duration;
@@ -27,11 +28,9 @@ use ppspp_sim::vopr::{self, Verdict};
 use ppspp_sim::{Progress, Report, Scenario, Simulation};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "ppspp-sim",
-    version,
-    about = "Deterministic PPSPP swarm simulator"
-)]
+#[command(name = "ppspp-sim", version)]
+/// Deterministic PPSPP swarm simulator: thousands of real engines over a simulated network
+/// in virtual time, reproducible from one seed.
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -39,9 +38,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run one scenario.
+    /// Run one scenario (exit 1 on a safety failure or when no leecher completes).
     Run(Box<RunArgs>),
-    /// Randomized fault testing: scenarios drawn from seeds, safety and liveness checked.
+    /// Randomized fault testing: scenarios drawn from seeds, safety and liveness checked
+    /// (exit 1 on any failure; the lines say which seeds and why).
     Vopr(VoprArgs),
     /// The wide-area bench's links (benches/wan.sh): throughput per leecher.
     Wan(wan_cli::WanArgs),
@@ -50,53 +50,54 @@ enum Cmd {
 #[derive(Args, Debug)]
 struct RunArgs {
     /// Leechers.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     peers: u32,
     /// Content size in bytes (suffixes K, M, G: powers of 1024).
-    #[arg(long, default_value = "1M", value_parser = parse_size)]
+    #[arg(long, default_value = "1M", value_parser = ppspp_cli_args::size)]
     content_size: u64,
-    /// Chunk size in bytes.
-    #[arg(long, default_value_t = 1024)]
+    /// Chunk size in bytes (one chunk and its DATA header must fit a 1,472-byte datagram).
+    #[arg(long, default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_SIM_CHUNK)))]
     chunk_size: u32,
     /// Original seeders.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     seeders: u32,
     /// End-to-end random loss probability (0..1).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value = "0.01", value_parser = ppspp_cli_args::probability)]
     loss: f64,
-    /// Bursty (Gilbert-Elliott) loss with this mean burst length in datagrams.
-    #[arg(long)]
+    /// Bursty (Gilbert-Elliott) loss with this mean burst length in datagrams (at least 1).
+    #[arg(long, value_parser = ppspp_cli_args::at_least_one)]
     burst: Option<f64>,
     /// Base one-way latency, ms.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     latency: u64,
     /// Extra one-way latency across the map, ms.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     latency_spread: u64,
     /// Per-packet jitter, ms.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     jitter: u64,
     /// Duplication probability.
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value = "0.001", value_parser = ppspp_cli_args::probability)]
     duplicate: f64,
     /// Leechers' uplink rate, bytes/s (suffixes K, M: powers of 1000).
-    #[arg(long, default_value = "1M", value_parser = parse_rate)]
+    #[arg(long, default_value = "1M", value_parser = ppspp_cli_args::rate)]
     up_rate: u64,
     /// Leechers' downlink rate, bytes/s.
-    #[arg(long, default_value = "8M", value_parser = parse_rate)]
+    #[arg(long, default_value = "8M", value_parser = ppspp_cli_args::rate)]
     down_rate: u64,
     /// Seeders' uplink rate, bytes/s.
-    #[arg(long, default_value = "8M", value_parser = parse_rate)]
+    #[arg(long, default_value = "8M", value_parser = ppspp_cli_args::rate)]
     seeder_rate: u64,
     /// Churn: FRACTION[:OFFLINE_SECS] — a share of leechers leaves once between 2 s and 10 s
     /// after joining; they return after OFFLINE_SECS (never without it). 0 turns churn off.
-    #[arg(long, default_value = "0.1:5")]
-    churn: String,
+    #[arg(long, default_value = "0.1:5", value_parser = parse_churn)]
+    churn: ChurnArg,
     /// Leechers join within this many seconds (0: all at once).
-    #[arg(long, default_value_t = 2.0)]
-    join_window: f64,
+    #[arg(long, default_value = "2", value_parser = ppspp_cli_args::duration_or_zero)]
+    join_window: Duration,
     /// Initial random contacts per leecher.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     contacts: u32,
     /// A partition, AT:UNTIL:MODE in seconds (repeatable). MODE: `split=N` (every node goes to
     /// one of N groups at random), `isolate=N` (N random nodes cut off from everyone) or
@@ -110,14 +111,14 @@ struct RunArgs {
     crashes: Option<Crashes>,
     /// The largest UDP payload the network carries, bytes: larger datagrams are dropped
     /// (endpoints send at most 1,472 and fall back to smaller datagrams when they are lost).
-    #[arg(long, default_value_t = 1500)]
-    mtu: usize,
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u64).range(576..=65_535))]
+    mtu: u64,
     /// A live stream instead of a file: the seeder injects the content at this many bytes per
     /// second (suffixes K, M: powers of 1000), peers tune in and follow it.
-    #[arg(long, value_parser = parse_rate)]
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
     live_rate: Option<u64>,
     /// Simulated time limit, seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     duration: u64,
     /// Run seed.
     #[arg(long, default_value_t = 1)]
@@ -133,74 +134,52 @@ struct RunArgs {
     svg: Option<PathBuf>,
 }
 
+/// The largest chunk the simulated endpoints can send: a 1,472-byte datagram less the channel
+/// ID (4), the DATA message's type, 32-bit chunk range and timestamp (17), and a HAVE or ACK
+/// that may share the datagram (a few bytes more kept spare).
+const MAX_SIM_CHUNK: u32 = 1472 - 4 - 17 - 27;
+
 #[derive(Args, Debug)]
 struct VoprArgs {
     /// First seed (random when absent).
     #[arg(long)]
     seed: Option<u64>,
     /// How many seeds to run (seed, seed+1, ...).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     count: u64,
     /// Print each scenario's report.
     #[arg(long)]
     verbose: bool,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    parse_suffixed(s, 1024)
+/// `--churn`, parsed (`None`: no churn).
+#[derive(Clone, Copy, Debug)]
+struct ChurnArg(Option<Churn>);
+
+fn parse_churn(s: &str) -> Result<ChurnArg, String> {
+    parse_churn_spec(s).map(ChurnArg)
 }
 
-fn parse_rate(s: &str) -> Result<u64, String> {
-    parse_suffixed(s, 1000)
-}
-
-fn parse_suffixed(s: &str, base: u64) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mul) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
-        Some('K') => (&s[..s.len() - 1], base),
-        Some('M') => (&s[..s.len() - 1], base * base),
-        Some('G') => (&s[..s.len() - 1], base * base * base),
-        _ => (s, 1),
+fn parse_churn_spec(s: &str) -> Result<Option<Churn>, String> {
+    let (fraction, offline) = match s.split_once(':') {
+        Some((f, o)) => (f, Some(o)),
+        None => (s, None),
     };
-    let v: f64 = num.parse().map_err(|e| format!("{s}: {e}"))?;
-    if v.is_nan() || v < 0.0 {
-        return Err(format!("{s}: must not be negative"));
-    }
-    Ok((v * mul as f64) as u64)
-}
-
-fn parse_churn(s: &str) -> Result<Option<Churn>, String> {
-    let mut it = s.split(':');
-    let fraction: f64 = it
-        .next()
-        .unwrap_or("0")
-        .parse()
-        .map_err(|e| format!("--churn {s}: {e}"))?;
-    if fraction <= 0.0 {
+    let fraction = ppspp_cli_args::probability(fraction)?;
+    if fraction == 0.0 {
         return Ok(None);
     }
-    let offline = match it.next() {
-        Some(x) => Some(Duration::from_secs_f64(
-            x.parse::<f64>().map_err(|e| format!("--churn {s}: {e}"))?,
-        )),
-        None => None,
-    };
+    let offline = offline.map(secs).transpose()?;
     Ok(Some(Churn {
-        fraction: fraction.min(1.0),
+        fraction,
         from: Duration::from_secs(2),
         to: Duration::from_secs(10),
         offline,
     }))
 }
 
-fn secs(s: &str, what: &str) -> Result<Duration, String> {
-    let v: f64 = s.parse().map_err(|e| format!("{what}: {s}: {e}"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!(
-            "{what}: {s}: must be a non-negative number of seconds"
-        ));
-    }
-    Ok(Duration::from_secs_f64(v))
+fn secs(s: &str) -> Result<Duration, String> {
+    ppspp_cli_args::duration_or_zero(s)
 }
 
 fn parse_partition(s: &str) -> Result<Partition, String> {
@@ -208,12 +187,19 @@ fn parse_partition(s: &str) -> Result<Partition, String> {
     let [at, until, mode] = parts[..] else {
         return Err(format!("--partition {s}: expected AT:UNTIL:MODE"));
     };
-    let (at, until) = (secs(at, "--partition")?, secs(until, "--partition")?);
+    let (at, until) = (secs(at)?, secs(until)?);
     if until <= at {
         return Err(format!("--partition {s}: UNTIL must be after AT"));
     }
-    let count =
-        |v: &str| -> Result<u32, String> { v.parse().map_err(|e| format!("--partition {s}: {e}")) };
+    let count = |v: &str| -> Result<u32, String> {
+        v.parse().map_err(|e| format!("{s}: {e}")).and_then(|n| {
+            if n == 0 {
+                Err(format!("{s}: N must be at least 1"))
+            } else {
+                Ok(n)
+            }
+        })
+    };
     let mode = match mode.split_once('=') {
         Some(("split", n)) => {
             let groups = count(n)?;
@@ -249,7 +235,7 @@ fn parse_crashes(s: &str) -> Result<Crashes, String> {
     let count = fields[0]
         .parse()
         .map_err(|e| format!("--crashes {s}: {e}"))?;
-    let (from, to) = (secs(fields[1], "--crashes")?, secs(fields[2], "--crashes")?);
+    let (from, to) = (secs(fields[1])?, secs(fields[2])?);
     if to < from {
         return Err(format!("--crashes {s}: TO must not be before FROM"));
     }
@@ -257,7 +243,7 @@ fn parse_crashes(s: &str) -> Result<Crashes, String> {
         count,
         from,
         to,
-        down: secs(fields[3], "--crashes")?,
+        down: secs(fields[3])?,
         include_seeders,
     })
 }
@@ -277,11 +263,11 @@ fn scenario(a: &RunArgs) -> Result<Scenario, String> {
         .duplicate(a.duplicate)
         .leecher_rates(a.up_rate, a.down_rate)
         .seeder_rates(a.seeder_rate, a.seeder_rate)
-        .churn(parse_churn(&a.churn)?)
-        .join_window(Duration::from_secs_f64(a.join_window.max(0.0)))
+        .churn(a.churn.0)
+        .join_window(a.join_window)
         .contacts(a.contacts)
         .duration(Duration::from_secs(a.duration))
-        .mtu(a.mtu)
+        .mtu(a.mtu as usize)
         .live(a.live_rate)
         .crashes(a.crashes)
         .check_invariants(!a.no_checks);
@@ -306,7 +292,7 @@ fn run(sc: Scenario, json: Option<PathBuf>, svg: Option<PathBuf>) -> ExitCode {
     let sim = match Simulation::new(sc) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: cannot build the content: {e:?}");
+            eprintln!("error: cannot build the content: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -326,7 +312,14 @@ fn run(sc: Scenario, json: Option<PathBuf>, svg: Option<PathBuf>) -> ExitCode {
     }
     if !report.safe() {
         eprintln!("SAFETY failure; re-run with --seed {}", report.seed);
-        return ExitCode::from(1);
+        return ExitCode::from(ppspp_cli_args::EXIT_FAILED);
+    }
+    if report.peers_complete == 0 {
+        eprintln!(
+            "no leecher completed within the time limit; re-run with --seed {}",
+            report.seed
+        );
+        return ExitCode::from(ppspp_cli_args::EXIT_FAILED);
     }
     ExitCode::SUCCESS
 }
@@ -388,7 +381,7 @@ fn run_with_bar(sim: Simulation) -> Report {
 fn vopr_cmd(a: &VoprArgs) -> ExitCode {
     let first = a.seed.unwrap_or_else(vopr::random_seed);
     let (mut pass, mut safety, mut liveness) = (0u64, 0u64, 0u64);
-    for seed in first..first.saturating_add(a.count.max(1)) {
+    for seed in first..first.saturating_add(a.count) {
         let sc = vopr::scenario(seed);
         eprintln!("SEED={seed} {}", vopr::describe(&sc));
         let (verdict, report) = vopr::run(sc);
@@ -412,24 +405,24 @@ fn vopr_cmd(a: &VoprArgs) -> ExitCode {
         }
     }
     println!("vopr: {pass} passed, {safety} safety failures, {liveness} liveness failures");
-    if safety > 0 {
-        ExitCode::from(1)
-    } else if liveness > 0 {
-        ExitCode::from(2)
+    // One policy for every program of the project: 2 is a usage error, so a liveness
+    // failure is 1 like a safety failure (the lines above say which).
+    if safety > 0 || liveness > 0 {
+        ExitCode::from(ppspp_cli_args::EXIT_FAILED)
     } else {
         ExitCode::SUCCESS
     }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = ppspp_cli_args::parse();
     match cli.cmd {
         None => run(Scenario::default_scenario(), None, None),
         Some(Cmd::Run(a)) => match scenario(&a) {
             Ok(sc) => run(sc, a.json.clone(), a.svg.clone()),
             Err(e) => {
                 eprintln!("error: {e}");
-                ExitCode::from(64)
+                ExitCode::from(ppspp_cli_args::EXIT_USAGE)
             }
         },
         Some(Cmd::Vopr(a)) => vopr_cmd(&a),

@@ -383,6 +383,36 @@ impl Network {
     }
 }
 
+impl std::fmt::Display for LossModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Self::None => f.write_str("none"),
+            Self::Bernoulli { p } => write!(f, "{p}"),
+            Self::GilbertElliott {
+                p_good_to_bad,
+                p_bad_to_good,
+                loss_bad,
+                ..
+            } => write!(
+                f,
+                "bursty(p={p_good_to_bad:.4}, mean burst {:.1}, loss in burst {loss_bad})",
+                1.0 / p_bad_to_good.max(f64::MIN_POSITIVE)
+            ),
+        }
+    }
+}
+
+/// Counters kept by the simulator itself (the network's view).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct NetCounters {
+    pub(crate) sent: u64,
+    pub(crate) sent_bytes: u64,
+    pub(crate) delivered: u64,
+    pub(crate) delivered_bytes: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) dropped: [u64; DropReason::ALL.len()],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,9 +9,8 @@ use serde::Serialize;
 use ppspp_core::EndpointStats;
 use ppspp_core::wire::MessageType;
 
-use crate::net::DropReason;
+use crate::net::{DropReason, NetCounters};
 use crate::scenario::Scenario;
-use crate::sim::NetCounters;
 
 /// Protocol counters summed over every endpoint (every incarnation of every node).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -131,6 +130,26 @@ pub struct Violation {
     pub node: Option<u32>,
     /// Details.
     pub detail: String,
+}
+
+impl fmt::Display for ViolationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The JSON report's name (snake_case), so text and JSON agree.
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::String(s)) => f.write_str(&s),
+            _ => write!(f, "{self:?}"),
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at {:.6}s", self.kind, self.at_s)?;
+        if let Some(n) = self.node {
+            write!(f, " node {n}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
 }
 
 /// A progress sample.
@@ -481,8 +500,9 @@ impl Report {
     }
 }
 
+/// Bytes in MiB, the unit `ppspp` and the simulator's `--content-size` use.
 fn mb(b: u64) -> String {
-    format!("{:.1} MB", b as f64 / 1e6)
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
 impl fmt::Display for Report {
@@ -625,11 +645,7 @@ impl fmt::Display for Report {
             },
         )?;
         for v in &self.violations {
-            writeln!(
-                f,
-                "  {:?} at {:.6}s node {:?}: {}",
-                v.kind, v.at_s, v.node, v.detail
-            )?;
+            writeln!(f, "  {v}")?;
         }
         Ok(())
     }

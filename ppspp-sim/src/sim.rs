@@ -17,7 +17,7 @@ use ppspp_core::{
 use crate::content::{
     Bitmap, SharedLog, StoreCounters, SyntheticContent, SyntheticStore, VerifyingStore,
 };
-use crate::net::{DropReason, LossModel, Network};
+use crate::net::{DropReason, LossModel, NetCounters, Network};
 use crate::report::{ProtocolCounters, Report, Sample, Violation, ViolationKind};
 use crate::rng::{Purpose, SimRng, derive_seed};
 use crate::scenario::{PartitionMode, Scenario};
@@ -166,17 +166,6 @@ struct Node {
     gone: bool,
     rng: SimRng,
     saved_hashes: Vec<(Bin, HashValue)>,
-}
-
-/// Counters kept by the simulator itself (the network's view).
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct NetCounters {
-    pub(crate) sent: u64,
-    pub(crate) sent_bytes: u64,
-    pub(crate) delivered: u64,
-    pub(crate) delivered_bytes: u64,
-    pub(crate) duplicated: u64,
-    pub(crate) dropped: [u64; DropReason::ALL.len()],
 }
 
 /// Progress of a running simulation, for progress bars.

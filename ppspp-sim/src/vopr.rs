@@ -212,7 +212,7 @@ pub fn scenario(seed: u64) -> Scenario {
 /// A one-line description of a scenario.
 pub fn describe(sc: &Scenario) -> String {
     format!(
-        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={:?} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}",
+        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}",
         sc.peers,
         sc.seeders,
         sc.content_size,
@@ -266,12 +266,7 @@ pub fn judge(report: &Report) -> Verdict {
         let first = report
             .violations
             .first()
-            .map(|v| {
-                format!(
-                    "{:?} at {:.6}s node {:?}: {}",
-                    v.kind, v.at_s, v.node, v.detail
-                )
-            })
+            .map(ToString::to_string)
             .unwrap_or_default();
         return Verdict::Safety(format!(
             "{} violation(s); first: {first}",

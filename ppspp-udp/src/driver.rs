@@ -19,7 +19,8 @@ use ppspp_core::time::Instant;
 use ppspp_core::{Endpoint, EndpointConfig, Event};
 
 use crate::clock::Clock;
-use crate::socket::{self, BatchIo, SocketConfig, SocketStats};
+use crate::skeleton::{self, Core, Fill, RECV_BATCHES};
+use crate::socket::{SocketConfig, SocketStats};
 
 const SOCKET: Token = Token(0);
 /// The kernel timer's granularity: epoll sleeps whole milliseconds (see [`Driver::turn`]).
@@ -168,13 +169,10 @@ impl Pacer {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Driver {
-    endpoint: Endpoint,
-    clock: Clock,
+    core: Core,
     socket: mio::net::UdpSocket,
-    io: BatchIo,
     poll: Poll,
     events: Events,
-    local: SocketAddr,
     stop: StopHandle,
     writable_wait: bool,
     pacer: Option<Pacer>,
@@ -186,9 +184,9 @@ pub struct Driver {
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
-            .field("local", &self.local)
-            .field("endpoint", &self.endpoint)
-            .field("io", &self.io)
+            .field("local", &self.core.local)
+            .field("endpoint", &self.core.endpoint)
+            .field("io", &self.core.io)
             .finish_non_exhaustive()
     }
 }
@@ -197,32 +195,25 @@ impl Driver {
     /// Binds a UDP socket to `addr` (port 0 picks a free port; an IPv6 wildcard address also
     /// accepts IPv4) and creates the endpoint.
     pub fn bind(addr: SocketAddr, config: DriverConfig) -> io::Result<Self> {
-        let std_socket = socket::bind(addr, &config.socket)?;
-        let local = std_socket.local_addr()?;
+        let max_send_rate = config.max_send_rate;
+        let (std_socket, core) = Core::bind(addr, config)?;
         let mut socket = mio::net::UdpSocket::from_std(std_socket);
-        let io = BatchIo::new(&socket, &config.socket)?;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let clock = Clock::new();
-        let mut ecfg = config.endpoint;
-        ecfg.unix_time_at_zero(clock.unix_micros_at_zero());
-        let now = clock.now();
-        let pacer = config.max_send_rate.filter(|&r| r > 0).map(|rate| Pacer {
+        let now = core.clock.now();
+        let pacer = max_send_rate.filter(|&r| r > 0).map(|rate| Pacer {
             rate,
             burst: (rate as f64 / 50.0).max(3000.0),
             tokens: 0.0,
             last: now,
         });
         Ok(Self {
-            endpoint: Endpoint::new(ecfg, now),
-            clock,
+            core,
             socket,
-            io,
             poll,
             events: Events::with_capacity(8),
-            local,
             stop: StopHandle {
                 flag: Arc::new(AtomicBool::new(false)),
                 waker,
@@ -237,33 +228,33 @@ impl Driver {
 
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.core.local
     }
 
     /// The current time on the engine's clock.
     pub fn now(&self) -> Instant {
-        self.clock.now()
+        self.core.clock.now()
     }
 
     /// The clock mapping operating-system time to engine time.
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        &self.core.clock
     }
 
     /// The engine.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.core.endpoint
     }
 
     /// The engine, for commands (`add_swarm`, `connect`, `close`, …). Pass
     /// [`Driver::now`] as their time; what they queue is sent at the next turn.
     pub fn endpoint_mut(&mut self) -> &mut Endpoint {
-        &mut self.endpoint
+        &mut self.core.endpoint
     }
 
     /// The next event the engine reported, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.endpoint.poll_event()
+        self.core.endpoint.poll_event()
     }
 
     /// A handle that stops the driver from another thread or a signal handler.
@@ -279,7 +270,7 @@ impl Driver {
     /// Counters of the driver and its socket.
     pub fn stats(&mut self) -> DriverStats {
         DriverStats {
-            socket: self.io.stats(),
+            socket: self.core.io.stats(),
             turns: self.turns,
             rate_limited: self.rate_limited,
             short_waits: self.short_waits,
@@ -291,17 +282,13 @@ impl Driver {
     /// engine, and sends again. Events stay queued for [`Driver::poll_event`].
     pub fn turn(&mut self, max_wait: Duration) -> io::Result<()> {
         self.turns += 1;
-        let now = self.clock.now();
-        let mut next_send = self.transmit(now)?;
-        let now = self.clock.now();
-        let mut deadline = now + max_wait;
-        if let Some(t) = self.endpoint.poll_timeout() {
-            deadline = deadline.min(t);
-        }
-        if let Some(t) = next_send.take() {
-            deadline = deadline.min(t);
-        }
-        let wait = deadline.saturating_duration_since(now);
+        let now = self.core.clock.now();
+        let next_send = self.transmit(now)?;
+        let now = self.core.clock.now();
+        let wait = self
+            .core
+            .deadline(now, max_wait, next_send)
+            .saturating_duration_since(now);
         // epoll waits in whole milliseconds (mio rounds up). A pacing deadline microseconds
         // away therefore sleeps up to a millisecond: the engine's pacer keeps the credit that
         // accrues meanwhile (its bucket holds 2 ms at the pacing rate) and the next turn sends
@@ -314,12 +301,10 @@ impl Driver {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        let mut writable = false;
-        for ev in &self.events {
-            if ev.token() == SOCKET && ev.is_writable() {
-                writable = true;
-            }
-        }
+        let writable = self
+            .events
+            .iter()
+            .any(|ev| ev.token() == SOCKET && ev.is_writable());
         if writable && self.writable_wait {
             self.writable_wait = false;
             self.poll
@@ -327,10 +312,7 @@ impl Driver {
                 .reregister(&mut self.socket, SOCKET, Interest::READABLE)?;
         }
         self.receive()?;
-        let now = self.clock.now();
-        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
-            self.endpoint.handle_timeout(now);
-        }
+        let now = self.core.fire_timer();
         self.transmit(now)?;
         Ok(())
     }
@@ -338,17 +320,13 @@ impl Driver {
     /// Feeds every waiting datagram to the engine (the socket is edge-triggered: read until
     /// it would block), sending between batches so acknowledgements go out promptly.
     fn receive(&mut self) -> io::Result<()> {
-        // Bound the work of one turn so timers and sends are not starved under flood.
-        for _ in 0..64 {
-            let now = self.clock.now();
-            let ep = &mut self.endpoint;
-            match self.io.recv(&self.socket, |from, data| {
-                ep.handle_datagram(now, from, data);
-            }) {
+        for _ in 0..RECV_BATCHES {
+            match self.core.feed(&self.socket) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
             }
+            let now = self.core.clock.now();
             self.transmit(now)?;
         }
         // Still more to read: make sure the next turn does not sleep.
@@ -366,27 +344,21 @@ impl Driver {
             p.refill(now);
         }
         loop {
-            if let Some(p) = &self.pacer {
-                if p.tokens <= 0.0 {
+            let budget = self.pacer.as_mut().map(|p| &mut p.tokens);
+            match self.core.fill(now, budget) {
+                Fill::Drained => break,
+                Fill::Held => {
                     self.rate_limited += 1;
-                    let at = p.ready_at();
+                    let at = self.pacer.as_ref().map(Pacer::ready_at);
                     self.flush()?;
-                    return Ok(Some(at));
+                    return Ok(at);
+                }
+                Fill::BatchFull => {
+                    if !self.flush()? {
+                        return Ok(None);
+                    }
                 }
             }
-            let Some(slot) = self.io.send_slot() else {
-                if !self.flush()? {
-                    return Ok(None);
-                }
-                continue;
-            };
-            let Some(t) = self.endpoint.poll_transmit(now, slot) else {
-                break;
-            };
-            if let Some(p) = &mut self.pacer {
-                p.tokens -= t.size as f64;
-            }
-            self.io.commit(t.destination, t.size);
         }
         self.flush()?;
         Ok(None)
@@ -394,10 +366,10 @@ impl Driver {
 
     /// Sends the batch; `false` if the socket is full (then waits for it to drain).
     fn flush(&mut self) -> io::Result<bool> {
-        if !self.io.has_pending() {
+        if !self.core.io.has_pending() {
             return Ok(true);
         }
-        match self.io.flush(&self.socket) {
+        match self.core.io.flush(&self.socket) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 if !self.writable_wait {
@@ -422,23 +394,14 @@ impl Driver {
         mut f: impl FnMut(&mut Self, Event) -> ControlFlow<T>,
     ) -> io::Result<Option<T>> {
         loop {
-            while let Some(ev) = self.endpoint.poll_event() {
-                if let ControlFlow::Break(v) = f(self, ev) {
-                    return Ok(Some(v));
-                }
+            if let Some(v) = skeleton::drain_events(self, |d| &mut d.core.endpoint, &mut f) {
+                return Ok(Some(v));
             }
             if self.is_stopped() {
                 return Ok(None);
             }
-            let max_wait = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    left
-                }
-                None => Duration::from_secs(3600),
+            let Some(max_wait) = skeleton::time_left(deadline) else {
+                return Ok(None);
             };
             self.turn(max_wait)?;
         }
@@ -449,9 +412,9 @@ impl Driver {
     pub fn flush_pending(&mut self, linger: Duration) -> io::Result<()> {
         let end = std::time::Instant::now() + linger;
         loop {
-            let now = self.clock.now();
+            let now = self.core.clock.now();
             self.transmit(now)?;
-            if !self.io.has_pending() || std::time::Instant::now() >= end {
+            if !self.core.io.has_pending() || std::time::Instant::now() >= end {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -464,11 +427,7 @@ impl Driver {
     /// Closes every channel of every swarm with closing handshakes (RFC 7574 §3.1.1), sends
     /// them, and removes the swarms.
     pub fn shutdown(&mut self) -> io::Result<()> {
-        let now = self.clock.now();
-        let swarms: Vec<_> = self.endpoint.swarms().collect();
-        for s in swarms {
-            self.endpoint.remove_swarm(now, s);
-        }
+        self.core.remove_swarms();
         self.flush_pending(Duration::from_millis(500))
     }
 }

@@ -5,7 +5,8 @@
 //! - [`Driver`]: one endpoint on one non-blocking UDP socket (IPv4 or IPv6), run on the
 //!   calling thread: batched receive (`recvmmsg`, GRO) and send (GSO) through `quinn-udp`,
 //!   large socket buffers, kernel drop counting, an optional send rate limit.
-//! - `tokio` feature: `tokio_driver::AsyncDriver`, the same loop on a tokio runtime.
+//! - `tokio` feature: `tokio_driver::AsyncDriver`, the same loop on a tokio runtime (both
+//!   drivers are one skeleton: only the waiting differs).
 //! - [`store`]: the file-backed chunk stores (a seeder's file; a download's file with a
 //!   resumable state sidecar) and the seeder's tree cache.
 //! - [`link`]: swarm links, `ppspp://HEX?cs=…&peer=…`, carrying what a downloader needs.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod driver;
 pub mod link;
+mod skeleton;
 pub mod socket;
 pub mod store;
 #[cfg(feature = "tokio")]

@@ -53,12 +53,14 @@ fn m74_sha1_root_is_the_libswift_swarm_id() {
 }
 
 #[test]
-fn m74_default_is_sha256_with_1_kib_chunks() {
+fn m74_default_is_sha1_with_1_kib_chunks_as_seed() {
     let file = m74();
-    let expect = "12d0e382fc4a5a8bfca5c693355872fa69d30304ea01fb1c973dc8bad95ce177\n";
+    // The default is `ppspp seed`'s (issue 18: `hash` defaulted to SHA-256, `seed` to SHA-1,
+    // so the same file had two IDs).
     let out = ppspp(&[file.as_os_str()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), expect);
+    assert_eq!(stdout(&out), "c89800bfc82ed01ed6e3bfd5408c51274491f7d4\n");
+    let expect = "12d0e382fc4a5a8bfca5c693355872fa69d30304ea01fb1c973dc8bad95ce177\n";
     let explicit = ppspp(&[
         file.as_os_str(),
         "--chunk-size".as_ref(),
@@ -118,10 +120,11 @@ fn missing_file_is_an_error() {
 }
 
 #[test]
-fn zero_chunk_size_is_an_error() {
+fn zero_chunk_size_is_a_usage_error() {
     let file = m74();
     let out = ppspp(&[file.as_os_str(), "--chunk-size".as_ref(), "0".as_ref()]);
-    assert_eq!(out.status.code(), Some(1));
+    // Exit 2, as in every subcommand (issue 18: it was 1 here, 2 in `get`).
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("chunk-size"), "{err}");

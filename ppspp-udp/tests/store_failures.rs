@@ -91,8 +91,8 @@ fn get(
         "--timeout",
         "20",
         "--quiet",
-        "--state-interval-ms",
-        "20",
+        "--state-interval",
+        "20ms",
     ]);
     // SAFETY: `setup` only makes async-signal-safe system calls (setrlimit, setgid, setuid).
     unsafe { cmd.pre_exec(setup) };

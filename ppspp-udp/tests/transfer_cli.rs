@@ -226,7 +226,7 @@ fn kill_and_restart(name: &str) -> (u64, u64, u64) {
     let state = d.join("out.ppspp-state");
     let mut getter = Command::new(BIN)
         .args(["get", &slow.link, "-o", out.to_str().unwrap(), "--quiet"])
-        .args(["--state-interval-ms", "100"])
+        .args(["--state-interval", "100ms"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

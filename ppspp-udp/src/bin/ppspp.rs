@@ -5,37 +5,65 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use ppspp_udp::cli;
 
-/// PPSPP (RFC 7574) peer-to-peer streaming: tools and a client.
+/// Share and download files and live streams peer to peer with PPSPP (RFC 7574): every
+/// chunk verified against the swarm ID, downloads resumable, interoperable with libswift.
 #[derive(Debug, Parser)]
-#[command(name = "ppspp", version, about)]
+#[command(name = "ppspp", version)]
 struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Decode one datagram given as hex, or every PPSPP datagram of a pcap/pcapng capture,
-    /// and print the messages, one per line.
-    Decode(cli::decode::Args),
-    /// Print the Merkle root hash (the swarm ID) of a file.
-    Hash(cli::hash::Args),
-    /// Publish a file: print its swarm ID, address and link, and serve it until interrupted.
+    /// Publish files (or a directory): print each swarm ID, the address and a link, and
+    /// serve them until interrupted.
     Seed(cli::seed::Args),
     /// Download a swarm from peers, verifying every chunk; resumable.
     Get(cli::get::Args),
     /// Live streaming: inject a stream (`live source`) or join one (`live get`).
     Live(cli::live::Args),
+    /// Print the Merkle root hash (the swarm ID) of a file, as `ppspp seed` would.
+    Hash(cli::hash::Args),
+    /// Decode one datagram given as hex, or every PPSPP datagram of a pcap/pcapng capture,
+    /// and print the messages, one per line.
+    Decode(cli::decode::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) on stdout: `ppspp man > ppspp.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = ppspp_cli_args::parse();
+    cli::logging::init(cli.verbose);
     let code = match cli.command {
         Command::Decode(args) => cli::decode::run(&args),
         Command::Hash(args) => cli::hash::run(&args),
         Command::Seed(args) => cli::seed::run(&args),
         Command::Get(args) => cli::get::run(&args),
         Command::Live(args) => cli::live::run(&args),
+        Command::Completions { shell } => {
+            let mut cmd = ppspp_cli_args::command::<Cli>();
+            clap_complete::generate(shell, &mut cmd, "ppspp", &mut std::io::stdout());
+            0
+        }
+        Command::Man => {
+            let cmd = ppspp_cli_args::command::<Cli>();
+            match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("ppspp man: {e}");
+                    1
+                }
+            }
+        }
     };
     ExitCode::from(code)
 }

@@ -39,7 +39,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
     /// With `--pcap`: only datagrams from or to this UDP port.
-    #[arg(long, value_name = "N", requires = "pcap")]
+    #[arg(long, value_name = "N", requires = "pcap",
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// The chunk addressing method the channel negotiated.
     #[arg(long, default_value = "chunk32", value_parser = parse_addressing)]
@@ -48,13 +49,13 @@ pub struct Args {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u8).range(1..=64))]
     pub hash_len: u8,
     /// The signature length in bytes of SIGNED_INTEGRITY messages (64 for ECDSAP256SHA256).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub signature_len: u16,
     /// The swarm's chunk size: a DATA message holding one full chunk then ends after it, so
-    /// several DATA messages in one datagram are told apart (RFC 7574 §8.6). 0 (the default):
-    /// a DATA message runs to the end of its datagram, as libswift sends them.
-    #[arg(long, default_value_t = 0, value_name = "BYTES")]
-    pub chunk_size: u32,
+    /// several DATA messages in one datagram are told apart (RFC 7574 §8.6). Without it, a
+    /// DATA message runs to the end of its datagram, as libswift sends them.
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..=65_507))]
+    pub chunk_size: Option<u32>,
 }
 
 fn parse_addressing(s: &str) -> Result<ChunkAddressing, String> {
@@ -145,7 +146,7 @@ pub fn run(args: &Args) -> u8 {
         addressing: args.addressing,
         hash_len: usize::from(args.hash_len),
         signature_len: usize::from(args.signature_len),
-        chunk_size: args.chunk_size,
+        chunk_size: args.chunk_size.unwrap_or(0),
     };
     if let Some(path) = &args.pcap {
         return run_pcap(path, args.port, params);

@@ -4,25 +4,33 @@
 //! printed by `ppspp seed` (its `peer=` entries join the `--peer` list).
 //!
 //! Data goes to `OUT.ppspp-part`; the verified chunks and the hashes that verified them are
-//! saved every few seconds (and on Ctrl-C or failure) to `OUT.ppspp-state`, so running the
-//! same command again resumes the download. On completion the data is synced and renamed to
-//! `OUT`, and only then the state file is removed. Exit codes: 0 complete, 1 failure or
-//! timeout (one line on stderr says why), 2 bad arguments, 130 interrupted.
+//! saved every few seconds (and on Ctrl-C or failure) to `OUT.ppspp-state` by a thread of its
+//! own (the network thread only copies a snapshot), so running the same command again
+//! resumes the download. On completion the data is synced and renamed to `OUT`, and only
+//! then the state file is removed. A run that fails before anything verified leaves no
+//! files behind.
+//!
+//! Every wait is bounded: `--timeout` without any verified data (no answer, or only data that
+//! fails verification) ends the run with a line saying which.
 //!
 //! The final summary is one line on stdout:
-//! `complete OUT: N bytes (D downloaded, R resumed) in S s, X MB/s, from P peer(s): ADDR…`.
+//! `complete OUT: N bytes (D downloaded, R resumed) in S s, X MiB/s, from P peer(s): ADDR…`,
+//! or with `--json` one JSON object (per-peer bytes, rates and efficiency included).
 
-use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppspp_core::hash::HashValue;
-use ppspp_core::{Bin, CloseReason, ConnectError, Event, SwarmConfig, SwarmContent, SwarmHandle};
+use ppspp_core::{ConnectError, Event, PickerMode, SwarmConfig, SwarmContent, SwarmHandle};
 
 use crate::cli::interrupt;
-use crate::cli::progress::{Progress, human_bytes, mb_per_s};
+use crate::cli::live::RingStore;
+use crate::cli::progress::{Progress, human_bytes, mib_per_s};
+use crate::cli::saver::{Saver, Snapshot, StateHeader};
+use crate::cli::summary::{PeerBook, Summary, peer_table};
+use crate::cli::{Failure, MAX_CHUNK_SIZE, chunks_of, close_reason, secs};
 use crate::driver::{Driver, DriverConfig};
 use crate::link::SwarmLink;
 use crate::store::seed_cache;
@@ -34,50 +42,40 @@ pub struct Args {
     /// The swarm: a hex swarm ID (20 bytes: SHA-1, 28: SHA-224, 32: SHA-256, 48: SHA-384,
     /// 64: SHA-512) or a `ppspp://` link from `ppspp seed`.
     pub swarm: String,
-    /// A peer to download from (repeatable), e.g. `127.0.0.1:6778` or `[::1]:6778`.
-    #[arg(long = "peer", short = 'p')]
+    /// A peer to download from (repeatable): `127.0.0.1:6778`, `[::1]:6778` or
+    /// `HOST:PORT` (resolved at start).
+    #[arg(long = "peer", short = 'p', value_parser = ppspp_cli_args::peer)]
     pub peers: Vec<SocketAddr>,
-    /// Where to write the content.
+    /// Where to write the content (a file; `-` is refused: chunks arrive out of order).
     #[arg(long, short = 'o')]
     pub output: PathBuf,
     /// The chunk size in bytes (default 1024, or the link's).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK_SIZE)))]
     pub chunk_size: Option<u32>,
     /// The local UDP address (default: any address, a free port).
-    #[arg(long)]
+    #[arg(long, value_parser = ppspp_cli_args::address)]
     pub listen: Option<SocketAddr>,
-    /// Give up when no peer answers, or nothing arrives, for this many seconds.
-    #[arg(long, default_value_t = 30.0)]
-    pub timeout: f64,
-    /// No progress output (errors and the summary still print).
+    /// Give up when no chunk verifies for this long (seconds, or with a unit: 500ms, 2m).
+    #[arg(long, default_value = "30", value_parser = ppspp_cli_args::duration)]
+    pub timeout: Duration,
+    /// No progress output (errors, warnings and the summary still print).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Print the summary as one JSON object on stdout (per-peer bytes, rates, efficiency).
+    #[arg(long)]
+    pub json: bool,
+    /// Print a line per peer (bytes and rates each way, efficiency) after the summary.
+    #[arg(long)]
+    pub peers_table: bool,
     /// Keep serving the content after the download completes, until interrupted.
     #[arg(long)]
     pub seed_after: bool,
-    /// How often to save the resume state, in milliseconds.
-    #[arg(long, default_value_t = 2000, hide = true)]
-    pub state_interval_ms: u64,
-}
-
-/// A failure with its exit code.
-struct Failure {
-    code: u8,
-    message: String,
-}
-
-fn fail(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 1,
-        message: message.into(),
-    }
-}
-
-fn usage(message: impl Into<String>) -> Failure {
-    Failure {
-        code: 2,
-        message: message.into(),
-    }
+    /// Limit the upload (to other peers) to this many bytes per second (suffixes k, M, G).
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
+    pub max_rate: Option<u64>,
+    /// How often to save the resume state (seconds, or with a unit: 500ms).
+    #[arg(long, default_value = "2", value_parser = ppspp_cli_args::duration)]
+    pub state_interval: Duration,
 }
 
 /// Runs `ppspp get`; returns the exit code.
@@ -88,24 +86,259 @@ pub fn run(args: &Args) -> u8 {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     match download(args) {
         Ok(()) => 0,
+        Err(f) => f.report("get"),
+    }
+}
+
+/// What the command line asks for, checked.
+struct Plan {
+    link: SwarmLink,
+    peers: Vec<SocketAddr>,
+    out: PathBuf,
+    state_path: PathBuf,
+    part_path: PathBuf,
+}
+
+fn plan(args: &Args) -> Result<Plan, Failure> {
+    let mut link: SwarmLink = args
+        .swarm
+        .parse()
+        .map_err(|e| Failure::usage(format!("bad swarm {:?}: {e}", args.swarm)))?;
+    if let Some(cs) = args.chunk_size {
+        if link.explicit_chunk_size && cs != link.chunk_size {
+            return Err(Failure::usage(format!(
+                "--chunk-size {cs} contradicts the link's cs={}",
+                link.chunk_size
+            )));
+        }
+        link.chunk_size = cs;
+    }
+    if link.chunk_size == 0 || link.chunk_size > MAX_CHUNK_SIZE {
+        return Err(Failure::usage(format!(
+            "the link's chunk size {} is not in 1..={MAX_CHUNK_SIZE}",
+            link.chunk_size
+        )));
+    }
+    if args.output.as_os_str() == "-" {
+        return Err(Failure::usage(
+            "-o -: ppspp get writes a file (chunks arrive out of order); give a file name",
+        ));
+    }
+    let mut peers: Vec<SocketAddr> = link.peers.clone();
+    for p in &args.peers {
+        if !peers.contains(p) {
+            peers.push(*p);
+        }
+    }
+    if peers.is_empty() {
+        return Err(Failure::usage(
+            "no peer to download from: give --peer ADDR (or a link with peer=)",
+        ));
+    }
+    let out = args.output.clone();
+    Ok(Plan {
+        state_path: with_suffix(&out, STATE_SUFFIX),
+        part_path: with_suffix(&out, PART_SUFFIX),
+        link,
+        peers,
+        out,
+    })
+}
+
+fn download(args: &Args) -> Result<(), Failure> {
+    let plan = plan(args)?;
+    // A finished OUT with no state beside it: nothing to fetch if it is this content.
+    if plan.out.exists() && !plan.state_path.exists() {
+        return already_present(args, &plan);
+    }
+    let resumed = load_resume(args, &plan)?;
+    // Bind before creating any file, so a bind failure leaves nothing behind.
+    let mut driver = bind(args, &plan)?;
+    let peers = crate::cli::reachable(&plan.peers, driver.local_addr());
+    let mut resumed = resumed;
+    if let Some(st) = &mut resumed {
+        if st.size.is_none() && !st.hashes.is_empty() {
+            if !args.quiet {
+                eprintln!("resume: the saved state lacks the content length; asking the peers");
+            }
+            st.size = probe_size(&mut driver, &plan, &peers, args);
+        }
+    }
+    let part_existed = plan.part_path.exists();
+    let store = FileStore::create_download(
+        &plan.part_path,
+        &plan.out,
+        plan.link.chunk_size,
+        resumed.is_some(),
+    )
+    .map_err(Failure::failed)?;
+    let mut guard = PartGuard {
+        part: plan.part_path.clone(),
+        state: plan.state_path.clone(),
+        armed: !part_existed,
+    };
+    let mut session = Session::start(args, &plan, &mut driver, store, resumed.as_ref())?;
+    let r = session.run(&mut driver, &peers);
+    if session.verified_bytes(&driver) > 0 || session.saved_any {
+        guard.armed = false;
+    }
+    match r {
+        Ok(()) => {
+            guard.armed = false;
+            session.complete(args, &plan, driver)
+        }
         Err(f) => {
-            eprintln!("ppspp get: {}", f.message);
-            f.code
+            driver.shutdown().ok();
+            if args.json {
+                crate::cli::say!("{}", session.summary(&driver, &plan, &f).to_json());
+            }
+            Err(f)
         }
     }
 }
 
-/// The peers to contact, as addresses the socket bound to `listen` can reach.
-fn reachable(peers: &[SocketAddr], listen: SocketAddr) -> Vec<SocketAddr> {
-    peers
-        .iter()
-        .map(|p| match (listen, p.ip()) {
-            (SocketAddr::V6(_), IpAddr::V4(a)) => {
-                SocketAddr::new(IpAddr::V6(a.to_ipv6_mapped()), p.port())
+/// Removes the part and state files a failed run created before anything verified.
+struct PartGuard {
+    part: PathBuf,
+    state: PathBuf,
+    armed: bool,
+}
+
+impl Drop for PartGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.part);
+            let _ = std::fs::remove_file(&self.state);
+        }
+    }
+}
+
+/// OUT exists and no state is beside it: succeed if it is this content.
+fn already_present(args: &Args, plan: &Plan) -> Result<(), Failure> {
+    let link = &plan.link;
+    let root =
+        seed_cache::hash_file(&plan.out, link.hash, link.chunk_size).map_err(Failure::failed)?;
+    if root.root_hash() != link.swarm_id {
+        return Err(Failure::failed(format!(
+            "{} already exists and is not this content; remove it or choose another -o",
+            plan.out.display()
+        )));
+    }
+    crate::cli::say!(
+        "complete {}: {} bytes (0 downloaded, already present)",
+        plan.out.display(),
+        root.content_len()
+    );
+    if args.seed_after {
+        return seed_existing(args, Arc::new(root), &plan.out);
+    }
+    Ok(())
+}
+
+/// The resume state beside OUT, if it belongs to this download and its part file exists.
+fn load_resume(args: &Args, plan: &Plan) -> Result<Option<DownloadState>, Failure> {
+    let link = &plan.link;
+    match DownloadState::load(&plan.state_path) {
+        Ok(Some(st)) => {
+            if st.swarm_id != link.swarm_id
+                || st.chunk_size != link.chunk_size
+                || st.hash != link.hash
+            {
+                return Err(Failure::failed(format!(
+                    "{} belongs to another download (swarm {} with {}-byte chunks); remove it, \
+                     or choose another -o",
+                    plan.state_path.display(),
+                    st.swarm_id,
+                    st.chunk_size
+                )));
             }
-            _ => *p,
-        })
-        .collect()
+            if plan.part_path.exists() {
+                return Ok(Some(st));
+            }
+            if !args.quiet {
+                eprintln!(
+                    "note: {} is missing; starting over",
+                    plan.part_path.display()
+                );
+            }
+        }
+        Ok(None) => {}
+        // A damaged state is a warning even with -q: work may be fetched again.
+        Err(e) => eprintln!(
+            "warning: ignoring {}: {e}; starting over",
+            plan.state_path.display()
+        ),
+    }
+    Ok(None)
+}
+
+fn bind(args: &Args, plan: &Plan) -> Result<Driver, Failure> {
+    let listen = args
+        .listen
+        .unwrap_or_else(|| crate::cli::any_addr_for(&plan.peers));
+    let mut cfg = DriverConfig::new();
+    cfg.for_chunk_size(plan.link.chunk_size);
+    cfg.max_send_rate = args.max_rate;
+    Driver::bind(listen, cfg).map_err(|e| Failure::failed(format!("cannot bind {listen}: {e}")))
+}
+
+/// Learns the exact content length from the peers when a resume state lacks it.
+///
+/// The engine rebuilds resumed work only when it knows the content length (the tree's shape
+/// depends on it), and a download started from a bare hex swarm ID learns the length only
+/// when the last chunk verifies. Rather than throw the saved work away, fetch the last chunk
+/// first, into a throwaway store: a swarm picking in order from the last chunk, removed once
+/// the length is known. Bounded by `--timeout`; `None` when no peer told.
+fn probe_size(driver: &mut Driver, plan: &Plan, peers: &[SocketAddr], args: &Args) -> Option<u64> {
+    let link = &plan.link;
+    let mut scfg = SwarmConfig::new(
+        link.swarm_id,
+        link.hash,
+        link.chunk_size,
+        SwarmContent::Empty { size: None },
+    );
+    scfg.addressing(link.addressing)
+        .picker(PickerMode::InOrder { lookahead: 1 });
+    let now = driver.now();
+    let swarm = driver
+        .endpoint_mut()
+        .add_swarm(now, scfg, Box::new(RingStore::new(4)))
+        .ok()?;
+    for p in peers {
+        let now = driver.now();
+        let _ = driver.endpoint_mut().connect(now, swarm, *p);
+    }
+    interrupt::stop_on_ctrl_c(driver.stop_handle());
+    let end = Instant::now() + args.timeout;
+    let mut size = None;
+    let mut sought = false;
+    while Instant::now() < end && !driver.is_stopped() {
+        if driver.turn(Duration::from_millis(50)).is_err() {
+            break;
+        }
+        while let Some(ev) = driver.poll_event() {
+            if let Event::SizeKnown { chunks, .. } = ev {
+                if !sought {
+                    sought = true;
+                    let now = driver.now();
+                    driver
+                        .endpoint_mut()
+                        .seek(now, swarm, chunks.saturating_sub(1));
+                }
+            }
+        }
+        size = driver.endpoint().swarm(swarm).and_then(|s| s.content_len());
+        if size.is_some() {
+            break;
+        }
+    }
+    let now = driver.now();
+    driver.endpoint_mut().remove_swarm(now, swarm);
+    let _ = driver.flush_pending(Duration::from_millis(50));
+    // Drop what the probe reported; the download starts from a clean event queue.
+    while driver.poll_event().is_some() {}
+    tracing::info!(?size, "resume: probed the content length");
+    size
 }
 
 /// Re-reads and re-hashes the chunks a state file claims, keeping those that still match
@@ -143,343 +376,491 @@ fn recheck(state: &DownloadState, store: &FileStore) -> (Vec<std::ops::Range<u64
     (good.ranges().collect(), bytes)
 }
 
-fn download(args: &Args) -> Result<(), Failure> {
-    let mut link: SwarmLink = args
-        .swarm
-        .parse()
-        .map_err(|e| usage(format!("bad swarm {:?}: {e}", args.swarm)))?;
-    if let Some(cs) = args.chunk_size {
-        if link.explicit_chunk_size && cs != link.chunk_size {
-            return Err(usage(format!(
-                "--chunk-size {cs} contradicts the link's cs={}",
-                link.chunk_size
-            )));
-        }
-        if cs == 0 {
-            return Err(usage("--chunk-size must be at least 1"));
-        }
-        link.chunk_size = cs;
-    }
-    let mut peers: Vec<SocketAddr> = link.peers.clone();
-    for p in &args.peers {
-        if !peers.contains(p) {
-            peers.push(*p);
-        }
-    }
-    if peers.is_empty() {
-        return Err(usage(
-            "no peer to download from: give --peer ADDR (or a link with peer=)",
-        ));
-    }
-    if args.timeout.is_nan() || args.timeout <= 0.0 {
-        return Err(usage("--timeout must be positive"));
-    }
-    let timeout = Duration::from_secs_f64(args.timeout);
-    let out = &args.output;
-    let state_path = with_suffix(out, STATE_SUFFIX);
-    let part_path = with_suffix(out, PART_SUFFIX);
-    let started = Instant::now();
-    let progress_quiet = args.quiet;
+/// The state of one download while it runs.
+struct Session {
+    swarm: SwarmHandle,
+    store: FileStore,
+    chunk_size: u64,
+    progress: Progress,
+    book: PeerBook,
+    saver: Option<Saver>,
+    saved_any: bool,
+    ever_connected: bool,
+    integrity_failures: u64,
+    started: Instant,
+    last_progress: Instant,
+    last_save: Instant,
+    last_reconnect: Instant,
+    state_every: Duration,
+    timeout: Duration,
+    complete: bool,
+    size: Option<u64>,
+    /// Bytes the engine kept from the resume state, and what the state claimed.
+    resumed: u64,
+    claimed: u64,
+}
 
-    // A finished OUT with no state beside it: nothing to fetch if it is this content.
-    if out.exists() && !state_path.exists() {
-        let root = seed_cache::hash_file(out, link.hash, link.chunk_size).map_err(fail)?;
-        if root.root_hash() != link.swarm_id {
-            return Err(fail(format!(
-                "{} already exists and is not this content; remove it or choose another -o",
-                out.display()
-            )));
-        }
-        crate::cli::say!(
-            "complete {}: {} bytes (0 downloaded, already present)",
-            out.display(),
-            root.content_len()
-        );
-        if args.seed_after {
-            return seed_existing(args, Arc::new(root), out);
-        }
-        return Ok(());
-    }
-
-    // Resume state.
-    let mut resumed = None;
-    match DownloadState::load(&state_path) {
-        Ok(Some(st)) => {
-            if st.swarm_id != link.swarm_id
-                || st.chunk_size != link.chunk_size
-                || st.hash != link.hash
-            {
-                return Err(fail(format!(
-                    "{} belongs to another download (swarm {} with {}-byte chunks); remove it, \
-                     or choose another -o",
-                    state_path.display(),
-                    st.swarm_id,
-                    st.chunk_size
-                )));
-            }
-            if part_path.exists() {
-                resumed = Some(st);
-            } else if !args.quiet {
-                eprintln!("note: {} is missing; starting over", part_path.display());
-            }
-        }
-        Ok(None) => {}
-        Err(e) => {
-            if !args.quiet {
-                eprintln!(
-                    "warning: ignoring {}: {e}; starting over",
-                    state_path.display()
-                );
-            }
-        }
-    }
-    let store = FileStore::create_download(&part_path, out, link.chunk_size, resumed.is_some())
-        .map_err(fail)?;
-    let mut size = link.size;
-    let (content, resumed_bytes) = match &resumed {
-        Some(st) => {
-            let (verified, bytes) = recheck(st, &store);
-            if size.is_none() {
-                size = st.size;
-            }
-            let end = verified
-                .last()
-                .map_or(0, |r| r.end * u64::from(link.chunk_size));
-            store.set_resumed_end(size.map_or(end, |s| end.min(s)));
-            if !args.quiet {
-                eprintln!(
-                    "resuming: {} verified earlier ({} chunk ranges)",
-                    human_bytes(bytes),
-                    verified.len()
-                );
-            }
-            (
-                SwarmContent::Partial {
-                    size,
-                    verified,
-                    hashes: st.hashes.clone(),
-                },
-                bytes,
-            )
-        }
-        None => (SwarmContent::Empty { size }, 0),
-    };
-    if let Some(s) = size {
-        store.preallocate(s).map_err(fail)?;
-    }
-
-    let listen = args.listen.unwrap_or_else(|| {
-        if peers.iter().all(SocketAddr::is_ipv4) {
-            "0.0.0.0:0".parse().expect("valid address")
-        } else {
-            "[::]:0".parse().expect("valid address")
-        }
-    });
-    let mut cfg = DriverConfig::new();
-    cfg.for_chunk_size(link.chunk_size);
-    let mut driver =
-        Driver::bind(listen, cfg).map_err(|e| fail(format!("cannot bind {listen}: {e}")))?;
-    let peers = reachable(&peers, driver.local_addr());
-    let mut scfg = SwarmConfig::new(link.swarm_id, link.hash, link.chunk_size, content);
-    scfg.addressing(link.addressing);
-    let now = driver.now();
-    let swarm = driver
-        .endpoint_mut()
-        .add_swarm(now, scfg, Box::new(store.clone()))
-        .map_err(|e| fail(format!("cannot start the download: {e}")))?;
-    interrupt::stop_on_ctrl_c(driver.stop_handle());
-    // What the engine itself holds after re-verifying the resume hashes: that, not what the
-    // state file claimed, is what will not be fetched again.
-    let cs64 = u64::from(link.chunk_size);
-    let resumed_bytes = match driver.endpoint().swarm(swarm) {
-        Some(s) if resumed_bytes > 0 => {
-            let n = s.verified().count();
-            let mut b = n * cs64;
-            if let Some(len) = size {
-                let last = len.div_ceil(cs64).saturating_sub(1);
-                if s.verified().contains(last) {
-                    b = b.saturating_sub(last * cs64 + cs64 - len);
+impl Session {
+    /// Adds the swarm (with what a resume state proves) and connects to the peers.
+    fn start(
+        args: &Args,
+        plan: &Plan,
+        driver: &mut Driver,
+        store: FileStore,
+        resumed: Option<&DownloadState>,
+    ) -> Result<Self, Failure> {
+        let link = &plan.link;
+        let cs = u64::from(link.chunk_size);
+        let mut size = link.size;
+        let (content, claimed) = match resumed {
+            Some(st) => {
+                let (verified, bytes) = recheck(st, &store);
+                size = size.or(st.size);
+                let end = verified.last().map_or(0, |r| r.end * cs);
+                store.set_resumed_end(size.map_or(end, |s| end.min(s)));
+                if !args.quiet {
+                    eprintln!(
+                        "resuming: {} verified earlier ({} chunk ranges)",
+                        human_bytes(bytes),
+                        verified.len()
+                    );
                 }
+                let hashes = st.hashes.clone();
+                (
+                    SwarmContent::Partial {
+                        size,
+                        verified,
+                        hashes,
+                    },
+                    bytes,
+                )
             }
-            if b < resumed_bytes && !args.quiet {
-                eprintln!(
-                    "warning: the engine accepted {} of the {} resumed; the rest is fetched again",
-                    human_bytes(b),
-                    human_bytes(resumed_bytes)
-                );
-            }
-            b
+            None => (SwarmContent::Empty { size }, 0),
+        };
+        if let Some(s) = size {
+            store.preallocate(s).map_err(Failure::failed)?;
         }
-        _ => 0,
-    };
-
-    let mut run = Run {
-        swarm,
-        store: store.clone(),
-        chunk_size: u64::from(link.chunk_size),
-        state_path: state_path.clone(),
-        swarm_id: link.swarm_id,
-        link: link.clone(),
-        progress: Progress::new(progress_quiet, resumed_bytes),
-        peers_used: BTreeSet::new(),
-        connected: BTreeSet::new(),
-        ever_connected: false,
-        last_progress: Instant::now(),
-        saved_count: u64::MAX,
-        last_save: Instant::now(),
-        state_every: Duration::from_millis(args.state_interval_ms.max(10)),
-        last_reconnect: Instant::now(),
-        complete: false,
-        size,
-    };
-    if let Some(s) = size {
-        run.progress.set_total(s);
+        let mut scfg = SwarmConfig::new(link.swarm_id, link.hash, link.chunk_size, content);
+        scfg.addressing(link.addressing);
+        let now = driver.now();
+        let swarm = driver
+            .endpoint_mut()
+            .add_swarm(now, scfg, Box::new(store.clone()))
+            .map_err(|e| Failure::failed(format!("cannot start the download: {e}")))?;
+        interrupt::stop_on_ctrl_c(driver.stop_handle());
+        let header = StateHeader {
+            swarm_id: link.swarm_id,
+            hash: link.hash,
+            addressing: link.addressing,
+            chunk_size: link.chunk_size,
+        };
+        let now = Instant::now();
+        let mut s = Self {
+            swarm,
+            saver: Some(Saver::start(plan.state_path.clone(), header, store.clone())),
+            store,
+            chunk_size: cs,
+            progress: Progress::new(args.quiet, 0),
+            book: PeerBook::default(),
+            saved_any: resumed.is_some(),
+            ever_connected: false,
+            integrity_failures: 0,
+            started: now,
+            last_progress: now,
+            last_save: now,
+            last_reconnect: now,
+            state_every: args.state_interval,
+            timeout: args.timeout,
+            complete: false,
+            size,
+            resumed: 0,
+            claimed,
+        };
+        // What the engine itself holds after re-verifying the resume hashes: that, not what
+        // the state file claimed, is what will not be fetched again.
+        s.resumed = if claimed > 0 {
+            s.verified_bytes(driver)
+        } else {
+            0
+        };
+        if s.resumed < claimed {
+            // Not hidden by -q: work is about to be fetched again.
+            eprintln!(
+                "warning: the engine accepted {} of the {} resumed; the rest is fetched again",
+                human_bytes(s.resumed),
+                human_bytes(claimed)
+            );
+        }
+        s.progress = Progress::new(args.quiet, s.resumed);
+        if let Some(sz) = size {
+            s.progress.set_total(sz);
+        }
+        Ok(s)
     }
 
-    let already_complete = driver
-        .endpoint()
-        .swarm(swarm)
-        .is_some_and(|s| s.is_complete());
-    if already_complete {
-        run.complete = true;
-        let len = driver
-            .endpoint()
-            .swarm(swarm)
-            .and_then(|s| s.content_len())
-            .or(size);
-        store.finish(len).map_err(fail)?;
-    } else {
-        for p in &peers {
+    /// Runs the loop until the download completes (`Ok`) or stops (`Err`).
+    fn run(&mut self, driver: &mut Driver, peers: &[SocketAddr]) -> Result<(), Failure> {
+        if self.already_complete(driver)? {
+            return Ok(());
+        }
+        for p in peers {
             let now = driver.now();
-            match driver.endpoint_mut().connect(now, swarm, *p) {
+            match driver.endpoint_mut().connect(now, self.swarm, *p) {
                 Ok(_) | Err(ConnectError::AlreadyConnected) => {}
-                Err(e) => return Err(fail(format!("cannot connect to {p}: {e}"))),
+                Err(e) => return Err(Failure::failed(format!("cannot connect to {p}: {e}"))),
             }
         }
+        let mut trace = crate::cli::trace::StatsTrace::from_env();
+        let mut refreshed = Instant::now();
+        while !self.complete {
+            driver
+                .turn(Duration::from_millis(100))
+                .map_err(|e| Failure::failed(format!("network: {e}")))?;
+            trace.tick(driver, "get");
+            while let Some(ev) = driver.poll_event() {
+                self.on_event(driver, ev)?;
+            }
+            if self.complete {
+                break;
+            }
+            if refreshed.elapsed() >= Duration::from_millis(500) {
+                refreshed = Instant::now();
+                self.book.refresh(driver, self.swarm);
+            }
+            let done = self.verified_bytes(driver);
+            let connected = driver
+                .endpoint()
+                .swarm(self.swarm)
+                .map_or(0, |s| s.connected_peers());
+            self.progress.update(done, connected);
+            if driver.is_stopped() {
+                return Err(self.stop_interrupted(driver, done));
+            }
+            if self.last_save.elapsed() >= self.state_every {
+                self.offer_snapshot(driver);
+            }
+            if self.last_progress.elapsed() >= self.timeout {
+                return Err(self.stop_timed_out(driver, peers, done, connected));
+            }
+            self.reconnect_if_alone(driver, peers);
+        }
+        self.book.refresh(driver, self.swarm);
+        Ok(())
     }
 
-    let mut trace = crate::cli::trace::StatsTrace::from_env();
-    while !run.complete {
-        driver
-            .turn(Duration::from_millis(100))
-            .map_err(|e| fail(format!("network: {e}")))?;
-        trace.tick(&mut driver, "get");
-        while let Some(ev) = driver.poll_event() {
-            run.on_event(&mut driver, ev)?;
+    /// A resumed download that was already whole: finish it without the network.
+    fn already_complete(&mut self, driver: &Driver) -> Result<bool, Failure> {
+        let Some(s) = driver.endpoint().swarm(self.swarm) else {
+            return Ok(false);
+        };
+        if !s.is_complete() {
+            return Ok(false);
         }
-        if run.complete {
-            break;
-        }
-        let done = verified_bytes(&driver, &run);
-        run.progress.update(done, run.connected.len());
-        if driver.is_stopped() {
-            run.progress.finish();
-            let saved = run.save(&driver);
-            driver.shutdown().ok();
-            let how = match saved {
-                Ok(()) => format!(
-                    "state saved to {}; run the same command to resume",
-                    state_path.display()
-                ),
-                Err(e) => format!("could not save the state ({e})"),
-            };
-            return Err(Failure {
-                code: 130,
-                message: format!("interrupted with {} verified; {how}", human_bytes(done)),
-            });
-        }
-        if run.last_save.elapsed() >= run.state_every {
-            if let Err(e) = run.save(&driver) {
-                run.progress.note(&format!("warning: {e}"));
-            }
-        }
-        // Timeouts: silence from every peer, or no progress.
-        let idle = run.last_progress.elapsed();
-        if idle >= timeout {
-            run.progress.finish();
-            let _ = run.save(&driver);
-            driver.shutdown().ok();
-            let secs = args.timeout;
-            let msg = if !run.ever_connected {
-                format!(
-                    "no peer answered within {secs} s (peers: {}); check the swarm ID and the \
-                     peer addresses: a seeder stays silent about swarms it does not have",
-                    list(&peers)
-                )
-            } else {
-                format!(
-                    "no data for {secs} s ({} verified, {} peer(s) connected); state saved, run the \
-                     same command to resume",
-                    human_bytes(done),
-                    run.connected.len()
-                )
-            };
-            return Err(fail(msg));
-        }
-        // Every channel gone: try the configured peers again, once a second.
+        self.complete = true;
+        let len = s.content_len().or(self.size);
+        self.store.finish(len).map_err(Failure::failed)?;
+        Ok(true)
+    }
+
+    /// Every channel gone: try the configured peers again, once a second.
+    fn reconnect_if_alone(&mut self, driver: &mut Driver, peers: &[SocketAddr]) {
         let channels = driver
             .endpoint()
-            .swarm(swarm)
+            .swarm(self.swarm)
             .map_or(0, |s| s.peers().count());
-        if channels == 0 && run.last_reconnect.elapsed() >= Duration::from_secs(1) {
-            run.last_reconnect = Instant::now();
-            for p in &peers {
+        if channels == 0 && self.last_reconnect.elapsed() >= Duration::from_secs(1) {
+            self.last_reconnect = Instant::now();
+            for p in peers {
                 let now = driver.now();
-                let _ = driver.endpoint_mut().connect(now, swarm, *p);
+                let _ = driver.endpoint_mut().connect(now, self.swarm, *p);
             }
         }
     }
 
-    // Complete.
-    run.progress.finish();
-    if let Some(f) = store.failure() {
-        return Err(fail(f));
+    fn on_event(&mut self, driver: &mut Driver, ev: Event) -> Result<(), Failure> {
+        match ev {
+            Event::PeerConnected { remote, .. } => {
+                // Not progress: a peer whose data fails verification reconnects forever.
+                self.ever_connected = true;
+                self.book.connected(remote);
+                tracing::info!(%remote, "peer connected");
+            }
+            Event::PeerClosed { remote, reason, .. } => {
+                self.book.refresh(driver, self.swarm);
+                self.book.closed(remote);
+                tracing::info!(%remote, "peer closed: {}", close_reason(reason));
+            }
+            Event::ChunksVerified { .. } => self.last_progress = Instant::now(),
+            Event::SizeKnown { chunks, bytes, .. } => {
+                let len = bytes.unwrap_or(chunks * self.chunk_size);
+                if bytes.is_some() {
+                    self.size = bytes;
+                }
+                self.progress.set_total(len);
+                if let Err(e) = self.store.preallocate(len) {
+                    return Err(self.stop_failed(driver, e));
+                }
+            }
+            Event::SwarmComplete { .. } => self.complete = true,
+            Event::StoreFailure { error, .. } => {
+                let msg = self.store.failure().unwrap_or_else(|| error.to_string());
+                return Err(self.stop_failed(driver, msg));
+            }
+            Event::IntegrityFailure {
+                remote, bin, error, ..
+            } => {
+                self.integrity_failures += 1;
+                self.progress.note(&format!(
+                    "peer {remote} sent {} that failed verification ({error}); dropped that peer",
+                    chunks_of(bin)
+                ));
+            }
+            _ => {}
+        }
+        Ok(())
     }
-    if !store.is_completed() {
+
+    /// Bytes verified so far (the last chunk counted at its real length once known).
+    fn verified_bytes(&self, driver: &Driver) -> u64 {
+        let Some(s) = driver.endpoint().swarm(self.swarm) else {
+            return 0;
+        };
+        let cs = self.chunk_size;
+        let mut bytes = s.verified().count() * cs;
+        if let (Some(len), Some(chunks)) = (s.content_len().or(self.size), s.chunk_count()) {
+            if chunks > 0 && s.verified().contains(chunks - 1) {
+                bytes = bytes.saturating_sub(chunks * cs - len);
+            }
+        }
+        bytes
+    }
+
+    /// A copy of what the engine verified, for the saver; `None` if nothing changed since
+    /// the last save or nothing is verified.
+    fn snapshot(&self, driver: &Driver) -> Option<Snapshot> {
+        let s = driver.endpoint().swarm(self.swarm)?;
+        let count = s.verified().count();
+        let saved = self.saver.as_ref().map_or(0, |sv| sv.status().saved_count);
+        if self.complete || count == 0 || count == saved {
+            return None;
+        }
+        Some(Snapshot {
+            size: s.content_len().or(self.size),
+            verified: s.verified().ranges().collect(),
+            hashes: s.verified_hashes(),
+            count,
+        })
+    }
+
+    fn offer_snapshot(&mut self, driver: &Driver) {
+        self.last_save = Instant::now();
+        if let (Some(snap), Some(saver)) = (self.snapshot(driver), &self.saver) {
+            if saver.offer(snap) {
+                self.saved_any = true;
+            }
+            // Copying the engine's verified hashes is the one part of a save left on this
+            // thread and costs O(content): keep it under 2% of the time by stretching the
+            // interval after an expensive copy.
+            let cost = self.last_save.elapsed();
+            self.state_every = self.state_every.max(cost * 50);
+            tracing::debug!(
+                micros = cost.as_micros() as u64,
+                next_ms = self.state_every.as_millis() as u64,
+                "network thread: state snapshot handed to the saver"
+            );
+        }
+        if let Some(e) = self.saver.as_ref().and_then(|s| s.status().error) {
+            self.progress.note(&format!("warning: {e}"));
+        }
+    }
+
+    /// Saves the final state and waits for the saver; `Ok(true)` if a state file exists.
+    fn final_save(&mut self, driver: &Driver) -> Result<bool, String> {
+        let snap = self.snapshot(driver);
+        let Some(saver) = self.saver.take() else {
+            return Ok(false);
+        };
+        let st = saver.finish(snap);
+        match st.error {
+            Some(e) => Err(e),
+            None => Ok(st.saved_count > 0 || self.saved_any),
+        }
+    }
+
+    fn stop_interrupted(&mut self, driver: &mut Driver, done: u64) -> Failure {
+        self.progress.finish();
+        let saved = self.final_save(driver);
+        let how = match saved {
+            Ok(true) => "state saved; run the same command to resume".to_string(),
+            Ok(false) => "nothing to save".to_string(),
+            Err(e) => format!("could not save the state ({e})"),
+        };
+        Failure::interrupted(format!(
+            "interrupted with {} verified; {how}",
+            human_bytes(done)
+        ))
+    }
+
+    fn stop_timed_out(
+        &mut self,
+        driver: &mut Driver,
+        peers: &[SocketAddr],
+        done: u64,
+        connected: usize,
+    ) -> Failure {
+        self.progress.finish();
+        let saved = matches!(self.final_save(driver), Ok(true));
+        let t = secs(self.timeout);
+        let msg = if self.integrity_failures > 0 && done == self.resumed {
+            format!(
+                "no chunk verified within {t}: {} piece(s) of data from the peers failed \
+                 verification; check --chunk-size (it must be the seeder's) and the swarm ID",
+                self.integrity_failures
+            )
+        } else if !self.ever_connected {
+            format!(
+                "no peer answered within {t} (peers: {}); either no ppspp is listening there \
+                 or it does not have this swarm (a seeder stays silent about swarms it does \
+                 not have)",
+                list(peers)
+            )
+        } else {
+            format!(
+                "no data for {t} ({} verified, {connected} peer(s) connected){}",
+                human_bytes(done),
+                if saved {
+                    "; state saved, run the same command to resume"
+                } else {
+                    ""
+                }
+            )
+        };
+        Failure::failed(msg)
+    }
+
+    fn stop_failed(&mut self, driver: &mut Driver, msg: String) -> Failure {
+        self.progress.finish();
+        let _ = self.final_save(driver);
+        Failure::failed(msg)
+    }
+
+    fn summary(&self, driver: &Driver, plan: &Plan, failure: &Failure) -> Summary {
+        self.summary_with(driver, plan, Some(failure), self.store.bytes_written())
+    }
+
+    fn summary_with(
+        &self,
+        driver: &Driver,
+        plan: &Plan,
+        failure: Option<&Failure>,
+        downloaded: u64,
+    ) -> Summary {
+        let peers = self.book.totals();
+        let uploaded: u64 = peers.iter().map(|p| p.uploaded).sum();
+        let seconds = self.started.elapsed().as_secs_f64();
+        Summary {
+            status: match failure {
+                None => "complete",
+                Some(f) if f.code == crate::cli::EXIT_INTERRUPTED => "interrupted",
+                Some(_) => "failed",
+            },
+            error: failure.map(|f| f.message.clone()),
+            output: plan.out.display().to_string(),
+            swarm: plan.link.swarm_id.to_string(),
+            size: self.size,
+            verified: self.verified_bytes(driver),
+            downloaded,
+            uploaded,
+            resumed: self.resumed,
+            resume_claimed: self.claimed,
+            ratio: if downloaded == 0 {
+                0.0
+            } else {
+                uploaded as f64 / downloaded as f64
+            },
+            seconds,
+            rate: if seconds > 0.0 {
+                downloaded as f64 / seconds
+            } else {
+                0.0
+            },
+            peers,
+        }
+    }
+
+    /// The download completed: sync and rename, remove the state, print the summary.
+    fn complete(mut self, args: &Args, plan: &Plan, mut driver: Driver) -> Result<(), Failure> {
+        self.progress.finish();
+        // The saver must be idle before the state file goes.
+        if let Some(s) = self.saver.take() {
+            s.finish(None);
+        }
+        if let Some(f) = self.store.failure() {
+            return Err(Failure::failed(f));
+        }
         let len = driver
             .endpoint()
-            .swarm(swarm)
+            .swarm(self.swarm)
             .and_then(|s| s.content_len())
-            .or(size);
-        store.finish(len).map_err(fail)?;
-    }
-    // The data is synced and renamed: now the state file may go.
-    let _ = std::fs::remove_file(&state_path);
-    let total = driver
-        .endpoint()
-        .swarm(swarm)
-        .and_then(|s| s.content_len())
-        .or(size)
-        .unwrap_or(0);
-    let downloaded = store.bytes_written();
-    let elapsed = started.elapsed();
-    crate::cli::say!(
-        "complete {}: {total} bytes ({downloaded} downloaded, {resumed_bytes} resumed) in {:.2} s, \
-         {:.2} MB/s, from {} peer(s): {}",
-        out.display(),
-        elapsed.as_secs_f64(),
-        mb_per_s(downloaded, elapsed),
-        run.peers_used.len(),
-        list(&run.peers_used.iter().copied().collect::<Vec<_>>())
-    );
-    if args.seed_after {
-        eprintln!(
-            "seeding {} at {} until interrupted; link {}",
-            out.display(),
-            driver.local_addr(),
-            {
-                let mut l = run.link.clone();
-                l.size = Some(total);
-                l.peers = vec![crate::cli::seed::advertised(driver.local_addr())];
-                l
+            .or(self.size);
+        if !self.store.is_completed() {
+            self.store.finish(len).map_err(Failure::failed)?;
+        }
+        // The data is synced and renamed: now the state file may go.
+        let _ = std::fs::remove_file(&plan.state_path);
+        let total = len.unwrap_or(0);
+        self.size = Some(total);
+        let downloaded = self.store.bytes_written();
+        if args.json {
+            let s = self.summary_with(&driver, plan, None, downloaded);
+            crate::cli::say!("{}", s.to_json());
+        } else {
+            let elapsed = self.started.elapsed();
+            let sources = self.book.sources();
+            crate::cli::say!(
+                "complete {}: {total} bytes ({downloaded} downloaded, {} resumed) in {:.2} s, \
+                 {:.2} MiB/s, from {} peer(s): {}",
+                plan.out.display(),
+                self.resumed,
+                elapsed.as_secs_f64(),
+                mib_per_s(downloaded, elapsed),
+                sources.len(),
+                list(&sources)
+            );
+            if args.peers_table {
+                let peers = self.book.totals();
+                let up: u64 = peers.iter().map(|p| p.uploaded).sum();
+                crate::cli::say!(
+                    "  total: down {}, up {}, ratio {:.2}",
+                    human_bytes(downloaded),
+                    human_bytes(up),
+                    if downloaded == 0 {
+                        0.0
+                    } else {
+                        up as f64 / downloaded as f64
+                    }
+                );
+                for l in peer_table(&peers) {
+                    crate::cli::say!("{l}");
+                }
             }
-        );
-        driver
-            .run_until(None, |_, _| std::ops::ControlFlow::<()>::Continue(()))
-            .map_err(|e| fail(format!("network: {e}")))?;
+        }
+        if args.seed_after {
+            let mut l = plan.link.clone();
+            l.size = Some(total);
+            l.peers = vec![crate::cli::seed::advertised(driver.local_addr())];
+            eprintln!(
+                "seeding {} at {} until interrupted; link {l}",
+                plan.out.display(),
+                driver.local_addr()
+            );
+            driver
+                .run_until(None, |_, _| std::ops::ControlFlow::<()>::Continue(()))
+                .map_err(|e| Failure::failed(format!("network: {e}")))?;
+        }
+        driver.shutdown().ok();
+        Ok(())
     }
-    driver.shutdown().ok();
-    Ok(())
 }
 
 /// `--seed-after` for content that was already complete.
@@ -488,19 +869,21 @@ fn seed_existing(
     tree: Arc<ppspp_core::merkle::MerkleTree>,
     out: &Path,
 ) -> Result<(), Failure> {
-    let store = FileStore::open_seed(out, tree.chunk_size(), tree.content_len()).map_err(fail)?;
+    let store = FileStore::open_seed(out, tree.chunk_size(), tree.content_len())
+        .map_err(Failure::failed)?;
     let listen = args
         .listen
-        .unwrap_or_else(|| "0.0.0.0:0".parse().expect("valid address"));
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(tree.chunk_size());
-    let mut driver =
-        Driver::bind(listen, cfg).map_err(|e| fail(format!("cannot bind {listen}: {e}")))?;
+    cfg.max_send_rate = args.max_rate;
+    let mut driver = Driver::bind(listen, cfg)
+        .map_err(|e| Failure::failed(format!("cannot bind {listen}: {e}")))?;
     let now = driver.now();
     driver
         .endpoint_mut()
         .add_swarm(now, SwarmConfig::seed(tree), Box::new(store))
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| Failure::failed(e.to_string()))?;
     eprintln!(
         "seeding {} at {} until interrupted",
         out.display(),
@@ -509,7 +892,7 @@ fn seed_existing(
     interrupt::stop_on_ctrl_c(driver.stop_handle());
     driver
         .run_until(None, |_, _| std::ops::ControlFlow::<()>::Continue(()))
-        .map_err(|e| fail(format!("network: {e}")))?;
+        .map_err(|e| Failure::failed(format!("network: {e}")))?;
     driver.shutdown().ok();
     Ok(())
 }
@@ -523,136 +906,4 @@ fn list(peers: &[SocketAddr]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Bytes verified so far (the last chunk counted at its real length once known).
-fn verified_bytes(driver: &Driver, run: &Run) -> u64 {
-    let Some(s) = driver.endpoint().swarm(run.swarm) else {
-        return 0;
-    };
-    let cs = run.chunk_size;
-    let n = s.verified().count();
-    let mut bytes = n * cs;
-    if let (Some(len), Some(chunks)) = (s.content_len().or(run.size), s.chunk_count()) {
-        if chunks > 0 && s.verified().contains(chunks - 1) {
-            bytes = bytes.saturating_sub(chunks * cs - len);
-        }
-    }
-    bytes
-}
-
-/// The state of one download while it runs.
-struct Run {
-    swarm: SwarmHandle,
-    store: FileStore,
-    chunk_size: u64,
-    state_path: PathBuf,
-    swarm_id: HashValue,
-    link: SwarmLink,
-    progress: Progress,
-    peers_used: BTreeSet<SocketAddr>,
-    connected: BTreeSet<SocketAddr>,
-    ever_connected: bool,
-    last_progress: Instant,
-    /// Verified chunks at the last save.
-    saved_count: u64,
-    last_save: Instant,
-    state_every: Duration,
-    last_reconnect: Instant,
-    complete: bool,
-    size: Option<u64>,
-}
-
-impl Run {
-    fn on_event(&mut self, driver: &mut Driver, ev: Event) -> Result<(), Failure> {
-        match ev {
-            Event::PeerConnected { remote, .. } => {
-                self.connected.insert(remote);
-                self.ever_connected = true;
-                self.last_progress = Instant::now();
-            }
-            Event::PeerClosed { remote, reason, .. } => {
-                self.connected.remove(&remote);
-                if reason != CloseReason::HandshakeTimeout {
-                    self.progress
-                        .note(&format!("peer {remote} closed ({reason:?})"));
-                }
-            }
-            Event::ChunksVerified { range, .. } => {
-                self.last_progress = Instant::now();
-                // Only peers that delivered something count as used.
-                let _ = range;
-                if let Some(s) = driver.endpoint().swarm(self.swarm) {
-                    for p in s.peers() {
-                        if let Some(pr) = driver.endpoint().peer(p) {
-                            if pr.stats().content_in > 0 {
-                                self.peers_used.insert(pr.remote());
-                            }
-                        }
-                    }
-                }
-            }
-            Event::SizeKnown { chunks, bytes, .. } => {
-                let len = bytes.unwrap_or(chunks * self.chunk_size);
-                if bytes.is_some() {
-                    self.size = bytes;
-                }
-                self.progress.set_total(len);
-                if let Err(e) = self.store.preallocate(len) {
-                    return Err(self.store_failed(driver, e));
-                }
-            }
-            Event::SwarmComplete { .. } => self.complete = true,
-            Event::StoreFailure { error, .. } => {
-                let msg = self.store.failure().unwrap_or_else(|| error.to_string());
-                return Err(self.store_failed(driver, msg));
-            }
-            Event::IntegrityFailure { remote, bin, .. } => {
-                self.progress.note(&format!(
-                    "peer {remote} sent data for {bin:?} that failed verification; dropped that peer"
-                ));
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn store_failed(&mut self, driver: &mut Driver, msg: String) -> Failure {
-        self.progress.finish();
-        let _ = self.save(driver);
-        driver.shutdown().ok();
-        fail(msg)
-    }
-
-    /// Syncs the data and saves the state sidecar (if anything changed since the last save).
-    fn save(&mut self, driver: &Driver) -> Result<(), String> {
-        self.last_save = Instant::now();
-        if self.complete || self.store.is_completed() {
-            return Ok(());
-        }
-        let Some(s) = driver.endpoint().swarm(self.swarm) else {
-            return Ok(());
-        };
-        let count = s.verified().count();
-        if count == self.saved_count || count == 0 {
-            return Ok(());
-        }
-        // The data first: the state must never claim chunks that are not on disk.
-        self.store.sync()?;
-        let mut hashes: Vec<(Bin, HashValue)> = s.verified_hashes();
-        // Top down: each node after its parent, so a resume can verify them in order.
-        hashes.sort_by_key(|(b, _)| (std::cmp::Reverse(b.layer()), b.raw()));
-        let st = DownloadState {
-            swarm_id: self.swarm_id,
-            hash: self.link.hash,
-            addressing: self.link.addressing,
-            chunk_size: self.chunk_size as u32,
-            size: s.content_len().or(self.size),
-            verified: s.verified().ranges().collect(),
-            hashes,
-        };
-        st.save(&self.state_path).map_err(|e| e.to_string())?;
-        self.saved_count = count;
-        Ok(())
-    }
 }

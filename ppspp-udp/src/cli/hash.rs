@@ -2,8 +2,9 @@
 //!
 //! The file is streamed through a fixed buffer into a root-only
 //! [`MerkleBuilder`], so memory stays constant whatever its size. The root
-//! is printed as lowercase hex on one line (a stable contract: scripts read it). Errors are one line on stderr with
-//! exit code 1.
+//! is printed as lowercase hex on one line. The defaults (SHA-1, 1,024-byte chunks) are
+//! `ppspp seed`'s, so both print the same swarm ID for the same file. Errors are one line on
+//! stderr with exit code 1.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -21,10 +22,12 @@ pub struct Args {
     /// The file to hash.
     pub file: std::path::PathBuf,
     /// The chunk size in bytes.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
     pub chunk_size: u32,
-    /// The Merkle hash function: sha1, sha224, sha256, sha384 or sha512.
-    #[arg(long = "hash", default_value = "sha256")]
+    /// The Merkle hash function: sha1 (the default, as `ppspp seed`), sha224, sha256, sha384
+    /// or sha512.
+    #[arg(long = "hash", default_value = "sha1")]
     pub hash: HashAlgorithm,
 }
 

@@ -9,7 +9,7 @@
 //!   munro it hears of, verifies every chunk against it, writes the stream to OUT (`-`:
 //!   standard output) in order from there, and serves what it holds to other peers. Prints
 //!   `tune-in <chunk>` on stderr. Stops after `--chunks N` chunks, after `--duration SECS`,
-//!   or when interrupted.
+//!   or when interrupted; fails (exit 1, saying why) when nothing arrives for `--timeout`.
 //!
 //! Peers keep only the last `--keep` chunks in memory (what they serve); the output file is
 //! the record.
@@ -27,7 +27,7 @@ use ppspp_core::store::{ChunkStore, StoreError};
 use ppspp_core::wire::{ChunkAddressing, SignatureAlgorithm};
 use ppspp_core::{Event, SwarmConfig};
 
-use crate::cli::interrupt;
+use crate::cli::{Failure, MAX_CHUNK_SIZE, close_reason, interrupt, secs};
 use crate::driver::{Driver, DriverConfig, os_seed};
 
 /// Arguments of `ppspp live`.
@@ -51,10 +51,11 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StreamArgs {
     /// Chunk size in bytes.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK_SIZE)))]
     pub chunk_size: u32,
     /// Chunks per signed munro (a power of two, at least 2; libswift uses 32).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(2..=65536))]
     pub chunks_per_sig: u64,
     /// What a munro signature covers: `rfc` (RFC 7574 §6.1.2.2: chunk range, NTP timestamp,
     /// hash) or `libswift` (the hash alone, Unix-µs timestamps; what libswift peers need).
@@ -62,7 +63,7 @@ pub struct StreamArgs {
     pub form: SignedForm,
     /// Keep this many of the newest chunks to serve to other peers (the live discard window
     /// announced to them; the store holds a munro or two more).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
     pub keep: u64,
 }
 
@@ -73,7 +74,7 @@ pub struct SourceArgs {
     #[arg(long, default_value = "-")]
     pub input: String,
     /// The UDP address to listen on.
-    #[arg(long, default_value = "0.0.0.0:6778")]
+    #[arg(long, default_value = "0.0.0.0:6778", value_parser = ppspp_cli_args::address)]
     pub listen: SocketAddr,
     /// The signing key: read from this file if it exists (hex of the secret), otherwise
     /// made from fresh randomness and written there. Without it, a new key (and swarm ID)
@@ -84,9 +85,13 @@ pub struct SourceArgs {
     /// ed25519 (15).
     #[arg(long, default_value = "ecdsa-p256", value_parser = parse_alg)]
     pub algorithm: SignatureAlgorithm,
-    /// Inject at most this many bytes per second (0: as fast as the input comes).
-    #[arg(long, default_value_t = 0)]
-    pub rate: u64,
+    /// Inject at most this many bytes per second (suffixes k, M, G; default: as fast as the
+    /// input comes).
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
+    pub rate: Option<u64>,
+    /// Limit the upload to this many bytes per second (suffixes k, M, G).
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
+    pub max_rate: Option<u64>,
     /// The stream's parameters.
     #[command(flatten)]
     pub stream: StreamArgs,
@@ -98,24 +103,27 @@ pub struct GetArgs {
     /// The swarm ID (hex of the algorithm byte and public key), as `ppspp live source`
     /// prints it.
     pub swarm: String,
-    /// A peer to join through (repeatable).
-    #[arg(long = "peer", required = true)]
+    /// A peer to join through (repeatable): `IP:PORT` or `HOST:PORT`.
+    #[arg(long = "peer", required = true, value_parser = ppspp_cli_args::peer)]
     pub peers: Vec<SocketAddr>,
     /// Write the stream here, from the tune-in point on (`-`: standard output).
     #[arg(short = 'o', long = "output")]
     pub output: String,
     /// The UDP address to listen on.
-    #[arg(long, default_value = "0.0.0.0:0")]
+    #[arg(long, default_value = "0.0.0.0:0", value_parser = ppspp_cli_args::address)]
     pub listen: SocketAddr,
     /// Stop after writing this many chunks.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1 << 48))]
     pub chunks: Option<u64>,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    pub duration: Option<f64>,
-    /// Drop signed munros older than this many seconds (RFC 7574 §6.1.2.4).
-    #[arg(long)]
-    pub max_age: Option<f64>,
+    /// Stop after this long (seconds, or with a unit: 500ms, 2m).
+    #[arg(long, value_parser = ppspp_cli_args::duration)]
+    pub duration: Option<Duration>,
+    /// Fail when no chunk arrives for this long (seconds, or with a unit).
+    #[arg(long, default_value = "30", value_parser = ppspp_cli_args::duration)]
+    pub timeout: Duration,
+    /// Drop signed munros older than this (seconds, or with a unit; RFC 7574 §6.1.2.4).
+    #[arg(long, value_parser = ppspp_cli_args::duration)]
+    pub max_age: Option<Duration>,
     /// The stream's parameters.
     #[command(flatten)]
     pub stream: StreamArgs,
@@ -141,7 +149,7 @@ fn parse_alg(s: &str) -> Result<SignatureAlgorithm, String> {
 }
 
 impl StreamArgs {
-    fn params(&self) -> Result<LiveParams, String> {
+    fn params(&self) -> Result<LiveParams, Failure> {
         let p = LiveParams {
             chunk_size: self.chunk_size,
             nchunks_per_sig: self.chunks_per_sig,
@@ -149,11 +157,10 @@ impl StreamArgs {
             hash: HashAlgorithm::Sha1,
             form: self.form,
         };
-        if self.chunk_size == 0 {
-            return Err("--chunk-size must be positive".into());
-        }
         if self.chunks_per_sig < 2 || !self.chunks_per_sig.is_power_of_two() {
-            return Err("--chunks-per-sig must be a power of two, at least 2".into());
+            return Err(Failure::usage(
+                "--chunks-per-sig must be a power of two, at least 2",
+            ));
         }
         Ok(p)
     }
@@ -252,10 +259,7 @@ pub fn run(args: &Args) -> u8 {
     };
     match res {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("ppspp live: {e}");
-            1
-        }
+        Err(f) => f.report("live"),
     }
 }
 
@@ -342,13 +346,16 @@ fn reader(input: &str, size: usize) -> Result<mpsc::Receiver<Vec<u8>>, String> {
     Ok(rx)
 }
 
-fn source(a: &SourceArgs) -> Result<u8, String> {
+fn source(a: &SourceArgs) -> Result<u8, Failure> {
     let params = a.stream.params()?;
+    // The input first: nothing is announced for a stream that cannot be read.
+    let rx = reader(&a.input, params.chunk_size as usize)?;
     let key = load_key(a)?;
     let id = key.swarm_id();
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
+    cfg.max_send_rate = a.max_rate;
     let mut driver =
         Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let local = driver.local_addr();
@@ -363,7 +370,6 @@ fn source(a: &SourceArgs) -> Result<u8, String> {
     interrupt::stop_on_ctrl_c(driver.stop_handle());
     crate::cli::say!("swarm {id}");
     crate::cli::say!("listening {local}");
-    let rx = reader(&a.input, params.chunk_size as usize)?;
     let started = std::time::Instant::now();
     let mut pushed: u64 = 0;
     let mut input_open = true;
@@ -375,7 +381,7 @@ fn source(a: &SourceArgs) -> Result<u8, String> {
             match ev {
                 Event::PeerConnected { remote, .. } => eprintln!("peer {remote} connected"),
                 Event::PeerClosed { remote, reason, .. } => {
-                    eprintln!("peer {remote} left ({reason:?})");
+                    eprintln!("peer {remote} left ({})", close_reason(reason));
                 }
                 _ => {}
             }
@@ -383,7 +389,10 @@ fn source(a: &SourceArgs) -> Result<u8, String> {
         while input_open {
             // Pace the injection when a rate is set.
             let bytes = pushed * u64::from(params.chunk_size);
-            if let Some(due) = (bytes * 1_000_000).checked_div(a.rate) {
+            if let Some(due) = a
+                .rate
+                .and_then(|r| bytes.saturating_mul(1_000_000).checked_div(r))
+            {
                 if started.elapsed() < Duration::from_micros(due) {
                     break;
                 }
@@ -415,10 +424,35 @@ fn source(a: &SourceArgs) -> Result<u8, String> {
     Ok(0)
 }
 
-fn get(a: &GetArgs) -> Result<u8, String> {
+fn get(a: &GetArgs) -> Result<u8, Failure> {
     let params = a.stream.params()?;
-    let id = LiveSwarmId::from_hex(a.swarm.trim()).map_err(|e| format!("swarm ID: {e}"))?;
-    let v = verifier(&id).map_err(|e| format!("swarm ID: {e}"))?;
+    let id = LiveSwarmId::from_hex(a.swarm.trim())
+        .map_err(|e| Failure::usage(format!("swarm ID: {e}")))?;
+    let v = verifier(&id).map_err(|e| Failure::usage(format!("swarm ID: {e}")))?;
+    let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
+    let mut cfg = DriverConfig::new();
+    cfg.for_chunk_size(params.chunk_size);
+    let mut driver =
+        Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let now = driver.now();
+    let mut scfg = SwarmConfig::live(id, params, v);
+    scfg.live_max_age(a.max_age)
+        .live_discard_window(Some(a.stream.keep));
+    let swarm = driver
+        .endpoint_mut()
+        .add_swarm(now, scfg, Box::new(store.clone()))
+        .map_err(|e| e.to_string())?;
+    for p in &a.peers {
+        let now = driver.now();
+        driver
+            .endpoint_mut()
+            .connect(now, swarm, *p)
+            .map_err(|e| format!("{p}: {e}"))?;
+    }
+    interrupt::stop_on_ctrl_c(driver.stop_handle());
+    // The output last, so a failure to start leaves no file; a file this run created and
+    // never wrote to is removed again.
+    let created = a.output != "-" && !std::path::Path::new(&a.output).exists();
     let out: Box<dyn Write + Send> = if a.output == "-" {
         Box::new(std::io::stdout())
     } else {
@@ -430,35 +464,32 @@ fn get(a: &GetArgs) -> Result<u8, String> {
     // network loop: chunks wait in a short queue, and what does not fit waits in the store
     // (and is skipped once the store lets it go).
     let (tx, writer) = spawn_writer(out, a.output.clone());
-    let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
-    let mut cfg = DriverConfig::new();
-    cfg.for_chunk_size(params.chunk_size);
-    let mut driver =
-        Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
-    let now = driver.now();
-    let mut scfg = SwarmConfig::live(id, params, v);
-    scfg.live_max_age(a.max_age.map(Duration::from_secs_f64))
-        .live_discard_window(Some(a.stream.keep));
-    let swarm = driver
-        .endpoint_mut()
-        .add_swarm(now, scfg, Box::new(store.clone()))
-        .map_err(|e| e.to_string())?;
-    for p in &a.peers {
-        let now = driver.now();
-        driver
-            .endpoint_mut()
-            .connect(now, swarm, *p)
-            .map_err(|e| format!("{p}: {e:?}"))?;
-    }
-    interrupt::stop_on_ctrl_c(driver.stop_handle());
-    let deadline = a
-        .duration
-        .map(|d| std::time::Instant::now() + Duration::from_secs_f64(d));
+    let deadline = a.duration.map(|d| std::time::Instant::now() + d);
     let mut next: Option<u64> = None;
     let mut written: u64 = 0;
     let mut failures = 0u64;
+    let mut connected = false;
+    let mut last_data = std::time::Instant::now();
+    let mut stopped_why: Option<String> = None;
     loop {
         if driver.is_stopped() || deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+        if last_data.elapsed() >= a.timeout {
+            stopped_why = Some(if connected {
+                format!("no chunk arrived for {}", secs(a.timeout))
+            } else {
+                format!(
+                    "no peer answered within {} (peers: {}); is the source running, with this \
+                     swarm ID?",
+                    secs(a.timeout),
+                    a.peers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
             break;
         }
         if a.chunks.is_some_and(|n| written >= n) {
@@ -471,10 +502,12 @@ fn get(a: &GetArgs) -> Result<u8, String> {
             match ev {
                 Event::IntegrityFailure { remote, error, .. } => {
                     failures += 1;
-                    eprintln!("peer {remote} sent bad content ({error:?}); dropped it");
+                    eprintln!("peer {remote} sent bad content ({error}); dropped it");
                 }
+                Event::PeerConnected { .. } => connected = true,
+                Event::ChunksVerified { .. } => last_data = std::time::Instant::now(),
                 Event::PeerClosed { remote, reason, .. } => {
-                    eprintln!("peer {remote} left ({reason:?})");
+                    eprintln!("peer {remote} left ({})", close_reason(reason));
                 }
                 _ => {}
             }
@@ -525,6 +558,7 @@ fn get(a: &GetArgs) -> Result<u8, String> {
         .unwrap_or_else(|_| Err("output writer panicked".into()));
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
     write_result?;
+    let interrupted = driver.is_stopped();
     eprintln!(
         "wrote {written} chunks ({} bytes){}",
         written * u64::from(params.chunk_size),
@@ -534,5 +568,24 @@ fn get(a: &GetArgs) -> Result<u8, String> {
             String::new()
         }
     );
-    Ok(if written > 0 { 0 } else { 1 })
+    if written == 0 && created {
+        let _ = std::fs::remove_file(&a.output);
+    }
+    if let Some(why) = stopped_why {
+        return Err(Failure::failed(format!("{why}; wrote {written} chunks")));
+    }
+    if interrupted {
+        return Ok(crate::cli::EXIT_INTERRUPTED);
+    }
+    if written == 0 {
+        return Err(Failure::failed(format!(
+            "nothing to write: {}",
+            if connected {
+                "no chunk verified before the end"
+            } else {
+                "no peer answered"
+            }
+        )));
+    }
+    Ok(0)
 }

@@ -44,15 +44,25 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// A rate in decimal megabytes per second.
-pub fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+/// A rate in mebibytes per second (the unit every `ppspp` message uses).
+pub fn mib_per_s(bytes: u64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s <= 0.0 {
         0.0
     } else {
-        bytes as f64 / s / 1e6
+        bytes as f64 / s / MIB
     }
 }
+
+/// A rate in bytes per second for people: `1.2 MiB/s`.
+pub fn human_rate(bytes_per_s: f64) -> String {
+    if !bytes_per_s.is_finite() || bytes_per_s <= 0.0 {
+        return "0 B/s".into();
+    }
+    format!("{}/s", human_bytes(bytes_per_s as u64))
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
 
 impl Progress {
     /// Progress on stderr: a bar if stderr is a terminal, plain lines if not, or nothing.
@@ -62,6 +72,8 @@ impl Progress {
         } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(spinner_style());
+            // The rate and the estimate are ours (see `message`): indicatif's own would count
+            // resumed bytes as if they had arrived in the first instant.
             bar.set_position(already);
             bar.enable_steady_tick(Duration::from_millis(200));
             Kind::Bar(bar)
@@ -110,11 +122,12 @@ impl Progress {
                 self.samples.pop_front();
             }
         }
+        let rate = self.rate();
         match &mut self.kind {
             Kind::Quiet => {}
             Kind::Bar(b) => {
                 b.set_position(done);
-                b.set_message(format!("{peers} peer(s)"));
+                b.set_message(message(rate, self.total, done, peers));
             }
             Kind::Plain { last } => {
                 if now.duration_since(*last) >= PLAIN_EVERY {
@@ -150,13 +163,8 @@ impl Progress {
             };
             s.push_str(&format!(" / {} ({pct:.1}%)", human_bytes(t)));
         }
-        s.push_str(&format!(", {:.2} MB/s, {} peer(s)", rate / 1e6, self.peers));
-        if let Some(t) = self.total {
-            if rate > 0.0 && t > self.done {
-                let eta = (t - self.done) as f64 / rate;
-                s.push_str(&format!(", eta {eta:.0} s"));
-            }
-        }
+        s.push_str(", ");
+        s.push_str(&message(rate, self.total, self.done, self.peers));
         s.push_str(&format!(
             ", {:.0} s elapsed",
             self.start.elapsed().as_secs_f64()
@@ -181,19 +189,35 @@ impl Progress {
     }
 }
 
+/// The rate (measured on this run's bytes only), peers and time left.
+fn message(rate: f64, total: Option<u64>, done: u64, peers: usize) -> String {
+    let mut s = format!("{}, {peers} peer(s)", human_rate(rate));
+    if let Some(t) = total {
+        if rate > 0.0 && t > done {
+            let eta = (t - done) as f64 / rate;
+            s.push_str(&format!(", eta {eta:.0} s"));
+        }
+    }
+    s
+}
+
+fn spinner_template() -> &'static str {
+    "{spinner} {bytes} verified, {msg}, {elapsed}"
+}
+
+fn bar_template() -> &'static str {
+    "{bar:30.cyan/blue} {bytes}/{total_bytes} {msg}"
+}
+
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{spinner} {bytes} verified, {binary_bytes_per_sec}, {msg}, {elapsed}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+    ProgressStyle::with_template(spinner_template())
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{bar:30.cyan/blue} {bytes}/{total_bytes} {binary_bytes_per_sec}, {msg}, eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("=> ")
+    ProgressStyle::with_template(bar_template())
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 #[cfg(test)]
@@ -205,8 +229,9 @@ mod tests {
         assert_eq!(human_bytes(1), "1 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(64 << 20), "64.0 MiB");
-        assert!((mb_per_s(2_000_000, Duration::from_secs(2)) - 1.0).abs() < 1e-9);
-        assert_eq!(mb_per_s(5, Duration::ZERO), 0.0);
+        assert!((mib_per_s(2 << 20, Duration::from_secs(2)) - 1.0).abs() < 1e-9);
+        assert_eq!(mib_per_s(5, Duration::ZERO), 0.0);
+        assert_eq!(human_rate(1536.0), "1.5 KiB/s");
     }
 
     #[test]
@@ -216,5 +241,18 @@ mod tests {
         p.update(500, 2);
         let l = p.line();
         assert!(l.contains("50.0%") && l.contains("2 peer(s)"), "{l}");
+    }
+
+    /// Issue 18: after a resume the bar showed 2.34 TiB/s and `eta 0s` (indicatif counted the
+    /// resumed bytes as just arrived). The rate counts this run's bytes only.
+    #[test]
+    fn resumed_bytes_are_not_a_rate() {
+        let mut p = Progress::new(true, 100 << 20);
+        p.set_total(200 << 20);
+        p.update(100 << 20, 1);
+        assert_eq!(p.rate(), 0.0);
+        let l = p.line();
+        assert!(l.contains("0 B/s") && !l.contains("eta"), "{l}");
+        assert!(!spinner_template().contains("bytes_per_sec") && !bar_template().contains("eta"));
     }
 }

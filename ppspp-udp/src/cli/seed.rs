@@ -1,9 +1,14 @@
-//! `ppspp seed FILE`: publish a file and serve it until interrupted.
+//! `ppspp seed FILE…`: publish files (or every file of a directory) and serve them until
+//! interrupted.
 //!
 //! Prints on stdout, one per line: `swarm <hex>`, `listening <addr>` and
 //! `link <ppspp://…>` (a [swarm link](crate::link) a downloader can pass to `ppspp get`
-//! as is). Peers connecting and leaving are noted on stderr. Ctrl-C closes every channel
-//! with a closing handshake and exits 0; a second Ctrl-C exits at once.
+//! as is); with several files, one `swarm` and one `link` line per file in the order given
+//! (a directory's files in name order), and `listening` once, after the first `swarm`.
+//! Every file is its own swarm on the one UDP socket. Peers connecting and leaving are noted
+//! on stderr. Ctrl-C closes every channel with a closing handshake, prints what was served to
+//! each peer (bytes, rates, efficiency) on stderr and exits 0 (serving until interrupted is
+//! the normal end); a second Ctrl-C exits at once.
 //!
 //! The file's Merkle tree is cached beside it in `FILE.ppspp-seed` (leaf hashes, size,
 //! modification time), so a restart does not hash unchanged content again; a changed file
@@ -12,14 +17,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::{Event, SwarmConfig};
 
-use crate::cli::interrupt;
+use crate::cli::summary::{PeerBook, peer_table};
+use crate::cli::{Failure, MAX_CHUNK_SIZE, close_reason, interrupt};
 use crate::driver::{Driver, DriverConfig};
 use crate::link::{SwarmLink, parse_addressing};
 use crate::store::FileStore;
@@ -28,14 +34,17 @@ use crate::store::seed_cache::{self, TreeSource};
 /// Arguments of `ppspp seed`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The file to publish.
-    pub file: PathBuf,
+    /// The files to publish; a directory publishes each regular file in it (not its
+    /// subdirectories, nor ppspp's own `.ppspp-*` files).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
     /// The UDP address to listen on (port 0 picks a free port; `[::]:PORT` for IPv6 and
     /// IPv4).
-    #[arg(long, default_value = "0.0.0.0:6778")]
+    #[arg(long, default_value = "0.0.0.0:6778", value_parser = ppspp_cli_args::address)]
     pub listen: SocketAddr,
     /// The chunk size in bytes.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK_SIZE)))]
     pub chunk_size: u32,
     /// The Merkle hash function: sha1 (the default, for libswift compatibility), sha224,
     /// sha256, sha384 or sha512. Downloaders infer it from the swarm ID's length.
@@ -51,8 +60,8 @@ pub struct Args {
     /// Print nothing but the swarm, listening and link lines.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Limit the upload to this many bytes per second (testing aid).
-    #[arg(long, hide = true)]
+    /// Limit the upload to this many bytes per second (suffixes k, M, G: 500k, 2M).
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
 }
 
@@ -75,26 +84,55 @@ pub fn advertised(local: SocketAddr) -> SocketAddr {
 pub fn run(args: &Args) -> u8 {
     match serve(args) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("ppspp seed: {e}");
-            1
-        }
+        Err(f) => f.report("seed"),
     }
 }
 
-fn serve(args: &Args) -> Result<u8, String> {
+/// The files named on the command line, directories expanded (sorted by name).
+fn files(args: &Args) -> Result<Vec<PathBuf>, Failure> {
+    let mut out = Vec::new();
+    for f in &args.files {
+        if !f.is_dir() {
+            out.push(f.clone());
+            continue;
+        }
+        let rd = std::fs::read_dir(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let mut inside: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                !p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(".ppspp-"))
+            })
+            .collect();
+        inside.sort();
+        if inside.is_empty() {
+            return Err(Failure::failed(format!(
+                "{}: no file to publish",
+                f.display()
+            )));
+        }
+        out.extend(inside);
+    }
+    Ok(out)
+}
+
+/// Loads (or hashes) one file's tree, saying which on stderr.
+fn tree_of(args: &Args, file: &Path) -> Result<Arc<ppspp_core::merkle::MerkleTree>, String> {
     let started = std::time::Instant::now();
-    let seed = seed_cache::load_or_hash(&args.file, args.hash, args.chunk_size, !args.no_cache)?;
+    let seed = seed_cache::load_or_hash(file, args.hash, args.chunk_size, !args.no_cache)?;
     if !args.quiet {
         match seed.source {
             TreeSource::Cache => eprintln!(
                 "tree of {} loaded from {}",
-                args.file.display(),
-                seed_cache::cache_path(&args.file).display()
+                file.display(),
+                seed_cache::cache_path(file).display()
             ),
             TreeSource::Hashed => eprintln!(
                 "hashed {} ({} bytes) in {:.2} s",
-                args.file.display(),
+                file.display(),
                 seed.tree.content_len(),
                 started.elapsed().as_secs_f64()
             ),
@@ -103,31 +141,51 @@ fn serve(args: &Args) -> Result<u8, String> {
             eprintln!("warning: {w}");
         }
     }
-    let tree = Arc::new(seed.tree);
-    let store = FileStore::open_seed(&args.file, tree.chunk_size(), tree.content_len())?;
+    Ok(Arc::new(seed.tree))
+}
+
+fn serve(args: &Args) -> Result<u8, Failure> {
+    let files = files(args)?;
+    let mut trees = Vec::with_capacity(files.len());
+    let mut stores = Vec::with_capacity(files.len());
+    for f in &files {
+        let tree = tree_of(args, f).map_err(|e| format!("{}: {e}", f.display()))?;
+        stores.push(FileStore::open_seed(
+            f,
+            tree.chunk_size(),
+            tree.content_len(),
+        )?);
+        trees.push(tree);
+    }
     let mut cfg = DriverConfig::new();
     cfg.max_send_rate = args.max_rate;
-    cfg.for_chunk_size(tree.chunk_size());
+    cfg.for_chunk_size(args.chunk_size);
     let mut driver = Driver::bind(args.listen, cfg)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = driver.local_addr();
-    let mut scfg = SwarmConfig::seed(tree.clone());
-    scfg.addressing(args.cam);
-    let now = driver.now();
-    let swarm = driver
-        .endpoint_mut()
-        .add_swarm(now, scfg, Box::new(store.clone()))
-        .map_err(|e| e.to_string())?;
-    let mut link = SwarmLink::new(tree.root_hash()).map_err(|e| e.to_string())?;
-    link.chunk_size = tree.chunk_size();
-    link.addressing = args.cam;
-    link.size = Some(tree.content_len());
-    link.peers.push(advertised(local));
     // Before the lines a supervisor waits for, so an early Ctrl-C is handled too.
     interrupt::stop_on_ctrl_c(driver.stop_handle());
-    crate::cli::say!("swarm {}", tree.root_hash());
-    crate::cli::say!("listening {local}");
-    crate::cli::say!("link {link}");
+    let mut handles = Vec::with_capacity(trees.len());
+    for (i, (tree, store)) in trees.iter().zip(&stores).enumerate() {
+        let mut scfg = SwarmConfig::seed(tree.clone());
+        scfg.addressing(args.cam);
+        let now = driver.now();
+        let h = driver
+            .endpoint_mut()
+            .add_swarm(now, scfg, Box::new(store.clone()))
+            .map_err(|e| format!("{}: {e}", files[i].display()))?;
+        handles.push(h);
+        let mut link = SwarmLink::new(tree.root_hash()).map_err(|e| e.to_string())?;
+        link.chunk_size = tree.chunk_size();
+        link.addressing = args.cam;
+        link.size = Some(tree.content_len());
+        link.peers.push(advertised(local));
+        crate::cli::say!("swarm {}", tree.root_hash());
+        if i == 0 {
+            crate::cli::say!("listening {local}");
+        }
+        crate::cli::say!("link {link}");
+    }
     if !args.quiet && local.ip().is_unspecified() {
         eprintln!(
             "(the link names {}; other hosts use this host's address with port {})",
@@ -136,20 +194,30 @@ fn serve(args: &Args) -> Result<u8, String> {
         );
     }
     let quiet = args.quiet;
+    let mut book = PeerBook::default();
     let mut trace = crate::cli::trace::StatsTrace::from_env();
     let outcome = loop {
-        let deadline = trace.deadline();
+        // Wake at least twice a second to read the peers' counters: a closed channel's are
+        // gone by the time its PeerClosed arrives.
+        let refresh_at = std::time::Instant::now() + Duration::from_millis(500);
+        let deadline = Some(trace.deadline().map_or(refresh_at, |t| t.min(refresh_at)));
         let outcome = driver
             .run_until(deadline, |_, ev| {
                 match ev {
-                    Event::PeerConnected { remote, .. } if !quiet => {
-                        eprintln!("peer {remote} connected")
+                    Event::PeerConnected { remote, .. } => {
+                        book.connected(remote);
+                        if !quiet {
+                            eprintln!("peer {remote} connected");
+                        }
                     }
-                    Event::PeerClosed { remote, reason, .. } if !quiet => {
-                        eprintln!("peer {remote} left ({reason:?})");
+                    Event::PeerClosed { remote, reason, .. } => {
+                        book.closed(remote);
+                        if !quiet {
+                            eprintln!("peer {remote} left ({})", close_reason(reason));
+                        }
                     }
-                    Event::StoreFailure { swarm: s, error } if s == swarm => {
-                        return ControlFlow::Break(error.to_string());
+                    Event::StoreFailure { swarm, error } => {
+                        return ControlFlow::Break((swarm, error.to_string()));
                     }
                     _ => {}
                 }
@@ -159,18 +227,44 @@ fn serve(args: &Args) -> Result<u8, String> {
         if outcome.is_some() || driver.is_stopped() {
             break outcome;
         }
+        for h in &handles {
+            book.refresh(&driver, *h);
+        }
         trace.tick(&mut driver, "seed");
     };
-    let channels = driver
+    let channels: usize = driver
         .endpoint()
-        .swarm(swarm)
-        .map_or(0, |s| s.peers().count());
+        .swarms()
+        .filter_map(|s| driver.endpoint().swarm(s))
+        .map(|s| s.peers().count())
+        .sum();
+    for h in &handles {
+        book.refresh(&driver, *h);
+    }
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    if !quiet {
+        let peers = book.totals();
+        let up: u64 = peers.iter().map(|p| p.uploaded).sum();
+        eprintln!(
+            "served {} to {} peer(s)",
+            crate::cli::progress::human_bytes(up),
+            peers.len()
+        );
+        for l in peer_table(&peers) {
+            eprintln!("{l}");
+        }
+    }
     match outcome {
-        Some(failure) => {
+        Some((swarm, failure)) => {
             // Give the closing handshakes a moment on the wire before exiting.
             std::thread::sleep(Duration::from_millis(20));
-            Err(store.failure().unwrap_or(failure))
+            let store = handles
+                .iter()
+                .position(|&h| h == swarm)
+                .and_then(|i| stores.get(i));
+            Err(Failure::failed(
+                store.and_then(FileStore::failure).unwrap_or(failure),
+            ))
         }
         None => {
             if !quiet {

@@ -60,7 +60,7 @@ impl StatsTrace {
         let secs = elapsed.as_secs_f64();
         let mut line = format!(
             "[{label} {:.3}] turns {} short {} ratelim {} | in {} out {} dgrams, recv calls {} send \
-             calls {} | drops {:?} | data out {} retx {} | MB/s in {:.1} out {:.1}",
+             calls {} | kernel drops {} | data out {} retx {} | MiB/s in {:.1} out {:.1}",
             self.start.elapsed().as_secs_f64(),
             d.turns - self.prev.turns,
             d.short_waits - self.prev.short_waits,
@@ -69,11 +69,12 @@ impl StatsTrace {
             s.datagrams_out - p.datagrams_out,
             s.recv_calls - p.recv_calls,
             s.send_calls - p.send_calls,
-            s.kernel_drops,
+            s.kernel_drops
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
             data_out - self.prev_data_out,
             es.data_retransmissions - self.prev_retx,
-            (es.bytes_in - self.prev_bytes.0) as f64 * 1.0e-6 / secs,
-            (es.bytes_out - self.prev_bytes.1) as f64 * 1.0e-6 / secs,
+            (es.bytes_in - self.prev_bytes.0) as f64 / MIB / secs,
+            (es.bytes_out - self.prev_bytes.1) as f64 / MIB / secs,
         );
         self.prev_bytes = (es.bytes_in, es.bytes_out);
         self.prev_data_out = data_out;
@@ -85,12 +86,15 @@ impl StatsTrace {
                 for peer in sr.peers() {
                     if let Some(pr) = ep.peer(peer) {
                         let cs = pr.stats();
+                        let rtt = cs.rtt.map_or_else(
+                            || "unmeasured".to_string(),
+                            |r| format!("{:.1} ms", r.as_secs_f64() * 1e3),
+                        );
                         line.push_str(&format!(
-                            " | {} cwnd {} flight {} rtt {:?}",
+                            " | {} cwnd {} flight {} rtt {rtt}",
                             pr.remote(),
                             cs.cwnd,
                             cs.in_flight,
-                            cs.rtt
                         ));
                     }
                 }
@@ -99,3 +103,5 @@ impl StatsTrace {
         eprintln!("{line}");
     }
 }
+
+const MIB: f64 = 1024.0 * 1024.0;

@@ -196,17 +196,34 @@ impl FileStore {
     }
 
     /// Flushes written chunks to stable storage (before a state sidecar claims them).
+    ///
+    /// The fsync runs without the store's lock held (on a duplicate of the file descriptor),
+    /// so the network thread, which writes and reads chunks through the same store, is not
+    /// held up while a saver thread waits for the disk.
     pub fn sync(&self) -> Result<(), String> {
-        let mut g = self.lock();
-        g.flush_writes()?;
-        if let Mode::Download { dirty, .. } = &mut g.mode {
-            if *dirty {
-                *dirty = false;
-                let r = g.file.sync_data();
-                return r.map_err(|e| io_message("syncing", &g.path, &e));
+        let (file, path) = {
+            let mut g = self.lock();
+            g.flush_writes()?;
+            match &mut g.mode {
+                Mode::Download { dirty, .. } if *dirty => *dirty = false,
+                _ => return Ok(()),
+            }
+            let file = g
+                .file
+                .try_clone()
+                .map_err(|e| io_message("syncing", &g.path, &e))?;
+            (file, g.path.clone())
+        };
+        let r = file
+            .sync_data()
+            .map_err(|e| io_message("syncing", &path, &e));
+        if r.is_err() {
+            // Not synced after all: the next sync must try again.
+            if let Mode::Download { dirty, .. } = &mut self.lock().mode {
+                *dirty = true;
             }
         }
-        Ok(())
+        r
     }
 
     /// Reads `buf.len()` bytes at `offset` (for re-verifying a resumed download).
