@@ -555,6 +555,8 @@ fn large_windows_still_grow_by_fractions() {
 fn config_defaults() {
     // The default: RFC 6817 with the delay-gated changes.
     let d = LedbatConfig::default();
+    assert_eq!(d.target, Duration::from_millis(60));
+    assert!(d.multiplicative_decrease);
     assert_eq!(d.init_cwnd, 10);
     assert_eq!(d.slow_start_exit_permille, 250);
     assert_eq!(d.regrow_below_permille, 100);
@@ -562,6 +564,7 @@ fn config_defaults() {
     // LEDBAT as specified.
     let c = LedbatConfig::rfc6817();
     assert_eq!((c.regrow_below_permille, c.quiet_loss_permille), (0, 500));
+    assert!(!c.multiplicative_decrease);
     assert_eq!(c.target, Duration::from_millis(100));
     assert_eq!((c.gain_permille, c.decrease_gain_permille), (1_000, 1_000));
     assert_eq!(c.allowed_increase, 1);
@@ -905,4 +908,34 @@ fn rfc6817_halves_on_every_loss_and_never_regrows_in_slow_start() {
         d.on_ack(now, MSS, Some(10_000), &rtt);
     }
     assert!(d.in_slow_start());
+}
+
+#[test]
+fn a_queue_above_target_shrinks_the_default_window_in_proportion() {
+    // 120 ms of queue against a 60 ms TARGET: a round trip of ACKs takes the default window
+    // down by half (the cap); RFC 6817's additive decrease takes it down by about one MSS.
+    let rtt = rtt_of(100);
+    let shrink = |cfg: LedbatConfig| {
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        set_window(&mut l, 200 * MSS);
+        l.slow_start = false;
+        let mut now = Instant::ZERO;
+        l.on_sent(now, 200 * MSS);
+        // Base delay 10 ms, then 120 ms of queue on every sample.
+        l.on_ack(now, MSS, Some(10_000), &rtt);
+        for _ in 0..4 {
+            l.on_ack(now, MSS, Some(130_000), &rtt);
+        }
+        let before = l.window();
+        // One window's worth of ACKs: a round trip.
+        for _ in 0..200 {
+            now += Duration::from_micros(500);
+            l.on_ack(now, MSS, Some(130_000), &rtt);
+        }
+        (before, l.window())
+    };
+    let (before, after) = shrink(LedbatConfig::new());
+    assert!(after <= before * 6 / 10, "default: {before} -> {after}");
+    let (before, after) = shrink(LedbatConfig::rfc6817());
+    assert!(after + 2 * MSS >= before, "RFC 6817: {before} -> {after}");
 }
