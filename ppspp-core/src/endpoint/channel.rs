@@ -3,20 +3,28 @@
 use super::announce::Announce;
 use super::choke::ChokeState;
 use super::download::Download;
+use super::error::ConnectError;
 use super::handshake::HandshakeState;
 use super::live_swarm::LiveChannel;
 use super::loss::Flight;
 use super::mtu::PathMtu;
 use super::pex::PexState;
+use super::swarm::Swarm;
 use super::table::ChunkHash;
 use super::upload::Upload;
+use super::{download::release, pex, table};
 use crate::binmap::Binmap;
 use crate::congestion::Controller;
+use crate::event::{CloseReason, Event, PeerHandle};
+use crate::rtt::RttConfig;
 use crate::rtt::RttEstimator;
 use crate::stats::{ChannelStats, MessageCounts};
+use crate::time::Duration;
 use crate::time::Instant;
+use crate::wire::ChannelId;
 use crate::wire::{MessageType, WireParams};
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::net::SocketAddr;
 
 /// Which side opened the channel.
@@ -271,6 +279,120 @@ impl Channel {
             || self.choke.send_choke.is_some()
             || self.pex.send_pex_req
             || !self.pex.pex_replies.is_empty()
+    }
+}
+
+/// The channel table: allocation (slot in the low 16 bits of the ID, random high bits, a keyed
+/// permutation on the wire) and release (closing handshake, slot freed, requests released).
+impl super::Endpoint {
+    pub(super) fn alloc_channel(
+        &mut self,
+        swarm: usize,
+        remote: SocketAddr,
+        role: Role,
+        wire: WireParams,
+    ) -> Result<u32, ConnectError> {
+        if self.live_channels >= self.cfg.max_channels {
+            return Err(ConnectError::TooManyChannels);
+        }
+        let slot = match self.free_slots.pop() {
+            Some(s) => s as usize,
+            None if self.channels.len() < 0x1_0000 => {
+                self.channels.push(None);
+                self.channels.len() - 1
+            }
+            None => return Err(ConnectError::TooManyChannels),
+        };
+        // The high 16 bits are random; the low 16 bits index the slot, so a datagram finds its
+        // channel in O(1). The network sees the ID through a keyed permutation (RFC 7574
+        // §12.1, R-8.3-a: unpredictable IDs), never 0 (the handshake's channel).
+        let mut id;
+        loop {
+            id = (self.rng.next_u32() & 0xFFFF_0000) | slot as u32;
+            if id != 0 && self.id_cipher.encrypt(id) != 0 {
+                break;
+            }
+        }
+        let mss = self.cfg.max_datagram_size as u64;
+        let cc = self.cfg.congestion.build(self.now, mss);
+        let mut ch = Channel::new(id, swarm, remote, role, wire, cc, self.now, self.chunk_hash);
+        ch.wire_id = self.id_cipher.encrypt(id);
+        let mut rc = RttConfig::default();
+        rc.min_rto(Duration::from_millis(200));
+        ch.rtt = RttEstimator::new(rc);
+        ch.hs.hs_attempts = 0;
+        // Announcing starts with the whole map when the channel is established; the log
+        // before this point is already in it.
+        ch.ann.have_seq = self.swarms[swarm].as_ref().map_or(0, Swarm::have_log_end);
+        self.channels[slot] = Some(Box::new(ch));
+        self.live_channels += 1;
+        if let Some(s) = self.swarms.get_mut(swarm).and_then(Option::as_mut) {
+            s.channels.insert(id);
+        }
+        Ok(id)
+    }
+
+    /// Frees a channel. With `notify`, a closing handshake is sent if the peer knows us.
+    pub(crate) fn close_channel(&mut self, id: u32, reason: CloseReason, notify: bool) {
+        let slot = (id & 0xFFFF) as usize;
+        // Check the ID before taking: a stale ID must not free the slot's new occupant.
+        if self.chan(id).is_none() {
+            return;
+        }
+        let Some(ch) = self.channels.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        self.live_channels -= 1;
+        if notify && ch.peer_id != 0 {
+            // Closing handshake: source channel 0, empty option list (R-3.1.1-p, R-3.1.1-q).
+            let closing = crate::wire::Message::Handshake(crate::wire::Handshake {
+                source_channel: ChannelId(0),
+                options: crate::wire::ProtocolOptions::default(),
+            });
+            let mut d = alloc::vec![0u8; 16];
+            if let Ok(n) = crate::wire::encode_datagram(
+                ChannelId(ch.peer_id),
+                [&closing],
+                &WireParams::default(),
+                &mut d,
+            ) {
+                d.truncate(n);
+                self.raw_out.push_back((ch.remote, d));
+            }
+        }
+        self.free_slots.push(slot as u16);
+        if ch.role == Role::Responder {
+            self.handshakes.remove(&(ch.remote, ch.peer_id));
+        }
+        let swarm_idx = ch.swarm;
+        let mut released = Vec::new();
+        if let Some(s) = self.swarms.get_mut(swarm_idx).and_then(Option::as_mut) {
+            s.channels.remove(&id);
+            s.unchoked.remove(&id);
+            if s.optimistic == Some(id) {
+                s.optimistic = None;
+            }
+            if ch.is_established() {
+                s.add_avail(&ch.peer_have, -1);
+            }
+            pex::remember_lost(s, &ch, reason, self.now);
+            for c in table::sorted_keys(&ch.down.requested) {
+                release(s, c);
+                released.push(c);
+            }
+            if ch.is_established() || ch.role == Role::Initiator {
+                self.events.push_back(Event::PeerClosed {
+                    swarm: s.handle,
+                    peer: PeerHandle(id),
+                    remote: ch.remote,
+                    reason,
+                    stats: Box::new(ch.public_stats()),
+                });
+            }
+            if !released.is_empty() {
+                self.offer_released(swarm_idx, &released, id);
+            }
+        }
     }
 }
 
