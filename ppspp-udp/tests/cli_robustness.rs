@@ -3,7 +3,7 @@
 //! what it can prove. Each test names the defect it pins down.
 
 mod common;
-use common::{Killed, free_port, tmpdir};
+use common::{Killed, content, free_port, tmpdir};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -95,18 +95,6 @@ fn seed(file: &Path, extra: &[&str]) -> Seeder {
         addr,
         link,
     }
-}
-
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 fn one_line_usage(r: &Run, what: &str) {

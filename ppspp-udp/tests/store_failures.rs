@@ -8,6 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+mod common;
+
 use ppspp_udp::store::{DownloadState, PART_SUFFIX, STATE_SUFFIX, with_suffix};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ppspp");
@@ -22,15 +24,7 @@ fn tmpdir(name: &str) -> PathBuf {
 
 /// Deterministic incompressible bytes.
 fn content(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::content(len, 0x9E37_79B9_7F4A_7C15)
 }
 
 fn is_root() -> bool {

@@ -45,3 +45,16 @@ pub(crate) fn libswift() -> Option<PathBuf> {
         }
     }
 }
+
+/// Deterministic incompressible bytes (xorshift64 from `seed`).
+pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
