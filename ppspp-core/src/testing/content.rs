@@ -17,7 +17,7 @@ use crate::hash::HashAlgorithm;
 use crate::merkle::{BuildError, MerkleBuilder, MerkleTree};
 use crate::rand::Rng;
 
-/// `len` bytes of the seeded generator's output for `seed` ([`Rng::seed_from_u64`]): the same
+/// `len` bytes of the seeded generator's output for `seed` (the crate's seeded ChaCha generator): the same
 /// bytes on every run and every platform, and incompressible.
 pub fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut r = Rng::seed_from_u64(seed);

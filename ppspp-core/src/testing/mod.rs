@@ -12,7 +12,7 @@
 //!   configuration): a test configuration and one-call swarms.
 //!
 //! Like the rest of the crate it needs only `alloc`: no clock, no OS randomness (every draw
-//! comes from a seeded [`Rng`](crate::rand::Rng)), no threads.
+//! comes from a seeded ChaCha generator), no threads.
 
 mod content;
 mod net;
