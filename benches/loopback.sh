@@ -73,17 +73,8 @@ cpu_of() {
     awk -v u="${f[13]}" -v s="${f[14]}" -v t="$TICK" 'BEGIN { printf "%.3f", (u + s) / t }'
 }
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-# Waits until FILE has a line matching REGEX (the process PID must stay alive).
-wait_line() {
-    local file=$1 regex=$2 pid=$3 t
-    for ((t = 0; t < 1200; t++)); do
-        grep -qE "$regex" "$file" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { echo "process $pid died:" >&2; tail -5 "$file" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "timed out waiting for /$regex/ in $file" >&2
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh # wait_line
 
 # ---- 1. raw UDP -------------------------------------------------------------------------
 # Receiver's bits/s of an unlimited-rate UDP stream of LEN-byte datagrams, as MB/s.

@@ -151,17 +151,8 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 # not through this function: `$!` must be the process itself, not a subshell.
 nsx() { local i=$1; shift; ip netns exec "$NS$i" "$@"; }
 addr() { echo "$NET.$(($1 + 1))"; }
-# Waits until FILE has a line matching REGEX (the process PID must stay alive).
-wait_line() {
-    local file=$1 regex=$2 pid=$3 t
-    for ((t = 0; t < 1200; t++)); do
-        grep -qE "$regex" "$file" 2>/dev/null && return 0
-        kill -0 "$pid" 2>/dev/null || { echo "process $pid died:" >&2; tail -5 "$file" >&2; return 1; }
-        sleep 0.1
-    done
-    echo "timed out waiting for /$regex/ in $file" >&2
-    return 1
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh # wait_line
 
 # net_up LINK HOSTS: namespaces joined through the emulator.
 net_up() {

@@ -1,0 +1,14 @@
+# Shell helpers shared by the bench scripts (sourced, not run).
+
+# wait_line FILE REGEX PID: waits until FILE has a line matching REGEX, while PID stays alive
+# (at most 120 s).
+wait_line() {
+    local file=$1 regex=$2 pid=$3 t
+    for ((t = 0; t < 1200; t++)); do
+        grep -qE "$regex" "$file" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || { echo "process $pid died:" >&2; tail -5 "$file" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "timed out waiting for /$regex/ in $file" >&2
+    return 1
+}
