@@ -245,6 +245,32 @@ pub(crate) struct Flight {
 }
 
 impl Flight {
+    /// Records the DATA of `chunk` sent at `now`: `bytes` of DATA and hashes in a datagram of
+    /// `size` bytes, a retransmission or not.
+    pub(crate) fn on_sent(
+        &mut self,
+        chunk: u64,
+        now: Instant,
+        bytes: u64,
+        size: usize,
+        retransmit: bool,
+    ) {
+        self.send_seq += 1;
+        self.in_flight.insert(
+            chunk,
+            Sent {
+                at: now,
+                bytes,
+                seq: self.send_seq,
+                retransmitted: retransmit,
+                size: u16::try_from(size).unwrap_or(u16::MAX),
+            },
+        );
+        self.in_flight_map.insert(chunk);
+        self.sent_order.push(self.send_seq, chunk);
+        self.lost.remove(chunk);
+    }
+
     pub(crate) fn new(now: Instant, hash: ChunkHash) -> Self {
         Self {
             in_flight: chunk_map(hash),

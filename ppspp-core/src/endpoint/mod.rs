@@ -225,49 +225,7 @@ impl Endpoint {
             ));
         }
         let mut have = Binmap::new();
-        let live_tree = match &cfg.live {
-            None => None,
-            Some(l) => Some(match &l.signer {
-                Some(signer) => Tree::Live(Box::new(
-                    crate::live::LiveSource::new(l.params, signer.clone())
-                        .map_err(|_| SwarmError::InvalidConfig("live parameters"))?,
-                )),
-                None => {
-                    l.params
-                        .munro_layer()
-                        .map_err(|_| SwarmError::InvalidConfig("live parameters"))?;
-                    let t = PartialTree::anchored(l.params.hash, l.params.chunk_size)
-                        .map_err(|_| SwarmError::InvalidConfig("chunk size"))?;
-                    Tree::Partial(Box::new(t))
-                }
-            }),
-        };
-        let tree = match (live_tree, &cfg.content) {
-            (Some(t), _) => t,
-            (None, content) => match content {
-                SwarmContent::Complete(t) => {
-                    if t.root_hash() != cfg.swarm_id || t.chunk_size() != cfg.chunk_size {
-                        return Err(SwarmError::InvalidConfig("tree does not match the swarm"));
-                    }
-                    have.insert_range(0..t.chunk_count());
-                    Tree::Full(t.clone())
-                }
-                SwarmContent::Empty { size } => {
-                    let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
-                    let t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
-                        .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
-                    Tree::Partial(Box::new(t))
-                }
-                SwarmContent::Partial {
-                    size,
-                    verified,
-                    hashes,
-                } => {
-                    let t = resume_tree(&cfg, *size, verified, hashes, &mut *store, &mut have)?;
-                    Tree::Partial(Box::new(t))
-                }
-            },
-        };
+        let tree = build_tree(&cfg, &mut *store, &mut have)?;
         let idx = match self.swarms.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -557,4 +515,57 @@ fn hash_key(seed: [u8; 32]) -> u64 {
     s[31] ^= 0xA5;
     s[0] ^= 0x3C;
     Rng::from_seed(s).next_u64()
+}
+
+/// The tree a new swarm starts with: a live injector's growing tree, a live peer's anchored
+/// one, a seeder's complete one (every chunk in `have`), an empty one, or one rebuilt from
+/// resume data (what checks out goes in `have`).
+fn build_tree(
+    cfg: &SwarmConfig,
+    store: &mut dyn ChunkStore,
+    have: &mut Binmap,
+) -> Result<Tree, SwarmError> {
+    let live_tree = match &cfg.live {
+        None => None,
+        Some(l) => Some(match &l.signer {
+            Some(signer) => Tree::Live(Box::new(
+                crate::live::LiveSource::new(l.params, signer.clone())
+                    .map_err(|_| SwarmError::InvalidConfig("live parameters"))?,
+            )),
+            None => {
+                l.params
+                    .munro_layer()
+                    .map_err(|_| SwarmError::InvalidConfig("live parameters"))?;
+                let t = PartialTree::anchored(l.params.hash, l.params.chunk_size)
+                    .map_err(|_| SwarmError::InvalidConfig("chunk size"))?;
+                Tree::Partial(Box::new(t))
+            }
+        }),
+    };
+    Ok(match (live_tree, &cfg.content) {
+        (Some(t), _) => t,
+        (None, content) => match content {
+            SwarmContent::Complete(t) => {
+                if t.root_hash() != cfg.swarm_id || t.chunk_size() != cfg.chunk_size {
+                    return Err(SwarmError::InvalidConfig("tree does not match the swarm"));
+                }
+                have.insert_range(0..t.chunk_count());
+                Tree::Full(t.clone())
+            }
+            SwarmContent::Empty { size } => {
+                let size = size.map_or(ContentSize::Unknown, ContentSize::Bytes);
+                let t = PartialTree::new(cfg.hash, cfg.chunk_size, cfg.swarm_id, size)
+                    .map_err(|_| SwarmError::InvalidConfig("content size or hash"))?;
+                Tree::Partial(Box::new(t))
+            }
+            SwarmContent::Partial {
+                size,
+                verified,
+                hashes,
+            } => {
+                let t = resume_tree(cfg, *size, verified, hashes, store, have)?;
+                Tree::Partial(Box::new(t))
+            }
+        },
+    })
 }

@@ -2,7 +2,6 @@
 //! with the INTEGRITY messages that prove it ahead of it.
 
 use super::channel::Channel;
-use super::loss::Sent;
 use super::output::Out;
 use super::swarm::Swarm;
 use super::{Endpoint, choke};
@@ -300,23 +299,10 @@ impl Endpoint {
         out.count(MessageType::Data);
         let len = out.w.len();
         let bytes = (len - start) as u64;
-        ch.flight.send_seq += 1;
         if retransmit {
             ch.stats.retransmissions += 1;
         }
-        ch.flight.in_flight.insert(
-            chunk,
-            Sent {
-                at: now,
-                bytes,
-                seq: ch.flight.send_seq,
-                retransmitted: retransmit,
-                size: u16::try_from(len).unwrap_or(u16::MAX),
-            },
-        );
-        ch.flight.in_flight_map.insert(chunk);
-        ch.flight.sent_order.push(ch.flight.send_seq, chunk);
-        ch.flight.lost.remove(chunk);
+        ch.flight.on_sent(chunk, now, bytes, len, retransmit);
         ch.cc.on_sent(now, bytes);
         ch.stats.content_out += chunk_len as u64;
         ch.choke.round_up += chunk_len as u64;
