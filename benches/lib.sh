@@ -12,3 +12,15 @@ wait_line() {
     echo "timed out waiting for /$regex/ in $file" >&2
     return 1
 }
+
+# cleanup: the EXIT trap of the bench scripts: stops the jobs in the array `pids`, takes the
+# network down (the script's `net_down`), and removes $WORK unless KEEP_WORK is set.
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    net_down
+    wait 2>/dev/null || true
+    if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$rc"
+}

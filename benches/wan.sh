@@ -132,15 +132,8 @@ net_down() {
     done
     HOSTS=0
 }
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    net_down
-    wait 2>/dev/null || true
-    if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
-    exit "$rc"
-}
+# shellcheck source=benches/lib.sh
+source benches/lib.sh # wait_line, cleanup
 trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
@@ -151,8 +144,6 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 # not through this function: `$!` must be the process itself, not a subshell.
 nsx() { local i=$1; shift; ip netns exec "$NS$i" "$@"; }
 addr() { echo "$NET.$(($1 + 1))"; }
-# shellcheck source=benches/lib.sh
-source benches/lib.sh # wait_line
 
 # net_up LINK HOSTS: namespaces joined through the emulator.
 net_up() {

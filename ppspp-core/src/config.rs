@@ -180,6 +180,7 @@ pub struct SwarmConfig {
     pub(crate) max_peers: usize,
     pub(crate) seed_when_complete: bool,
     pub(crate) live: Option<LiveConfig>,
+    pub(crate) membership: Option<crate::membership::Membership>,
 }
 
 /// The default live discard window: chunks kept behind the newest signed munro (8 MiB of
@@ -236,7 +237,16 @@ impl SwarmConfig {
             max_peers: 50,
             seed_when_complete: true,
             live: None,
+            membership: None,
         }
+    }
+
+    /// Membership certificates (RFC 7574 §3.10, §12.2; docs/membership.md): the tracker key
+    /// they are checked against, whether they are required, and our own. `None` (the
+    /// default): PEX_REScert is ignored and none is sent.
+    pub fn membership(&mut self, m: Option<crate::membership::Membership>) -> &mut Self {
+        self.membership = m;
+        self
     }
 
     /// The injector of a live stream (RFC 7574 §6) signed by `signer`, with the Unified Merkle

@@ -23,6 +23,21 @@ pub struct SwarmHandle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PeerHandle(pub(crate) u32);
 
+/// An HTTP origin of a swarm (see [`Endpoint::add_origin`](crate::Endpoint::add_origin)).
+/// Never reused, as [`SwarmHandle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OriginHandle {
+    pub(crate) slot: u32,
+    pub(crate) generation: u32,
+}
+
+impl OriginHandle {
+    /// A number identifying the origin within its endpoint (for logs).
+    pub const fn index(self) -> u32 {
+        self.slot
+    }
+}
+
 impl SwarmHandle {
     /// A number identifying the swarm within its endpoint (for logs).
     pub const fn index(self) -> u32 {
@@ -106,6 +121,24 @@ pub enum Event {
         swarm: SwarmHandle,
         /// The failure.
         error: StoreError,
+    },
+    /// An origin served a chunk or tree hashes that failed verification: nothing of it was
+    /// stored; the origin is backed off, and disabled after repeated offences.
+    OriginIntegrityFailure {
+        /// The swarm.
+        swarm: SwarmHandle,
+        /// The origin.
+        origin: OriginHandle,
+        /// The chunk that failed (`None`: the tree sidecar).
+        chunk: Option<u64>,
+    },
+    /// An origin is no longer asked for anything: it lied too often, failed permanently (an
+    /// HTTP 4xx), or serves another content's tree.
+    OriginDisabled {
+        /// The swarm.
+        swarm: SwarmHandle,
+        /// The origin.
+        origin: OriginHandle,
     },
     /// An address new to the swarm, learnt through PEX (RFC 7574 §3.10): reported once, and not
     /// for peers already connected or tried. With PEX on, the endpoint connects to it itself

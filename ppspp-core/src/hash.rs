@@ -207,16 +207,11 @@ impl HashValue {
 
     /// Parses lowercase or uppercase hex; `None` on odd length, bad digits or more than 64 bytes.
     pub fn from_hex(hex: &str) -> Option<Self> {
-        let hex = hex.as_bytes();
         if hex.len() % 2 != 0 || hex.len() / 2 > MAX_HASH_LEN {
             return None;
         }
         let mut v = Self::zero(hex.len() / 2);
-        for (i, pair) in hex.chunks_exact(2).enumerate() {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            v.bytes[i] = (hi * 16 + lo) as u8;
-        }
+        base16ct::mixed::decode(hex, &mut v.bytes[..hex.len() / 2]).ok()?;
         Some(v)
     }
 

@@ -127,6 +127,7 @@ mod endpoint;
 pub mod event;
 pub mod hash;
 pub mod live;
+pub mod membership;
 pub mod merkle;
 mod rand;
 pub mod rtt;
@@ -146,10 +147,14 @@ pub use bin::Bin;
 /// The byte buffer type of received datagrams and DATA payloads (zero-copy slices).
 pub use bytes::Bytes;
 pub use config::{DEFAULT_LIVE_WINDOW, EndpointConfig, PickerMode, SwarmConfig, SwarmContent};
+/// The connection manager: which candidate peers to connect to (see its module docs).
+pub use endpoint::connmgr;
 pub use endpoint::{
-    ConnectError, Endpoint, LiveChunkError, PeerRef, SwarmError, SwarmRef, Timer, Transmit,
+    CRITICAL_HORIZON, CRITICAL_WINDOW, ConnectError, Endpoint, LiveChunkError, MAX_LIES,
+    OriginError, OriginFailure, OriginFetch, OriginResource, OriginStats, PEX_MAX_PER_BLOCK,
+    PEX_MAX_SHARE, PeerRef, Playback, SwarmError, SwarmRef, TREE_PREFIX, Timer, Transmit,
 };
-pub use event::{CloseReason, Event, PeerHandle, SwarmHandle};
+pub use event::{CloseReason, Event, OriginHandle, PeerHandle, SwarmHandle};
 pub use stats::{ChannelStats, EndpointStats};
 pub use store::{ChunkStore, MemoryStore, NullStore, StoreError};
 pub use time::{Duration, Instant};

@@ -52,6 +52,17 @@ pub struct DropCounts {
     /// too old, or conflicting with a trusted one (bad signatures count as integrity
     /// failures).
     pub live_munros: u64,
+    /// In a swarm that requires membership certificates: handshakes refused because they
+    /// carried no valid certificate for the sender's own address, and PEX addresses
+    /// (PEX_RESv4/v6) ignored because they came without one (docs/membership.md).
+    pub uncertified: u64,
+    /// PEX_REScert certificates that failed a check (signature, validity, swarm, form), or
+    /// were not checked because the channel had already sent too many bad ones.
+    pub bad_certificates: u64,
+    /// PEX addresses not connected to because the swarm already had
+    /// [`PEX_MAX_PER_BLOCK`](crate::PEX_MAX_PER_BLOCK) peers in their address block (an IPv4
+    /// /24, an IPv6 /48; local addresses exempt): anti-eclipse, RFC 7574 §12.2.
+    pub pex_block_limited: u64,
 }
 
 /// Endpoint-wide counters.
@@ -82,6 +93,10 @@ pub struct EndpointStats {
     pub integrity_failures: u64,
     /// DATA messages sent again after being declared lost.
     pub data_retransmissions: u64,
+    /// Losses found spurious: DATA declared lost whose first send was acknowledged after all
+    /// (before the resend went out, or sooner after it than any round trip). Each widens the
+    /// channel's reordering window.
+    pub spurious_losses: u64,
     /// Handshakes sent again for lack of an answer.
     pub handshake_retransmissions: u64,
     /// Chunks requested again (timed out, or from another peer).
@@ -102,12 +117,33 @@ pub struct EndpointStats {
     pub content_in: u64,
     /// Content bytes sent (DATA payloads, retransmissions included), to every peer.
     pub content_out: u64,
+    /// Content bytes received from HTTP origins, verified and stored (not in
+    /// [`EndpointStats::content_in`]).
+    pub origin_content_in: u64,
+    /// Origin fetches that failed (transport, HTTP status, short body).
+    pub origin_failures: u64,
+    /// Of [`EndpointStats::integrity_failures`], chunks or tree hashes from origins.
+    pub origin_integrity_failures: u64,
     /// Calls to `poll_transmit` with a buffer smaller than the configured maximum datagram
     /// size: what did not fit stayed queued (a DATA never fits a buffer smaller than a chunk
     /// with its headers, so such a buffer stalls transfers).
     pub small_transmit_buffers: u64,
     /// Channels currently open.
     pub channels: u64,
+}
+
+impl EndpointStats {
+    /// Peer efficiency: content bytes from peers / content bytes from peers and origins
+    /// (`None` before any content arrived).
+    pub fn peer_efficiency(&self) -> Option<f64> {
+        peer_efficiency(self.content_in, self.origin_content_in)
+    }
+}
+
+/// `peers / (peers + origins)`, `None` when both are zero.
+pub fn peer_efficiency(peers: u64, origins: u64) -> Option<f64> {
+    let all = peers.checked_add(origins)?;
+    (all > 0).then(|| peers as f64 / all as f64)
 }
 
 /// Counters of one channel.

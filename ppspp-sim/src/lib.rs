@@ -20,6 +20,9 @@
 //! - **Randomness** ([`rng`]): one stream per node and purpose, derived from the run seed.
 //! - **Reports** ([`report`]): completion percentiles, upload shares, drops, protocol
 //!   counters and a `trace_hash` over every delivered datagram and event; JSON and SVG.
+//! - **Viewers** ([`viewer`]): leechers that play the content at a bitrate while it
+//!   downloads, telling the engine where they are; startup delay, stalls and seek latency per
+//!   viewer.
 //! - **VOPR** ([`vopr`]): scenarios drawn from a seed, a fault phase, healing, and a liveness
 //!   bound, with safety checks throughout.
 //!
@@ -34,13 +37,16 @@
 
 pub mod content;
 pub mod net;
+pub mod origin;
 pub mod path;
+mod ppstp;
 pub mod presets;
 mod radix;
 pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod sim;
+pub mod viewer;
 pub mod vopr;
 
 pub use report::Report;

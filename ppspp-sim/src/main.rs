@@ -96,9 +96,24 @@ struct RunArgs {
     /// Leechers join within this many seconds (0: all at once).
     #[arg(long, default_value = "2", value_parser = ppspp_cli_args::duration_or_zero)]
     join_window: Duration,
+    /// Upload slots per peer (peers unchoked at once).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    upload_slots: u32,
     /// Initial random contacts per leecher.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     contacts: u32,
+    /// Peers learn each other only from a PPSTP tracker (RFC 7846), the same tracker and
+    /// announce logic as `ppspp tracker` and `--tracker`, instead of random contacts.
+    #[arg(long)]
+    ppstp: bool,
+    /// A private swarm (with --ppstp): the tracker issues membership certificates and every
+    /// peer requires them (docs/membership.md).
+    #[arg(long, requires = "ppstp")]
+    private: bool,
+    /// The last N leechers poison PEX: they slip PEX_RESv4 messages naming non-existent
+    /// addresses and each other into what they send (the report's `attack` section).
+    #[arg(long, default_value_t = 0)]
+    poisoners: u32,
     /// A partition, AT:UNTIL:MODE in seconds (repeatable). MODE: `split=N` (every node goes to
     /// one of N groups at random), `isolate=N` (N random nodes cut off from everyone) or
     /// `seeders` (the seeders cut off from every leecher).
@@ -117,6 +132,35 @@ struct RunArgs {
     /// second (suffixes K, M: powers of 1000), peers tune in and follow it.
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     live_rate: Option<u64>,
+    /// Leechers are viewers who play the content at this bitrate, bytes per second (suffixes
+    /// K, M: powers of 1000) while it downloads; the report gives startup delays, stalls and
+    /// seek latencies.
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
+    play: Option<u64>,
+    /// Leechers also fetch from an HTTP origin (hybrid delivery) with this uplink, bytes per
+    /// second (suffixes K, M: powers of 1000), 20 ms away; the report gives what it served
+    /// and peer efficiency counts it.
+    #[arg(long, value_parser = ppspp_cli_args::rate)]
+    origin: Option<u64>,
+    /// The origin's one-way latency (with --origin).
+    #[arg(long, default_value = "20ms", value_parser = ppspp_cli_args::duration_or_zero, requires = "origin")]
+    origin_latency: Duration,
+    /// The origin fails every fetch from FROM to TO seconds (with --origin), FROM:TO.
+    #[arg(long, value_parser = parse_window, requires = "origin")]
+    origin_down: Option<(Duration, Duration)>,
+    /// Cost of a GB served by the origin, for the report (with --origin).
+    #[arg(long, default_value_t = 0.02, requires = "origin")]
+    origin_cost: f64,
+    /// Media buffered before playback starts or resumes, seconds (with --play).
+    #[arg(long, default_value = "1", value_parser = ppspp_cli_args::duration_or_zero, requires = "play")]
+    start_buffer: Duration,
+    /// Each viewer seeks AFTER seconds into playback to FRACTION (0..1) of the content,
+    /// AFTER:FRACTION (with --play).
+    #[arg(long, value_parser = parse_seek, requires = "play")]
+    seek: Option<(Duration, f64)>,
+    /// Viewers do not tell their engines where they play (the baseline: download order).
+    #[arg(long, requires = "play")]
+    play_blind: bool,
     /// Simulated time limit, seconds.
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     duration: u64,
@@ -180,6 +224,17 @@ fn parse_churn_spec(s: &str) -> Result<Option<Churn>, String> {
 
 fn secs(s: &str) -> Result<Duration, String> {
     ppspp_cli_args::duration_or_zero(s)
+}
+
+fn parse_window(s: &str) -> Result<(Duration, Duration), String> {
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--origin-down {s}: expected FROM:TO"))?;
+    let (a, b) = (secs(a)?, secs(b)?);
+    if b <= a {
+        return Err(format!("--origin-down {s}: TO must be after FROM"));
+    }
+    Ok((a, b))
 }
 
 fn parse_partition(s: &str) -> Result<Partition, String> {
@@ -248,6 +303,13 @@ fn parse_crashes(s: &str) -> Result<Crashes, String> {
     })
 }
 
+fn parse_seek(s: &str) -> Result<(Duration, f64), String> {
+    let (after, to) = s
+        .split_once(':')
+        .ok_or_else(|| format!("--seek {s}: expected AFTER:FRACTION"))?;
+    Ok((secs(after)?, ppspp_cli_args::probability(to)?))
+}
+
 fn scenario(a: &RunArgs) -> Result<Scenario, String> {
     let mut b = Scenario::builder()
         .seed(a.seed)
@@ -266,11 +328,35 @@ fn scenario(a: &RunArgs) -> Result<Scenario, String> {
         .churn(a.churn.0)
         .join_window(a.join_window)
         .contacts(a.contacts)
+        .upload_slots(a.upload_slots)
+        .ppstp(a.ppstp)
+        .private(a.private)
+        .poisoners(a.poisoners)
         .duration(Duration::from_secs(a.duration))
         .mtu(a.mtu as usize)
         .live(a.live_rate)
         .crashes(a.crashes)
+        .viewing(a.play.map(|bitrate| {
+            let mut v = ppspp_sim::viewer::Viewing::at(bitrate);
+            v.start_buffer = a.start_buffer;
+            v.seek = a.seek;
+            v.tell_engine = !a.play_blind;
+            v
+        }))
+        .origin(a.origin.map(|bw| {
+            let mut o = ppspp_sim::origin::OriginSpec::new(bw);
+            o.latency = a.origin_latency;
+            o.cost_per_gb = a.origin_cost;
+            o.down = a.origin_down.map(|(x, y)| x..y);
+            o
+        }))
         .check_invariants(!a.no_checks);
+    if a.origin.is_some() && a.live_rate.is_some() {
+        return Err("--origin serves a file: it does not go with --live-rate".into());
+    }
+    if a.play.is_some() && a.live_rate.is_some() {
+        return Err("--play plays a file: it does not go with --live-rate".into());
+    }
     for p in &a.partition {
         b = b.partition(*p);
     }

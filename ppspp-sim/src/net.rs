@@ -411,6 +411,11 @@ pub(crate) struct NetCounters {
     pub(crate) delivered_bytes: u64,
     pub(crate) duplicated: u64,
     pub(crate) dropped: [u64; DropReason::ALL.len()],
+    /// PEX_RESv4 messages the poisoners added, and their bytes (not the endpoints').
+    pub(crate) pex_injected: u64,
+    pub(crate) injected_bytes: u64,
+    /// Datagrams honest nodes sent to an address that is no member of the swarm.
+    pub(crate) uncertified_contacts: u64,
 }
 
 #[cfg(test)]

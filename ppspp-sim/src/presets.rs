@@ -157,6 +157,8 @@ pub struct Throughput {
     pub max_mbit: f64,
     /// Data retransmissions, summed over the endpoints.
     pub retransmissions: u64,
+    /// Losses found spurious, summed over the endpoints.
+    pub spurious: u64,
 }
 
 impl Throughput {
@@ -184,6 +186,7 @@ impl Throughput {
             median_mbit,
             max_mbit,
             retransmissions: report.protocol.data_retransmissions,
+            spurious: report.protocol.spurious_losses,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct ProtocolCounters {
     pub integrity_failures: u64,
     /// DATA retransmissions.
     pub data_retransmissions: u64,
+    /// Losses found spurious (the first send was acknowledged after all).
+    pub spurious_losses: u64,
     /// Handshake retransmissions.
     pub handshake_retransmissions: u64,
     /// Chunks requested again.
@@ -53,6 +55,13 @@ pub struct ProtocolCounters {
     pub drop_unrequested_data: u64,
     /// Refused REQUESTs.
     pub refused_requests: u64,
+    /// Handshakes and bare PEX addresses refused for want of a membership certificate (in
+    /// the `attack` section of the report).
+    #[serde(skip)]
+    pub drop_uncertified: u64,
+    /// Membership certificates that failed their checks (in the `attack` section).
+    #[serde(skip)]
+    pub bad_certificates: u64,
 }
 
 impl ProtocolCounters {
@@ -69,6 +78,7 @@ impl ProtocolCounters {
         self.chunks_verified += s.chunks_verified;
         self.integrity_failures += s.integrity_failures;
         self.data_retransmissions += s.data_retransmissions;
+        self.spurious_losses += s.spurious_losses;
         self.handshake_retransmissions += s.handshake_retransmissions;
         self.rerequests += s.rerequests;
         self.rerequests_stalled += s.rerequests_stalled;
@@ -78,6 +88,8 @@ impl ProtocolCounters {
         self.drop_handshake_rejected += s.drops.handshake_rejected;
         self.drop_unrequested_data += s.drops.unrequested_data;
         self.refused_requests += s.drops.refused_requests;
+        self.drop_uncertified += s.drops.uncertified;
+        self.bad_certificates += s.drops.bad_certificates;
     }
 
     /// Messages sent, by name.
@@ -224,6 +236,35 @@ pub(crate) struct Inputs {
     pub(crate) event_counts: [u64; 8],
     /// Live runs: chunks injected, and each verified chunk's delay since its injection, ms.
     pub(crate) stream: Option<(u64, Vec<u32>)>,
+    /// Runs with viewers: what they saw.
+    pub(crate) viewing: Option<crate::viewer::ViewingReport>,
+    /// Runs with an HTTP origin: what it served.
+    pub(crate) origin: Option<crate::origin::OriginReport>,
+    /// Runs with PEX poisoners or a private swarm: the honest leechers that completed.
+    pub(crate) honest_complete: u32,
+}
+
+/// Runs with PEX poisoners or a private swarm ([`crate::Scenario::poisoners`],
+/// [`crate::Scenario::private`]): the attack and what it achieved.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttackReport {
+    /// Poisoners among the leechers.
+    pub poisoners: u32,
+    /// Whether certificates were required.
+    pub private: bool,
+    /// PEX_RESv4 messages the poisoners slipped in.
+    pub pex_injected: u64,
+    /// Datagrams honest nodes sent to addresses that are no member of the swarm (no node,
+    /// hence no certificate): the poisoning that worked.
+    pub uncertified_contacts: u64,
+    /// Handshakes and bare PEX addresses the endpoints refused for want of a certificate.
+    pub refused_uncertified: u64,
+    /// Certificates that failed their checks.
+    pub bad_certificates: u64,
+    /// Honest leechers (not poisoners) that completed, of `honest_leechers`.
+    pub honest_complete: u32,
+    /// Honest leechers.
+    pub honest_leechers: u32,
 }
 
 /// What a live run measured (see [`crate::Scenario::live_rate`]).
@@ -258,7 +299,8 @@ pub struct Report {
     pub peers_incomplete_live: u32,
     /// Completion-time percentiles.
     pub completion_time_s: Percentiles,
-    /// Share of content bytes served by nodes other than the original seeders.
+    /// Share of content bytes served by leechers, of all served by seeders, leechers and
+    /// the HTTP origin.
     pub peer_efficiency: f64,
     /// Events processed.
     pub events: u64,
@@ -279,6 +321,14 @@ pub struct Report {
     /// Live runs only: delivery delays.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveReport>,
+    /// Runs with viewers who play: startup delays, stalls, seeks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewing: Option<crate::viewer::ViewingReport>,
+    /// What the HTTP origin served (runs with one).
+    pub origin: Option<crate::origin::OriginReport>,
+    /// PEX poisoning and certificates (runs with poisoners or a private swarm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackReport>,
     /// Safety violations found (at most 64 in detail).
     pub violations: Vec<Violation>,
     /// Number of violations in all.
@@ -291,6 +341,16 @@ pub struct Report {
     /// Progress samples (not in the JSON).
     #[serde(skip)]
     pub samples: Vec<Sample>,
+}
+
+/// p50, p90, p99 and max of `sorted` (ascending), rounded to microseconds.
+pub(crate) fn percentiles(sorted: &[f64]) -> Percentiles {
+    Percentiles {
+        p50: round6(percentile(sorted, 0.5)),
+        p90: round6(percentile(sorted, 0.9)),
+        p99: round6(percentile(sorted, 0.99)),
+        max: round6(sorted.last().copied().unwrap_or(0.0)),
+    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -328,7 +388,10 @@ impl Report {
         } else {
             0.0
         };
-        let total_up = up.seeders_bytes + up.leechers_bytes;
+        // Origin included: peers' share of all content delivered (seeders and origin are the
+        // infrastructure).
+        let origin_bytes = i.origin.as_ref().map_or(0, |o| o.bytes);
+        let total_up = up.seeders_bytes + up.leechers_bytes + origin_bytes;
         let peer_efficiency = if total_up == 0 {
             0.0
         } else {
@@ -392,6 +455,21 @@ impl Report {
             protocol: i.protocol,
             endpoint_events: names.iter().copied().zip(i.event_counts).collect(),
             live,
+            viewing: i.viewing,
+            origin: i.origin,
+            attack: (i.scenario.poisoners > 0 || i.scenario.private).then(|| {
+                let poisoners = i.scenario.poisoners.min(i.scenario.peers);
+                AttackReport {
+                    poisoners,
+                    private: i.scenario.private,
+                    pex_injected: i.net.pex_injected,
+                    uncertified_contacts: i.net.uncertified_contacts,
+                    refused_uncertified: i.protocol.drop_uncertified,
+                    bad_certificates: i.protocol.bad_certificates,
+                    honest_complete: i.honest_complete,
+                    honest_leechers: i.scenario.peers - poisoners,
+                }
+            }),
             violations: i.violations,
             violation_count: i.violation_count,
             scenario: i.scenario,
@@ -557,6 +635,35 @@ impl fmt::Display for Report {
                 ),
             )?;
         }
+        if let Some(v) = &self.viewing {
+            let (s, st, sk) = (v.startup_s, v.stalled_s, v.seek_latency_s);
+            row(
+                f,
+                "viewers",
+                format!(
+                    "{} at {} B/s, {} never started; startup (s) p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+                    v.viewers, v.bitrate, v.never_started, s.p50, s.p90, s.p99, s.max
+                ),
+            )?;
+            row(
+                f,
+                "  stalls",
+                format!(
+                    "{} in all, {} viewers stalled; stalled (s/viewer) p90 {:.3}  max {:.3}",
+                    v.stalls, v.viewers_stalled, st.p90, st.max
+                ),
+            )?;
+            if sk.max > 0.0 {
+                row(
+                    f,
+                    "  seek latency (s)",
+                    format!(
+                        "p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
+                        sk.p50, sk.p90, sk.p99, sk.max
+                    ),
+                )?;
+            }
+        }
         row(
             f,
             "uploaded",
@@ -567,6 +674,36 @@ impl fmt::Display for Report {
                 self.peer_efficiency
             ),
         )?;
+        if let Some(a) = &self.attack {
+            row(
+                f,
+                "attack",
+                format!(
+                    "poisoners {}  private {}  pex_injected {}  uncertified_contacts {}  refused_uncertified {}  honest_complete {}/{}",
+                    a.poisoners,
+                    a.private,
+                    a.pex_injected,
+                    a.uncertified_contacts,
+                    a.refused_uncertified,
+                    a.honest_complete,
+                    a.honest_leechers
+                ),
+            )?;
+        }
+        if let Some(o) = &self.origin {
+            row(
+                f,
+                "origin",
+                format!(
+                    "served {} (+ {} of tree)  fetches {}  failed {}  cost {:.2}",
+                    mb(o.bytes),
+                    mb(o.tree_bytes),
+                    o.fetches,
+                    o.failures,
+                    o.cost
+                ),
+            )?;
+        }
         row(
             f,
             "leecher upload",
@@ -613,9 +750,10 @@ impl fmt::Display for Report {
             f,
             "protocol",
             format!(
-                "verified {}  data rexmit {}  hs rexmit {}  rerequests {} ({} stalled)  refused req {}  unrequested data {}  mtu fallbacks {}",
+                "verified {}  data rexmit {} ({} spurious)  hs rexmit {}  rerequests {} ({} stalled)  refused req {}  unrequested data {}  mtu fallbacks {}",
                 p.chunks_verified,
                 p.data_retransmissions,
+                p.spurious_losses,
                 p.handshake_retransmissions,
                 p.rerequests,
                 p.rerequests_stalled,

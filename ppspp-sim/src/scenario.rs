@@ -155,6 +155,30 @@ pub struct Scenario {
     pub sample_interval: Duration,
     /// Run invariant checks (decode every datagram to check HAVEs, byte accounting).
     pub check_invariants: bool,
+    /// Leechers are viewers who play the content while it downloads (static content only).
+    pub viewing: Option<crate::viewer::Viewing>,
+    /// Peers learn each other only from a PPSTP tracker (RFC 7846; the `ppspp-tracker`
+    /// crate's tracker and announce logic) instead of being handed contacts.
+    pub ppstp: bool,
+    /// An HTTP origin every leecher also fetches from (hybrid delivery, issue 17).
+    pub origin: Option<crate::origin::OriginSpec>,
+    /// A private swarm (with [`Scenario::ppstp`]): the tracker issues membership
+    /// certificates and every peer requires them (docs/membership.md).
+    #[serde(skip_serializing_if = "is_false")]
+    pub private: bool,
+    /// The last this many leechers are PEX poisoners: they take part like others, and put
+    /// PEX_RESv4 messages naming non-existent addresses and each other's into every small
+    /// datagram they send.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub poisoners: u32,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn ser_display<S: serde::Serializer, T: std::fmt::Display>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -212,6 +236,11 @@ impl Scenario {
             duration: Duration::from_secs(600),
             sample_interval: Duration::from_millis(250),
             check_invariants: true,
+            viewing: None,
+            ppstp: false,
+            origin: None,
+            private: false,
+            poisoners: 0,
         }
     }
 
@@ -384,6 +413,32 @@ impl ScenarioBuilder {
     /// Whether to run the invariant checks.
     pub fn check_invariants(mut self, on: bool) -> Self {
         self.s.check_invariants = on;
+        self
+    }
+    /// Leechers play the content as they download it (see [`Scenario::viewing`]).
+    pub fn viewing(mut self, v: Option<crate::viewer::Viewing>) -> Self {
+        self.s.viewing = v;
+        self
+    }
+    /// Peers learn each other only from a PPSTP tracker.
+    pub fn ppstp(mut self, on: bool) -> Self {
+        self.s.ppstp = on;
+        self
+    }
+    /// A private swarm: certificates from the tracker, required by every peer (see
+    /// [`Scenario::private`]).
+    pub fn private(mut self, on: bool) -> Self {
+        self.s.private = on;
+        self
+    }
+    /// PEX poisoners among the leechers (see [`Scenario::poisoners`]).
+    pub fn poisoners(mut self, n: u32) -> Self {
+        self.s.poisoners = n;
+        self
+    }
+    /// Leechers also fetch from an HTTP origin (see [`Scenario::origin`]).
+    pub fn origin(mut self, o: Option<crate::origin::OriginSpec>) -> Self {
+        self.s.origin = o;
         self
     }
     /// The scenario.

@@ -139,6 +139,15 @@ enum Ev {
     Sample,
     /// A live run's injector adds its next chunk.
     Inject,
+    /// Players advance (runs with viewers).
+    View,
+    /// An origin's answer reaches a leecher.
+    OriginAnswer {
+        node: u32,
+        incarnation: u32,
+        id: u64,
+        answer: Result<Bytes, ppspp_core::OriginFailure>,
+    },
 }
 
 /// A live run's stream: the injector's key and parameters, and how far injection got.
@@ -205,12 +214,20 @@ pub struct Simulation {
     scen_rng: SimRng,
     wire: WireParams,
     samples: Vec<Sample>,
+    /// The PPSTP tracker, in [`Scenario::ppstp`] runs.
+    ppstp: Option<crate::ppstp::PpstpTracker>,
+    /// The tracker's certificate key, in [`Scenario::private`] runs.
+    member_key: Option<[u8; 32]>,
     violations: Vec<Violation>,
     violation_count: u64,
     dead_stats: ProtocolCounters,
     event_counts: [u64; 8],
     tap: Option<Tap>,
     stream: Option<Stream>,
+    /// Runs with viewers: each leecher's player, by node.
+    players: Vec<Option<crate::viewer::Player>>,
+    /// The HTTP origin, if the scenario has one.
+    origin: Option<crate::origin::OriginModel>,
 }
 
 /// A callback that sees every datagram delivered: `(time, from node, to node, bytes)`.
@@ -238,6 +255,10 @@ impl Simulation {
             hash: sc.hash,
         };
         let tree = content.build_tree()?;
+        let origin = sc
+            .origin
+            .clone()
+            .map(|o| crate::origin::OriginModel::new(o, content, &tree));
         let n_nodes = sc.seeders.max(1) + sc.peers;
         let mut sim = Self {
             now: Instant::ZERO,
@@ -265,8 +286,32 @@ impl Simulation {
             event_counts: [0; 8],
             tap: None,
             stream: None,
+            players: vec![None; n_nodes as usize],
+            ppstp: None,
+            member_key: None,
+            origin,
             sc,
         };
+        if sim.sc.ppstp {
+            sim.ppstp = Some(crate::ppstp::PpstpTracker::new(
+                n_nodes as usize,
+                sim.tree.root_hash().to_string(),
+                // The `ppspp` program's re-announce interval; the tracker ticks (every
+                // `tracker_interval`) only send what is due, and a FIND when a node has
+                // fewer than 2 peers.
+                ppspp_tracker::AnnouncerConfig::default().interval,
+                // As many as the contact model hands out: PEX finds the rest.
+                (sim.sc.contacts + sim.sc.seeder_contacts).max(1),
+            ));
+            if sim.sc.private {
+                // Node u32::MAX: a purpose stream no node uses.
+                let seed = derive_seed(sim.sc.seed, u32::MAX, Purpose::Endpoint, 0);
+                sim.member_key = sim
+                    .ppstp
+                    .as_mut()
+                    .map(|t| t.issue_certificates(seed, UNIX_TIME_AT_ZERO / 1_000_000));
+            }
+        }
         sim.setup();
         Ok(sim)
     }
@@ -351,6 +396,9 @@ impl Simulation {
         }
         self.schedule(Instant::ZERO + sc.tracker_interval, Ev::Tracker);
         self.schedule(Instant::ZERO, Ev::Sample);
+        if self.sc.viewing.is_some() && self.sc.live_rate.is_none() {
+            self.schedule(Instant::ZERO, Ev::View);
+        }
         if let Some(rate) = sc.live_rate {
             // Ed25519: the cheapest signature to check, which matters with thousands of peers.
             let key = ppspp_core::live::KeyPair::from_seed(
@@ -564,6 +612,13 @@ impl Simulation {
                 self.schedule(t, Ev::Sample);
             }
             Ev::Inject => self.inject(),
+            Ev::View => self.view(),
+            Ev::OriginAnswer {
+                node,
+                incarnation,
+                id,
+                answer,
+            } => self.on_origin_answer(node, incarnation, id, answer),
         }
         true
     }
@@ -627,6 +682,28 @@ impl Simulation {
         ep.handle_datagram(self.now, node_addr(from), data);
         self.drain(to, &mut ep);
         self.nodes[to as usize].ep = Some(ep);
+    }
+
+    fn on_origin_answer(
+        &mut self,
+        i: u32,
+        incarnation: u32,
+        id: u64,
+        answer: Result<Bytes, ppspp_core::OriginFailure>,
+    ) {
+        // An answer to an earlier incarnation's fetch is lost with the connection.
+        if self.nodes[i as usize].incarnation != incarnation {
+            return;
+        }
+        let Some(mut ep) = self.nodes[i as usize].ep.take() else {
+            return;
+        };
+        match answer {
+            Ok(b) => ep.origin_data(self.now, id, &b),
+            Err(e) => ep.origin_failed(self.now, id, e),
+        }
+        self.drain(i, &mut ep);
+        self.nodes[i as usize].ep = Some(ep);
     }
 
     fn drop_dgram(&mut self, r: DropReason) {
@@ -701,6 +778,13 @@ impl Simulation {
             };
         scfg.upload_slots(sc.upload_slots as usize)
             .max_peers(sc.max_peers as usize);
+        if let Some(k) = self.member_key {
+            let mut m = ppspp_core::membership::Membership::new(
+                ppspp_core::membership::TrackerKey::from_bytes(k),
+            );
+            m.require(true);
+            scfg.membership(Some(m));
+        }
         let h = match ep.add_swarm(now, scfg, store) {
             Ok(h) => h,
             Err(e) => {
@@ -712,6 +796,9 @@ impl Simulation {
                 return;
             }
         };
+        if self.origin.is_some() && !self.nodes[i as usize].seeder {
+            let _ = ep.add_origin(now, h);
+        }
         let n = &mut self.nodes[i as usize];
         n.swarm = Some(h);
         n.joined_at.get_or_insert(now);
@@ -720,11 +807,47 @@ impl Simulation {
             self.remaining -= 1;
         }
         self.live_add(i);
-        if !self.nodes[i as usize].seeder {
+        if let (Some(v), false) = (self.sc.viewing, self.nodes[i as usize].seeder) {
+            // A viewer (re)joining plays on from where it was.
+            let p =
+                self.players[i as usize].get_or_insert_with(|| crate::viewer::Player::new(now, &v));
+            let at = p.chunk(self.sc.chunk_size);
+            if v.tell_engine {
+                ep.set_playback(now, h, ppspp_core::Playback::at(at).with_bitrate(v.bitrate));
+            }
+        }
+        if self.ppstp.is_some() {
+            self.ask_tracker(i, &mut ep, true);
+        } else if !self.nodes[i as usize].seeder {
             self.give_contacts(i, &mut ep);
         }
         self.drain(i, &mut ep);
         self.nodes[i as usize].ep = Some(ep);
+    }
+
+    /// PPSTP mode: node `i` announces what is due (with its progress) and connects to the
+    /// peers the tracker names.
+    fn ask_tracker(&mut self, i: u32, ep: &mut Endpoint, want_peers: bool) {
+        let n = &self.nodes[i as usize];
+        let Some(h) = n.swarm else { return };
+        let complete = n.seeder || n.completed_at.is_some();
+        let chunks = n.held.lock().expect("single-threaded").count();
+        let progress = ppspp_tracker::Progress {
+            uploaded: 0,
+            downloaded: chunks * u64::from(self.sc.chunk_size),
+            links: ep.swarm(h).map_or(0, |s| s.connected_peers() as u64),
+            complete,
+        };
+        let inc = n.incarnation;
+        let Some(t) = self.ppstp.as_mut() else { return };
+        let (peers, cert) = t.announce(self.now, i, inc, node_addr(i), progress, want_peers);
+        // The certificate first: it rides with the handshakes to the peers just named.
+        if let Some(c) = cert {
+            ep.set_membership_cert(self.now, h, Bytes::from(c));
+        }
+        for p in peers {
+            let _ = ep.connect(self.now, h, p);
+        }
     }
 
     /// Like a tracker: the seeders (some of them) and random live peers.
@@ -756,6 +879,9 @@ impl Simulation {
         let Some(mut ep) = self.nodes[i as usize].ep.take() else {
             return;
         };
+        if let Some(t) = self.ppstp.as_mut() {
+            t.leave(self.now, i, node_addr(i), graceful);
+        }
         if let Some(h) = self.nodes[i as usize].swarm {
             if let Some(s) = ep.swarm(h) {
                 self.nodes[i as usize].saved_hashes = s.verified_hashes();
@@ -842,6 +968,24 @@ impl Simulation {
     }
 
     fn tracker(&mut self) {
+        if self.ppstp.is_some() {
+            // Every live node re-announces; those with fewer than 2 peers ask for more.
+            for i in 0..self.nodes.len() as u32 {
+                let Some(mut ep) = self.nodes[i as usize].ep.take() else {
+                    continue;
+                };
+                let few = self.nodes[i as usize]
+                    .swarm
+                    .and_then(|h| ep.swarm(h))
+                    .is_some_and(|s| s.connected_peers() < 2);
+                self.ask_tracker(i, &mut ep, few);
+                self.drain(i, &mut ep);
+                self.nodes[i as usize].ep = Some(ep);
+            }
+            let t = self.now + self.sc.tracker_interval;
+            self.schedule(t, Ev::Tracker);
+            return;
+        }
         let seeders = self.sc.seeders.max(1);
         for i in seeders..self.nodes.len() as u32 {
             let n = &self.nodes[i as usize];
@@ -859,6 +1003,53 @@ impl Simulation {
         }
         let t = self.now + self.sc.tracker_interval;
         self.schedule(t, Ev::Tracker);
+    }
+
+    /// Players advance by what their engines verified; a player that moved on or sought tells
+    /// its engine (which then fetches from there first).
+    fn view(&mut self) {
+        let Some(v) = self.sc.viewing else { return };
+        let now = self.now;
+        let len = self.content.len;
+        let cs = self.sc.chunk_size;
+        let seeders = self.sc.seeders.max(1);
+        let mut playing = false;
+        for i in seeders..self.nodes.len() as u32 {
+            let Some(h) = self.nodes[i as usize].swarm else {
+                continue;
+            };
+            let Some(mut ep) = self.nodes[i as usize].ep.take() else {
+                continue;
+            };
+            if let Some(p) = self.players[i as usize].as_mut() {
+                let before = p.chunk(cs);
+                let available = ep.swarm(h).map_or(0, |s| {
+                    let end = (before + s.verified_run(before)) * u64::from(cs);
+                    end.min(len).saturating_sub(p.pos())
+                });
+                p.advance(now, &v, len, available);
+                if !p.done() {
+                    playing = true;
+                }
+                let after = p.chunk(cs);
+                if after != before && !p.done() && v.tell_engine {
+                    ep.set_playback(
+                        now,
+                        h,
+                        ppspp_core::Playback::at(after).with_bitrate(v.bitrate),
+                    );
+                    self.drain(i, &mut ep);
+                }
+            }
+            self.nodes[i as usize].ep = Some(ep);
+        }
+        // Until every viewer played to the end (the run stops earlier when every download
+        // completes: nothing can stall after that).
+        let joining = self.players.len() - self.players.iter().flatten().count() > seeders as usize;
+        if playing || joining {
+            let t = now + v.tick;
+            self.schedule(t, Ev::View);
+        }
     }
 
     fn take_sample(&mut self) {
@@ -904,6 +1095,23 @@ impl Simulation {
                 break;
             }
         }
+        if self.origin.is_some() {
+            let incarnation = self.nodes[i as usize].incarnation;
+            while let Some(f) = ep.poll_origin_fetch() {
+                let Some(o) = &mut self.origin else { break };
+                let (at, answer) = o.answer(self.now, &f);
+                let answer = answer.map(Bytes::from);
+                self.schedule(
+                    at,
+                    Ev::OriginAnswer {
+                        node: i,
+                        incarnation,
+                        id: f.id,
+                        answer,
+                    },
+                );
+            }
+        }
         let t = ep.poll_timeout();
         let now = self.now;
         let n = &mut self.nodes[i as usize];
@@ -930,10 +1138,63 @@ impl Simulation {
         }
     }
 
+    /// Whether node `i` is a PEX poisoner ([`Scenario::poisoners`]): the last leechers.
+    fn is_poisoner(&self, i: u32) -> bool {
+        let n = self.nodes.len() as u32;
+        let p = self.sc.poisoners.min(self.sc.peers);
+        p > 0 && i >= n - p && !self.nodes[i as usize].seeder
+    }
+
+    /// A poisoner's datagram with PEX_RESv4 messages put first: two non-existent addresses
+    /// and two other poisoners. Only small datagrams on open channels (a HANDSHAKE must come
+    /// first; DATA runs to the end, so nothing can follow it, and big ones would pass the MTU).
+    fn poison(&mut self, from: u32, data: Bytes) -> Bytes {
+        if data.len() < 5 || data.len() > 1000 || data[..4] == [0; 4] || data[4] == 0 {
+            return data;
+        }
+        let n = self.nodes.len() as u32;
+        let p = self.sc.poisoners.min(self.sc.peers).max(1);
+        let k = self.counters.pex_injected;
+        // 9.0.x.y: no node's (nodes are 10.x.y.z), and sorted before them, so a victim's
+        // PEX candidates (tried in address order) reach them first.
+        let fake = |j: u64| {
+            let j = (j % 4096) as u16;
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(9, 0, (j >> 8) as u8, j as u8),
+                PORT,
+            ))
+        };
+        let mate = |j: u64| node_addr(n - p + ((u64::from(from) + j) % u64::from(p)) as u32);
+        let addrs = [fake(k), fake(k + 1), mate(1), mate(2)];
+        let mut out = Vec::with_capacity(data.len() + 7 * addrs.len());
+        out.extend_from_slice(&data[..4]);
+        for a in addrs {
+            if let SocketAddr::V4(v4) = a {
+                out.push(0x05);
+                out.extend_from_slice(&v4.ip().octets());
+                out.extend_from_slice(&v4.port().to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&data[4..]);
+        self.counters.pex_injected += addrs.len() as u64;
+        self.counters.injected_bytes += (out.len() - data.len()) as u64;
+        Bytes::from(out)
+    }
+
     fn send(&mut self, from: u32, dest: SocketAddr, data: Bytes) {
+        let data = if self.sc.poisoners > 0 && self.is_poisoner(from) {
+            self.poison(from, data)
+        } else {
+            data
+        };
         self.counters.sent += 1;
         self.counters.sent_bytes += data.len() as u64;
         let Some(to) = addr_node(dest).filter(|&t| (t as usize) < self.nodes.len()) else {
+            if self.sc.poisoners > 0 && !self.is_poisoner(from) {
+                // Every node of the simulation registers with the tracker (and in a private
+                // run holds a certificate): an address outside them is no member.
+                self.counters.uncertified_contacts += 1;
+            }
             self.drop_dgram(DropReason::NoRoute);
             return;
         };
@@ -1097,7 +1358,7 @@ impl Simulation {
         // Byte accounting: what the endpoints say they sent and received equals what the
         // network took from them and handed to them.
         if protocol.datagrams_out != self.counters.sent
-            || protocol.bytes_out != self.counters.sent_bytes
+            || protocol.bytes_out + self.counters.injected_bytes != self.counters.sent_bytes
         {
             let d = format!(
                 "endpoints sent {} datagrams / {} bytes; the network took {} / {}",
@@ -1166,6 +1427,21 @@ impl Simulation {
             .filter(|n| !n.gone && n.completed_at.is_none())
             .count() as u32;
         let gone = self.nodes.iter().filter(|n| n.gone).count() as u32;
+        let now = self.now;
+        let viewing = self.sc.viewing.map(|v| {
+            let per_viewer = self.players[seeders..]
+                .iter_mut()
+                .flatten()
+                .map(|p| p.finish(now))
+                .collect();
+            crate::viewer::ViewingReport::build(v.bitrate, per_viewer)
+        });
+        let honest_complete = (0..self.nodes.len() as u32)
+            .filter(|&i| {
+                let n = &self.nodes[i as usize];
+                !n.seeder && !self.is_poisoner(i) && n.completed_at.is_some()
+            })
+            .count() as u32;
         Report::build(crate::report::Inputs {
             scenario: self.sc,
             trace_hash: self.trace.value(),
@@ -1183,6 +1459,9 @@ impl Simulation {
             gone,
             event_counts: self.event_counts,
             stream: self.stream.as_ref().map(|st| (st.injected, live_lags)),
+            viewing,
+            origin: self.origin.take().map(crate::origin::OriginModel::finish),
+            honest_complete,
         })
     }
 }

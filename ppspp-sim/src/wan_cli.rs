@@ -49,7 +49,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
 /// Runs every link × swarm size × seed and prints one row per run.
 pub(crate) fn wan_cmd(a: &WanArgs) -> ExitCode {
     println!(
-        "{:<8} {:<8} {:>5} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}",
+        "{:<8} {:<8} {:>5} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8} {:>7}",
         "link",
         "swarm",
         "seed",
@@ -59,6 +59,7 @@ pub(crate) fn wan_cmd(a: &WanArgs) -> ExitCode {
         "max Mbit/s",
         "med MB/s",
         "rexmit",
+        "spurious",
         "wall s"
     );
     let mut ok = true;
@@ -77,7 +78,7 @@ pub(crate) fn wan_cmd(a: &WanArgs) -> ExitCode {
                 let t = Throughput::of(&r);
                 ok &= t.complete == t.leechers;
                 println!(
-                    "{:<8} {:<8} {:>5} {:>9} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>8} {:>7.1}",
+                    "{:<8} {:<8} {:>5} {:>9} {:>10.1} {:>10.1} {:>10.1} {:>8.2} {:>8} {:>8} {:>7.1}",
                     link.name(),
                     format!("1+{n}"),
                     seed,
@@ -87,6 +88,7 @@ pub(crate) fn wan_cmd(a: &WanArgs) -> ExitCode {
                     t.max_mbit,
                     t.median_mbit / 8.0,
                     t.retransmissions,
+                    t.spurious,
                     r.wall_time_s
                 );
             }

@@ -128,6 +128,18 @@ impl StopHandle {
     }
 }
 
+/// Wakes a driver waiting in [`Driver::turn`] from another thread (an HTTP answer is ready),
+/// without stopping it.
+#[derive(Clone, Debug)]
+pub struct WakeHandle(Arc<Waker>);
+
+impl WakeHandle {
+    /// Ends the driver's current wait early.
+    pub fn wake(&self) {
+        let _ = self.0.wake();
+    }
+}
+
 /// A token bucket for the send rate limit.
 #[derive(Debug)]
 struct Pacer {
@@ -260,6 +272,11 @@ impl Driver {
     /// A handle that stops the driver from another thread or a signal handler.
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
+    }
+
+    /// A handle that ends the driver's current wait from another thread.
+    pub fn wake_handle(&self) -> WakeHandle {
+        WakeHandle(self.stop.waker.clone())
     }
 
     /// Whether the driver was asked to stop.

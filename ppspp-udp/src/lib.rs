@@ -9,14 +9,18 @@
 //!   drivers are one skeleton: only the waiting differs).
 //! - [`store`]: the file-backed chunk stores (a seeder's file; a download's file with a
 //!   resumable state sidecar) and the seeder's tree cache.
-//! - [`link`]: swarm links, `ppspp://HEX?cs=…&peer=…`, carrying what a downloader needs.
+//! - [`link`]: swarm links, `ppspp://HEX?cs=…&peer=…&origin=…`, carrying what a downloader needs.
+//! - [`origin`]: the HTTP client of origins (byte-range GETs off the network thread).
 //! - [`cli`]: the subcommands of the `ppspp` program.
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod clock;
 pub mod driver;
+pub mod http_input;
 pub mod link;
+pub mod live_link;
+pub mod origin;
 mod skeleton;
 pub mod socket;
 pub mod store;
@@ -24,6 +28,6 @@ pub mod store;
 pub mod tokio_driver;
 
 pub use clock::Clock;
-pub use driver::{Driver, DriverConfig, DriverStats, StopHandle, os_seed};
+pub use driver::{Driver, DriverConfig, DriverStats, StopHandle, WakeHandle, os_seed};
 pub use link::SwarmLink;
 pub use socket::{SocketConfig, SocketStats};

@@ -1,7 +1,7 @@
 //! Swarm links: one line carrying everything a downloader needs to join a swarm.
 //!
 //! ```text
-//! ppspp://<swarm-id-hex>?cs=<chunk size>&hash=<function>&cam=<addressing>&size=<bytes>&peer=<addr>[&peer=<addr>…]
+//! ppspp://<swarm-id-hex>?cs=<chunk size>&hash=<function>&cam=<addressing>&size=<bytes>&peer=<addr>[&peer=<addr>…][&tracker=<url>…][&origin=<url>…]
 //! ```
 //!
 //! - `<swarm-id-hex>`: the Merkle root hash in hex (required). Its length names the hash
@@ -14,6 +14,11 @@
 //! - `size`: the content length in bytes (optional; without it the size is learnt from the
 //!   peak hashes).
 //! - `peer`: a peer to contact, `host:port` with IPv6 hosts in brackets; repeatable.
+//! - `tracker`: a PPSTP (RFC 7846) tracker to ask for peers, an `http://` or `https://` URL
+//!   (`%`, `&`, `#`, `+` and spaces in it percent-encoded); repeatable.
+//! - `origin`: an HTTP origin of the content (`http://` or `https://`), percent-encoded
+//!   (`%26` for `&`, `%25` for `%`, …); its tree sidecar is at the same URL + `.mhash`;
+//!   repeatable. See `docs/origin.md`.
 //!
 //! Unknown parameters are ignored, so later versions may add some. A bare hex swarm ID is a
 //! link with every parameter at its default.
@@ -57,6 +62,10 @@ pub struct SwarmLink {
     pub size: Option<u64>,
     /// Peers to contact.
     pub peers: Vec<SocketAddr>,
+    /// Trackers to ask for peers (URLs).
+    pub trackers: Vec<String>,
+    /// HTTP origins of the content (URLs, as given).
+    pub origins: Vec<String>,
     /// Whether the link said `cs=` explicitly (so a command line may not contradict it).
     pub explicit_chunk_size: bool,
 }
@@ -74,6 +83,8 @@ impl SwarmLink {
             addressing: ChunkAddressing::ChunkRange32,
             size: None,
             peers: Vec::new(),
+            trackers: Vec::new(),
+            origins: Vec::new(),
             explicit_chunk_size: false,
         })
     }
@@ -174,6 +185,22 @@ impl FromStr for SwarmLink {
                     link.size = Some(v.parse().ok().filter(|&n: &u64| n > 0).ok_or_else(bad)?)
                 }
                 "peer" => link.peers.push(v.parse().map_err(|_| bad())?),
+                "tracker" => {
+                    let url = percent_decode(v).ok_or_else(bad)?;
+                    if !(url.starts_with("http://") || url.starts_with("https://"))
+                        || url.len() <= "https://".len()
+                    {
+                        return Err(bad());
+                    }
+                    link.trackers.push(url);
+                }
+                "origin" => {
+                    let url = percent_decode(v).ok_or_else(bad)?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(bad());
+                    }
+                    link.origins.push(url);
+                }
                 _ => {}
             }
         }
@@ -197,8 +224,46 @@ impl fmt::Display for SwarmLink {
         for p in &self.peers {
             write!(f, "&peer={p}")?;
         }
+        for t in &self.trackers {
+            write!(f, "&tracker={}", percent_encode(t))?;
+        }
+        for o in &self.origins {
+            write!(f, "&origin={}", percent_encode(o))?;
+        }
         Ok(())
     }
+}
+
+/// Percent-encodes what would end or confuse a link parameter (RFC 3986 §2.1): `%`, `&`, `#`,
+/// `+`, `=`, spaces, controls and non-ASCII bytes.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && !matches!(b, b'%' | b'&' | b'#' | b'+' | b'=') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]
@@ -241,6 +306,23 @@ mod tests {
     }
 
     #[test]
+    fn origins_round_trip_percent_encoded() {
+        let url = "https://cdn.example/a b/file.bin?x=1&y=%2";
+        let mut l = SwarmLink::new(HashValue::from_hex(&"01".repeat(20)).unwrap()).unwrap();
+        // Written links always say cs=.
+        l.explicit_chunk_size = true;
+        l.origins.push(url.to_owned());
+        l.origins.push("http://[::1]:8080/f".to_owned());
+        let s = l.to_string();
+        assert!(s.contains("&origin=https://cdn.example/a%20b/file.bin?x%3D1%26y%3D%252"));
+        assert_eq!(s.parse::<SwarmLink>().unwrap(), l);
+        let bad = format!("ppspp://{}?origin=ftp://x/y", "01".repeat(20));
+        assert!(bad.parse::<SwarmLink>().is_err());
+        let bad = format!("ppspp://{}?origin=http://x/%zz", "01".repeat(20));
+        assert!(bad.parse::<SwarmLink>().is_err());
+    }
+
+    #[test]
     fn contradictions_are_errors() {
         let s = format!("ppspp://{}?hash=sha1", "01".repeat(32));
         assert!(matches!(
@@ -251,5 +333,29 @@ mod tests {
         assert!(s.parse::<SwarmLink>().is_err());
         let s = format!("ppspp://{}?peer=nowhere", "01".repeat(20));
         assert!(s.parse::<SwarmLink>().is_err());
+        for bad in ["ftp://x", "http://", "http://a%2", "http://a%zz"] {
+            let s = format!("ppspp://{}?tracker={bad}", "01".repeat(20));
+            assert!(s.parse::<SwarmLink>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn trackers_round_trip_escaped() {
+        let mut l = SwarmLink::new(HashValue::from_hex(&"01".repeat(20)).unwrap()).unwrap();
+        // A written link always says cs=.
+        l.explicit_chunk_size = true;
+        l.trackers = vec![
+            "http://127.0.0.1:6969/ppstp".into(),
+            "https://t.example/a?x=1&y=100%#f".into(),
+        ];
+        let text = l.to_string();
+        // `&`, `%`, `#` and `=` are escaped (one percent-encoding for trackers and origins).
+        assert!(
+            text.ends_with(
+                "&tracker=http://127.0.0.1:6969/ppstp&tracker=https://t.example/a?x%3D1%26y%3D100%25%23f"
+            ),
+            "{text}"
+        );
+        assert_eq!(text.parse::<SwarmLink>().unwrap(), l);
     }
 }

@@ -118,6 +118,12 @@ impl AsyncDriver {
         let until = tokio::time::Instant::from_std(self.core.clock.to_std(deadline));
         // Either readable or the deadline; both lead to the same work below.
         let _ = tokio::time::timeout_at(until, self.socket.readable()).await;
+        self.receive_and_fire().await?;
+        self.transmit().await
+    }
+
+    /// Feeds what the socket holds (a few batches, answering each), then runs due timers.
+    async fn receive_and_fire(&mut self) -> io::Result<()> {
         for _ in 0..RECV_BATCHES {
             let Self { socket, core } = self;
             match socket.try_io(Interest::READABLE, || core.feed(&*socket)) {
@@ -127,7 +133,30 @@ impl AsyncDriver {
             }
         }
         self.core.fire_timer();
-        self.transmit().await
+        Ok(())
+    }
+
+    /// One turn like [`turn`](Self::turn) that also ends its wait when `wake` completes
+    /// (a command for the engine arrived), returning `wake`'s output if it did. `wake` is
+    /// dropped when the turn ends either way, so it must be cancel-safe (as
+    /// `tokio::sync::mpsc::Receiver::recv` is).
+    pub async fn turn_or<T>(
+        &mut self,
+        max_wait: Duration,
+        wake: impl Future<Output = T>,
+    ) -> io::Result<Option<T>> {
+        self.transmit().await?;
+        let now = self.core.clock.now();
+        let deadline = self.core.deadline(now, max_wait, None);
+        let until = tokio::time::Instant::from_std(self.core.clock.to_std(deadline));
+        let woken = tokio::select! {
+            _ = tokio::time::sleep_until(until) => None,
+            _ = self.socket.readable() => None,
+            v = wake => Some(v),
+        };
+        self.receive_and_fire().await?;
+        self.transmit().await?;
+        Ok(woken)
     }
 
     /// Runs the loop, handing each event to `f`, until `f` breaks (`Some` of its value) or

@@ -288,19 +288,22 @@ fn completions_and_man_page() {
 }
 
 #[test]
-fn output_dash_is_refused_not_a_file_named_dash() {
+fn output_dash_is_stdout_not_a_file_named_dash() {
     let d = tmpdir("robust", "dash");
     let r = Command::new(BIN)
         .current_dir(&d)
         .args(["get", &"ab".repeat(20), "--peer", "127.0.0.1:9", "-o", "-"])
+        .args(["--timeout", "300ms"])
         .output()
         .unwrap();
-    assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("-o -"));
+    // Nobody answers: a failure saying so, nothing on stdout, no file named "-".
+    assert_eq!(r.status.code(), Some(1));
+    assert!(r.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no peer answered"));
     assert_eq!(
         std::fs::read_dir(&d).unwrap().count(),
         0,
-        "files were created"
+        "files were created in the working directory"
     );
     std::fs::remove_dir_all(d).unwrap();
 }

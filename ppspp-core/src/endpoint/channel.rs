@@ -111,6 +111,8 @@ pub(crate) struct Channel {
     pub(crate) state: State,
     /// The peer echoed our channel ID: its address is real (RFC 7574 §12.1).
     pub(crate) proven: bool,
+    /// We opened it to an address learnt by PEX (counted against the PEX share).
+    pub(crate) from_pex: bool,
     pub(crate) wire: WireParams,
     /// The message types the peer accepts, bit `code` per type (RFC 7574 §7.10: a peer
     /// supporting a proper subset says which in its handshake; all until it does).
@@ -191,6 +193,7 @@ impl Channel {
             role,
             state: State::Connecting,
             proven: false,
+            from_pex: false,
             wire,
             peer_accepts: u16::MAX,
             wire_id: id,
@@ -231,12 +234,7 @@ impl Channel {
         if !accepts(MessageType::PexReq) {
             self.pex.send_pex_req = false;
         }
-        self.pex.pex_replies.retain(|a| {
-            accepts(match a {
-                SocketAddr::V4(_) => MessageType::PexResV4,
-                SocketAddr::V6(_) => MessageType::PexResV6,
-            })
-        });
+        self.pex.pex_replies.retain(|r| accepts(r.message_type()));
         if let Some(choke) = self.choke.send_choke {
             let t = if choke {
                 MessageType::Choke
@@ -279,6 +277,7 @@ impl Channel {
             || self.choke.send_choke.is_some()
             || self.pex.send_pex_req
             || !self.pex.pex_replies.is_empty()
+            || self.pex.send_own_cert
     }
 }
 

@@ -41,6 +41,7 @@ impl Endpoint {
             Some(s) => s.cfg.max_requests_per_peer,
             None => return,
         };
+        let urgency = self.urgency(id);
         let Some((ch, sw, rng)) = self.parts(id) else {
             return;
         };
@@ -53,19 +54,8 @@ impl Endpoint {
         {
             return;
         }
-        if ch.down.pick_exhausted {
-            // The last pick found nothing this peer has that we could ask for; a useful HAVE
-            // or a released request clears this.
-            return;
-        }
-        if !ch.down.refill_due(max) {
-            return;
-        }
         let target = ch.down.request_target.min(max);
         let outstanding = ch.down.requested.len();
-        // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
-        // target by less than a group.
-        let want = (target - outstanding).next_multiple_of(super::picker::PICK_GROUP as usize);
         // Endgame: everything missing is already requested; a peer that is running dry may
         // then ask for chunks already requested elsewhere (and CANCELs the copies later).
         let endgame = outstanding < 4
@@ -73,7 +63,38 @@ impl Endpoint {
             && sw
                 .chunk_count()
                 .is_some_and(|n| sw.have.count() + sw.requested.len() as u64 >= n);
-        let (picks, whole) = sw.pick(&ch.peer_have, &ch.down.requested, want, endgame, rng);
+        // The last pick found nothing this peer has that we could ask for; a useful HAVE or a
+        // released request clears this. The endgame does too: the pick that found nothing
+        // may have run while this peer was still busy, and the chunks it skipped as asked of
+        // someone else (a slower peer, an origin) are what it may now ask for.
+        if ch.down.pick_exhausted && !endgame {
+            return;
+        }
+        // A reader's window does not wait for the pipeline to drain (a seek is served at
+        // once), up to a burst beyond the target.
+        let window_only = !ch.down.refill_due(max);
+        let burst = ch.down.window_burst();
+        if window_only && (outstanding >= target + burst || !sw.window_open_for(&ch.peer_have)) {
+            return;
+        }
+        // Whole groups of PICK_GROUP chunks (one REQUEST, later one HAVE), overshooting the
+        // target by less than a group.
+        let want = if window_only {
+            target + burst - outstanding
+        } else {
+            (target - outstanding).next_multiple_of(super::picker::PICK_GROUP as usize)
+        };
+        let (picks, whole) = sw.pick(
+            &ch.peer_have,
+            &ch.down.requested,
+            want,
+            endgame,
+            rng,
+            super::playback::WindowPick {
+                urgency,
+                only: window_only,
+            },
+        );
         if picks.is_empty() {
             // Only a pick that looked at the peer's whole map may conclude there is nothing.
             ch.down.pick_exhausted = !endgame && whole;
@@ -216,10 +237,15 @@ impl Endpoint {
     }
 
     pub(super) fn request_timeout(&self, id: u32) -> Duration {
-        request_timeout_for(
-            self.chan(id)
-                .map_or(Duration::from_secs(1), |c| c.rtt.rto()),
-        )
+        request_timeout_for(self.chan(id).map_or(Duration::from_secs(1), |c| {
+            // A peer that only downloads sends no DATA and so has no RTT sample of its own
+            // (its RTO stays at the initial 1 s, making a lost REQUEST cost 2–4 s): the
+            // quickest request-to-delivery time stands in for the round trip.
+            match (c.rtt.smoothed(), c.down.req_rtt) {
+                (None, Some(r)) => (r * 2).max(Duration::from_millis(100)),
+                _ => c.rtt.rto(),
+            }
+        }))
     }
 
     /// How long a request may stay behind a later delivered one (the same as a request
@@ -290,6 +316,23 @@ impl Download {
         let target = self.request_target.min(max);
         let outstanding = self.requested.len();
         !(outstanding >= target || (outstanding > 0 && target - outstanding < (target / 2).max(1)))
+    }
+
+    /// How many window chunks may be asked beyond the request target: [`WINDOW_BURST`], or
+    /// what the peer delivers in [`QUEUE_TIME`](super::QUEUE_TIME) once its rate is known (at
+    /// least 4). Urgent chunks queue behind what was asked before them (peers serve in
+    /// order): a burst of 64 at a peer delivering 80 chunks a second queued the next urgent
+    /// chunk for most of a second, longer than a player's start buffer.
+    ///
+    /// [`WINDOW_BURST`]: super::playback::WINDOW_BURST
+    pub(crate) fn window_burst(&self) -> usize {
+        let full = super::playback::WINDOW_BURST;
+        if self.dl_rate == 0 {
+            return full;
+        }
+        let in_queue_time =
+            u64::from(self.dl_rate) * (super::QUEUE_TIME.as_micros() as u64) / 1_000_000;
+        (in_queue_time.min(full as u64) as usize).max(4)
     }
 
     /// Counts one chunk delivered by this peer and returns the request queue it warrants: the

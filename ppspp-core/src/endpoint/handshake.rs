@@ -4,6 +4,7 @@
 
 use super::Endpoint;
 use super::channel::{Channel, Role, State};
+use super::member::HandshakeCert;
 use super::output::Out;
 use crate::event::{CloseReason, Event, PeerHandle};
 use crate::hash::HashAlgorithm;
@@ -86,6 +87,14 @@ impl Endpoint {
             self.stats.drops.handshake_rejected += 1;
             return;
         };
+        // The rest of the datagram: a membership certificate may have to be found in it
+        // before anything is allocated (docs/membership.md).
+        let rest: alloc::vec::Vec<_> = messages.collect();
+        let peer_cert = match self.handshake_cert(swarm_idx, remote, rest.iter()) {
+            HandshakeCert::Refused => return,
+            HandshakeCert::Valid(c) => Some(c),
+            HandshakeCert::NotRequired => None,
+        };
         // Bound the half-open state a flood of spoofed handshakes can create.
         self.evict_half_open();
         let Ok(id) = self.alloc_channel(swarm_idx, remote, Role::Responder, wire) else {
@@ -109,12 +118,13 @@ impl Endpoint {
             ch.stats.datagrams_in += 1;
             ch.stats.bytes_in += len;
             ch.stats.messages_in.add(MessageType::Handshake);
+            ch.pex.peer_cert = peer_cert;
         }
         // R-3.1.1-f: the first datagram may carry small messages such as HAVE. Nothing that
         // asks for an answer is honoured before the handshake completes (R-12.6.11-a).
         let wire = self.chan(id).map(|c| c.wire).unwrap_or(wire);
         let _ = wire;
-        for m in messages {
+        for m in rest {
             match m {
                 Ok(Message::Have(spec)) => {
                     self.count_in(id, MessageType::Have);

@@ -2,6 +2,7 @@
 
 use super::Endpoint;
 use super::channel::{Role, State};
+use super::member::HandshakeCert;
 use crate::event::CloseReason;
 use crate::time::Instant;
 use crate::wire::{ChunkSpec, DecodeError, Message, MessageType, decode_datagram};
@@ -73,6 +74,9 @@ impl Endpoint {
         if became_proven {
             self.on_established(dest);
         }
+        if !self.reply_cert_ok(dest, &messages) {
+            return;
+        }
         let mut first = true;
         let mut messages = messages;
         for m in &mut messages {
@@ -93,6 +97,46 @@ impl Endpoint {
         }
         self.flush_acks(dest);
         self.reschedule(dest);
+    }
+
+    /// For an initiator awaiting the reply, in a swarm with a membership policy: the reply
+    /// datagram must carry the responder's certificate for its own address if the swarm
+    /// requires it (docs/membership.md). Returns false when the channel was closed.
+    fn reply_cert_ok(&mut self, id: u32, messages: &crate::wire::MessageIter) -> bool {
+        let Some(ch) = self.chan(id) else {
+            return false;
+        };
+        if ch.role != Role::Initiator || ch.state != State::Connecting {
+            return true;
+        }
+        let (swarm, remote) = (ch.swarm, ch.remote);
+        let has_policy = self
+            .swarms
+            .get(swarm)
+            .and_then(Option::as_ref)
+            .is_some_and(|s| s.cfg.membership.is_some());
+        if !has_policy {
+            return true;
+        }
+        let msgs: alloc::vec::Vec<_> = messages.clone().collect();
+        if !matches!(msgs.first(), Some(Ok(Message::Handshake(_)))) {
+            // Not the reply (it was lost, and this came after it): dropped as before by
+            // `on_message` (R-3.1.1-m), without closing the channel.
+            return true;
+        }
+        match self.handshake_cert(swarm, remote, msgs.iter()) {
+            HandshakeCert::Refused => {
+                self.close_channel(id, CloseReason::HandshakeRejected, false);
+                false
+            }
+            HandshakeCert::Valid(c) => {
+                if let Some(ch) = self.chan_mut(id) {
+                    ch.pex.peer_cert = Some(c);
+                }
+                true
+            }
+            HandshakeCert::NotRequired => true,
+        }
     }
 
     pub(super) fn count_in(&mut self, id: u32, t: MessageType) {
@@ -161,8 +205,8 @@ impl Endpoint {
             Message::PexReq => self.on_pex_req(id),
             Message::PexResV4(a) => self.on_pex_res(id, SocketAddr::V4(a)),
             Message::PexResV6(a) => self.on_pex_res(id, SocketAddr::V6(a)),
-            // Membership certificates are parsed and ignored (no tracker CA is configured).
-            Message::PexResCert(_) => {}
+            // Checked against the swarm's tracker key; ignored without one (member.rs).
+            Message::PexResCert(c) => self.on_pex_res_cert(id, c),
         }
         true
     }

@@ -22,14 +22,29 @@ impl Endpoint {
             sw.add_avail_range(&ch.peer_have, a, b + 1);
         }
         ch.peer_have.insert_range(a..b + 1);
+        // Spurious losses (RFC 8985 §6.2 uses DSACK; PPSPP has none, but an ACK tells as
+        // much): chunks declared lost whose resend has not gone out yet, or whose resend is
+        // acknowledged sooner than any round trip, so the first send arrived after all.
+        let min_rtt = ch.rtt.min();
+        let mut spurious = 0u64;
+        if ch.flight.lost.intersects(a..b + 1) {
+            for r in ch.flight.lost.ranges_in(a..b + 1) {
+                spurious += r.end - r.start;
+                ch.up.cancel_upload(r.start, r.end - 1);
+            }
+        }
         // M-2: count each chunk in flight once; R-12.6.4-a: ACKs for what we never sent
         // change nothing.
         if !ch.flight.in_flight_map.intersects(a..b + 1) {
+            if spurious > 0 {
+                ch.flight.lost.remove_range(a..b + 1);
+                ch.flight.on_spurious();
+                self.stats.spurious_losses += spurious;
+            }
             return;
         }
         let mut bytes = 0;
         let mut sample = None;
-        let min_rtt = ch.rtt.min();
         let chunks = ch.flight.in_flight_map.ranges_in(a..b + 1).flatten();
         for c in chunks {
             if let Some(s) = ch.flight.in_flight.remove(&c) {
@@ -45,6 +60,9 @@ impl Endpoint {
                 // transmission (datagrams over its MTU, resent smaller) would otherwise never
                 // get one, and its RTO would back off without end.
                 let plausible = min_rtt.is_none_or(|m| now.saturating_duration_since(s.at) >= m);
+                if s.retransmitted && !plausible {
+                    spurious += 1;
+                }
                 if !s.retransmitted || plausible {
                     sample = Some(sample.map_or(s.at, |t: Instant| t.max(s.at)));
                 }
@@ -52,6 +70,9 @@ impl Endpoint {
         }
         ch.flight.in_flight_map.remove_range(a..b + 1);
         ch.flight.lost.remove_range(a..b + 1);
+        if spurious > 0 {
+            ch.flight.on_spurious();
+        }
         // The controller sees one ACK per datagram (all its ACK messages together): LEDBAT's
         // clamp to flightsize + ALLOWED_INCREASE·MSS (L-2.4-f) is about the flight before
         // the acknowledgement as a whole; fed message by message, the second ACK of a
@@ -62,6 +83,7 @@ impl Endpoint {
         if let Some(t) = sample {
             batch.sample = Some(batch.sample.map_or(t, |x: Instant| x.max(t)));
         }
+        self.stats.spurious_losses += spurious;
     }
 
     /// Feeds the ACKs of one datagram to the RTT estimator and the congestion controller.
@@ -100,8 +122,13 @@ impl Endpoint {
         // quarter of the minimum RTT, at least 5 ms). Three later acknowledgements are no
         // proof at high rates: 2% of datagrams delayed 10 ms on a 100 Mbit/s path are passed
         // by dozens.
+        // The window grows by a quarter of the minimum RTT for each spurious loss seen (up to
+        // a round trip), and shrinks back after 16 loss recoveries without one (RFC 8985
+        // §6.2's reo_wnd_mult and its reset).
         let reo_wnd = ch.rtt.min().map_or(Duration::from_millis(5), |m| {
-            (m / 4).max(Duration::from_millis(5))
+            ((m / 4) * ch.flight.reo_mult)
+                .min(srtt)
+                .max(Duration::from_millis(5))
         });
         // The round trip the newest acknowledgement took (RACK's RTT): a queue that builds
         // delays every datagram behind it, and a smoothed RTT lags it.
@@ -135,6 +162,7 @@ impl Endpoint {
         if lost.is_empty() {
             return;
         }
+        ch.flight.on_recovery();
         let alone = 4 + 1 + ch.wire.addressing.spec_len() + 8 + cs as usize;
         let mut fell_back = ch.mtu.check_sizes(now, alone);
         if timed_out {
@@ -155,6 +183,11 @@ impl Endpoint {
         self.queue_send(id);
     }
 }
+
+/// The largest reordering window, in quarters of the minimum RTT.
+const MAX_REO_MULT: u32 = 8;
+/// Loss recoveries without a spurious loss after which the window is reset.
+const REO_RESET: u32 = 16;
 
 /// A DATA message in flight.
 #[derive(Clone, Copy, Debug)]
@@ -242,6 +275,10 @@ pub(crate) struct Flight {
     pub(crate) acked_seq: u64,
     pub(crate) ack_batch: Option<AckBatch>,
     pub(crate) last_data_ack: Instant,
+    /// The reordering window in quarters of the minimum RTT (RFC 8985's reo_wnd_mult).
+    pub(crate) reo_mult: u32,
+    /// Loss recoveries since the window last grew.
+    pub(crate) recoveries: u32,
 }
 
 impl Flight {
@@ -271,6 +308,24 @@ impl Flight {
         self.lost.remove(chunk);
     }
 
+    /// A loss turned out spurious: the reordering window grows by a quarter of the minimum
+    /// RTT (up to [`MAX_REO_MULT`] quarters; where it is used it never exceeds the smoothed
+    /// RTT).
+    pub(crate) fn on_spurious(&mut self) {
+        self.reo_mult = (self.reo_mult + 1).min(MAX_REO_MULT);
+        self.recoveries = 0;
+    }
+
+    /// Losses were declared: after [`REO_RESET`] of them without a spurious one the window
+    /// is back to a quarter of the minimum RTT.
+    pub(crate) fn on_recovery(&mut self) {
+        self.recoveries += 1;
+        if self.recoveries >= REO_RESET {
+            self.reo_mult = 1;
+            self.recoveries = 0;
+        }
+    }
+
     pub(crate) fn new(now: Instant, hash: ChunkHash) -> Self {
         Self {
             in_flight: chunk_map(hash),
@@ -281,6 +336,8 @@ impl Flight {
             acked_seq: 0,
             ack_batch: None,
             last_data_ack: now,
+            reo_mult: 1,
+            recoveries: 0,
         }
     }
 }

@@ -22,6 +22,7 @@
 mod announce;
 mod channel;
 mod choke;
+pub mod connmgr;
 mod download;
 mod error;
 mod handshake;
@@ -30,10 +31,21 @@ mod live_swarm;
 #[cfg(test)]
 mod live_tests;
 mod loss;
+mod member;
+#[cfg(all(test, feature = "membership"))]
+mod member_tests;
 mod mtu;
+mod origin;
+#[cfg(test)]
+mod origin_tests;
 mod output;
 mod pex;
+#[cfg(test)]
+mod pex_tests;
 mod picker;
+mod playback;
+#[cfg(test)]
+mod playback_tests;
 mod resume;
 mod swarm;
 mod table;
@@ -63,6 +75,12 @@ use crate::time::{Duration, Instant};
 
 use channel::{Channel, Role};
 pub use error::{ConnectError, LiveChunkError, SwarmError};
+pub use origin::{
+    CRITICAL_HORIZON, CRITICAL_WINDOW, MAX_LIES, OriginError, OriginFailure, OriginFetch,
+    OriginResource, OriginStats, TREE_PREFIX,
+};
+pub use pex::{PEX_MAX_PER_BLOCK, PEX_MAX_SHARE};
+pub use playback::Playback;
 use resume::resume_tree;
 use swarm::{Swarm, Tree};
 pub use timer::Timer;
@@ -128,6 +146,8 @@ pub struct Endpoint {
     /// The last INTEGRITY received (channel, spec, hash): a SIGNED_INTEGRITY signs the hash of
     /// the INTEGRITY just before it (RFC 7574 §6.1.2.3).
     pub(crate) last_integrity: Option<(u32, crate::wire::ChunkSpec, HashValue)>,
+    /// HTTP origins (see `origin`).
+    pub(crate) origins: origin::Origins,
 }
 
 impl fmt::Debug for Endpoint {
@@ -197,6 +217,7 @@ impl Endpoint {
             next_tick: now + TICK,
             retrying: false,
             last_integrity: None,
+            origins: origin::Origins::default(),
         }
     }
 
@@ -272,6 +293,7 @@ impl Endpoint {
             optimistic: None,
             next_choke_round: now + CHOKE_ROUND,
             playback: 0,
+            play: None,
             playback_start: 0,
             pex_candidates: Default::default(),
             tried: Default::default(),
@@ -283,6 +305,8 @@ impl Endpoint {
             have_log_base: 0,
             have_idle: Vec::new(),
             have_runs: core::cell::RefCell::new((0, 0, Vec::new())),
+            content_from_peers: 0,
+            content_from_origins: 0,
         };
         swarm.ensure_avail(core::iter::empty());
         if let SwarmContent::Partial { .. } = swarm.cfg.content {
@@ -313,6 +337,7 @@ impl Endpoint {
         for id in ids {
             self.close_channel(id, CloseReason::LocalClosed, true);
         }
+        self.drop_origins_of(swarm);
         let s = self.swarms[idx].take()?;
         self.swarm_by_id.remove(&s.key);
         Some(s.store)
@@ -390,7 +415,12 @@ impl Endpoint {
         } else {
             Some(self.next_tick)
         };
-        match (chan, tick) {
+        let t = match (chan, tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // An origin's backoff ending (origins asked nothing else of the clock).
+        match (t, self.origin_timeout()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

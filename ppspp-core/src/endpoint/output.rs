@@ -189,6 +189,12 @@ impl Endpoint {
         }
         let wire = ch.wire;
         let hs = ch.hs.send_handshake.then(|| self.handshake_options(id));
+        // Our membership certificate rides with our handshake, and goes again when renewed.
+        let own_cert = if hs.is_some() || ch.pex.send_own_cert {
+            self.own_cert(ch.swarm)
+        } else {
+            None
+        };
         let hs_timeout = self.cfg.handshake_timeout;
         let Some((ch, sw, _)) = self.parts(id) else {
             return 0;
@@ -208,6 +214,10 @@ impl Endpoint {
             if !handshake::write(ch, &mut out, options, hs_timeout) {
                 return 0;
             }
+            if let Some(c) = &own_cert {
+                // Best effort: a peer that requires it refuses us without it.
+                let _ = out.push(&Message::PexResCert(c.clone()));
+            }
         }
         let established = ch.is_established() || (ch.role == Role::Responder && !opening);
         if established && !opening {
@@ -222,6 +232,13 @@ impl Endpoint {
             if ch.proven {
                 download::write_requests(ch, &mut out);
                 pex::write(ch, &mut out);
+            }
+            if ch.pex.send_own_cert {
+                let sent = match &own_cert {
+                    Some(c) => out.push(&Message::PexResCert(c.clone())),
+                    None => true,
+                };
+                ch.pex.send_own_cert = !sent;
             }
         }
         let had_control = !out.w.is_empty();

@@ -4,6 +4,7 @@
 
 use alloc::vec::Vec;
 
+use super::playback::WindowPick;
 use super::swarm::Swarm;
 use super::table::ChunkMap;
 use crate::binmap::Binmap;
@@ -86,6 +87,9 @@ impl Swarm {
     ///
     /// Cost is proportional to the candidates examined (a small multiple of `want`, plus the
     /// runs skipped over), never to the content size.
+    ///
+    /// With a reader set ([`Swarm::play_window`]) its window comes first (see
+    /// [`Swarm::pick_window`], which `window.urgency` informs); `window.only` stops there.
     pub(crate) fn pick(
         &self,
         peer_have: &Binmap,
@@ -93,10 +97,25 @@ impl Swarm {
         want: usize,
         allow_dup: bool,
         rng: &mut Rng,
+        window: WindowPick,
     ) -> (Vec<(u64, u64)>, bool) {
         if want == 0 {
             return (Vec::new(), false);
         }
+        let (first, window_whole) =
+            self.pick_window(peer_have, mine, want, allow_dup, window.urgency.as_ref());
+        if window.only || first.len() >= want {
+            return (runs_of(first), false);
+        }
+        // The reader's urgent chunks were picked above, in order; the rest of its window is
+        // walked first below (rarest first within it: peers at the same point of playback
+        // then fetch different chunks and trade them), then the rest of the content.
+        let urgent = self.urgent_window();
+        let tail = match (&urgent, self.play_window()) {
+            (Some(u), Some(w)) if u.end < w.end => Some(u.end..w.end),
+            _ => None,
+        };
+        let want = want - first.len();
         // A live stream is joined at the newest signed munro heard of (§6.1.2.4): nothing is
         // asked for before one arrives.
         if self.live.as_ref().is_some_and(|l| !l.tuned_in) {
@@ -146,7 +165,10 @@ impl Swarm {
             // Rarest first: look at a few times more candidates than needed, from a random
             // point, and keep the rarest.
             PickerMode::RarestFirst => (
-                rng.gen_range(0..limit.max(1)) & !(PICK_GROUP - 1),
+                match &tail {
+                    Some(t) => (rng.gen_range(t.clone()) & !(PICK_GROUP - 1)).max(t.start),
+                    None => rng.gen_range(0..limit.max(1)) & !(PICK_GROUP - 1),
+                },
                 limit,
                 true,
                 want.saturating_mul(2).max(16),
@@ -182,9 +204,27 @@ impl Swarm {
             whole &= !gaps.truncated();
             runs_left = gaps.runs_left();
         };
-        scan(from, to, &mut candidates);
-        if wrap && candidates.len() < budget && from > 0 {
-            scan(0, from, &mut candidates);
+        // The urgent chunks were walked above: the rest of the walk goes around them.
+        let mut scan_outside = |lo: u64, hi: u64, out: &mut Vec<u64>| match &urgent {
+            Some(u) => {
+                if lo < u.start {
+                    scan(lo, hi.min(u.start), out);
+                }
+                if hi > u.end {
+                    scan(lo.max(u.end), hi, out);
+                }
+            }
+            None => scan(lo, hi, out),
+        };
+        let spans = match (&tail, wrap) {
+            (Some(t), true) => [(from, t.end), (t.start, from), (t.end, to), (0, t.start)],
+            (None, true) => [(from, to), (0, from), (0, 0), (0, 0)],
+            (_, false) => [(from, to), (0, 0), (0, 0), (0, 0)],
+        };
+        for (k, (lo, hi)) in spans.into_iter().enumerate() {
+            if lo < hi && (k == 0 || candidates.len() < budget) {
+                scan_outside(lo, hi, &mut candidates);
+            }
         }
         if matches!(self.cfg.picker, PickerMode::RarestFirst) && !self.avail.is_empty() {
             // Rarest first, ties broken at random by aligned group of PICK_GROUP chunks (so
@@ -216,14 +256,22 @@ impl Swarm {
         } else {
             candidates.truncate(want);
         }
-        let mut out: Vec<(u64, u64)> = Vec::new();
-        for c in candidates {
-            match out.last_mut() {
-                Some(l) if l.1 + 1 == c => l.1 = c,
-                _ => out.push((c, c)),
-            }
-        }
+        // The window's chunks first: peers serve requests in order.
+        let mut out = runs_of(first);
+        out.extend(runs_of(candidates));
         // The peer's whole map was looked at (a streaming window short of the end was not).
-        (out, whole && (wrap || to >= limit))
+        (out, window_whole && whole && (wrap || to >= limit))
     }
+}
+
+/// Ascending chunks as inclusive runs.
+fn runs_of(chunks: Vec<u64>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for c in chunks {
+        match out.last_mut() {
+            Some(l) if l.1.checked_add(1) == Some(c) => l.1 = c,
+            _ => out.push((c, c)),
+        }
+    }
+    out
 }

@@ -84,6 +84,8 @@ pub(crate) struct Swarm {
     pub(crate) optimistic: Option<u32>,
     pub(crate) next_choke_round: Instant,
     pub(crate) playback: u64,
+    /// A reader's position and bitrate ([`Endpoint::set_playback`](super::Endpoint::set_playback)).
+    pub(crate) play: Option<super::playback::PlayState>,
     /// Where downloading started (a live stream's tune-in point).
     pub(crate) playback_start: u64,
     /// Addresses learnt by PEX and not yet tried.
@@ -113,6 +115,9 @@ pub(crate) struct Swarm {
     /// The HAVE log positions `(from, end)` last sorted into runs by
     /// [`Swarm::take_new_haves`], and those runs.
     pub(crate) have_runs: core::cell::RefCell<(u64, u64, Vec<Range<u64>>)>,
+    /// Content bytes verified and stored from peers, and from HTTP origins (peer efficiency).
+    pub(crate) content_from_peers: u64,
+    pub(crate) content_from_origins: u64,
 }
 
 impl Swarm {

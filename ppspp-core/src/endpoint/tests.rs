@@ -1344,3 +1344,33 @@ fn b_requests(mesh: &Mesh, n: usize) -> u64 {
         .messages_out
         .get(crate::wire::MessageType::Request)
 }
+
+#[test]
+fn spurious_losses_widen_the_reordering_window() {
+    // Jitter of up to 20 ms each way on a 40 ms round trip: DATA overtakes DATA by more than
+    // the initial reordering window (a quarter of the minimum RTT); nothing is lost.
+    let mut mesh = Mesh::new(47);
+    mesh.link = crate::testing::LinkConfig {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(20),
+        ..crate::testing::LinkConfig::default()
+    };
+    let data = content(3000 * 1024, 47);
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (lh, _) = leecher(&mut mesh, l, &tree, &data);
+    let a = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, a).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
+    let st = mesh.nodes[s].ep.stats();
+    assert!(st.spurious_losses > 0, "no spurious loss seen: {st:?}");
+    let ch = mesh.nodes[s].ep.channels.iter().flatten().next().unwrap();
+    // Each spurious loss widened the window by a quarter of the minimum RTT; fewer than 16
+    // recoveries since the last one, so it was not reset.
+    assert!(
+        ch.flight.reo_mult > 1,
+        "window not widened: {}",
+        ch.flight.reo_mult
+    );
+}

@@ -4,7 +4,6 @@
 use super::Endpoint;
 use super::TICK;
 use super::channel::{Role, State};
-use super::download::request_timeout_for;
 use crate::event::CloseReason;
 use crate::time::{Duration, Instant};
 use alloc::vec::Vec;
@@ -159,7 +158,7 @@ impl Endpoint {
             }
         }
         if !ch.down.requested.is_empty() {
-            let timeout = request_timeout_for(rto);
+            let timeout = self.request_timeout(id);
             table.set(Timer::Request, ch.down.last_delivery + timeout);
             if ch.down.delivered_seq > 0 {
                 table.set(Timer::Hole, ch.down.hole_mark_at + timeout);
@@ -295,6 +294,7 @@ impl Endpoint {
             self.pex_connect(idx);
             self.repeat_unchokes(idx);
             self.refresh_haves(idx);
+            self.playback_tick(idx);
         }
     }
 }

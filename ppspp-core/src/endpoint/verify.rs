@@ -162,6 +162,7 @@ impl Endpoint {
             return true;
         }
         sw.have.insert(c);
+        sw.content_from_peers += d.payload.len() as u64;
         let mine = account_delivery(ch, sw, c, d.payload.len() as u64, delay, now);
         let was_requested = sw.requested.remove(&c);
         let requested_elsewhere = was_requested.is_some_and(|k| k > mine);
@@ -234,7 +235,7 @@ impl Endpoint {
 
     /// Reports the content's size once it is known, however it became known (peaks that came
     /// with a chunk that verified, was held, or failed; channel `id` brought them).
-    fn report_size(&mut self, swarm: SwarmHandle, id: u32) {
+    pub(super) fn report_size(&mut self, swarm: SwarmHandle, id: u32) {
         let Some(s) = self.slot_of(swarm).and_then(|i| self.swarms[i].as_mut()) else {
             return;
         };
@@ -250,7 +251,7 @@ impl Endpoint {
 
     /// Chunk `c` arrived: the endgame's duplicate requests for it on `others` are cancelled
     /// (R-3.8-a).
-    fn cancel_duplicates(&mut self, c: u64, others: &[u32]) {
+    pub(super) fn cancel_duplicates(&mut self, c: u64, others: &[u32]) {
         for &o in others {
             if let Some(och) = self.chan_mut(o) {
                 if och.down.requested.remove(&c).is_some() {

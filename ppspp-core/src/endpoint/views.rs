@@ -36,6 +36,33 @@ impl<'a> SwarmRef<'a> {
         &self.swarm.swarm_id
     }
 
+    /// The reader set with [`Endpoint::set_playback`], its window filled in.
+    pub fn playback(&self) -> Option<crate::Playback> {
+        self.swarm.play.map(|p| p.playback)
+    }
+
+    /// How many consecutive chunks from `from` on are verified: what a reader at `from` may
+    /// be given now (bytes verified up to).
+    pub fn verified_run(&self, from: u64) -> u64 {
+        let end = self.chunk_count().unwrap_or(u64::MAX);
+        if from >= end {
+            return 0;
+        }
+        let first_missing = self
+            .swarm
+            .have
+            .missing_in(from..end)
+            .next()
+            .map_or(end, |r| r.start);
+        first_missing - from
+    }
+
+    /// When the reader needs `chunk`: with a bitrate, for chunks of its window (the playback
+    /// deadline the picker works to).
+    pub fn deadline(&self, chunk: u64) -> Option<crate::time::Instant> {
+        self.swarm.deadline(chunk)
+    }
+
     /// The number of chunks, once known.
     pub fn chunk_count(&self) -> Option<u64> {
         self.swarm.chunk_count()

@@ -165,15 +165,7 @@ impl LiveSwarmId {
 
     /// Parses the hex of the wire form.
     pub fn from_hex(hex: &str) -> Result<Self, LiveError> {
-        let hex = hex.as_bytes();
-        if hex.len() % 2 != 0 {
-            return Err(LiveError::BadSwarmId);
-        }
-        let mut out = Vec::with_capacity(hex.len() / 2);
-        for pair in hex.chunks_exact(2) {
-            let digit = |c: u8| (c as char).to_digit(16).ok_or(LiveError::BadSwarmId);
-            out.push((digit(pair[0])? * 16 + digit(pair[1])?) as u8);
-        }
+        let out = base16ct::mixed::decode_vec(hex).map_err(|_| LiveError::BadSwarmId)?;
         Self::from_bytes(&out)
     }
 

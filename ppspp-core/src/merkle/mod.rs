@@ -59,6 +59,7 @@
 mod builder;
 mod hasher;
 mod integrity;
+mod sidecar;
 mod store;
 mod tree;
 mod verify;
@@ -70,6 +71,7 @@ pub use builder::{BuildError, MerkleBuilder, MerkleRoot, root_hash};
 pub use integrity::{
     AckedHashes, Integrity, IntegrityError, NodeHashes, Peaks, integrity, is_peak,
 };
+pub use sidecar::{SIDECAR_HEADER_LEN, SIDECAR_MAGIC, SidecarError, SidecarLayout, sidecar_bytes};
 pub use tree::MerkleTree;
 pub use verify::{ConfigError, ContentSize, HashStatus, MAX_PENDING, PartialTree, VerifyError};
 

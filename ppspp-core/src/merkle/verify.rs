@@ -462,6 +462,99 @@ impl PartialTree {
         Err(VerifyError::PeaksMismatch)
     }
 
+    /// Checks the hashes of every node at layer `layer` under the verified node `bin` (nodes
+    /// wholly past the end of the content left out), `hashes` being their concatenation left
+    /// to right, by folding them up to `bin`; on a match records every node of the fold as
+    /// verified. A whole upper layer from an origin's tree sidecar (`bin` the root), or the
+    /// leaf hashes under one of its nodes: afterwards chunks under `bin` verify on their own.
+    ///
+    /// Needs `N`. Errors: [`VerifyError::SizeUnknown`]; [`VerifyError::BinOutOfRange`] when
+    /// `bin` is outside the tree or below `layer`; [`VerifyError::MissingHashes`] when `bin`
+    /// is not verified; [`VerifyError::BadHashLength`] when `hashes` is not exactly that many
+    /// hashes; [`VerifyError::HashMismatch`] when the fold does not reach `bin`'s hash
+    /// (nothing is recorded then).
+    pub fn add_layer_under(
+        &mut self,
+        bin: Bin,
+        layer: u32,
+        hashes: &[u8],
+    ) -> Result<(), VerifyError> {
+        let n = self.chunks.ok_or(VerifyError::SizeUnknown)?;
+        if !self.in_tree(bin) || bin.layer() < layer || bin.is_none() {
+            return Err(VerifyError::BinOutOfRange { bin });
+        }
+        let target: Buf = {
+            let mut b = ZERO;
+            let known = self
+                .known_hash(bin)
+                .ok_or(VerifyError::MissingHashes { bin })?;
+            b[..self.hlen].copy_from_slice(known);
+            b
+        };
+        let first = bin
+            .first_chunk()
+            .ok_or(VerifyError::BinOutOfRange { bin })?;
+        let last = bin.last_chunk().ok_or(VerifyError::BinOutOfRange { bin })?;
+        if first >= n {
+            // Wholly past the end: all-zero, nothing to check or record.
+            return Ok(());
+        }
+        let lo = first >> layer;
+        let hi = (last.min(n - 1) >> layer) + 1;
+        let count = usize::try_from(hi - lo).map_err(|_| VerifyError::BinOutOfRange { bin })?;
+        if hashes.len() != count.saturating_mul(self.hlen) {
+            return Err(VerifyError::BadHashLength {
+                bin,
+                len: hashes.len(),
+            });
+        }
+        let hlen = self.hlen;
+        // Every node of the fold, layer by layer, to record once the top matches.
+        let mut levels: Vec<(u32, u64, Vec<u8>)> = Vec::new();
+        let mut cur: Vec<u8> = hashes.to_vec();
+        let mut cur_lo = lo;
+        let mut j = layer;
+        while j < bin.layer() {
+            let len = cur.len() / hlen;
+            let up_lo = cur_lo >> 1;
+            let up_hi = (cur_lo + len as u64 - 1) / 2 + 1;
+            let mut up = Vec::with_capacity((up_hi - up_lo) as usize * hlen);
+            for p in up_lo..up_hi {
+                let child = |i: u64| -> &[u8] {
+                    match i.checked_sub(cur_lo) {
+                        Some(k) if k < len as u64 => &cur[k as usize * hlen..][..hlen],
+                        _ => &ZERO[..hlen],
+                    }
+                };
+                let (l, r) = (child(2 * p), child(2 * p + 1));
+                let mut out = ZERO;
+                if l.iter().chain(r).all(|&x| x == 0) {
+                    // Two empty children: an all-zero parent, not hashed (RFC 7574 §5.1 as
+                    // libswift).
+                } else {
+                    with_digest!(self.alg, D => parent::<D>(l, r, &mut out));
+                }
+                up.extend_from_slice(&out[..hlen]);
+            }
+            levels.push((j, cur_lo, core::mem::replace(&mut cur, up)));
+            cur_lo = up_lo;
+            j += 1;
+        }
+        if cur.len() != hlen || cur[..] != target[..hlen] {
+            return Err(VerifyError::HashMismatch { bin });
+        }
+        for (layer, lo, hs) in levels {
+            for (k, h) in hs.chunks_exact(hlen).enumerate() {
+                if let Some(b) = Bin::from_layer_offset(layer, lo + k as u64) {
+                    if !is_empty(b, n) {
+                        self.store.insert(b, h);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Drops every candidate hash.
     pub fn clear_pending(&mut self) {
         self.pending.clear();

@@ -16,6 +16,7 @@
 
 mod content;
 mod net;
+mod origin;
 mod store;
 
 use alloc::boxed::Box;
@@ -23,6 +24,7 @@ use alloc::sync::Arc;
 
 pub use content::{Content, FixedContent, PatternContent, SyntheticContent, content, splitmix64};
 pub use net::{Datagram, Filter, LinkConfig, Mesh, Node, Verdict, addr, drain, messages};
+pub use origin::TestOrigin;
 pub use store::CheckingStore;
 
 use crate::config::{EndpointConfig, SwarmConfig};

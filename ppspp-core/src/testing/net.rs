@@ -17,10 +17,14 @@ use bytes::Bytes;
 use super::endpoint_config;
 use crate::config::EndpointConfig;
 use crate::endpoint::Endpoint;
-use crate::event::{Event, SwarmHandle};
+use crate::endpoint::OriginFailure;
+use crate::event::{Event, OriginHandle, SwarmHandle};
 use crate::rand::Rng;
 use crate::time::{Duration, Instant};
 use crate::wire::{Message, WireParams, decode_datagram};
+
+/// An origin's answer on its way: the node, the fetch, and the body or failure.
+type OriginAnswer = (usize, u64, Result<Vec<u8>, OriginFailure>);
 
 /// The address of node `i` of a [`Mesh`]: `10.0.x.y:6778` with `x = i / 256`, `y = i % 256`.
 pub fn addr(i: usize) -> SocketAddr {
@@ -208,6 +212,12 @@ pub struct Mesh {
     queue: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
     buf: Vec<u8>,
+    /// HTTP origin models, by the index [`Mesh::add_origin_server`] returned.
+    pub origins: Vec<super::TestOrigin>,
+    /// Which origin model answers each node's origin.
+    origin_links: BTreeMap<(usize, OriginHandle), usize>,
+    /// Origin answers on their way: (arrival, sequence) → (node, fetch, answer).
+    origin_answers: BTreeMap<(Instant, u64), OriginAnswer>,
 }
 
 impl Mesh {
@@ -225,6 +235,9 @@ impl Mesh {
             queue: BinaryHeap::new(),
             seq: 0,
             buf: vec![0u8; 2048],
+            origins: Vec::new(),
+            origin_links: BTreeMap::new(),
+            origin_answers: BTreeMap::new(),
         }
     }
 
@@ -251,6 +264,26 @@ impl Mesh {
     pub fn add_node(&mut self) -> usize {
         let cfg = self.config();
         self.add(cfg)
+    }
+
+    /// Adds an HTTP origin model; returns its index in [`Mesh::origins`].
+    pub fn add_origin_server(&mut self, origin: super::TestOrigin) -> usize {
+        self.origins.push(origin);
+        self.origins.len() - 1
+    }
+
+    /// Makes origin model `server` a source of node `node`'s swarm `swarm`
+    /// ([`Endpoint::add_origin`]); returns the node's handle of it.
+    ///
+    /// # Panics
+    /// If the endpoint refuses the origin.
+    pub fn add_origin(&mut self, node: usize, swarm: SwarmHandle, server: usize) -> OriginHandle {
+        let h = self.nodes[node]
+            .ep
+            .add_origin(self.now, swarm)
+            .expect("origin");
+        self.origin_links.insert((node, h), server);
+        h
     }
 
     /// Sets the behaviour of the link from node `from` to node `to` (one direction).
@@ -305,6 +338,16 @@ impl Mesh {
                 },
                 |e| node.events.push(e),
             );
+            // Origin fetches go to their models (unknown origins fail at once).
+            while let Some(f) = node.ep.poll_origin_fetch() {
+                let answer = match self.origin_links.get(&(i, f.origin)) {
+                    Some(&s) => self.origins[s].answer(self.now, &f),
+                    None => (self.now, Err(OriginFailure::Unreachable)),
+                };
+                self.seq += 1;
+                self.origin_answers
+                    .insert((answer.0, self.seq), (i, f.id, answer.1));
+            }
             for f in &mut self.filters {
                 f.burst(self.now, i, &mut burst);
             }
@@ -367,10 +410,28 @@ impl Mesh {
             .filter(|n| n.alive)
             .filter_map(|n| n.ep.poll_timeout())
             .min();
-        let Some(next) = [next_packet, next_timer].into_iter().flatten().min() else {
+        let next_origin = self.origin_answers.keys().next().map(|k| k.0);
+        let Some(next) = [next_packet, next_timer, next_origin]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
             return false;
         };
         self.now = self.now.max(next);
+        while let Some(entry) = self.origin_answers.first_entry() {
+            if entry.key().0 > self.now {
+                break;
+            }
+            let (node, id, answer) = entry.remove();
+            if self.nodes[node].alive {
+                let ep = &mut self.nodes[node].ep;
+                match answer {
+                    Ok(body) => ep.origin_data(self.now, id, &body),
+                    Err(e) => ep.origin_failed(self.now, id, e),
+                }
+            }
+        }
         while let Some(Reverse((t, ..))) = self.queue.peek() {
             if *t > self.now {
                 break;

@@ -24,8 +24,15 @@ enum Command {
     Seed(cli::seed::Args),
     /// Download a swarm from peers, verifying every chunk; resumable.
     Get(cli::get::Args),
+    /// One long-running process for many swarms on one socket, with an HTTP control API,
+    /// a gateway that players read while the content downloads, and a web page.
+    #[cfg(feature = "serve")]
+    Serve(cli::serve::Args),
     /// Live streaming: inject a stream (`live source`) or join one (`live get`).
     Live(cli::live::Args),
+    /// Run a PPSTP (RFC 7846) tracker over HTTP: print `tracker URL` and tell peers about
+    /// each other until interrupted.
+    Tracker(cli::tracker::Args),
     /// Print the Merkle root hash (the swarm ID) of a file, as `ppspp seed` would.
     Hash(cli::hash::Args),
     /// Decode one datagram given as hex, or every PPSPP datagram of a pcap/pcapng capture,
@@ -48,7 +55,10 @@ fn main() -> ExitCode {
         Command::Hash(args) => cli::hash::run(&args),
         Command::Seed(args) => cli::seed::run(&args),
         Command::Get(args) => cli::get::run(&args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => cli::serve::run(&args),
         Command::Live(args) => cli::live::run(&args),
+        Command::Tracker(args) => cli::tracker::run(&args),
         Command::Completions { shell } => {
             let mut cmd = ppspp_cli_args::command::<Cli>();
             clap_complete::generate(shell, &mut cmd, "ppspp", &mut std::io::stdout());

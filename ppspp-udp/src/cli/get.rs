@@ -1,7 +1,13 @@
 //! `ppspp get SWARM --peer ADDR -o OUT`: download a swarm's content, verifying every chunk.
 //!
 //! `SWARM` is a hex swarm ID (the hash function is inferred from its length) or a swarm link
-//! printed by `ppspp seed` (its `peer=` entries join the `--peer` list).
+//! printed by `ppspp seed` (its `peer=` entries join the `--peer` list, its `origin=` entries
+//! the `--origin` list).
+//!
+//! `--origin URL` (repeatable) adds an HTTP origin: the engine fetches the chunks peers cannot
+//! deliver in time from it, or everything when there is no useful peer; every chunk is
+//! verified against the tree sidecar at `URL.mhash` first (see `docs/origin.md`). With an
+//! origin no `--peer` is needed.
 //!
 //! Data goes to `OUT.ppspp-part`; the verified chunks and the hashes that verified them are
 //! saved every few seconds (and on Ctrl-C or failure) to `OUT.ppspp-state` by a thread of its
@@ -14,7 +20,9 @@
 //! fails verification) ends the run with a line saying which.
 //!
 //! The final summary is one line on stdout:
-//! `complete OUT: N bytes (D downloaded, R resumed) in S s, X MiB/s, from P peer(s): ADDR…`,
+//! `complete OUT: N bytes (D downloaded, R resumed) in S s, X MiB/s, from P peer(s): ADDR…
+//! [and O origin(s): URL… (B bytes)], peer efficiency E` (E: bytes from peers / bytes
+//! downloaded, 0 to 1),
 //! or with `--json` one JSON object (per-peer bytes, rates and efficiency included).
 
 use std::net::SocketAddr;
@@ -23,16 +31,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ppspp_core::hash::HashValue;
-use ppspp_core::{ConnectError, Event, PickerMode, SwarmConfig, SwarmContent, SwarmHandle};
+use ppspp_core::{
+    ConnectError, Event, PickerMode, Playback, SwarmConfig, SwarmContent, SwarmHandle,
+};
 
+use crate::cli::finder::Finder;
 use crate::cli::interrupt;
 use crate::cli::live::RingStore;
+use crate::cli::origins::Origins;
 use crate::cli::progress::{Progress, human_bytes, mib_per_s};
 use crate::cli::saver::{Saver, Snapshot, StateHeader};
 use crate::cli::summary::{PeerBook, Summary, peer_table};
+use crate::cli::tap::Tap;
+use crate::cli::tracker_client::Trackers;
 use crate::cli::{Failure, MAX_CHUNK_SIZE, chunks_of, close_reason, secs};
 use crate::driver::{Driver, DriverConfig};
 use crate::link::SwarmLink;
+use crate::origin::OriginUrls;
 use crate::store::seed_cache;
 use crate::store::{DownloadState, FileStore, PART_SUFFIX, STATE_SUFFIX, with_suffix};
 
@@ -46,7 +61,20 @@ pub struct Args {
     /// `HOST:PORT` (resolved at start).
     #[arg(long = "peer", short = 'p', value_parser = ppspp_cli_args::peer)]
     pub peers: Vec<SocketAddr>,
-    /// Where to write the content (a file; `-` is refused: chunks arrive out of order).
+    /// A PPSTP tracker to ask for peers (repeatable): `http://HOST:PORT/PATH`, as
+    /// `ppspp tracker` prints it. Joins the link's `tracker=` entries.
+    #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
+    pub trackers: Vec<String>,
+    /// Membership certificates.
+    #[command(flatten)]
+    pub membership: crate::cli::tracker_client::MembershipArgs,
+    /// An HTTP origin of the content (repeatable): `http://` or `https://` URL of the file,
+    /// with its tree sidecar (`ppspp hash --tree`) at the same URL + `.mhash`.
+    #[arg(long = "origin", value_name = "URL")]
+    pub origins: Vec<String>,
+    /// Where to write the content: a file, or `-` for stdout, in order as it verifies (the
+    /// download then goes through a temporary file, is not resumable, and the summary goes
+    /// to stderr).
     #[arg(long, short = 'o')]
     pub output: PathBuf,
     /// The chunk size in bytes (default 1024, or the link's).
@@ -94,9 +122,23 @@ pub fn run(args: &Args) -> u8 {
 struct Plan {
     link: SwarmLink,
     peers: Vec<SocketAddr>,
+    origins: Vec<OriginUrls>,
     out: PathBuf,
     state_path: PathBuf,
     part_path: PathBuf,
+    /// `-o -`: the content goes to stdout; `out` is a temporary file.
+    stream: bool,
+}
+
+/// Prints a result line: on stdout, or on stderr when stdout carries the content.
+macro_rules! result_line {
+    ($plan:expr, $($arg:tt)*) => {{
+        if $plan.stream {
+            eprintln!($($arg)*);
+        } else {
+            crate::cli::say!($($arg)*);
+        }
+    }};
 }
 
 fn plan(args: &Args) -> Result<Plan, Failure> {
@@ -119,41 +161,88 @@ fn plan(args: &Args) -> Result<Plan, Failure> {
             link.chunk_size
         )));
     }
-    if args.output.as_os_str() == "-" {
-        return Err(Failure::usage(
-            "-o -: ppspp get writes a file (chunks arrive out of order); give a file name",
-        ));
-    }
+    let stream = args.output.as_os_str() == "-";
     let mut peers: Vec<SocketAddr> = link.peers.clone();
     for p in &args.peers {
         if !peers.contains(p) {
             peers.push(*p);
         }
     }
-    if peers.is_empty() {
+    for t in &args.trackers {
+        if !link.trackers.contains(t) {
+            link.trackers.push(t.clone());
+        }
+    }
+    let mut origins: Vec<OriginUrls> = Vec::new();
+    for u in link.origins.iter().chain(&args.origins) {
+        let o = OriginUrls::parse(u).map_err(Failure::usage)?;
+        if !origins.iter().any(|x| x.content == o.content) {
+            origins.push(o);
+        }
+    }
+    if peers.is_empty() && link.trackers.is_empty() && origins.is_empty() {
         return Err(Failure::usage(
-            "no peer to download from: give --peer ADDR (or a link with peer=)",
+            "no peer, tracker or origin to download from: give --peer ADDR, --tracker URL or \
+             --origin URL (or a link with peer=, tracker= or origin=)",
         ));
     }
-    let out = args.output.clone();
+    let out = if stream {
+        std::env::temp_dir().join(format!(
+            "ppspp-get-{}-{}",
+            std::process::id(),
+            link.swarm_id
+        ))
+    } else {
+        args.output.clone()
+    };
     Ok(Plan {
+        stream,
         state_path: with_suffix(&out, STATE_SUFFIX),
         part_path: with_suffix(&out, PART_SUFFIX),
         link,
         peers,
+        origins,
         out,
     })
 }
 
 fn download(args: &Args) -> Result<(), Failure> {
     let plan = plan(args)?;
+    if plan.stream {
+        // Whatever happens, the temporary files go.
+        let _cleanup = TempFiles(vec![
+            plan.out.clone(),
+            plan.part_path.clone(),
+            plan.state_path.clone(),
+        ]);
+        return download_planned(args, &plan, None);
+    }
     // A finished OUT with no state beside it: nothing to fetch if it is this content.
     if plan.out.exists() && !plan.state_path.exists() {
         return already_present(args, &plan);
     }
     let resumed = load_resume(args, &plan)?;
+    download_planned(args, &plan, resumed)
+}
+
+/// Files removed when dropped (`-o -`'s temporary download).
+struct TempFiles(Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn download_planned(
+    args: &Args,
+    plan: &Plan,
+    resumed: Option<DownloadState>,
+) -> Result<(), Failure> {
     // Bind before creating any file, so a bind failure leaves nothing behind.
-    let mut driver = bind(args, &plan)?;
+    let mut driver = bind(args, plan)?;
     let peers = crate::cli::reachable(&plan.peers, driver.local_addr());
     let mut resumed = resumed;
     if let Some(st) = &mut resumed {
@@ -161,7 +250,7 @@ fn download(args: &Args) -> Result<(), Failure> {
             if !args.quiet {
                 eprintln!("resume: the saved state lacks the content length; asking the peers");
             }
-            st.size = probe_size(&mut driver, &plan, &peers, args);
+            st.size = probe_size(&mut driver, plan, &peers, args);
         }
     }
     let part_existed = plan.part_path.exists();
@@ -177,7 +266,16 @@ fn download(args: &Args) -> Result<(), Failure> {
         state: plan.state_path.clone(),
         armed: !part_existed,
     };
-    let mut session = Session::start(args, &plan, &mut driver, store, resumed.as_ref())?;
+    let mut session = Session::start(args, plan, &mut driver, store, resumed.as_ref())?;
+    session.finder = Finder::new(
+        Trackers::start(
+            &plan.link.trackers,
+            &plan.link.swarm_id.to_string(),
+            ppspp_tracker::PeerMode::Leech,
+            driver.local_addr(),
+        )
+        .map_err(Failure::usage)?,
+    );
     let r = session.run(&mut driver, &peers);
     if session.verified_bytes(&driver) > 0 || session.saved_any {
         guard.armed = false;
@@ -185,12 +283,12 @@ fn download(args: &Args) -> Result<(), Failure> {
     match r {
         Ok(()) => {
             guard.armed = false;
-            session.complete(args, &plan, driver)
+            session.complete(args, plan, driver)
         }
         Err(f) => {
             driver.shutdown().ok();
             if args.json {
-                crate::cli::say!("{}", session.summary(&driver, &plan, &f).to_json());
+                result_line!(plan, "{}", session.summary(&driver, plan, &f).to_json());
             }
             Err(f)
         }
@@ -343,7 +441,10 @@ fn probe_size(driver: &mut Driver, plan: &Plan, peers: &[SocketAddr], args: &Arg
 
 /// Re-reads and re-hashes the chunks a state file claims, keeping those that still match
 /// their verified leaf hashes. Returns the good ranges and their bytes.
-fn recheck(state: &DownloadState, store: &FileStore) -> (Vec<std::ops::Range<u64>>, u64) {
+pub(crate) fn recheck(
+    state: &DownloadState,
+    store: &FileStore,
+) -> (Vec<std::ops::Range<u64>>, u64) {
     let leaves: std::collections::BTreeMap<u64, HashValue> = state
         .hashes
         .iter()
@@ -398,6 +499,16 @@ struct Session {
     /// Bytes the engine kept from the resume state, and what the state claimed.
     resumed: u64,
     claimed: u64,
+    /// The HTTP origins, if any.
+    origins: Option<Origins>,
+    quiet: bool,
+    /// `-o -`: the stdout writer, and the chunk it was last known to need.
+    tap: Option<Tap>,
+    tap_at: u64,
+    tap_started: bool,
+    /// The trackers announcing this download (dropping them sends LEAVE) and the manager
+    /// deciding which of their peers to connect to.
+    finder: Finder,
 }
 
 impl Session {
@@ -442,12 +553,23 @@ impl Session {
         }
         let mut scfg = SwarmConfig::new(link.swarm_id, link.hash, link.chunk_size, content);
         scfg.addressing(link.addressing);
+        scfg.membership(args.membership.policy());
         let now = driver.now();
         let swarm = driver
             .endpoint_mut()
             .add_swarm(now, scfg, Box::new(store.clone()))
             .map_err(|e| Failure::failed(format!("cannot start the download: {e}")))?;
         interrupt::stop_on_ctrl_c(driver.stop_handle());
+        let wake = driver.wake_handle();
+        let now = driver.now();
+        let origins = Origins::start(
+            driver.endpoint_mut(),
+            now,
+            swarm,
+            &plan.origins,
+            move || wake.wake(),
+        )
+        .map_err(Failure::failed)?;
         let header = StateHeader {
             swarm_id: link.swarm_id,
             hash: link.hash,
@@ -455,6 +577,9 @@ impl Session {
             chunk_size: link.chunk_size,
         };
         let now = Instant::now();
+        let tap = plan
+            .stream
+            .then(|| Tap::start(store.clone(), std::io::stdout()));
         let mut s = Self {
             swarm,
             saver: Some(Saver::start(plan.state_path.clone(), header, store.clone())),
@@ -475,6 +600,12 @@ impl Session {
             size,
             resumed: 0,
             claimed,
+            origins,
+            quiet: args.quiet,
+            tap,
+            tap_at: 0,
+            tap_started: false,
+            finder: Finder::new(Trackers::default()),
         };
         // What the engine itself holds after re-verifying the resume hashes: that, not what
         // the state file claimed, is what will not be fetched again.
@@ -517,9 +648,21 @@ impl Session {
                 .turn(Duration::from_millis(100))
                 .map_err(|e| Failure::failed(format!("network: {e}")))?;
             trace.tick(driver, "get");
+            if let Some(o) = &mut self.origins {
+                let now = driver.now();
+                for n in o.pump(driver.endpoint_mut(), now) {
+                    self.progress.note(&n);
+                }
+                if peers.is_empty() && o.all_disabled(driver.endpoint()) {
+                    // Nothing left to download from: say so now rather than at the timeout.
+                    let msg = format!("every origin failed: {}", o.errors());
+                    return Err(self.stop_failed(driver, msg));
+                }
+            }
             while let Some(ev) = driver.poll_event() {
                 self.on_event(driver, ev)?;
             }
+            self.feed_tap(driver)?;
             if self.complete {
                 break;
             }
@@ -542,9 +685,40 @@ impl Session {
             if self.last_progress.elapsed() >= self.timeout {
                 return Err(self.stop_timed_out(driver, peers, done, connected));
             }
+            self.use_trackers(driver, done, connected);
             self.reconnect_if_alone(driver, peers);
         }
         self.book.refresh(driver, self.swarm);
+        Ok(())
+    }
+
+    /// `-o -`: tells the stdout writer what verified in order, and the engine where the
+    /// writer is.
+    fn feed_tap(&mut self, driver: &mut Driver) -> Result<(), Failure> {
+        let Some(tap) = &self.tap else {
+            return Ok(());
+        };
+        if let Some(e) = tap.error() {
+            return Err(self.stop_failed(driver, e));
+        }
+        let cs = self.chunk_size;
+        let at = tap.written() / cs;
+        let Some(s) = driver.endpoint().swarm(self.swarm) else {
+            return Ok(());
+        };
+        let run_end = s.verified().first_missing(at);
+        let len = s.content_len().or(self.size);
+        let ready = len.map_or(run_end * cs, |l| (run_end * cs).min(l));
+        tap.publish(ready);
+        if at != self.tap_at || !self.tap_started {
+            // The writer's position is the playback position: in order from there first.
+            self.tap_at = at;
+            self.tap_started = true;
+            let now = driver.now();
+            driver
+                .endpoint_mut()
+                .set_playback(now, self.swarm, Playback::at(at));
+        }
         Ok(())
     }
 
@@ -560,6 +734,19 @@ impl Session {
         let len = s.content_len().or(self.size);
         self.store.finish(len).map_err(Failure::failed)?;
         Ok(true)
+    }
+
+    /// Peers from the trackers (see [`Finder::step`]).
+    fn use_trackers(&mut self, driver: &mut Driver, done: u64, connected: usize) {
+        let progress = ppspp_tracker::Progress {
+            uploaded: self.book.totals().iter().map(|p| p.uploaded).sum(),
+            downloaded: done.saturating_sub(self.resumed),
+            links: connected as u64,
+            complete: self.complete,
+        };
+        let (local, now) = (driver.local_addr(), driver.now());
+        self.finder
+            .step(driver.endpoint_mut(), now, self.swarm, local, progress);
     }
 
     /// Every channel gone: try the configured peers again, once a second.
@@ -580,12 +767,14 @@ impl Session {
     fn on_event(&mut self, driver: &mut Driver, ev: Event) -> Result<(), Failure> {
         match ev {
             Event::PeerConnected { remote, .. } => {
+                self.finder.on_connected(driver.now(), remote);
                 // Not progress: a peer whose data fails verification reconnects forever.
                 self.ever_connected = true;
                 self.book.connected(remote);
                 tracing::info!(%remote, "peer connected");
             }
             Event::PeerClosed { remote, reason, .. } => {
+                self.finder.on_closed(driver.now(), remote, reason);
                 self.book.refresh(driver, self.swarm);
                 self.book.closed(remote);
                 tracing::info!(%remote, "peer closed: {}", close_reason(reason));
@@ -602,6 +791,16 @@ impl Session {
                 }
             }
             Event::SwarmComplete { .. } => self.complete = true,
+            Event::OriginIntegrityFailure { .. } | Event::OriginDisabled { .. } => {
+                // Not hidden by -q: content was refused, or a source is gone.
+                if let Some(line) = self.origins.as_ref().and_then(|o| o.describe(&ev)) {
+                    if self.quiet {
+                        eprintln!("warning: {line}");
+                    } else {
+                        self.progress.note(&format!("warning: {line}"));
+                    }
+                }
+            }
             Event::StoreFailure { error, .. } => {
                 let msg = self.store.failure().unwrap_or_else(|| error.to_string());
                 return Err(self.stop_failed(driver, msg));
@@ -717,6 +916,13 @@ impl Session {
                  verification; check --chunk-size (it must be the seeder's) and the swarm ID",
                 self.integrity_failures
             )
+        } else if !self.ever_connected && peers.is_empty() {
+            format!(
+                "no chunk verified within {t} and no peer given; the origin(s) failed: {}",
+                self.origins
+                    .as_ref()
+                    .map_or_else(|| "none".into(), Origins::errors)
+            )
         } else if !self.ever_connected {
             format!(
                 "no peer answered within {t} (peers: {}); either no ppspp is listening there \
@@ -785,7 +991,39 @@ impl Session {
                 0.0
             },
             peers,
+            origin_bytes: driver
+                .endpoint()
+                .swarm(self.swarm)
+                .map_or(0, |s| s.content_from_origins()),
+            peer_efficiency: self.peer_efficiency(driver),
+            origin_range_ignored: self.origins.as_ref().map_or(0, Origins::range_ignored),
         }
+    }
+
+    /// The summary line's end: the origins' part, then `, peer efficiency E` (bytes from
+    /// peers / all bytes downloaded; 1 when no origin contributed).
+    fn origin_clause(&self, driver: &Driver) -> String {
+        let mut s = String::new();
+        if let Some(o) = &self.origins {
+            let stats = o.stats(driver.endpoint());
+            let bytes: u64 = stats.iter().map(|(_, st)| st.content_in).sum();
+            let urls: Vec<String> = stats.into_iter().map(|(u, _)| u).collect();
+            s.push_str(&format!(
+                " and {} origin(s): {} ({bytes} bytes)",
+                urls.len(),
+                urls.join(", ")
+            ));
+        }
+        format!("{s}, peer efficiency {:.3}", self.peer_efficiency(driver))
+    }
+
+    /// Bytes from peers / all bytes downloaded in this run (1 when none came from origins).
+    fn peer_efficiency(&self, driver: &Driver) -> f64 {
+        driver
+            .endpoint()
+            .swarm(self.swarm)
+            .and_then(|s| s.peer_efficiency())
+            .unwrap_or(1.0)
     }
 
     /// The download completed: sync and rename, remove the state, print the summary.
@@ -810,27 +1048,33 @@ impl Session {
         let _ = std::fs::remove_file(&plan.state_path);
         let total = len.unwrap_or(0);
         self.size = Some(total);
+        if let Some(tap) = self.tap.take() {
+            tap.finish(total).map_err(Failure::failed)?;
+        }
         let downloaded = self.store.bytes_written();
         if args.json {
             let s = self.summary_with(&driver, plan, None, downloaded);
-            crate::cli::say!("{}", s.to_json());
+            result_line!(plan, "{}", s.to_json());
         } else {
             let elapsed = self.started.elapsed();
             let sources = self.book.sources();
-            crate::cli::say!(
+            result_line!(
+                plan,
                 "complete {}: {total} bytes ({downloaded} downloaded, {} resumed) in {:.2} s, \
-                 {:.2} MiB/s, from {} peer(s): {}",
+                 {:.2} MiB/s, from {} peer(s): {}{}",
                 plan.out.display(),
                 self.resumed,
                 elapsed.as_secs_f64(),
                 mib_per_s(downloaded, elapsed),
                 sources.len(),
-                list(&sources)
+                list(&sources),
+                self.origin_clause(&driver),
             );
             if args.peers_table {
                 let peers = self.book.totals();
                 let up: u64 = peers.iter().map(|p| p.uploaded).sum();
-                crate::cli::say!(
+                result_line!(
+                    plan,
                     "  total: down {}, up {}, ratio {:.2}",
                     human_bytes(downloaded),
                     human_bytes(up),
@@ -841,11 +1085,17 @@ impl Session {
                     }
                 );
                 for l in peer_table(&peers) {
-                    crate::cli::say!("{l}");
+                    result_line!(plan, "{l}");
                 }
             }
         }
         if args.seed_after {
+            // The trackers list this peer as a seeder from now on.
+            self.finder.report(ppspp_tracker::Progress {
+                downloaded,
+                complete: true,
+                ..ppspp_tracker::Progress::default()
+            });
             let mut l = plan.link.clone();
             l.size = Some(total);
             l.peers = vec![crate::cli::seed::advertised(driver.local_addr())];

@@ -5,13 +5,17 @@
 //! is printed as lowercase hex on one line. The defaults (SHA-1, 1,024-byte chunks) are
 //! `ppspp seed`'s, so both print the same swarm ID for the same file. Errors are one line on
 //! stderr with exit code 1.
+//!
+//! `--tree FILE.mhash` also writes the tree sidecar an HTTP origin hosts next to the file
+//! (every node hash; see `docs/origin.md`): the tree is then kept in memory (about two
+//! hashes per chunk) and written to a temporary file renamed into place.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
 use ppspp_core::hash::{HashAlgorithm, HashValue};
-use ppspp_core::merkle::{BuildError, MerkleBuilder};
+use ppspp_core::merkle::{BuildError, MerkleBuilder, MerkleTree, sidecar_bytes};
 
 /// The read buffer size: large reads, independent of the chunk size.
 const READ_BUF: usize = 256 * 1024;
@@ -29,10 +33,28 @@ pub struct Args {
     /// or sha512.
     #[arg(long = "hash", default_value = "sha1")]
     pub hash: HashAlgorithm,
+    /// Also write the Merkle tree sidecar an HTTP origin serves beside the file (by
+    /// convention FILE.mhash next to FILE on the server).
+    #[arg(long, value_name = "FILE.mhash")]
+    pub tree: Option<std::path::PathBuf>,
 }
 
 /// Runs `ppspp hash`: prints the root hash and returns 0, or prints an error and returns 1.
 pub fn run(args: &Args) -> u8 {
+    if let Some(out) = &args.tree {
+        return match tree_of_file(&args.file, args.hash, args.chunk_size)
+            .and_then(|t| write_sidecar(&t, out).map(|()| t.root_hash()))
+        {
+            Ok(root) => {
+                crate::cli::say!("{root}");
+                0
+            }
+            Err(e) => {
+                eprintln!("ppspp hash: {}: {e}", args.file.display());
+                1
+            }
+        };
+    }
     match root_of_file(&args.file, args.hash, args.chunk_size) {
         Ok(root) => {
             crate::cli::say!("{root}");
@@ -67,9 +89,35 @@ impl std::fmt::Display for Error {
     }
 }
 
-/// Streams `path` through a Merkle builder and returns the root hash.
-fn root_of_file(path: &Path, alg: HashAlgorithm, chunk_size: u32) -> Result<HashValue, Error> {
-    let mut builder = MerkleBuilder::new(alg, chunk_size).map_err(Error::Build)?;
+/// Streams `path` through a Merkle builder keeping every node hash.
+fn tree_of_file(path: &Path, alg: HashAlgorithm, chunk_size: u32) -> Result<MerkleTree, Error> {
+    let mut builder = MerkleBuilder::with_tree(alg, chunk_size).map_err(Error::Build)?;
+    if let Ok(m) = std::fs::metadata(path) {
+        builder.reserve_for(m.len());
+    }
+    feed(path, |buf| builder.update(buf).map_err(Error::Build))?;
+    builder.finish_tree().map_err(Error::Build)
+}
+
+/// Writes the sidecar of `tree` to `out` (a temporary file beside it, renamed into place).
+fn write_sidecar(tree: &MerkleTree, out: &Path) -> Result<(), Error> {
+    let bytes = sidecar_bytes(tree);
+    let mut tmp = out.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, out))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::Io(io::Error::new(
+                e.kind(),
+                format!("cannot write {}: {e}", out.display()),
+            ))
+        })
+}
+
+/// Reads `path` in large buffers, handing each to `f`.
+fn feed(path: &Path, mut f: impl FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error> {
     let file = File::open(path).map_err(Error::Io)?;
     let mut reader = BufReader::with_capacity(READ_BUF, file);
     loop {
@@ -79,11 +127,17 @@ fn root_of_file(path: &Path, alg: HashAlgorithm, chunk_size: u32) -> Result<Hash
             Err(e) => return Err(Error::Io(e)),
         };
         if buf.is_empty() {
-            break;
+            return Ok(());
         }
         let len = buf.len();
-        builder.update(buf).map_err(Error::Build)?;
+        f(buf)?;
         reader.consume(len);
     }
+}
+
+/// Streams `path` through a Merkle builder and returns the root hash.
+fn root_of_file(path: &Path, alg: HashAlgorithm, chunk_size: u32) -> Result<HashValue, Error> {
+    let mut builder = MerkleBuilder::new(alg, chunk_size).map_err(Error::Build)?;
+    feed(path, |buf| builder.update(buf).map_err(Error::Build))?;
     Ok(builder.finish().map_err(Error::Build)?.hash)
 }

@@ -2,8 +2,8 @@
 //!
 //! - `ppspp live source [--input FILE] [--listen ADDR] [--key FILE]`: the injector. It cuts
 //!   its input (standard input by default) into chunks, signs a munro every
-//!   `--chunks-per-sig` chunks and serves the stream. Prints `swarm <hex>` (the public key)
-//!   and `listening <addr>` on stdout. At the end of the input it keeps serving until
+//!   `--chunks-per-sig` chunks and serves the stream. Prints `swarm <hex>` (the public key),
+//!   `listening <addr>` and `link <live link>` (see [`crate::live_link`]) on stdout. At the end of the input it keeps serving until
 //!   interrupted (a trailing partial chunk is not sent: live chunks are full-size).
 //! - `ppspp live get SWARM --peer ADDR -o OUT`: a peer. It tunes in at the newest signed
 //!   munro it hears of, verifies every chunk against it, writes the stream to OUT (`-`:
@@ -27,6 +27,7 @@ use ppspp_core::store::{ChunkStore, StoreError};
 use ppspp_core::wire::{ChunkAddressing, SignatureAlgorithm};
 use ppspp_core::{Event, SwarmConfig};
 
+use crate::cli::tracker_client::Trackers;
 use crate::cli::{Failure, MAX_CHUNK_SIZE, close_reason, interrupt, secs};
 use crate::driver::{Driver, DriverConfig, os_seed};
 
@@ -92,6 +93,9 @@ pub struct SourceArgs {
     /// Limit the upload to this many bytes per second (suffixes k, M, G).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
+    /// A PPSTP tracker to announce the stream to (repeatable): `http://HOST:PORT/PATH`.
+    #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
+    pub trackers: Vec<String>,
     /// The stream's parameters.
     #[command(flatten)]
     pub stream: StreamArgs,
@@ -104,8 +108,11 @@ pub struct GetArgs {
     /// prints it.
     pub swarm: String,
     /// A peer to join through (repeatable): `IP:PORT` or `HOST:PORT`.
-    #[arg(long = "peer", required = true, value_parser = ppspp_cli_args::peer)]
+    #[arg(long = "peer", required_unless_present = "trackers", value_parser = ppspp_cli_args::peer)]
     pub peers: Vec<SocketAddr>,
+    /// A PPSTP tracker to ask for peers (repeatable): `http://HOST:PORT/PATH`.
+    #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
+    pub trackers: Vec<String>,
     /// Write the stream here, from the tune-in point on (`-`: standard output).
     #[arg(short = 'o', long = "output")]
     pub output: String,
@@ -137,7 +144,7 @@ fn parse_form(s: &str) -> Result<SignedForm, String> {
     }
 }
 
-fn parse_alg(s: &str) -> Result<SignatureAlgorithm, String> {
+pub(crate) fn parse_alg(s: &str) -> Result<SignatureAlgorithm, String> {
     match s {
         "ecdsa-p256" | "13" => Ok(SignatureAlgorithm::ECDSAP256SHA256),
         "ecdsa-p384" | "14" => Ok(SignatureAlgorithm::ECDSAP384SHA384),
@@ -198,6 +205,24 @@ impl RingStore {
     /// The oldest chunk held.
     pub fn oldest(&self) -> Option<u64> {
         self.inner.lock().ok()?.chunks.keys().next().copied()
+    }
+
+    /// The newest chunk held.
+    pub fn newest(&self) -> Option<u64> {
+        self.inner.lock().ok()?.chunks.keys().next_back().copied()
+    }
+
+    /// How many consecutive chunks from `from` on are held, counting at most `max`.
+    pub fn run(&self, from: u64, max: u64) -> u64 {
+        let Ok(r) = self.inner.lock() else { return 0 };
+        let mut n = 0;
+        for (&i, _) in r.chunks.range(from..) {
+            if i != from + n || n >= max {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 }
 
@@ -263,9 +288,14 @@ pub fn run(args: &Args) -> u8 {
     }
 }
 
-fn load_key(a: &SourceArgs) -> Result<KeyPair, String> {
-    let Some(path) = &a.key else {
-        return KeyPair::from_seed(a.algorithm, &os_seed()).map_err(|e| e.to_string());
+/// The signing key kept in `key` (hex of the secret; made from fresh randomness and
+/// written there if the file does not exist), or a new key without a file.
+pub(crate) fn load_key(
+    key: Option<&std::path::Path>,
+    algorithm: SignatureAlgorithm,
+) -> Result<KeyPair, String> {
+    let Some(path) = key else {
+        return KeyPair::from_seed(algorithm, &os_seed()).map_err(|e| e.to_string());
     };
     if let Ok(text) = std::fs::read_to_string(path) {
         let text = text.trim();
@@ -274,7 +304,7 @@ fn load_key(a: &SourceArgs) -> Result<KeyPair, String> {
         let secret = hex_bytes(hex).ok_or("key file: bad hex")?;
         return KeyPair::from_secret(alg, &secret).map_err(|e| format!("key file: {e}"));
     }
-    let key = KeyPair::from_seed(a.algorithm, &os_seed()).map_err(|e| e.to_string())?;
+    let key = KeyPair::from_seed(algorithm, &os_seed()).map_err(|e| e.to_string())?;
     let hex: String = key
         .secret_bytes()
         .iter()
@@ -313,7 +343,7 @@ fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
 
 /// Reads `input` in chunks of `size` bytes on a thread of its own; the program takes them
 /// from the channel between turns of the network loop. Ends at the end of the input.
-fn reader(input: &str, size: usize) -> Result<mpsc::Receiver<Vec<u8>>, String> {
+pub(crate) fn reader(input: &str, size: usize) -> Result<mpsc::Receiver<Vec<u8>>, String> {
     let mut r: Box<dyn Read + Send> = if input == "-" {
         Box::new(std::io::stdin())
     } else {
@@ -350,7 +380,7 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
     let params = a.stream.params()?;
     // The input first: nothing is announced for a stream that cannot be read.
     let rx = reader(&a.input, params.chunk_size as usize)?;
-    let key = load_key(a)?;
+    let key = load_key(a.key.as_deref(), a.algorithm)?;
     let id = key.swarm_id();
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
@@ -368,8 +398,22 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
         .add_swarm(now, scfg, Box::new(store))
         .map_err(|e| e.to_string())?;
     interrupt::stop_on_ctrl_c(driver.stop_handle());
+    // Announced until this function returns; dropping it sends LEAVE.
+    let _announcing = Trackers::start(
+        &a.trackers,
+        &id.to_string(),
+        ppspp_tracker::PeerMode::Seeder,
+        local,
+    )
+    .map_err(Failure::usage)?;
+    let mut link = crate::live_link::LiveLink::new(id.clone());
+    link.chunk_size = params.chunk_size;
+    link.chunks_per_sig = params.nchunks_per_sig;
+    link.form = params.form;
+    link.peers = vec![crate::cli::seed::advertised(local)];
     crate::cli::say!("swarm {id}");
     crate::cli::say!("listening {local}");
+    crate::cli::say!("link {link}");
     let started = std::time::Instant::now();
     let mut pushed: u64 = 0;
     let mut input_open = true;
@@ -429,6 +473,7 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
     let id = LiveSwarmId::from_hex(a.swarm.trim())
         .map_err(|e| Failure::usage(format!("swarm ID: {e}")))?;
     let v = verifier(&id).map_err(|e| Failure::usage(format!("swarm ID: {e}")))?;
+    let swarm_hex = id.to_string();
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
@@ -449,6 +494,14 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             .connect(now, swarm, *p)
             .map_err(|e| format!("{p}: {e}"))?;
     }
+    // A live peer stays a LEECH for the tracker: the stream never completes.
+    let trackers = Trackers::start(
+        &a.trackers,
+        &swarm_hex,
+        ppspp_tracker::PeerMode::Leech,
+        driver.local_addr(),
+    )
+    .map_err(Failure::usage)?;
     interrupt::stop_on_ctrl_c(driver.stop_handle());
     // The output last, so a failure to start leaves no file; a file this run created and
     // never wrote to is removed again.
@@ -498,6 +551,10 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
         driver
             .turn(Duration::from_millis(5))
             .map_err(|e| format!("network: {e}"))?;
+        for p in crate::cli::reachable(&trackers.new_peers(), driver.local_addr()) {
+            let now = driver.now();
+            let _ = driver.endpoint_mut().connect(now, swarm, p);
+        }
         while let Some(ev) = driver.poll_event() {
             match ev {
                 Event::IntegrityFailure { remote, error, .. } => {

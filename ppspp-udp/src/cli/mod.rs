@@ -5,17 +5,24 @@
 //! so a bad value is a usage error before any work starts.
 
 pub mod decode;
+pub mod finder;
 pub mod get;
 pub mod hash;
 pub mod interrupt;
 pub mod live;
 pub mod logging;
+pub mod origins;
 pub mod pcap;
 pub mod progress;
 pub mod saver;
 pub mod seed;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod summary;
+pub mod tap;
 pub mod trace;
+pub mod tracker;
+pub mod tracker_client;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

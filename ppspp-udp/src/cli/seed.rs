@@ -25,6 +25,7 @@ use ppspp_core::hash::HashAlgorithm;
 use ppspp_core::{Event, SwarmConfig};
 
 use crate::cli::summary::{PeerBook, peer_table};
+use crate::cli::tracker_client::Trackers;
 use crate::cli::{Failure, MAX_CHUNK_SIZE, close_reason, interrupt};
 use crate::driver::{Driver, DriverConfig};
 use crate::link::{SwarmLink, parse_addressing};
@@ -63,6 +64,13 @@ pub struct Args {
     /// Limit the upload to this many bytes per second (suffixes k, M, G: 500k, 2M).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
+    /// A PPSTP tracker to announce every swarm to (repeatable): `http://HOST:PORT/PATH`, as
+    /// `ppspp tracker` prints it. The links carry it as `tracker=`.
+    #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
+    pub trackers: Vec<String>,
+    /// Membership certificates.
+    #[command(flatten)]
+    pub membership: crate::cli::tracker_client::MembershipArgs,
 }
 
 fn parse_cam(s: &str) -> Result<ppspp_core::wire::ChunkAddressing, String> {
@@ -90,8 +98,14 @@ pub fn run(args: &Args) -> u8 {
 
 /// The files named on the command line, directories expanded (sorted by name).
 fn files(args: &Args) -> Result<Vec<PathBuf>, Failure> {
+    expand_files(&args.files)
+}
+
+/// Files and directories as the files to publish: a directory's regular files (not ppspp's
+/// own `.ppspp-*` files) in name order.
+pub(crate) fn expand_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     let mut out = Vec::new();
-    for f in &args.files {
+    for f in paths {
         if !f.is_dir() {
             out.push(f.clone());
             continue;
@@ -166,9 +180,12 @@ fn serve(args: &Args) -> Result<u8, Failure> {
     // Before the lines a supervisor waits for, so an early Ctrl-C is handled too.
     interrupt::stop_on_ctrl_c(driver.stop_handle());
     let mut handles = Vec::with_capacity(trees.len());
+    // Announcing until this function returns; dropping them sends LEAVE.
+    let mut announcing = Vec::with_capacity(trees.len());
     for (i, (tree, store)) in trees.iter().zip(&stores).enumerate() {
         let mut scfg = SwarmConfig::seed(tree.clone());
         scfg.addressing(args.cam);
+        scfg.membership(args.membership.policy());
         let now = driver.now();
         let h = driver
             .endpoint_mut()
@@ -180,6 +197,16 @@ fn serve(args: &Args) -> Result<u8, Failure> {
         link.addressing = args.cam;
         link.size = Some(tree.content_len());
         link.peers.push(advertised(local));
+        link.trackers.clone_from(&args.trackers);
+        announcing.push(
+            Trackers::start(
+                &args.trackers,
+                &tree.root_hash().to_string(),
+                ppspp_tracker::PeerMode::Seeder,
+                local,
+            )
+            .map_err(Failure::usage)?,
+        );
         crate::cli::say!("swarm {}", tree.root_hash());
         if i == 0 {
             crate::cli::say!("listening {local}");
@@ -230,6 +257,14 @@ fn serve(args: &Args) -> Result<u8, Failure> {
         for h in &handles {
             book.refresh(&driver, *h);
         }
+        for (h, t) in handles.iter().zip(&announcing) {
+            if let Some(c) = t.new_cert() {
+                let now = driver.now();
+                driver
+                    .endpoint_mut()
+                    .set_membership_cert(now, *h, ppspp_core::Bytes::from(c));
+            }
+        }
         trace.tick(&mut driver, "seed");
     };
     let channels: usize = driver
@@ -242,6 +277,8 @@ fn serve(args: &Args) -> Result<u8, Failure> {
         book.refresh(&driver, *h);
     }
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    // LEAVE every swarm before saying what was served.
+    drop(announcing);
     if !quiet {
         let peers = book.totals();
         let up: u64 = peers.iter().map(|p| p.uploaded).sum();

@@ -179,6 +179,12 @@ pub struct Summary {
     pub rate: f64,
     /// Per-peer totals.
     pub peers: Vec<PeerTotals>,
+    /// Content bytes from HTTP origins in this run.
+    pub origin_bytes: u64,
+    /// Bytes from peers / all content bytes received (1 when no origin contributed).
+    pub peer_efficiency: f64,
+    /// Origin answers that ignored `Range` (the bytes were cut out of the whole file).
+    pub origin_range_ignored: u64,
 }
 
 impl Summary {

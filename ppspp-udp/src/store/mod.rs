@@ -21,6 +21,8 @@ pub mod seed_cache;
 mod state;
 
 pub use file::{FileStore, io_message};
+#[cfg(feature = "serve")]
+pub(crate) use state::write_atomically;
 pub use state::{DownloadState, StateError};
 
 use std::path::{Path, PathBuf};

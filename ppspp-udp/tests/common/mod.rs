@@ -58,3 +58,71 @@ pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A child process stopped with SIGTERM when dropped (so it cleans up after itself, as
+/// `ppspp serve` removes its temporary data directory), killed if it has not exited within
+/// 5 s, and reaped.
+pub(crate) struct Terminated(pub(crate) Child);
+
+impl Drop for Terminated {
+    fn drop(&mut self) {
+        // Already reaped (its id may name another process by now): nothing to stop.
+        if let Ok(Some(_)) = self.0.try_wait() {
+            return;
+        }
+        // SAFETY: signalling our own child process, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `ppspp serve` (stopped with SIGTERM when dropped) and what it printed.
+pub(crate) struct ServeProc {
+    pub(crate) child: Terminated,
+    /// Its UDP address (`listening …`).
+    pub(crate) udp: std::net::SocketAddr,
+    /// Its HTTP address (`http http://…/`).
+    pub(crate) http: std::net::SocketAddr,
+    /// The `swarm …`/`link …` lines asked for, in order.
+    pub(crate) lines: Vec<String>,
+}
+
+/// Starts `ppspp serve` on free loopback ports with `args`, and reads the two address lines
+/// and then `pairs` pairs of `swarm`/`link` lines.
+pub(crate) fn start_serve(args: &[&str], pairs: usize) -> ServeProc {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ppspp"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().expect("a line").expect("readable");
+    let l = next();
+    let udp = l.strip_prefix("listening ").expect(&l).parse().unwrap();
+    let l = next();
+    let http = l
+        .strip_prefix("http http://")
+        .and_then(|s| s.strip_suffix('/'))
+        .expect(&l)
+        .parse()
+        .unwrap();
+    let printed = (0..2 * pairs).map(|_| next()).collect();
+    ServeProc {
+        child: Terminated(child),
+        udp,
+        http,
+        lines: printed,
+    }
+}

@@ -1,0 +1,1140 @@
+//! Hybrid delivery: HTTP origins as sources of chunks beside the peers (issue 17).
+//!
+//! The decisions live here, sans IO, so that the `ppspp` program and the simulator share
+//! them: which bytes to fetch from which origin, when, and what to make of the answer. The
+//! adapter only performs the byte-range GETs the endpoint asks for
+//! ([`Endpoint::poll_origin_fetch`]) and hands back the bodies ([`Endpoint::origin_data`]) or
+//! the failures ([`Endpoint::origin_failed`]).
+//!
+//! # Verification
+//!
+//! A peer sends the hashes a chunk needs with its DATA; a file server sends only bytes. The
+//! origin therefore hosts the content's tree sidecar ([`crate::merkle::SidecarLayout`]) next
+//! to the content. Before any content, the endpoint fetches a prefix of the sidecar
+//! ([`OriginResource::Tree`]): the peak hashes (checked against the swarm ID: the size) and
+//! the upper layers that fit (checked as one fold against the root). Before content under a
+//! node of the lowest layer it has, it fetches that node's leaf hashes (checked by folding
+//! into the node). Each chunk is then checked against its verified leaf hash, exactly as a
+//! peer's, before it is stored: an origin that serves wrong bytes (or a wrong sidecar) is
+//! counted, backed off, and disabled after [`MAX_LIES`] offences, like a lying peer.
+//!
+//! # The hybrid switch
+//!
+//! - A swarm with no peer connected fetches from the origin alone, in order from the playback
+//!   position, with runs as long as the origin's measured rate warrants, at full speed.
+//! - Beside peers, the origin fetches (1) the critical window: chunks from the first one not
+//!   yet verified at the playback position on that no peer was asked for, [`CRITICAL_WINDOW`]
+//!   of them until a peer has proven itself by delivering (with a playback deadline: those
+//!   whose deadline is nearer than peers are expected to take); and (2) while peers have
+//!   nothing for us to ask, chunks no connected peer has (nobody else can deliver them), in
+//!   short runs along a walk that jumps to a random point when it meets others' chunks, so
+//!   that leechers sharing an origin fetch different parts and trade the rest.
+//! - Everything else is left to peers; chunks the origin was asked for are claimed in the
+//!   swarm's tables as a request to a peer would be, so peers do not fetch them too (outside
+//!   the endgame), and are released for peers when the origin fails.
+
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use super::Endpoint;
+use super::download::release;
+use super::swarm::Tree;
+use crate::bin::Bin;
+use crate::event::{Event, OriginHandle, SwarmHandle};
+use crate::merkle::{SidecarLayout, VerifyError};
+use crate::time::{Duration, Instant};
+
+/// How many bytes of the sidecar the first fetch asks for: the header, the peaks and the upper
+/// layers (the whole sidecar of contents up to about 1,600 chunks with SHA-1).
+pub const TREE_PREFIX: u64 = 64 * 1024;
+/// Chunks of the critical window while no peer has delivered anything.
+pub const CRITICAL_WINDOW: u64 = 16;
+/// The media time ahead of the playback position that counts as critical: a chunk due within
+/// it that is still missing is fetched from the origin even when a peer was asked for it (the
+/// startup and rebuffering the product brief allows: ≤ 1 s).
+pub const CRITICAL_HORIZON: Duration = Duration::from_secs(1);
+/// Offences (wrong chunk, wrong sidecar) after which an origin is disabled.
+pub const MAX_LIES: u32 = 3;
+/// Fetches outstanding at one origin at a time.
+const MAX_FETCHES: usize = 4;
+/// The smallest and largest fetch of content, in chunks.
+const MIN_RUN: u64 = 16;
+/// Window chunks [`Endpoint::deadline_critical`] looks at, at most, per call.
+const CRITICAL_WALK: u32 = 4096;
+/// Critical chunks it returns, at most (a critical horizon of 4 Mbit/s media is 488 chunks
+/// of 1 KiB).
+const CRITICAL_MAX: usize = 2048;
+const MAX_RUN_BYTES: u64 = 4 << 20;
+/// How much content, in time at the origin's measured rate, one fetch asks for.
+const RUN_TIME: Duration = Duration::from_millis(250);
+/// Backoff after a failure: doubles from this, up to `MAX_BACKOFF`.
+const BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// One byte-range GET the endpoint asks the adapter to perform (see
+/// [`Endpoint::poll_origin_fetch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OriginFetch {
+    /// The origin to ask.
+    pub origin: OriginHandle,
+    /// The swarm it serves.
+    pub swarm: SwarmHandle,
+    /// Names this fetch in [`Endpoint::origin_data`] and [`Endpoint::origin_failed`].
+    pub id: u64,
+    /// Which file: the content or its tree sidecar.
+    pub resource: OriginResource,
+    /// The bytes of that file (half open). For [`OriginResource::Tree`] the range may run past
+    /// the end of the file: the answer is then the bytes up to the end (as an HTTP server
+    /// answers such a range).
+    pub bytes: Range<u64>,
+}
+
+/// Which of the origin's files a fetch is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginResource {
+    /// The content itself; the bytes are those of these chunks.
+    Content {
+        /// The chunks, half open.
+        chunks: Range<u64>,
+    },
+    /// The tree sidecar (by default the content's URL with `.mhash` appended).
+    Tree,
+}
+
+/// Why a fetch failed, as the adapter saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginFailure {
+    /// The origin could not be reached (DNS, connection refused, TLS).
+    Unreachable,
+    /// No complete answer in time.
+    Timeout,
+    /// An HTTP status other than a success: 4xx (except 408 and 429) disable the origin (the
+    /// file is not there for us), the others are retried after a backoff.
+    Status(u16),
+    /// A body shorter than the range asked for, or a `Content-Range` that names other bytes.
+    BadBody,
+}
+
+impl OriginFailure {
+    /// Whether retrying cannot help (the origin is disabled at once).
+    pub fn is_permanent(self) -> bool {
+        matches!(self, Self::Status(s) if (400..500).contains(&s) && s != 408 && s != 429)
+    }
+}
+
+/// Counters of one origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OriginStats {
+    /// Content bytes received, verified and stored.
+    pub content_in: u64,
+    /// Chunks verified and stored.
+    pub chunks_verified: u64,
+    /// Content bytes received for chunks already verified (from a peer meanwhile).
+    pub duplicate_bytes: u64,
+    /// Sidecar bytes received.
+    pub tree_in: u64,
+    /// Fetches asked for.
+    pub fetches: u64,
+    /// Fetches that failed (transport or HTTP).
+    pub failures: u64,
+    /// Chunks or sidecar parts that failed verification.
+    pub integrity_failures: u64,
+    /// The origin is disabled (too many offences, or a permanent failure).
+    pub disabled: bool,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Prefix,
+    /// Leaf hashes under nodes `blocks` of the origin's lowest whole layer.
+    Leaves {
+        blocks: Range<u64>,
+    },
+    Chunks(Range<u64>),
+}
+
+#[derive(Clone, Debug)]
+struct Fetch {
+    id: u64,
+    kind: Kind,
+    sent: Instant,
+}
+
+#[derive(Debug)]
+struct Origin {
+    handle: OriginHandle,
+    swarm: SwarmHandle,
+    /// The sidecar's layout, once its prefix verified.
+    layout: Option<SidecarLayout>,
+    /// The lowest layer verified whole: leaf hashes are fetched per node of this layer.
+    layer: u32,
+    /// Nodes of `layer` whose leaf hashes are verified or on their way.
+    leaves: BTreeSet<u64>,
+    fetches: Vec<Fetch>,
+    failures_in_row: u32,
+    lies: u32,
+    retry_at: Option<Instant>,
+    /// The quickest answer to a fetch so far (request to body), for deadlines.
+    answer_time: Option<Duration>,
+    /// Where the walk for chunks no peer has goes on from.
+    cursor: Option<u64>,
+    /// Content delivery rate, bytes per second (0 until measured).
+    rate: u64,
+    stats: OriginStats,
+}
+
+/// The endpoint's origins.
+#[derive(Debug, Default)]
+pub(crate) struct Origins {
+    slots: Vec<Option<Origin>>,
+    generation: u32,
+    next_id: u64,
+    out: VecDeque<OriginFetch>,
+}
+
+/// Why [`Endpoint::add_origin`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginError {
+    /// No such swarm.
+    UnknownSwarm,
+    /// Origins serve static content (a live stream's chunks have no sidecar).
+    LiveSwarm,
+}
+
+impl core::fmt::Display for OriginError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::UnknownSwarm => "no such swarm",
+            Self::LiveSwarm => "origins serve static content only",
+        })
+    }
+}
+
+impl core::error::Error for OriginError {}
+
+impl Endpoint {
+    /// Adds an HTTP origin as a source of `swarm`'s chunks. The endpoint asks for its first
+    /// fetch (the tree sidecar's prefix) at the next [`Endpoint::poll_origin_fetch`]. A
+    /// seeder's or a complete swarm's origin is never asked for anything.
+    pub fn add_origin(
+        &mut self,
+        now: Instant,
+        swarm: SwarmHandle,
+    ) -> Result<OriginHandle, OriginError> {
+        self.advance(now);
+        let idx = self.slot_of(swarm).ok_or(OriginError::UnknownSwarm)?;
+        if self.swarms[idx].as_ref().is_some_and(|s| s.live.is_some()) {
+            return Err(OriginError::LiveSwarm);
+        }
+        let o = &mut self.origins;
+        o.generation = o.generation.wrapping_add(1);
+        let slot = match o.slots.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                o.slots.push(None);
+                o.slots.len() - 1
+            }
+        };
+        let handle = OriginHandle {
+            slot: slot as u32,
+            generation: o.generation,
+        };
+        o.slots[slot] = Some(Origin {
+            handle,
+            swarm,
+            layout: None,
+            layer: 0,
+            leaves: BTreeSet::new(),
+            fetches: Vec::new(),
+            failures_in_row: 0,
+            lies: 0,
+            retry_at: None,
+            answer_time: None,
+            cursor: None,
+            rate: 0,
+            stats: OriginStats::default(),
+        });
+        Ok(handle)
+    }
+
+    /// Removes an origin; answers to its fetches still out are ignored, and the chunks they
+    /// were for are left to others.
+    pub fn remove_origin(&mut self, now: Instant, origin: OriginHandle) {
+        self.advance(now);
+        let Some(i) = self.origin_slot(origin) else {
+            return;
+        };
+        if let Some(o) = self.origins.slots[i].take() {
+            for f in o.fetches {
+                self.release_fetch(o.swarm, &f.kind);
+            }
+        }
+    }
+
+    /// Forgets the origins of `swarm` (it is being removed) and their fetches not handed out
+    /// yet; answers to fetches already out are then ignored.
+    pub(crate) fn drop_origins_of(&mut self, swarm: SwarmHandle) {
+        for slot in &mut self.origins.slots {
+            if slot.as_ref().is_some_and(|o| o.swarm == swarm) {
+                *slot = None;
+            }
+        }
+        self.origins.out.retain(|f| f.swarm != swarm);
+    }
+
+    /// The next byte-range GET to perform, if any: decides what each origin should fetch now
+    /// (see the module docs) and hands the fetches out one at a time. Drain it after every
+    /// input, like [`Endpoint::poll_transmit`]; every fetch must be answered, once, by
+    /// [`Endpoint::origin_data`] or [`Endpoint::origin_failed`] (the adapter's own timeout
+    /// included).
+    pub fn poll_origin_fetch(&mut self) -> Option<OriginFetch> {
+        if self.origins.out.is_empty() {
+            for i in 0..self.origins.slots.len() {
+                self.schedule_origin(i);
+            }
+        }
+        self.origins.out.pop_front()
+    }
+
+    /// The body of fetch `id`: the bytes asked for (for the sidecar, up to its end). It is
+    /// checked (length, then every hash and chunk against the swarm's tree) before anything
+    /// is stored.
+    pub fn origin_data(&mut self, now: Instant, id: u64, body: &[u8]) {
+        self.advance(now);
+        let Some((i, f)) = self.take_fetch(id) else {
+            return;
+        };
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        let swarm = o.swarm;
+        let took = now.saturating_duration_since(f.sent);
+        o.answer_time = Some(o.answer_time.map_or(took, |t| t.min(took)));
+        let result = match f.kind.clone() {
+            Kind::Prefix => {
+                o.stats.tree_in += body.len() as u64;
+                self.on_tree_prefix(i, body)
+            }
+            Kind::Leaves { blocks } => {
+                o.stats.tree_in += body.len() as u64;
+                self.on_leaves(i, blocks, body)
+            }
+            Kind::Chunks(chunks) => {
+                let took = (now.saturating_duration_since(f.sent).as_micros() as u64).max(1000);
+                let inst = (body.len() as u64).saturating_mul(1_000_000) / took;
+                o.rate = if o.rate == 0 {
+                    inst
+                } else {
+                    (3 * o.rate + inst) / 4
+                };
+                self.on_chunks(i, chunks, body)
+            }
+        };
+        match result {
+            Ok(()) => {
+                if let Some(o) = self.origins.slots[i].as_mut() {
+                    o.failures_in_row = 0;
+                }
+            }
+            Err(Offence::Short) => self.origin_trouble(i, OriginFailure::BadBody),
+            Err(Offence::Lie(chunk)) => self.origin_lied(i, chunk),
+            Err(Offence::Mismatch) => self.disable_origin(i),
+        }
+        self.release_fetch(swarm, &f.kind);
+    }
+
+    /// Fetch `id` failed. The chunks it was for are left to peers (and to this origin after a
+    /// backoff); a permanent failure ([`OriginFailure::is_permanent`]) disables the origin.
+    pub fn origin_failed(&mut self, now: Instant, id: u64, failure: OriginFailure) {
+        self.advance(now);
+        let Some((i, f)) = self.take_fetch(id) else {
+            return;
+        };
+        if let Some(o) = self.origins.slots[i].as_mut() {
+            if let Kind::Leaves { blocks } = &f.kind {
+                for b in blocks.clone() {
+                    o.leaves.remove(&b);
+                }
+            }
+            let swarm = o.swarm;
+            self.release_fetch(swarm, &f.kind);
+        }
+        self.origin_trouble(i, failure);
+    }
+
+    /// An origin's counters.
+    pub fn origin_stats(&self, origin: OriginHandle) -> Option<OriginStats> {
+        let o = self.origins.slots[self.origin_slot(origin)?].as_ref()?;
+        Some(o.stats)
+    }
+
+    /// Every origin of the endpoint.
+    pub fn origins(&self) -> impl Iterator<Item = OriginHandle> + '_ {
+        self.origins.slots.iter().flatten().map(|o| o.handle)
+    }
+
+    /// When an origin's backoff ends (for [`Endpoint::poll_timeout`]).
+    pub(crate) fn origin_timeout(&self) -> Option<Instant> {
+        self.origins
+            .slots
+            .iter()
+            .flatten()
+            .filter(|o| !o.stats.disabled)
+            .filter_map(|o| o.retry_at)
+            .min()
+    }
+
+    // ---- internals -----------------------------------------------------------------------
+
+    fn origin_slot(&self, h: OriginHandle) -> Option<usize> {
+        let i = h.slot as usize;
+        self.origins
+            .slots
+            .get(i)?
+            .as_ref()
+            .filter(|o| o.handle == h)
+            .map(|_| i)
+    }
+
+    fn take_fetch(&mut self, id: u64) -> Option<(usize, Fetch)> {
+        for (i, o) in self.origins.slots.iter_mut().enumerate() {
+            let Some(o) = o.as_mut() else { continue };
+            if let Some(k) = o.fetches.iter().position(|f| f.id == id) {
+                return Some((i, o.fetches.swap_remove(k)));
+            }
+        }
+        None
+    }
+
+    /// Gives back the claims of a fetch that is over (chunks it did not bring), and lets
+    /// peers pick them.
+    fn release_fetch(&mut self, swarm: SwarmHandle, kind: &Kind) {
+        let Kind::Chunks(chunks) = kind else { return };
+        let Some(idx) = self.slot_of(swarm) else {
+            return;
+        };
+        let Some(s) = self.swarms[idx].as_mut() else {
+            return;
+        };
+        let mut freed = Vec::new();
+        for c in chunks.clone() {
+            if s.requested.contains_key(&c) {
+                release(s, c);
+                if !s.claimed.contains(c) {
+                    freed.push(c);
+                }
+            }
+        }
+        if !freed.is_empty() {
+            for &id in &s.channels.iter().copied().collect::<Vec<_>>() {
+                if let Some(ch) = self.chan_mut(id) {
+                    ch.down.pick_exhausted = false;
+                }
+            }
+            self.offer_released(idx, &freed, u32::MAX);
+        }
+    }
+
+    fn origin_trouble(&mut self, i: usize, failure: OriginFailure) {
+        let now = self.now;
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        o.stats.failures += 1;
+        self.stats.origin_failures += 1;
+        if failure.is_permanent() {
+            self.disable_origin(i);
+            return;
+        }
+        o.failures_in_row = o.failures_in_row.saturating_add(1);
+        let shift = o.failures_in_row.saturating_sub(1).min(5);
+        o.retry_at = Some(now + (BACKOFF * (1u32 << shift)).min(MAX_BACKOFF));
+    }
+
+    fn origin_lied(&mut self, i: usize, chunk: Option<u64>) {
+        let now = self.now;
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        o.stats.integrity_failures += 1;
+        self.stats.integrity_failures += 1;
+        self.stats.origin_integrity_failures += 1;
+        o.lies += 1;
+        self.events.push_back(Event::OriginIntegrityFailure {
+            swarm: o.swarm,
+            origin: o.handle,
+            chunk,
+        });
+        if o.lies >= MAX_LIES {
+            self.disable_origin(i);
+        } else {
+            o.failures_in_row = o.failures_in_row.saturating_add(1);
+            let shift = o.failures_in_row.saturating_sub(1).min(5);
+            o.retry_at = Some(now + (BACKOFF * (1u32 << shift)).min(MAX_BACKOFF));
+        }
+    }
+
+    fn disable_origin(&mut self, i: usize) {
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        if o.stats.disabled {
+            return;
+        }
+        o.stats.disabled = true;
+        self.events.push_back(Event::OriginDisabled {
+            swarm: o.swarm,
+            origin: o.handle,
+        });
+    }
+
+    /// The sidecar's prefix: size from the peaks, then the lowest whole layer in it.
+    fn on_tree_prefix(&mut self, i: usize, body: &[u8]) -> Result<(), Offence> {
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return Ok(());
+        };
+        let swarm = o.swarm;
+        let Some(idx) = self.slot_of(swarm) else {
+            return Ok(());
+        };
+        let layout = SidecarLayout::parse(body).map_err(|_| Offence::Lie(None))?;
+        let Some(s) = self.swarms[idx].as_mut() else {
+            return Ok(());
+        };
+        if layout.hash != s.cfg.hash || layout.chunk_size != s.cfg.chunk_size {
+            // Another content's tree (or another hash or chunk size): nothing to verify
+            // against; no use retrying.
+            return Err(Offence::Mismatch);
+        }
+        let Tree::Partial(tree) = &mut s.tree else {
+            return Ok(());
+        };
+        let n = layout.chunks();
+        let newly_sized = match tree.chunk_count() {
+            Some(known) if known != n => return Err(Offence::Lie(None)),
+            Some(_) => false,
+            None => {
+                let peaks = body
+                    .get(range_usize(layout.peaks()))
+                    .ok_or(Offence::Short)?;
+                let hlen = layout.hash.output_len();
+                for (p, h) in Bin::peaks(n).zip(peaks.chunks_exact(hlen)) {
+                    let h = crate::hash::HashValue::from_slice(h).ok_or(Offence::Short)?;
+                    tree.add_hash(p, &h).map_err(|_| Offence::Lie(None))?;
+                }
+                match tree.resolve_size_at_least(n) {
+                    Ok(got) if got == n => true,
+                    _ => return Err(Offence::Lie(None)),
+                }
+            }
+        };
+        let root = Bin::root_covering(n).ok_or(Offence::Lie(None))?;
+        let layer = layout
+            .lowest_layer_within(body.len() as u64)
+            .ok_or(Offence::Short)?;
+        let bytes = body
+            .get(range_usize(layout.layer_bytes(layer, 0..u64::MAX)))
+            .ok_or(Offence::Short)?;
+        tree.add_layer_under(root, layer, bytes)
+            .map_err(|_| Offence::Lie(None))?;
+        if newly_sized {
+            self.report_size(swarm, u32::MAX);
+        }
+        if let Some(o) = self.origins.slots[i].as_mut() {
+            o.layout = Some(layout);
+            o.layer = layer;
+        }
+        Ok(())
+    }
+
+    /// The leaf hashes under nodes `blocks` of the origin's lowest whole layer, each block's
+    /// checked by folding into its node.
+    fn on_leaves(&mut self, i: usize, blocks: Range<u64>, body: &[u8]) -> Result<(), Offence> {
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return Ok(());
+        };
+        let (layer, swarm, Some(layout)) = (o.layer, o.swarm, o.layout) else {
+            return Ok(());
+        };
+        let Some(idx) = self.slot_of(swarm) else {
+            return Ok(());
+        };
+        let Some(Tree::Partial(tree)) = self.swarms[idx].as_mut().map(|s| &mut s.tree) else {
+            return Ok(());
+        };
+        let n = layout.chunks();
+        let hlen = layout.hash.output_len();
+        let mut result = Ok(());
+        let mut rest = body;
+        let mut failed_from = blocks.end;
+        for b in blocks.clone() {
+            let first = b << layer;
+            let count = (((b + 1) << layer).min(n) - first.min(n)) as usize;
+            let Some((mine, next)) = rest.split_at_checked(count * hlen) else {
+                result = Err(Offence::Short);
+                failed_from = b;
+                break;
+            };
+            rest = next;
+            let Some(bin) = Bin::from_layer_offset(layer, b) else {
+                continue;
+            };
+            if let Err(e) = tree.add_layer_under(bin, 0, mine) {
+                result = Err(match e {
+                    VerifyError::BadHashLength { .. } => Offence::Short,
+                    _ => Offence::Lie(None),
+                });
+                failed_from = b;
+                break;
+            }
+        }
+        if result.is_ok() && !rest.is_empty() {
+            result = Err(Offence::Short);
+        }
+        // What did not verify is fetched again after the backoff.
+        if let Some(o) = self.origins.slots[i].as_mut() {
+            for b in failed_from..blocks.end {
+                o.leaves.remove(&b);
+            }
+        }
+        result
+    }
+
+    /// Content: each chunk verified against its leaf hash, then stored as a peer's would be.
+    fn on_chunks(&mut self, i: usize, chunks: Range<u64>, body: &[u8]) -> Result<(), Offence> {
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return Ok(());
+        };
+        let (swarm, Some(layout)) = (o.swarm, o.layout) else {
+            return Ok(());
+        };
+        let Some(idx) = self.slot_of(swarm) else {
+            return Ok(());
+        };
+        let want = layout.content_bytes(chunks.clone());
+        if body.len() as u64 != want.end - want.start {
+            return Err(Offence::Short);
+        }
+        let cs = layout.chunk_size as usize;
+        let mut stored = false;
+        let result = self.store_origin_run(i, idx, chunks.start, body, cs, &mut stored);
+        if stored {
+            self.announce_now(idx);
+        }
+        result
+    }
+
+    /// Tells peers at once about chunks from an origin (one HAVE per answer): the usual
+    /// aggregation delay would let other leechers of the origin fetch them too meanwhile.
+    fn announce_now(&mut self, idx: usize) {
+        let ids: Vec<u32> = match self.swarms[idx].as_ref() {
+            Some(s) => s.channels.iter().copied().collect(),
+            None => return,
+        };
+        for id in ids {
+            if let Some(ch) = self.chan_mut(id) {
+                if ch.is_established() {
+                    ch.ann.haves_due = None;
+                    self.queue_send(id);
+                }
+            }
+        }
+    }
+
+    fn store_origin_run(
+        &mut self,
+        i: usize,
+        idx: usize,
+        first: u64,
+        body: &[u8],
+        cs: usize,
+        stored: &mut bool,
+    ) -> Result<(), Offence> {
+        let chunks = first..;
+        for (k, data) in body.chunks(cs).enumerate() {
+            let c = chunks.start + k as u64;
+            let Some(s) = self.swarms[idx].as_mut() else {
+                return Ok(());
+            };
+            if s.have.contains(c) {
+                if let Some(o) = self.origins.slots[i].as_mut() {
+                    o.stats.duplicate_bytes += data.len() as u64;
+                }
+                continue;
+            }
+            let Tree::Partial(tree) = &mut s.tree else {
+                return Ok(());
+            };
+            match tree.verify_chunk(c, data) {
+                Ok(()) => {}
+                // The leaf hash is not there (cannot happen for a chunk we asked for after its
+                // leaves verified): the chunk is simply not taken.
+                Err(VerifyError::MissingHashes { .. } | VerifyError::SizeUnknown) => continue,
+                Err(_) => return Err(Offence::Lie(Some(c))),
+            }
+            if !self.store_origin_chunk(idx, c, data) {
+                return Ok(());
+            }
+            *stored = true;
+            if let Some(o) = self.origins.slots[i].as_mut() {
+                o.stats.content_in += data.len() as u64;
+                o.stats.chunks_verified += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores verified chunk `c` from an origin and does what a peer's verified chunk does
+    /// (announce, events, completion). Returns false when the store failed.
+    fn store_origin_chunk(&mut self, idx: usize, c: u64, data: &[u8]) -> bool {
+        let Some(s) = self.swarms[idx].as_mut() else {
+            return false;
+        };
+        let swarm = s.handle;
+        if let Err(error) = s.store.write_chunk(c, data) {
+            s.store_failed = true;
+            self.events.push_back(Event::StoreFailure { swarm, error });
+            return false;
+        }
+        s.have.insert(c);
+        s.claimed.insert(c);
+        s.content_from_origins += data.len() as u64;
+        // Requests for it still out at peers (the endgame) are cancelled.
+        let others: Vec<u32> = if s.requested.remove(&c).is_some_and(|k| k > 1) {
+            s.channels.iter().copied().collect()
+        } else {
+            Vec::new()
+        };
+        self.stats.chunks_verified += 1;
+        self.stats.origin_content_in += data.len() as u64;
+        self.push_verified(swarm, c);
+        self.announce(idx, c..c + 1);
+        if !others.is_empty() {
+            self.cancel_duplicates(c, &others);
+        }
+        self.check_complete(idx);
+        self.retry_held(idx);
+        true
+    }
+
+    /// Decides what origin `i` fetches now.
+    fn schedule_origin(&mut self, i: usize) {
+        let now = self.now;
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        if o.stats.disabled || o.retry_at.is_some_and(|t| t > now) {
+            return;
+        }
+        o.retry_at = None;
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return;
+        };
+        let Some(idx) = self.slot_of(o.swarm) else {
+            return;
+        };
+        let Some(s) = self.swarms[idx].as_ref() else {
+            return;
+        };
+        if s.complete || s.store_failed || !matches!(s.tree, Tree::Partial(_)) {
+            return;
+        }
+        let Some(layout) = o.layout else {
+            if o.fetches.is_empty() {
+                let f = new_fetch(&mut self.origins.next_id, i, Kind::Prefix, now);
+                self.emit(f, 0..TREE_PREFIX);
+            }
+            return;
+        };
+        let n = layout.chunks();
+        let cs = u64::from(layout.chunk_size);
+        // The peers' pace: their summed delivery rate and the quickest answer to a request.
+        let mut any_peer = false;
+        let mut peer_requests = 0usize;
+        let mut peer_rate = 0u64;
+        let mut peer_rtt: Option<Duration> = None;
+        for &id in &s.channels {
+            let Some(ch) = self.chan(id) else { continue };
+            // A peer still connecting counts: it may be a leecher of the same origin, and
+            // fetching at full speed meanwhile would fetch what it fetches.
+            any_peer = true;
+            if !ch.is_established() {
+                continue;
+            }
+            peer_requests += ch.down.requested.len();
+            peer_rate += u64::from(ch.down.dl_rate);
+            if let Some(r) = ch.down.req_rtt {
+                peer_rtt = Some(peer_rtt.map_or(r, |p: Duration| p.min(r)));
+            }
+        }
+        let pos = s.have.first_missing(s.playback.min(n));
+        // Alone (no peer connected): the origin at full speed, in order.
+        let (window_end, solo) = if !any_peer {
+            (n, true)
+        } else {
+            // Without deadlines the critical window is the start: the first chunks after the
+            // playback position, until a peer has proven itself by delivering. From then on
+            // peers are expected to keep up, and the origin serves only what no peer has.
+            let window = match (peer_rate, peer_rtt) {
+                (0, _) | (_, None) => CRITICAL_WINDOW,
+                _ => 0,
+            };
+            ((pos + window).min(n), false)
+        };
+        // Run length: what the origin delivers in RUN_TIME (at least MIN_RUN chunks).
+        let run = (o.rate * RUN_TIME.as_micros() as u64 / 1_000_000 / cs)
+            .clamp(MIN_RUN, (MAX_RUN_BYTES / cs).max(MIN_RUN));
+        let mut slots = MAX_FETCHES.saturating_sub(o.fetches.len());
+        if slots == 0 {
+            return;
+        }
+        let Tree::Partial(tree) = &s.tree else { return };
+        let layer = o.layer;
+        let leaf_known = |c: u64| Bin::leaf(c).is_some_and(|b| tree.is_verified(b));
+        // Candidates, most urgent first, each with its run length: the critical window (or,
+        // alone, everything) from the playback position; then, beside peers, chunks no
+        // connected peer has (nobody else can deliver them), walked from this origin's own
+        // starting point so that leechers sharing an origin fetch different parts.
+        let deadlines = if solo {
+            None
+        } else {
+            self.deadline_critical(s, o, now)
+        };
+        // With deadlines, chunks no peer has wait until nothing is critical, one fetch at a
+        // time: an origin's answers queue behind each other, and prefetch must not delay a
+        // deadline.
+        let orphan_slots = match &deadlines {
+            Some(d) if !d.is_empty() => 0,
+            Some(_) => 1usize.saturating_sub(
+                o.fetches
+                    .iter()
+                    .filter(|f| matches!(f.kind, Kind::Chunks(_)))
+                    .count(),
+            ),
+            None => slots,
+        };
+        let mut ranges: Vec<(Range<u64>, u64)> = match deadlines {
+            Some(d) => d.into_iter().map(|r| (r, run)).collect(),
+            None => s
+                .claimed
+                .missing_in(pos..window_end)
+                .map(|r| (r, if solo { run } else { MIN_RUN }))
+                .collect(),
+        };
+        if solo && pos > 0 {
+            ranges.extend(s.claimed.missing_in(0..pos).map(|r| (r, run)));
+        }
+        let mut cursor = o.cursor;
+        // Only while peers have nothing for us to ask: between leechers of one origin, the
+        // one whose peers keep it busy downloads from them, the other fills from the origin
+        // (both fetching at once would fetch the same chunks before their HAVEs cross).
+        if !solo && !s.avail.is_empty() && peer_requests == 0 {
+            // A walk from a random point, on from where it stopped; it jumps to a new random
+            // point when it runs into chunks others have or fetch, instead of following them
+            // (a leecher sharing the origin would else trail the other's front and both fetch
+            // the same chunks from then on).
+            let orphan = |c: u64| s.avail.get(c as usize).is_some_and(|&a| a == 0);
+            let mut jumps = 0;
+            let mut steps = 0;
+            let mut wanted = orphan_slots.min(slots);
+            let mut wrapped = false;
+            // `fresh`: at a random point, not following a run of ours.
+            let mut fresh = cursor.is_none();
+            let mut c = cursor.unwrap_or_else(|| self.rng.gen_range(0..n)).min(n);
+            while wanted > 0 && jumps <= 8 && steps < 4096 {
+                steps += 1;
+                let Some(g) = s.claimed.missing_in(c..n).next().map(|g| g.start) else {
+                    if wrapped {
+                        break;
+                    }
+                    (c, wrapped, fresh) = (0, true, true);
+                    continue;
+                };
+                // Following our own run into someone else's chunks (ours in flight are no
+                // reason to jump): jump.
+                let crossed = g > c && (s.have.count_in(c..g) > 0 || !orphan(g - 1));
+                if !fresh && (crossed || !orphan(g)) {
+                    (c, fresh) = (self.rng.gen_range(0..n), true);
+                    jumps += 1;
+                    continue;
+                }
+                if !orphan(g) {
+                    c = g + 1;
+                    continue;
+                }
+                let mut e = g + 1;
+                while e < n && e - g < MIN_RUN && orphan(e) && !s.claimed.contains(e) {
+                    e += 1;
+                }
+                ranges.push((g..e, MIN_RUN));
+                wanted -= 1;
+                (c, fresh) = (e, false);
+            }
+            cursor = Some(c);
+        }
+        let mut picks: Vec<Range<u64>> = Vec::new();
+        let mut leaf_fetches: Vec<Range<u64>> = Vec::new();
+        let leaf_span = (TREE_PREFIX / layout.hash.output_len() as u64).max(1);
+        let mut taken = crate::binmap::Binmap::new();
+        'outer: for (r, run) in ranges {
+            let mut c = r.start;
+            while c < r.end {
+                if slots == 0 {
+                    break 'outer;
+                }
+                if taken.contains(c) {
+                    c += 1;
+                    continue;
+                }
+                if !leaf_known(c) {
+                    // Leaf hashes for the blocks from here on (at most a prefix's worth),
+                    // those not already asked for.
+                    let first = c >> layer;
+                    let last = ((c + leaf_span).min(n) - 1) >> layer;
+                    let mut b = first;
+                    while b <= last
+                        && !o.leaves.contains(&b)
+                        && !leaf_fetches.iter().any(|f| f.contains(&b))
+                    {
+                        b += 1;
+                    }
+                    if b > first {
+                        leaf_fetches.push(first..b);
+                        slots -= 1;
+                    }
+                    c = ((b.max(first + 1)) << layer).min(r.end).max(c + 1);
+                    continue;
+                }
+                let mut end = c + 1;
+                while end < r.end && end - c < run && leaf_known(end) && !taken.contains(end) {
+                    end += 1;
+                }
+                taken.insert_range(c..end);
+                picks.push(c..end);
+                slots -= 1;
+                c = end;
+            }
+        }
+        if let Some(o) = self.origins.slots[i].as_mut() {
+            o.cursor = cursor;
+        }
+        for blocks in leaf_fetches {
+            let Some(o) = self.origins.slots[i].as_mut() else {
+                return;
+            };
+            o.leaves.extend(blocks.clone());
+            let nodes = (blocks.start << layer)..(blocks.end << layer);
+            let bytes = layout.layer_bytes(0, nodes);
+            let f = new_fetch(&mut self.origins.next_id, i, Kind::Leaves { blocks }, now);
+            self.emit(f, bytes);
+        }
+        for p in picks {
+            if let Some(s) = self.swarms[idx].as_mut() {
+                for c in p.clone() {
+                    *s.requested.entry(c).or_insert(0) += 1;
+                }
+                s.claimed.insert_range(p.clone());
+            }
+            let bytes = layout.content_bytes(p.clone());
+            let f = new_fetch(&mut self.origins.next_id, i, Kind::Chunks(p), now);
+            self.emit(f, bytes);
+        }
+    }
+
+    /// With a reader's bitrate (deadlines), the critical chunks of its window, most urgent
+    /// first: when a chunk due within twice the origin's answer time is missing, every chunk
+    /// still missing that is due within [`CRITICAL_HORIZON`], asked of a peer or not; and those no
+    /// peer was asked for whose deadline is nearer than the quickest peer is expected to
+    /// deliver (twice its round trip and queue) or that no peer has. Chunks this origin is
+    /// fetching already are left out. `None` without a bitrate.
+    fn deadline_critical(
+        &self,
+        s: &super::swarm::Swarm,
+        o: &Origin,
+        now: Instant,
+    ) -> Option<Vec<Range<u64>>> {
+        s.play.as_ref()?.playback.bitrate()?;
+        let w = s.play_window()?;
+        let best_eta = s
+            .channels
+            .iter()
+            .filter_map(|&id| self.chan(id))
+            .filter(|ch| ch.is_established())
+            .map(super::playback::eta)
+            .min();
+        let origin_time = o.answer_time.unwrap_or(Duration::from_millis(300));
+        let mut mine = crate::binmap::Binmap::new();
+        for f in &o.fetches {
+            if let Kind::Chunks(r) = &f.kind {
+                mine.insert_range(r.clone());
+            }
+        }
+        // Deadlines grow with the chunk number: "due within T" is "before chunk due_before(now
+        // + T)" (one division per call instead of one per chunk).
+        // The critical part of the buffer. When a chunk is missing that is due within twice
+        // the origin's answer time (the player is about to run dry), whatever is missing
+        // within the horizon is fetched from the origin, asked of a peer or not, in runs.
+        // Fetching only the chunks about to be late, one by one as they fell due, kept a
+        // player whose peers deliver at about the media rate at an empty buffer, with the
+        // origin answering fetches of one or two chunks four at a time: slower than the
+        // media (20 viewers of a 4 Mbit/s VoD stalled 405 times).
+        let short_limit = s.due_before(now + origin_time * 2)?.clamp(w.start, w.end);
+        let danger = s
+            .have
+            .missing_in(w.start..short_limit)
+            .flatten()
+            .any(|c| !mine.contains(c));
+        let horizon = (origin_time * 2).max(CRITICAL_HORIZON);
+        let late_limit = if danger {
+            s.due_before(now + horizon)?.clamp(w.start, w.end)
+        } else {
+            w.start
+        };
+        let peer_limit = best_eta.map(|eta| s.due_before(now + eta * 2));
+        let mut late: Vec<u64> = Vec::new();
+        'late: for gap in s.have.missing_in(w.start..late_limit) {
+            for c in gap {
+                if late.len() >= CRITICAL_MAX {
+                    break 'late;
+                }
+                if !mine.contains(c) {
+                    late.push(c);
+                }
+            }
+        }
+        // Nobody was asked for them: critical when no peer has them or the quickest peer would
+        // deliver them late. Bounded: this runs after every input, so it looks at no more
+        // than CRITICAL_WALK such chunks (without bounds, one walk per chunk of the window
+        // took 90% of a 20-viewer simulation's time).
+        let mut unasked: Vec<u64> = Vec::new();
+        let mut walked = 0u64;
+        // Before `lim` every such chunk is critical; from it on, those no peer has.
+        let lim = match peer_limit {
+            Some(Some(l)) => l,
+            _ => u64::MAX,
+        };
+        'walk: for gap in s.claimed.missing_in(w) {
+            let mut c = gap.start;
+            while c < gap.end {
+                let budget = u64::from(CRITICAL_WALK) - walked;
+                if budget == 0 || unasked.len() >= CRITICAL_MAX {
+                    break 'walk;
+                }
+                if c < lim {
+                    let room = (CRITICAL_MAX - unasked.len()) as u64;
+                    let end = gap.end.min(lim).min(c + budget).min(c + room);
+                    unasked.extend(c..end);
+                    walked += end - c;
+                    c = end;
+                    continue;
+                }
+                let end = gap.end.min(c + budget);
+                // The first chunk no peer has (past the map's end: none has it).
+                let known = s.avail.len() as u64;
+                let orphan = s
+                    .avail
+                    .get(c.min(known) as usize..end.min(known) as usize)
+                    .and_then(|a| a.iter().position(|&n| n == 0))
+                    .map(|i| c + i as u64)
+                    .or_else(|| (end > known).then(|| c.max(known)));
+                match orphan {
+                    Some(z) => {
+                        unasked.push(z);
+                        walked += z - c + 1;
+                        c = z + 1;
+                    }
+                    None => {
+                        walked += end - c;
+                        c = end;
+                    }
+                }
+            }
+        }
+        // Most urgent first, as ranges; no more than the origin's free fetches could take.
+        let mut all = late;
+        all.extend(unasked);
+        all.sort_unstable();
+        all.dedup();
+        all.truncate(CRITICAL_MAX);
+        let mut out: Vec<Range<u64>> = Vec::new();
+        for c in all {
+            match out.last_mut() {
+                Some(r) if r.end == c => r.end += 1,
+                _ => out.push(c..c + 1),
+            }
+        }
+        Some(out)
+    }
+
+    fn emit(&mut self, (i, f): (usize, Fetch), bytes: Range<u64>) {
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        o.stats.fetches += 1;
+        let resource = match &f.kind {
+            Kind::Chunks(c) => OriginResource::Content { chunks: c.clone() },
+            _ => OriginResource::Tree,
+        };
+        self.origins.out.push_back(OriginFetch {
+            origin: o.handle,
+            swarm: o.swarm,
+            id: f.id,
+            resource,
+            bytes,
+        });
+        o.fetches.push(f);
+    }
+}
+
+fn new_fetch(next_id: &mut u64, i: usize, kind: Kind, now: Instant) -> (usize, Fetch) {
+    *next_id += 1;
+    (
+        i,
+        Fetch {
+            id: *next_id,
+            kind,
+            sent: now,
+        },
+    )
+}
+
+fn range_usize(r: Range<u64>) -> Range<usize> {
+    usize::try_from(r.start).unwrap_or(usize::MAX)..usize::try_from(r.end).unwrap_or(usize::MAX)
+}
+
+/// What was wrong with an answer.
+enum Offence {
+    /// Shorter than asked for (or malformed in length): a failure, not a lie.
+    Short,
+    /// Content or hashes that do not verify (the chunk, when one is named).
+    Lie(Option<u64>),
+    /// The origin's tree is for another hash function or chunk size.
+    Mismatch,
+}
+
+impl super::SwarmRef<'_> {
+    /// Content bytes verified and stored from peers.
+    pub fn content_from_peers(&self) -> u64 {
+        self.swarm.content_from_peers
+    }
+
+    /// Content bytes verified and stored from HTTP origins.
+    pub fn content_from_origins(&self) -> u64 {
+        self.swarm.content_from_origins
+    }
+
+    /// Peer efficiency of this swarm: bytes from peers / bytes from peers and origins (`None`
+    /// before any content arrived).
+    pub fn peer_efficiency(&self) -> Option<f64> {
+        crate::stats::peer_efficiency(
+            self.swarm.content_from_peers,
+            self.swarm.content_from_origins,
+        )
+    }
+}
