@@ -66,7 +66,10 @@
 //!   way. Measured on loopback, the literal rule cut a 4 MB window to under 100 KB a dozen
 //!   times per 128 MiB transfer. A sender that stays below its window for a whole round trip
 //!   is still clamped to a little more than what it used (L-2.4-l), and the delay-based
-//!   decrease and loss reaction are untouched. [`LedbatConfig::flightsize_over_rtt`]`(false)`
+//!   decrease and loss reaction are untouched. A sender whose data waited for the window or
+//!   the pacer when an ACK came ([`Controller::on_data_waiting`]) is not application-limited
+//!   at all (RFC 7661) and is not clamped: paced slow start lets out less than the window
+//!   while ACKs arrive, and the clamp held it to ×1.4 per round trip instead of ×2. [`LedbatConfig::flightsize_over_rtt`]`(false)`
 //!   restores the literal rule.
 //! - **Fixed-point arithmetic.** The window is kept in 1/65536 bytes so that increments
 //!   smaller than a byte (large windows) still accumulate; all arithmetic is integer.
@@ -87,9 +90,11 @@
 //! - INIT_CWND is 10, TCP's initial window (RFC 6928), not 2;
 //! - slow start ends at TARGET/4 of queuing delay rather than TARGET/2 (doubling per round
 //!   trip, TARGET/2 overflows a drop-tail queue of about one round trip before it shows);
-//! - with the queuing delay below TARGET/10 the window grows as in slow start again: LEDBAT's
-//!   own increase is at most one MSS per round trip, minutes to refill a 100 Mbit/s, 100 ms
-//!   path after one loss;
+//! - with the queuing delay below TARGET/10 the window grows as in slow start again, at ×1.5
+//!   per round trip (the queue that ends it shows a round trip late; doubling overflowed a
+//!   drop-tail queue and cost reordered paths a tenth of their rate): LEDBAT's own increase
+//!   is at most one MSS per round trip, minutes to refill a 100 Mbit/s, 100 ms path after
+//!   one loss;
 //! - a loss with no queue (below TARGET/10) takes the window to ×0.9, not ×0.5: a random loss
 //!   is not a queue, and halving on each one caps a 1 %-loss path at the Reno rate.
 //!
@@ -401,6 +406,11 @@ pub struct Ledbat {
     flight_peaks: [u64; 2],
     /// When the current period began.
     peak_period_start: Option<Instant>,
+    /// The engine said data was waiting before the next ACK ([`Controller::on_data_waiting`]).
+    data_waiting: bool,
+    /// The current slow start is regrowth below the quiet delay (not the first one, not
+    /// after a CTO).
+    regrowing: bool,
 }
 
 impl Ledbat {
@@ -429,6 +439,8 @@ impl Ledbat {
             timeouts: 0,
             flight_peaks: [0; 2],
             peak_period_start: None,
+            data_waiting: false,
+            regrowing: false,
             config,
         }
     }
@@ -642,8 +654,10 @@ impl Controller for Ledbat {
 
         let quiet = self.quiet_delay();
         if !self.slow_start && self.queuing_delay.is_some() && queuing < quiet {
-            // No queue: grow as slow start does, until TARGET/2 of queue again.
+            // No queue: grow as slow start does (at ×1.5 per round trip), until the queue that
+            // ends slow start shows again.
             self.slow_start = true;
+            self.regrowing = true;
         }
         if self.slow_start && queuing > self.slow_start_exit_delay() {
             self.slow_start = false;
@@ -651,7 +665,11 @@ impl Controller for Ledbat {
         let (grown, headroom) = if self.slow_start {
             // Slow start (L-2.2-c): cwnd += bytes_newly_acked, doubling per RTT, capped at
             // ssthresh after a CTO.
-            let mut grown = i128::from(self.cwnd) + (i128::from(acked) << FRACTION_BITS);
+            // Regrowth (slow start again on a path that showed a queue before) goes ×1.5 per
+            // round trip: the delay that ends it shows a round trip late, and a doubling
+            // window overflows a drop-tail queue before that.
+            let inc = if self.regrowing { acked / 2 } else { acked };
+            let mut grown = i128::from(self.cwnd) + (i128::from(inc) << FRACTION_BITS);
             if let Some(ssthresh) = self.ssthresh {
                 if grown >= i128::from(ssthresh) {
                     grown = i128::from(ssthresh.max(self.cwnd));
@@ -668,7 +686,16 @@ impl Controller for Ledbat {
         };
         // L-2.4-f, L-2.4-l: cwnd ≤ flightsize + ALLOWED_INCREASE·MSS, then cwnd ≥ MIN_CWND·MSS.
         let flightsize = self.clamp_flightsize(flight_before);
-        let max_allowed = (i128::from(flightsize) + i128::from(headroom)) << FRACTION_BITS;
+        // A sender whose data waited for the window or the pacer is not application-limited
+        // (RFC 7661): its window is in use, and the clamp would cap slow start at the flight
+        // the pacer let out, well under a doubling per round trip.
+        let window_limited =
+            core::mem::take(&mut self.data_waiting) && self.config.flightsize_over_rtt;
+        let max_allowed = if window_limited {
+            i128::from(MAX_CWND)
+        } else {
+            (i128::from(flightsize) + i128::from(headroom)) << FRACTION_BITS
+        };
         let cwnd = grown
             .min(max_allowed)
             .max(i128::from(self.min_window()))
@@ -679,6 +706,10 @@ impl Controller for Ledbat {
         // update_CTO (L-2.4-a): the CTO is the RFC 6298 RTO, and restarts with every ACK.
         self.cto = rtt.rto().min(self.config.max_cto);
         self.cto_started = (self.flight > 0).then_some(now);
+    }
+
+    fn on_data_waiting(&mut self, _now: Instant) {
+        self.data_waiting = true;
     }
 
     fn on_loss(&mut self, now: Instant, lost_bytes: u64, rtt: &RttEstimator) {
@@ -726,6 +757,7 @@ impl Controller for Ledbat {
         if self.config.slow_start {
             self.ssthresh = Some((self.cwnd / 2).max(self.min_window()));
             self.slow_start = true;
+            self.regrowing = false;
         }
         self.cwnd = self.mss << FRACTION_BITS;
         self.cto = self.cto.saturating_mul(2).min(self.config.max_cto);

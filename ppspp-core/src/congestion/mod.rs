@@ -73,6 +73,16 @@ pub trait Controller: fmt::Debug + Send {
         rtt: &RttEstimator,
     );
 
+    /// Data was waiting to be sent when the next ACK arrived: the window or pacing held it
+    /// back, so the sender is not application-limited (RFC 7661). The engine calls it just
+    /// before [`Controller::on_ack`] while its upload queue to the peer is not empty. A
+    /// controller that holds an application-limited window to what the sender used (RFC 6817's
+    /// `cwnd ≤ flightsize + ALLOWED_INCREASE·MSS`) lets a window-limited one grow. The default
+    /// ignores it.
+    fn on_data_waiting(&mut self, now: Instant) {
+        let _ = now;
+    }
+
     /// `lost_bytes` of DATA were declared lost at `now` and leave the flight (a resend is a new
     /// [`Controller::on_sent`]). Zero bytes signals congestion without loss (an ECN mark).
     fn on_loss(&mut self, now: Instant, lost_bytes: u64, rtt: &RttEstimator);

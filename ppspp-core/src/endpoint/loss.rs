@@ -98,6 +98,9 @@ impl Endpoint {
         }
         if batch.bytes > 0 {
             ch.mtu.on_answered();
+            if !ch.up.upload.is_empty() && !ch.choke.am_choking {
+                ch.cc.on_data_waiting(now);
+            }
             ch.cc.on_ack(now, batch.bytes, batch.delay, &ch.rtt);
             ch.flight.last_data_ack = now;
         }

@@ -939,3 +939,51 @@ fn a_queue_above_target_shrinks_the_default_window_in_proportion() {
     let (before, after) = shrink(LedbatConfig::rfc6817());
     assert!(after + 2 * MSS >= before, "RFC 6817: {before} -> {after}");
 }
+
+/// A sender the pacer holds back (one datagram out per ACK, so its flight never exceeds
+/// what it started the round with) doubles its window per round trip in slow start when
+/// the engine says data was waiting at each ACK (RFC 7661: it is not application-limited);
+/// without that word, the application-limited clamp keeps the window near the flight.
+#[test]
+fn window_limited_slow_start_doubles_though_paced() {
+    let rtt = rtt_of(100);
+    for waiting in [true, false] {
+        let mut cfg = LedbatConfig::new();
+        cfg.pacing(None);
+        let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+        l.on_ack(at(0), 0, Some(0), &rtt);
+        set_window(&mut l, 32 * MSS);
+        l.on_sent(at(0), 32 * MSS);
+        for i in 0..32 {
+            if waiting {
+                l.on_data_waiting(at(100));
+            }
+            l.on_ack(at(100) + Duration::from_micros(i), MSS, Some(0), &rtt);
+            l.on_sent(at(100) + Duration::from_micros(i), MSS);
+        }
+        assert!(l.in_slow_start());
+        if waiting {
+            assert_eq!(l.window(), 64 * MSS);
+        } else {
+            assert!(l.window() <= 35 * MSS, "{}", l.window());
+        }
+    }
+}
+
+/// After a queue ended the first slow start, a path that empties again regrows at ×1.5
+/// per round trip, not ×2: the queue that ends it shows a round trip late.
+#[test]
+fn regrowth_goes_one_and_a_half_times_per_round_trip() {
+    let mut cfg = LedbatConfig::new();
+    cfg.pacing(None);
+    let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
+    // Rounds 0-2 without a queue (doubling), round 3 with 20 ms of queue (beyond TARGET/4:
+    // slow start ends), then none again (below TARGET/10: regrowth).
+    let w = run_rounds(&mut l, Instant::ZERO, 8, |r| if r == 3 { 20 * MS } else { 0 });
+    assert_eq!(w[1], 2 * w[0], "{w:?}");
+    assert!(l.in_slow_start() && l.regrowing);
+    for pair in w[5..].windows(2) {
+        let ratio = pair[1] as f64 / pair[0] as f64;
+        assert!((1.4..1.6).contains(&ratio), "{w:?}");
+    }
+}
