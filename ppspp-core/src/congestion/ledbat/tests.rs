@@ -979,7 +979,12 @@ fn regrowth_goes_one_and_a_half_times_per_round_trip() {
     let mut l = Ledbat::new(cfg, Instant::ZERO, MSS);
     // Rounds 0-2 without a queue (doubling), round 3 with 20 ms of queue (beyond TARGET/4:
     // slow start ends), then none again (below TARGET/10: regrowth).
-    let w = run_rounds(&mut l, Instant::ZERO, 8, |r| if r == 3 { 20 * MS } else { 0 });
+    let w = run_rounds(
+        &mut l,
+        Instant::ZERO,
+        8,
+        |r| if r == 3 { 20 * MS } else { 0 },
+    );
     assert_eq!(w[1], 2 * w[0], "{w:?}");
     assert!(l.in_slow_start() && l.regrowing);
     for pair in w[5..].windows(2) {
