@@ -30,7 +30,10 @@
 #
 # Usage: benches/wan.sh [--links B,A,reorder] [--tests 1:1,1+4,tcp,shared,libswift]
 #                       [--size-mib 64] [--runs 1] [--tcp-seconds 10] [--quick]
+#                       [--congestion ledbat|rfc6817]
 #   --quick   = --size-mib 8 --runs 1 --tcp-seconds 5 (a smoke run of a minute or two)
+#   --congestion  ppspp's congestion controller (`ppspp seed/get --congestion`): the default
+#             `ledbat` or `rfc6817` (LEDBAT exactly as specified), to compare the two
 # Defaults: links B,A; tests 1:1,1+4,tcp,shared (and libswift when LIBSWIFT_BIN is set);
 # 64 MiB; 1 run. Must run as root (namespaces, TUN). iperf3, jq, ping and iproute2 are
 # installed with apt-get when missing.
@@ -51,6 +54,7 @@ TESTS=""
 SIZE_MIB=64
 RUNS=1
 TCP_SECONDS=10
+CC_ARGS=()
 GET_TIMEOUT=${GET_TIMEOUT:-600}
 while (($#)); do
     case $1 in
@@ -59,6 +63,7 @@ while (($#)); do
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --tcp-seconds) TCP_SECONDS=$2; shift 2 ;;
+    --congestion) CC_ARGS=(--congestion "$2"); shift 2 ;;
     --quick) SIZE_MIB=8 RUNS=1 TCP_SECONDS=5; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 64 ;;
@@ -190,7 +195,7 @@ BYTES=$((SIZE_MIB * 1024 * 1024))
 # Starts `ppspp seed` in host 0; sets SWARM and SEED_PID.
 seed_start() {
     : >"$WORK/seed.out"
-    ip netns exec "${NS}0" "$PPSPP_BIN" seed "$WORK/orig" --no-cache --listen "$(addr 0):7000" --quiet \
+    ip netns exec "${NS}0" "$PPSPP_BIN" seed "${CC_ARGS[@]}" "$WORK/orig" --no-cache --listen "$(addr 0):7000" --quiet \
         >"$WORK/seed.out" 2>"$WORK/seed.err" &
     SEED_PID=$!
     pids+=("$SEED_PID")
@@ -217,7 +222,7 @@ ppspp_1to1() {
     ip netns exec "${NS}1" ping -i 0.2 "$(addr 0)" >"$WORK/ping.out" 2>&1 &
     ppid=$!
     pids+=("$ppid")
-    if nsx 1 timeout "$GET_TIMEOUT" "$PPSPP_BIN" get "$SWARM" --peer "$(addr 0):7000" \
+    if nsx 1 timeout "$GET_TIMEOUT" "$PPSPP_BIN" get "${CC_ARGS[@]}" "$SWARM" --peer "$(addr 0):7000" \
         -o "$WORK/leech1" --listen "$(addr 1):7001" --quiet >"$out" 2>"$WORK/get.err1"; then
         MBIT=$(summary_mbit "$out")
         cmp -s "$WORK/orig" "$WORK/leech1" || { MBIT=""; NOTE="output differs"; }
@@ -243,7 +248,7 @@ ppspp_1plus4() {
         for ((j = 1; j <= 4; j++)); do ((j == i)) || peers+=(--peer "$(addr "$j"):7001"); done
         rm -f "$WORK/leech$i"
         : >"$WORK/get.out$i"
-        ip netns exec "$NS$i" timeout "$GET_TIMEOUT" "$PPSPP_BIN" get "$SWARM" "${peers[@]}" \
+        ip netns exec "$NS$i" timeout "$GET_TIMEOUT" "$PPSPP_BIN" get "${CC_ARGS[@]}" "$SWARM" "${peers[@]}" \
             -o "$WORK/leech$i" --listen "$(addr "$i"):7001" --quiet --seed-after \
             >"$WORK/get.out$i" 2>"$WORK/get.err$i" &
         lp+=($!)
@@ -299,7 +304,7 @@ shared_run() {
     row "$link" "shared: TCP CUBIC alone" "$run" "$alone" ""
     seed_start || return 1
     rm -f "$WORK/leechS"
-    ip netns exec "${NS}1" timeout "$GET_TIMEOUT" "$PPSPP_BIN" get "$SWARM" --peer "$(addr 0):7000" \
+    ip netns exec "${NS}1" timeout "$GET_TIMEOUT" "$PPSPP_BIN" get "${CC_ARGS[@]}" "$SWARM" --peer "$(addr 0):7000" \
         -o "$WORK/leechS" --listen "$(addr 1):7001" --quiet >"$out" 2>"$WORK/get.errS" &
     gpid=$!
     pids+=("$gpid")

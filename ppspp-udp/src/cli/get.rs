@@ -101,6 +101,10 @@ pub struct Args {
     /// Limit the upload (to other peers) to this many bytes per second (suffixes k, M, G).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
+    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
+    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
+    #[arg(long, value_enum, default_value_t)]
+    pub congestion: crate::cli::Congestion,
     /// How often to save the resume state (seconds, or with a unit: 500ms).
     #[arg(long, default_value = "2", value_parser = ppspp_cli_args::duration)]
     pub state_interval: Duration,
@@ -377,6 +381,7 @@ fn bind(args: &Args, plan: &Plan) -> Result<Driver, Failure> {
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(plan.link.chunk_size);
     cfg.max_send_rate = args.max_rate;
+    args.congestion.apply(&mut cfg);
     Driver::bind(listen, cfg).map_err(|e| Failure::failed(format!("cannot bind {listen}: {e}")))
 }
 
@@ -1127,6 +1132,7 @@ fn seed_existing(
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(tree.chunk_size());
     cfg.max_send_rate = args.max_rate;
+    args.congestion.apply(&mut cfg);
     let mut driver = Driver::bind(listen, cfg)
         .map_err(|e| Failure::failed(format!("cannot bind {listen}: {e}")))?;
     let now = driver.now();

@@ -93,6 +93,10 @@ pub struct SourceArgs {
     /// Limit the upload to this many bytes per second (suffixes k, M, G).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
+    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
+    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
+    #[arg(long, value_enum, default_value_t)]
+    pub congestion: crate::cli::Congestion,
     /// A PPSTP tracker to announce the stream to (repeatable): `http://HOST:PORT/PATH`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
     pub trackers: Vec<String>,
@@ -134,6 +138,10 @@ pub struct GetArgs {
     /// The stream's parameters.
     #[command(flatten)]
     pub stream: StreamArgs,
+    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
+    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
+    #[arg(long, value_enum, default_value_t)]
+    pub congestion: crate::cli::Congestion,
 }
 
 fn parse_form(s: &str) -> Result<SignedForm, String> {
@@ -386,6 +394,7 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
     cfg.max_send_rate = a.max_rate;
+    a.congestion.apply(&mut cfg);
     let mut driver =
         Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let local = driver.local_addr();
@@ -477,6 +486,7 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
+    a.congestion.apply(&mut cfg);
     let mut driver =
         Driver::bind(a.listen, cfg).map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let now = driver.now();

@@ -32,6 +32,30 @@ use ppspp_core::bin::Bin;
 
 pub use ppspp_cli_args::{EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE};
 
+/// The congestion controller of every channel (`--congestion`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Congestion {
+    /// LEDBAT with the project's defaults for long and lossy paths (TARGET 60 ms, a
+    /// proportional decrease above it, loss without a queue ×0.9, regrowth while no queue
+    /// shows; `LedbatConfig::new`).
+    #[default]
+    Ledbat,
+    /// LEDBAT exactly as RFC 6817 specifies it (TARGET 100 ms, additive decrease, every loss
+    /// halves the window; `LedbatConfig::rfc6817`), for comparison.
+    Rfc6817,
+}
+
+impl Congestion {
+    /// Sets this controller in `cfg`.
+    pub fn apply(self, cfg: &mut crate::DriverConfig) {
+        let ledbat = match self {
+            Self::Ledbat => ppspp_core::congestion::LedbatConfig::new(),
+            Self::Rfc6817 => ppspp_core::congestion::LedbatConfig::rfc6817(),
+        };
+        cfg.endpoint.congestion(std::sync::Arc::new(ledbat));
+    }
+}
+
 /// The largest chunk size the `ppspp` subcommands accept: one chunk and its DATA header
 /// (and a few hashes) must fit in a UDP datagram the kernel sends without trouble. Above
 /// 16 KiB a datagram is fragmented into a dozen IP packets and one lost fragment loses the

@@ -64,6 +64,10 @@ pub struct Args {
     /// Limit the upload to this many bytes per second (suffixes k, M, G: 500k, 2M).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
+    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
+    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
+    #[arg(long, value_enum, default_value_t)]
+    pub congestion: crate::cli::Congestion,
     /// A PPSTP tracker to announce every swarm to (repeatable): `http://HOST:PORT/PATH`, as
     /// `ppspp tracker` prints it. The links carry it as `tracker=`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
@@ -173,6 +177,7 @@ fn serve(args: &Args) -> Result<u8, Failure> {
     }
     let mut cfg = DriverConfig::new();
     cfg.max_send_rate = args.max_rate;
+    args.congestion.apply(&mut cfg);
     cfg.for_chunk_size(args.chunk_size);
     let mut driver = Driver::bind(args.listen, cfg)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

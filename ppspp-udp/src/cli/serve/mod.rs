@@ -107,6 +107,10 @@ pub struct Args {
     #[arg(long, default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK_SIZE)))]
     pub chunk_size: u32,
+    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
+    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
+    #[arg(long, value_enum, default_value_t)]
+    pub congestion: crate::cli::Congestion,
     /// A PPSTP tracker (RFC 7846) to announce every swarm to (repeatable): `http://HOST:PORT/PATH`,
     /// as `ppspp tracker` prints it. The printed links carry it as `tracker=`; a download's
     /// link may name more.
@@ -268,9 +272,11 @@ fn start_net(
 ) -> Result<(Net, SocketAddr, std::thread::JoinHandle<()>), Failure> {
     let explicit = args.listen;
     let chunk_size = args.chunk_size;
+    let congestion = args.congestion;
     let bind = move || {
         let mut cfg = DriverConfig::new();
         cfg.for_chunk_size(chunk_size);
+        congestion.apply(&mut cfg);
         match explicit {
             Some(a) => AsyncDriver::bind(a, cfg),
             None => {
