@@ -83,7 +83,7 @@
 //! keeps its TARGET, its delay-based decrease and its halving on loss with a queue, and fills
 //! long and lossy paths the specified controller cannot (the simulator's wide-area presets,
 //! `ppspp-sim wan`, measure both):
-//! - TARGET is 60 ms (LEDBAT++'s), not 100 ms, and a queuing delay above it shrinks the
+//! - TARGET is 25 ms (libswift's), not 100 ms, and a queuing delay above it shrinks the
 //!   window in proportion (by the share it exceeds TARGET per round trip, at most half), not
 //!   by one MSS per round trip: LEDBAT must step aside for TCP, and a large window shrinking
 //!   by one MSS per round trip does not;
@@ -174,7 +174,7 @@ pub struct LedbatConfig {
 }
 
 impl LedbatConfig {
-    /// The defaults: TARGET 60 ms, GAIN 1 (both ways), ALLOWED_INCREASE 1, BASE_HISTORY 10,
+    /// The defaults: TARGET 25 ms, GAIN 1 (both ways), ALLOWED_INCREASE 1, BASE_HISTORY 10,
     /// a MIN filter over 4 samples, INIT_CWND 10 (TCP's initial window, RFC 6928; RFC 6817
     /// says SHOULD be 2), MIN_CWND 2, CTO 1 s capped at 60 s, slow start until TARGET/4 of
     /// queuing delay, slow-start growth again below TARGET/10, a loss with no queue taking
@@ -182,7 +182,7 @@ impl LedbatConfig {
     /// LEDBAT exactly as specified, for comparison.
     pub const fn new() -> Self {
         Self {
-            target: Duration::from_millis(60),
+            target: Duration::from_millis(25),
             gain_permille: 1_000,
             decrease_gain_permille: 1_000,
             allowed_increase: 1,
@@ -220,9 +220,11 @@ impl LedbatConfig {
     }
 
     /// TARGET, the queuing delay LEDBAT aims to add. Clamped to 1–100 ms: RFC 6817 §2.5 says
-    /// it MUST be 100 ms or less. Default 60 ms (as LEDBAT++): with 100 ms, a drop-tail queue of
-    /// about 120 ms (1,000 packets at 100 Mbit/s) left a competing TCP CUBIC flow 54% of its
-    /// rate alone; with 60 ms, 75%. [`LedbatConfig::rfc6817`] uses 100 ms.
+    /// it MUST be 100 ms or less. Default 25 ms (as libswift): a TCP CUBIC flow joining a
+    /// transfer on a 100 Mbit/s, 100 ms path with a 120 ms drop-tail queue kept 21% of its rate
+    /// alone with 100 ms, 75% with 60 ms (LEDBAT++'s), 81% with 40 ms and 97% in most runs with
+    /// 25 ms (benches/wan.sh), while the transfer alone still filled the path; the queue it adds
+    /// alone is 15–20 ms instead of 44–53 ms. [`LedbatConfig::rfc6817`] uses 100 ms.
     pub fn target(&mut self, target: Duration) -> &mut Self {
         self.target = target.clamp(MIN_TARGET, MAX_TARGET);
         self

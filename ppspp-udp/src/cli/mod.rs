@@ -35,7 +35,7 @@ pub use ppspp_cli_args::{EXIT_DONE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE};
 /// The congestion controller of every channel (`--congestion`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Congestion {
-    /// LEDBAT with the project's defaults for long and lossy paths (TARGET 60 ms, a
+    /// LEDBAT with the project's defaults for long and lossy paths (TARGET 25 ms, a
     /// proportional decrease above it, loss without a queue ×0.9, regrowth while no queue
     /// shows; `LedbatConfig::new`).
     #[default]

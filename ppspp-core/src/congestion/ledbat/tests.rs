@@ -555,7 +555,7 @@ fn large_windows_still_grow_by_fractions() {
 fn config_defaults() {
     // The default: RFC 6817 with the delay-gated changes.
     let d = LedbatConfig::default();
-    assert_eq!(d.target, Duration::from_millis(60));
+    assert_eq!(d.target, Duration::from_millis(25));
     assert!(d.multiplicative_decrease);
     assert_eq!(d.init_cwnd, 10);
     assert_eq!(d.slow_start_exit_permille, 250);
@@ -912,7 +912,7 @@ fn rfc6817_halves_on_every_loss_and_never_regrows_in_slow_start() {
 
 #[test]
 fn a_queue_above_target_shrinks_the_default_window_in_proportion() {
-    // 120 ms of queue against a 60 ms TARGET: a round trip of ACKs takes the default window
+    // 120 ms of queue against a 25 ms TARGET: a round trip of ACKs takes the default window
     // down by half (the cap); RFC 6817's additive decrease takes it down by about one MSS.
     let rtt = rtt_of(100);
     let shrink = |cfg: LedbatConfig| {
