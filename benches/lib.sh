@@ -1,5 +1,18 @@
 # Shell helpers shared by the bench scripts (sourced, not run).
 
+# build_binaries: sets PPSPP_BIN and NETEM_BIN to absolute paths, building them (release) unless
+# both are already given in the environment.
+build_binaries() {
+    if [[ -z ${PPSPP_BIN:-} || -z ${NETEM_BIN:-} ]]; then
+        echo "building: cargo build --release -p ppspp-udp -p ppspp-netem" >&2
+        cargo build --release -p ppspp-udp -p ppspp-netem >&2
+        PPSPP_BIN=${PPSPP_BIN:-${CARGO_TARGET_DIR:-target}/release/ppspp}
+        NETEM_BIN=${NETEM_BIN:-${CARGO_TARGET_DIR:-target}/release/ppspp-netem}
+    fi
+    PPSPP_BIN=$(readlink -f "$PPSPP_BIN")
+    NETEM_BIN=$(readlink -f "$NETEM_BIN")
+}
+
 # wait_line FILE REGEX PID: waits until FILE has a line matching REGEX, while PID stays alive
 # (at most 120 s).
 wait_line() {

@@ -45,14 +45,9 @@ if [[ $(id -u) != 0 ]]; then
 fi
 [[ -c /dev/net/tun ]] || { echo "no /dev/net/tun" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is needed (apt-get install python3)" >&2; exit 1; }
-if [[ -z ${PPSPP_BIN:-} || -z ${NETEM_BIN:-} ]]; then
-    echo "building: cargo build --release -p ppspp-udp -p ppspp-netem" >&2
-    cargo build --release -p ppspp-udp -p ppspp-netem >&2
-    PPSPP_BIN=${PPSPP_BIN:-${CARGO_TARGET_DIR:-target}/release/ppspp}
-    NETEM_BIN=${NETEM_BIN:-${CARGO_TARGET_DIR:-target}/release/ppspp-netem}
-fi
-PPSPP_BIN=$(readlink -f "$PPSPP_BIN")
-NETEM_BIN=$(readlink -f "$NETEM_BIN")
+# shellcheck source=benches/lib.sh
+source benches/lib.sh # build_binaries, wait_line, cleanup
+build_binaries
 CLIENT=$(readlink -f benches/serve_client.py)
 
 NS=ppsv
@@ -74,8 +69,6 @@ net_down() {
         [[ -e /run/netns/$NS$i ]] && ip netns del "$NS$i" 2>/dev/null || true
     done
 }
-# shellcheck source=benches/lib.sh
-source benches/lib.sh # wait_line, cleanup
 trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT

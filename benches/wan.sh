@@ -100,14 +100,9 @@ if ((${#need[@]})); then
         exit 1
     fi
 fi
-if [[ -z ${PPSPP_BIN:-} || -z ${NETEM_BIN:-} ]]; then
-    echo "building: cargo build --release -p ppspp-udp -p ppspp-netem" >&2
-    cargo build --release -p ppspp-udp -p ppspp-netem >&2
-    PPSPP_BIN=${PPSPP_BIN:-${CARGO_TARGET_DIR:-target}/release/ppspp}
-    NETEM_BIN=${NETEM_BIN:-${CARGO_TARGET_DIR:-target}/release/ppspp-netem}
-fi
-PPSPP_BIN=$(readlink -f "$PPSPP_BIN")
-NETEM_BIN=$(readlink -f "$NETEM_BIN")
+# shellcheck source=benches/lib.sh
+source benches/lib.sh # build_binaries, wait_line, cleanup
+build_binaries
 BBR=0
 grep -qw bbr /proc/sys/net/ipv4/tcp_available_congestion_control 2>/dev/null ||
     modprobe tcp_bbr 2>/dev/null || true
@@ -137,8 +132,6 @@ net_down() {
     done
     HOSTS=0
 }
-# shellcheck source=benches/lib.sh
-source benches/lib.sh # wait_line, cleanup
 trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT

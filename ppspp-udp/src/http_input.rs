@@ -136,19 +136,21 @@ pub fn parse_swarm_hex(hex: &str) -> Result<HashValue, InputError> {
 /// [`MAX_NAME`] bytes without `/`, `\`, control characters or a leading dot (so `..` and
 /// hidden-file tricks are refused even though names never reach the file system).
 pub fn parse_gateway_path(path: &str) -> Result<GatewayPath, InputError> {
+    let (hex, name) = split_gateway_path(path)?;
+    let swarm_id = parse_swarm_hex(hex)?;
+    let name = name.map(|n| parse_name(&percent_decode(n)?)).transpose()?;
+    Ok(GatewayPath { swarm_id, name })
+}
+
+/// `/<id>` or `/<id>/<name>` split into the ID and the still-encoded name.
+fn split_gateway_path(path: &str) -> Result<(&str, Option<&str>), InputError> {
     let rest = path
         .strip_prefix('/')
         .ok_or_else(|| bad("the path must start with /"))?;
-    let (hex, name) = match rest.split_once('/') {
+    Ok(match rest.split_once('/') {
         Some((h, n)) => (h, Some(n)),
         None => (rest, None),
-    };
-    let swarm_id = parse_swarm_hex(hex)?;
-    let name = match name {
-        None => None,
-        Some(n) => Some(parse_name(&percent_decode(n)?)?),
-    };
-    Ok(GatewayPath { swarm_id, name })
+    })
 }
 
 /// Checks a content name (already decoded); see [`parse_gateway_path`].
@@ -315,18 +317,9 @@ pub fn parse_delete_query(query: Option<&str>) -> Result<bool, InputError> {
 /// A live stream's gateway path: `/<live-swarm-id-hex>` or `/<live-swarm-id-hex>/<name>`
 /// (the name checked as in [`parse_gateway_path`]).
 pub fn parse_live_gateway_path(path: &str) -> Result<LiveGatewayPath, InputError> {
-    let rest = path
-        .strip_prefix('/')
-        .ok_or_else(|| bad("the path must start with /"))?;
-    let (hex, name) = match rest.split_once('/') {
-        Some((h, n)) => (h, Some(n)),
-        None => (rest, None),
-    };
+    let (hex, name) = split_gateway_path(path)?;
     let swarm_id = crate::live_link::parse_live_id(hex).map_err(|e| bad(e.0))?;
-    let name = match name {
-        None => None,
-        Some(n) => Some(parse_name(&percent_decode(n)?)?),
-    };
+    let name = name.map(|n| parse_name(&percent_decode(n)?)).transpose()?;
     Ok(LiveGatewayPath { swarm_id, name })
 }
 

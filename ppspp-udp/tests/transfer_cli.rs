@@ -393,3 +393,37 @@ fn ctrl_c_closes_the_seeder_cleanly() {
     drop(seeder);
     std::fs::remove_dir_all(d).unwrap();
 }
+
+/// `--congestion rfc6817` (LEDBAT as specified) moves content like the default, and an
+/// unknown controller is a usage error.
+#[test]
+fn the_specified_ledbat_is_a_command_line_choice() {
+    let d = tmpdir("rfc6817");
+    let src = d.join("content");
+    let data = content(300_000, 6817);
+    std::fs::write(&src, &data).unwrap();
+    let seeder = Seeder::start(&src, "127.0.0.1:0", &["--congestion", "rfc6817"]);
+    let out = d.join("out");
+    let o = get(&[
+        &seeder.link,
+        "-o",
+        out.to_str().unwrap(),
+        "--congestion",
+        "rfc6817",
+        "--timeout",
+        "20",
+        "--quiet",
+    ]);
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        text(&o.stderr),
+        seeder.stderr()
+    );
+    assert!(std::fs::read(&out).unwrap() == data, "output differs");
+    let bad = get(&[&seeder.link, "-o", "-", "--congestion", "cubic"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("cubic"), "{}", text(&bad.stderr));
+    drop(seeder);
+    std::fs::remove_dir_all(d).unwrap();
+}

@@ -101,10 +101,9 @@ pub struct Args {
     /// Limit the upload (to other peers) to this many bytes per second (suffixes k, M, G).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
-    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
-    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
-    #[arg(long, value_enum, default_value_t)]
-    pub congestion: crate::cli::Congestion,
+    /// The congestion controller.
+    #[command(flatten)]
+    pub congestion: crate::cli::CongestionArgs,
     /// How often to save the resume state (seconds, or with a unit: 500ms).
     #[arg(long, default_value = "2", value_parser = ppspp_cli_args::duration)]
     pub state_interval: Duration,

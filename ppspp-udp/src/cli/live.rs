@@ -93,10 +93,9 @@ pub struct SourceArgs {
     /// Limit the upload to this many bytes per second (suffixes k, M, G).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
-    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
-    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
-    #[arg(long, value_enum, default_value_t)]
-    pub congestion: crate::cli::Congestion,
+    /// The congestion controller.
+    #[command(flatten)]
+    pub congestion: crate::cli::CongestionArgs,
     /// A PPSTP tracker to announce the stream to (repeatable): `http://HOST:PORT/PATH`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
     pub trackers: Vec<String>,
@@ -138,10 +137,9 @@ pub struct GetArgs {
     /// The stream's parameters.
     #[command(flatten)]
     pub stream: StreamArgs,
-    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
-    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
-    #[arg(long, value_enum, default_value_t)]
-    pub congestion: crate::cli::Congestion,
+    /// The congestion controller.
+    #[command(flatten)]
+    pub congestion: crate::cli::CongestionArgs,
 }
 
 fn parse_form(s: &str) -> Result<SignedForm, String> {

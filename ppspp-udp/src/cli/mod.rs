@@ -45,12 +45,21 @@ pub enum Congestion {
     Rfc6817,
 }
 
-impl Congestion {
-    /// Sets this controller in `cfg`.
+/// `--congestion`, shared by the commands that move data.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct CongestionArgs {
+    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
+    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
+    #[arg(long, value_enum, default_value_t)]
+    pub congestion: Congestion,
+}
+
+impl CongestionArgs {
+    /// Sets the chosen controller in `cfg`.
     pub fn apply(self, cfg: &mut crate::DriverConfig) {
-        let ledbat = match self {
-            Self::Ledbat => ppspp_core::congestion::LedbatConfig::new(),
-            Self::Rfc6817 => ppspp_core::congestion::LedbatConfig::rfc6817(),
+        let ledbat = match self.congestion {
+            Congestion::Ledbat => ppspp_core::congestion::LedbatConfig::new(),
+            Congestion::Rfc6817 => ppspp_core::congestion::LedbatConfig::rfc6817(),
         };
         cfg.endpoint.congestion(std::sync::Arc::new(ledbat));
     }

@@ -64,10 +64,9 @@ pub struct Args {
     /// Limit the upload to this many bytes per second (suffixes k, M, G: 500k, 2M).
     #[arg(long, value_parser = ppspp_cli_args::rate)]
     pub max_rate: Option<u64>,
-    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
-    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
-    #[arg(long, value_enum, default_value_t)]
-    pub congestion: crate::cli::Congestion,
+    /// The congestion controller.
+    #[command(flatten)]
+    pub congestion: crate::cli::CongestionArgs,
     /// A PPSTP tracker to announce every swarm to (repeatable): `http://HOST:PORT/PATH`, as
     /// `ppspp tracker` prints it. The links carry it as `tracker=`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]

@@ -107,10 +107,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_CHUNK_SIZE)))]
     pub chunk_size: u32,
-    /// The congestion controller: `ledbat` (the default, tuned for long and lossy paths, see
-    /// docs/conformance.md) or `rfc6817` (LEDBAT exactly as specified).
-    #[arg(long, value_enum, default_value_t)]
-    pub congestion: crate::cli::Congestion,
+    /// The congestion controller.
+    #[command(flatten)]
+    pub congestion: crate::cli::CongestionArgs,
     /// A PPSTP tracker (RFC 7846) to announce every swarm to (repeatable): `http://HOST:PORT/PATH`,
     /// as `ppspp tracker` prints it. The printed links carry it as `tracker=`; a download's
     /// link may name more.

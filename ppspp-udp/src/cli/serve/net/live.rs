@@ -3,6 +3,24 @@
 use super::*;
 
 impl State {
+    /// Adds a live swarm over a ring store that keeps `keep` chunks behind the live edge.
+    fn add_live_swarm(
+        &mut self,
+        mut scfg: SwarmConfig,
+        keep: u64,
+        chunks_per_sig: u64,
+    ) -> Result<(SwarmHandle, crate::cli::live::RingStore), AddError> {
+        let ring = crate::cli::live::RingStore::new(keep + 2 * chunks_per_sig);
+        scfg.live_discard_window(Some(keep));
+        let now = self.driver.now();
+        let handle = self
+            .driver
+            .endpoint_mut()
+            .add_swarm(now, scfg, Box::new(ring.clone()))
+            .map_err(|e| AddError::Refused(e.to_string()))?;
+        Ok((handle, ring))
+    }
+
     pub(super) fn add_live(
         &mut self,
         p: crate::cli::serve::live::PreparedLive,
@@ -14,15 +32,9 @@ impl State {
         let verifier = ppspp_core::live::verifier(&p.link.swarm_id)
             .map_err(|e| AddError::Refused(e.to_string()))?;
         let params = p.link.params();
-        let ring = crate::cli::live::RingStore::new(p.keep + 2 * params.nchunks_per_sig);
-        let mut scfg = SwarmConfig::live(p.link.swarm_id.clone(), params, verifier);
-        scfg.live_discard_window(Some(p.keep));
-        let now = self.driver.now();
-        let handle = self
-            .driver
-            .endpoint_mut()
-            .add_swarm(now, scfg, Box::new(ring.clone()))
-            .map_err(|e| AddError::Refused(e.to_string()))?;
+        let chunks_per_sig = params.nchunks_per_sig;
+        let scfg = SwarmConfig::live(p.link.swarm_id.clone(), params, verifier);
+        let (handle, ring) = self.add_live_swarm(scfg, p.keep, chunks_per_sig)?;
         let local = self.driver.local_addr();
         for peer in crate::cli::reachable(&p.link.peers, local) {
             let now = self.driver.now();
@@ -66,15 +78,9 @@ impl State {
         link.chunk_size = p.params.chunk_size;
         link.chunks_per_sig = p.params.nchunks_per_sig;
         link.form = p.params.form;
-        let ring = crate::cli::live::RingStore::new(p.keep + 2 * p.params.nchunks_per_sig);
-        let mut scfg = SwarmConfig::live_source(p.params, Arc::new(p.key));
-        scfg.live_discard_window(Some(p.keep));
-        let now = self.driver.now();
-        let handle = self
-            .driver
-            .endpoint_mut()
-            .add_swarm(now, scfg, Box::new(ring.clone()))
-            .map_err(|e| AddError::Refused(e.to_string()))?;
+        let chunks_per_sig = p.params.nchunks_per_sig;
+        let scfg = SwarmConfig::live_source(p.params, Arc::new(p.key));
+        let (handle, ring) = self.add_live_swarm(scfg, p.keep, chunks_per_sig)?;
         let content = Arc::new(Content {
             id,
             name: p.name,
