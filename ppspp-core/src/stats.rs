@@ -104,6 +104,10 @@ pub struct EndpointStats {
     /// Of [`EndpointStats::rerequests`], those given up because the peer delivered nothing
     /// for a request timeout (the rest were holes left behind later deliveries).
     pub rerequests_stalled: u64,
+    /// Requests moved from a seeder to a peer that announced the chunk meanwhile (CANCEL at
+    /// the seeder, REQUEST to the peer): the seeder's upload is kept for chunks new to the
+    /// swarm.
+    pub requests_moved: u64,
     /// Channels that capped their datagram size after repeated timeouts or repeated losses of
     /// datagrams bigger than any acknowledged (a suspected path MTU below ours).
     pub pmtu_fallbacks: u64,

@@ -3,6 +3,7 @@
 
 use super::Endpoint;
 use super::channel::{Channel, Role};
+use super::download::{Download, Requested};
 use super::output::Out;
 use super::swarm::Swarm;
 use super::{HAVE_DELAY, HAVE_REFRESH};
@@ -37,10 +38,86 @@ impl Endpoint {
         ch.up.cancel_upload(a, b);
         // Picking again is only worth it when the HAVE names something we still need and
         // nobody is fetching.
-        if !sw.complete && !sw.claimed.contains_range(a..b + 1) {
-            ch.down.pick_exhausted = false;
+        let claimed = !sw.complete && sw.claimed.intersects(a..b + 1);
+        let unclaimed = !sw.complete && !sw.claimed.contains_range(a..b + 1);
+        // Moving first: the pipeline's room goes to chunks the seeder would otherwise send
+        // twice before new picks.
+        if claimed {
+            self.move_requests_from_seeders(id, a, b);
+        }
+        if unclaimed {
+            if let Some(ch) = self.chan_mut(id) {
+                ch.down.pick_exhausted = false;
+            }
             self.fill_requests(id);
         }
+    }
+
+    /// Chunks `a..=b`, which peer `id` has just announced, that are still asked of a seeder
+    /// (a peer with the whole content) are asked of `id` instead, and cancelled at the seeder
+    /// while `id`'s request pipeline has room. A seeder's upload is where chunks new
+    /// to the swarm come from: a chunk another leecher already has is better fetched from
+    /// that leecher (several leechers picking the same rare chunk from the seeder at once
+    /// sent it about a third of its chunks twice in a 1 + 4 swarm).
+    fn move_requests_from_seeders(&mut self, id: u32, a: u64, b: u64) {
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        if !ch.is_established() || ch.choke.peer_choking {
+            return;
+        }
+        let max = sw.cfg.max_requests_per_peer;
+        let room = ch
+            .down
+            .request_target
+            .min(max)
+            .saturating_sub(ch.down.requested.len());
+        let Some(n) = sw.chunk_count() else { return };
+        if room == 0 || n == 0 {
+            return;
+        }
+        let others: Vec<u32> = sw.channels.iter().copied().filter(|&o| o != id).collect();
+        let mut moved: Vec<u64> = Vec::new();
+        for o in others {
+            let Some(och) = self.chan_mut(o) else {
+                continue;
+            };
+            if !och.peer_have.is_complete(n) {
+                continue;
+            }
+            let mut cancels = Vec::new();
+            for c in a..=b {
+                if moved.len() >= room {
+                    break;
+                }
+                if och.down.requested.remove(&c).is_some() {
+                    cancels.push((c, c));
+                    moved.push(c);
+                }
+            }
+            if !cancels.is_empty() {
+                och.down.pending_cancels.extend(cancels);
+                Download::coalesce(&mut och.down.pending_cancels);
+                self.queue_send(o);
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        let now = self.now;
+        let Some(ch) = self.chan_mut(id) else { return };
+        for &c in &moved {
+            ch.down.request_seq += 1;
+            let seq = ch.down.request_seq;
+            ch.down.requested.insert(c, Requested { seq, at: now });
+            match ch.down.pending_requests.last_mut() {
+                Some(l) if l.1.checked_add(1) == Some(c) => l.1 = c,
+                _ => ch.down.pending_requests.push((c, c)),
+            }
+        }
+        self.stats.requests_moved += moved.len() as u64;
+        self.queue_send(id);
+        self.reschedule(id);
     }
 
     /// Puts newly verified chunks in the swarm's HAVE log and wakes the channels that had

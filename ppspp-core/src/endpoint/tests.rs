@@ -1374,3 +1374,42 @@ fn spurious_losses_widen_the_reordering_window() {
         ch.flight.reo_mult
     );
 }
+
+/// A chunk still asked of the seeder when another leecher announces it is asked of that
+/// leecher instead, with a CANCEL to the seeder: the seeder's upload is kept for chunks new to
+/// the swarm. Here the seeder is far from leecher `b` (its requests wait a long round trip)
+/// and near leecher `a`, which is near `b`.
+#[test]
+fn requests_move_from_the_seeder_to_a_leecher_that_announces_the_chunk() {
+    use crate::testing::LinkConfig;
+    let data = content(256 * 1024, 21);
+    let mut mesh = Mesh::new(21);
+    let s = mesh.add_node();
+    let a = mesh.add_node();
+    let b = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, 1024, HashAlgorithm::Sha1);
+    let (ah, astore) = leecher(&mut mesh, a, &tree, &data);
+    let (bh, bstore) = leecher(&mut mesh, b, &tree, &data);
+    let far = LinkConfig {
+        latency: Duration::from_millis(300),
+        ..LinkConfig::default()
+    };
+    mesh.set_link(s, b, far).set_link(b, s, far);
+    let (sa, aa) = (mesh.nodes[s].addr, mesh.nodes[a].addr);
+    let now = mesh.now;
+    mesh.nodes[a].ep.connect(now, ah, sa).unwrap();
+    mesh.nodes[b].ep.connect(now, bh, sa).unwrap();
+    mesh.nodes[b].ep.connect(now, bh, aa).unwrap();
+    assert!(
+        mesh.run_until(Duration::from_secs(120), |m| m.complete(a, ah)
+            && m.complete(b, bh))
+    );
+    assert_eq!(astore.assembled(), data);
+    assert_eq!(bstore.assembled(), data);
+    let moved = mesh.nodes[b].ep.stats().requests_moved;
+    assert!(moved > 0, "no request moved");
+    // The seeder gets CANCELs from b for what it moved (a far round trip later).
+    mesh.run_until(Duration::from_secs(1), |_| false);
+    let cancels = mesh.nodes[s].ep.stats().messages_in;
+    assert!(cancels.get(crate::wire::MessageType::Cancel) > 0);
+}
