@@ -85,15 +85,31 @@ impl Endpoint {
             if !och.peer_have.is_complete(n) {
                 continue;
             }
+            // Walk whichever is shorter: the announced range (a HAVE may name millions of
+            // chunks) or what is requested of the seeder (sorted: the map's order is not
+            // deterministic).
+            let span = b - a + 1;
+            let mut hits: Vec<u64> = if span > och.down.requested.len() as u64 {
+                let mut v: Vec<u64> = och
+                    .down
+                    .requested
+                    .keys()
+                    .copied()
+                    .filter(|c| (a..=b).contains(c))
+                    .collect();
+                v.sort_unstable();
+                v
+            } else {
+                (a..=b)
+                    .filter(|c| och.down.requested.contains_key(c))
+                    .collect()
+            };
+            hits.truncate(room - moved.len());
             let mut cancels = Vec::new();
-            for c in a..=b {
-                if moved.len() >= room {
-                    break;
-                }
-                if och.down.requested.remove(&c).is_some() {
-                    cancels.push((c, c));
-                    moved.push(c);
-                }
+            for c in hits {
+                och.down.requested.remove(&c);
+                cancels.push((c, c));
+                moved.push(c);
             }
             if !cancels.is_empty() {
                 och.down.pending_cancels.extend(cancels);
