@@ -72,7 +72,9 @@ impl Drop for Terminated {
         }
         // SAFETY: signalling our own child process, not yet reaped.
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // A clean shutdown may take several seconds on a loaded machine (the HTTP side gets
+        // 3 s, the state writer 5 s): killing it sooner loses the state a test then reads.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < end {
             if let Ok(Some(_)) = self.0.try_wait() {
                 return;
