@@ -447,3 +447,68 @@ fn deadlines_nearer_than_peers_can_deliver_go_to_the_origin() {
     // Both served: the origin what the far peer could not deliver in time.
     assert!(origin > 0 && peers > 0, "origin {origin} peers {peers}");
 }
+
+/// A viewer at 512 KiB/s of 8,000 chunks whose sidecar does not fit the first fetch, beside a
+/// seeder 10 ms away that is cut off after 300 ms (its requests stay outstanding until the
+/// channel times out), and an origin 20 ms away. Returns how many blocks of leaf hashes were
+/// still unknown when their first missing chunk fell due within a second.
+fn leaves_unknown_when_due() -> u64 {
+    let data = content(8000 * 1024, 19);
+    let mut mesh = Mesh::new(5);
+    mesh.link = LinkConfig {
+        latency: Duration::from_millis(50),
+        ..LinkConfig::default()
+    };
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, CHUNK, HashAlgorithm::Sha1);
+    let (lh, store) = leecher(&mut mesh, l, &tree, &data);
+    let mut o = TestOrigin::new(data.clone(), &tree);
+    o.latency = Duration::from_millis(20);
+    o.bandwidth = 4 * 1024 * 1024;
+    let server = mesh.add_origin_server(o);
+    mesh.add_origin(l, lh, server);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    let playback = crate::Playback::at(0).with_bitrate(512 * 1024);
+    mesh.nodes[l].ep.set_playback(mesh.now, lh, playback);
+    let mut unknown = 0;
+    let mut seen = alloc::collections::BTreeSet::new();
+    let cut = mesh.now + Duration::from_millis(800);
+    let end = mesh.now + Duration::from_secs(60);
+    while mesh.now < end && !mesh.complete(l, lh) {
+        mesh.step();
+        if mesh.now >= cut && seen.is_empty() {
+            let dead = LinkConfig {
+                loss: 1.0,
+                ..LinkConfig::default()
+            };
+            mesh.set_link(s, l, dead).set_link(l, s, dead);
+        }
+        let ep = &mesh.nodes[l].ep;
+        let sw = ep.swarms[ep.slot_of(lh).unwrap()].as_ref().unwrap();
+        let super::swarm::Tree::Partial(t) = &sw.tree else {
+            continue;
+        };
+        let Some(due) = sw.due_before(mesh.now + Duration::from_secs(1)) else {
+            continue;
+        };
+        // The first missing chunk due within a second, once per block of 256 chunks after the
+        // first (whose leaves come with the first fetches, at startup).
+        let Some(c) = sw.have.missing_in(0..due.min(8000)).next().map(|r| r.start) else {
+            continue;
+        };
+        if c >= 256 && seen.insert(c / 256) && !t.is_verified(crate::bin::Bin::leaf(c).unwrap()) {
+            unknown += 1;
+        }
+    }
+    assert!(mesh.complete(l, lh));
+    assert_eq!(store.assembled(), data);
+    assert!(!seen.is_empty());
+    unknown
+}
+
+#[test]
+fn a_viewer_has_the_leaf_hashes_before_their_chunks_fall_due() {
+    assert_eq!(leaves_unknown_when_due(), 0);
+}
