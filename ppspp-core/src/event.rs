@@ -171,4 +171,7 @@ pub enum CloseReason {
     ProtocolViolation,
     /// The endpoint needed the channel slot (too many half-open channels).
     Evicted,
+    /// A second channel to a peer of the swarm, opened by both ends at once: one of the two
+    /// was closed (by either end), the peer stays connected through the other.
+    Duplicate,
 }

@@ -364,6 +364,22 @@ impl super::Endpoint {
             self.handshakes.remove(&(ch.remote, ch.peer_id));
         }
         let swarm_idx = ch.swarm;
+        // The peer closing one of two channels to us (see `Endpoint::on_established`) closes
+        // a duplicate: it stays connected through the other.
+        let reason = if reason == CloseReason::RemoteClosed
+            && self
+                .swarms
+                .get(swarm_idx)
+                .and_then(Option::as_ref)
+                .is_some_and(|s| {
+                    s.channels
+                        .iter()
+                        .any(|&o| self.chan(o).is_some_and(|c| c.remote == ch.remote))
+                }) {
+            CloseReason::Duplicate
+        } else {
+            reason
+        };
         let mut released = Vec::new();
         if let Some(s) = self.swarms.get_mut(swarm_idx).and_then(Option::as_mut) {
             s.channels.remove(&id);

@@ -260,6 +260,10 @@ impl ConnManager {
 
     /// The channel to `addr` closed for `reason`.
     pub fn on_closed(&mut self, now: Instant, addr: SocketAddr, reason: CloseReason) {
+        if reason == CloseReason::Duplicate {
+            // The peer is still connected through its other channel.
+            return;
+        }
         let link = self.links.remove(&addr);
         match reason {
             CloseReason::IntegrityFailure | CloseReason::ProtocolViolation => {

@@ -271,6 +271,21 @@ impl Endpoint {
         true
     }
 
+    /// Of channel `id` and another established channel to the same peer in its swarm, the one
+    /// to close: the one whose (smaller, larger) pair of channel IDs is larger.
+    fn duplicate_loser(&self, id: u32) -> Option<u32> {
+        let ch = self.chan(id)?;
+        let sw = self.swarms.get(ch.swarm)?.as_ref()?;
+        let other = sw
+            .channels
+            .iter()
+            .filter(|&&o| o != id)
+            .filter_map(|&o| self.chan(o))
+            .find(|o| o.remote == ch.remote && o.is_established())?;
+        let key = |c: &Channel| (c.wire_id.min(c.peer_id), c.wire_id.max(c.peer_id));
+        Some(if key(ch) < key(other) { other.id } else { id })
+    }
+
     /// Options in a reply must agree when present; the responder may omit any.
     pub(super) fn options_match_reply(
         o: &ProtocolOptions,
@@ -292,6 +307,16 @@ impl Endpoint {
 
     /// The handshake completed on channel `id`.
     pub(crate) fn on_established(&mut self, id: u32) {
+        // Both ends opened a channel to each other at once (peers that learnt of each other
+        // from a tracker or a command line): two channels to one peer split its requests,
+        // count it twice among the unchoked and double every HAVE. Both ends see the same two
+        // pairs of channel IDs and keep the channel whose pair is smaller.
+        if let Some(loser) = self.duplicate_loser(id) {
+            self.close_channel(loser, CloseReason::Duplicate, true);
+            if loser == id {
+                return;
+            }
+        }
         let Some((ch, sw, _)) = self.parts(id) else {
             return;
         };

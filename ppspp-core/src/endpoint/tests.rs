@@ -1413,3 +1413,45 @@ fn requests_move_from_the_seeder_to_a_leecher_that_announces_the_chunk() {
     let cancels = mesh.nodes[s].ep.stats().messages_in;
     assert!(cancels.get(crate::wire::MessageType::Cancel) > 0);
 }
+
+#[test]
+fn peers_that_open_channels_to_each_other_at_once_keep_one() {
+    let mut mesh = Mesh::new(41);
+    let (lh, rec, data) = seeder_and_leecher(&mut mesh, 64 * 1024, 1024, HashAlgorithm::Sha256, 41);
+    let (s, l) = (0, 1);
+    let sh = mesh.nodes[s].ep.swarms().next().unwrap();
+    let la = mesh.nodes[l].addr;
+    mesh.nodes[s].ep.connect(mesh.now, sh, la).unwrap();
+    assert!(mesh.run_until(Duration::from_secs(60), |m| m.complete(l, lh)));
+    assert_eq!(rec.assembled(), data);
+    mesh.run_until(Duration::from_secs(1), |_| false);
+    let duplicates = |n: usize| {
+        mesh.nodes[n]
+            .events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::PeerClosed {
+                        reason: CloseReason::Duplicate,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    // Both ends closed the same one of the two channels (or heard the other end close it).
+    assert_eq!((duplicates(s), duplicates(l)), (1, 1));
+    assert_eq!(mesh.nodes[s].ep.swarm(sh).unwrap().peers().count(), 1);
+    assert_eq!(mesh.nodes[l].ep.swarm(lh).unwrap().peers().count(), 1);
+    let (ps, pl) = (
+        mesh.nodes[s].ep.swarm(sh).unwrap().peers().next().unwrap(),
+        mesh.nodes[l].ep.swarm(lh).unwrap().peers().next().unwrap(),
+    );
+    let (ids_s, ids_l) = (
+        mesh.nodes[s].ep.peer(ps).unwrap().channel_ids(),
+        mesh.nodes[l].ep.peer(pl).unwrap().channel_ids(),
+    );
+    // The same channel: one end's (ours, theirs) is the other's (theirs, ours).
+    assert_eq!((ids_s.0, ids_s.1), (ids_l.1, ids_l.0));
+}

@@ -777,6 +777,11 @@ impl Session {
                 self.book.connected(remote);
                 tracing::info!(%remote, "peer connected");
             }
+            // The peer stays connected through its other channel.
+            Event::PeerClosed {
+                reason: ppspp_core::CloseReason::Duplicate,
+                ..
+            } => {}
             Event::PeerClosed { remote, reason, .. } => {
                 self.finder.on_closed(driver.now(), remote, reason);
                 self.book.refresh(driver, self.swarm);

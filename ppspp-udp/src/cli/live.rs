@@ -431,7 +431,9 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
         while let Some(ev) = driver.poll_event() {
             match ev {
                 Event::PeerConnected { remote, .. } => eprintln!("peer {remote} connected"),
-                Event::PeerClosed { remote, reason, .. } => {
+                Event::PeerClosed { remote, reason, .. }
+                    if reason != ppspp_core::CloseReason::Duplicate =>
+                {
                     eprintln!("peer {remote} left ({})", close_reason(reason));
                 }
                 _ => {}
@@ -571,7 +573,9 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
                 }
                 Event::PeerConnected { .. } => connected = true,
                 Event::ChunksVerified { .. } => last_data = std::time::Instant::now(),
-                Event::PeerClosed { remote, reason, .. } => {
+                Event::PeerClosed { remote, reason, .. }
+                    if reason != ppspp_core::CloseReason::Duplicate =>
+                {
                     eprintln!("peer {remote} left ({})", close_reason(reason));
                 }
                 _ => {}

@@ -129,6 +129,7 @@ pub fn close_reason(reason: CloseReason) -> &'static str {
         CloseReason::IntegrityFailure => "it sent data that failed verification",
         CloseReason::ProtocolViolation => "it broke the protocol",
         CloseReason::Evicted => "evicted to make room",
+        CloseReason::Duplicate => "a second channel to the same peer (both opened at once)",
         _ => "closed",
     }
 }

@@ -241,6 +241,11 @@ fn serve(args: &Args) -> Result<u8, Failure> {
                             eprintln!("peer {remote} connected");
                         }
                     }
+                    // The peer stays connected through its other channel.
+                    Event::PeerClosed {
+                        reason: ppspp_core::CloseReason::Duplicate,
+                        ..
+                    } => {}
                     Event::PeerClosed { remote, reason, .. } => {
                         book.closed(remote);
                         if !quiet {
