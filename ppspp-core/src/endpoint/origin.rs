@@ -29,6 +29,10 @@
 //!   nothing for us to ask, chunks no connected peer has (nobody else can deliver them), in
 //!   short runs along a walk that jumps to a random point when it meets others' chunks, so
 //!   that leechers sharing an origin fetch different parts and trade the rest.
+//! - A viewer's prefetch part that only seeders could fill (chunks no leecher peer has, due
+//!   within [`PREFETCH_FLOOR`]) comes from the origin unless the seeders deliver at least 1.5
+//!   times the media rate: at the front of a swarm nobody else has those chunks, and a
+//!   seeder's uplink is shared by everyone.
 //! - Everything else is left to peers; chunks the origin was asked for are claimed in the
 //!   swarm's tables as a request to a peer would be, so peers do not fetch them too (outside
 //!   the endgame), and are released for peers when the origin fails.
@@ -54,6 +58,10 @@ pub const CRITICAL_WINDOW: u64 = 16;
 /// it that is still missing is fetched from the origin even when a peer was asked for it (the
 /// startup and rebuffering the product brief allows: ≤ 1 s).
 pub const CRITICAL_HORIZON: Duration = Duration::from_secs(1);
+/// The media time ahead of a viewer's playback that the origin keeps filled with chunks no
+/// leecher peer has (see [`Endpoint::deadline_critical`]): an outage of the origin as long
+/// as this leaves such a viewer playing from what it holds and from seeders.
+const PREFETCH_FLOOR: Duration = Duration::from_secs(30);
 /// How far ahead of a viewer's playback (media time) the leaf hashes are fetched before any
 /// chunk there turns critical.
 const LEAF_LOOKAHEAD: Duration = Duration::from_secs(4);
@@ -1049,7 +1057,7 @@ impl Endpoint {
             Some(Some(l)) => l,
             _ => u64::MAX,
         };
-        'walk: for gap in s.claimed.missing_in(w) {
+        'walk: for gap in s.claimed.missing_in(w.clone()) {
             let mut c = gap.start;
             while c < gap.end {
                 let budget = u64::from(CRITICAL_WALK) - walked;
@@ -1086,9 +1094,50 @@ impl Endpoint {
                 }
             }
         }
+        // The prefetch part that only seeders could fill: chunks due within PREFETCH_FLOOR
+        // that no leecher we know has (ahead of every other viewer, at the front of a swarm
+        // whose viewers joined at different times). A seeder's uplink is shared by the whole
+        // swarm; a viewer at the front lived on it and on critical fetches, a second or so
+        // ahead of its player, and stalled through any outage of the origin.
+        // Seeders that deliver half as fast again as the media keep that part growing by
+        // themselves, and one that has not delivered yet is given the chance: the part is then
+        // left to them.
+        let n = s.chunk_count().unwrap_or(u64::MAX);
+        let (mut seeders, mut seeder_rate, mut unmeasured) = (0usize, 0u64, false);
+        for ch in s.channels.iter().filter_map(|&id| self.chan(id)) {
+            if ch.is_established() && ch.peer_have.is_complete(n) {
+                seeders += 1;
+                seeder_rate += u64::from(ch.down.dl_rate) * u64::from(s.cfg.chunk_size);
+                // Not delivered yet though it lets us ask: too early to tell.
+                unmeasured |= !ch.choke.peer_choking && ch.down.req_rtt.is_none();
+            }
+        }
+        let bitrate = s.play.as_ref()?.playback.bitrate()?;
+        let floor_limit =
+            if !unmeasured && seeder_rate.saturating_mul(2) < bitrate.saturating_mul(3) {
+                s.due_before(now + PREFETCH_FLOOR)?.clamp(w.start, w.end)
+            } else {
+                w.start
+            };
+        let mut thin: Vec<u64> = Vec::new();
+        let mut walked = 0u32;
+        'thin: for gap in s.have.missing_in(w.start..floor_limit) {
+            for c in gap {
+                walked += 1;
+                if walked > CRITICAL_WALK || thin.len() >= CRITICAL_MAX {
+                    break 'thin;
+                }
+                let leechers = usize::from(s.avail.get(c as usize).copied().unwrap_or(0))
+                    .saturating_sub(seeders);
+                if leechers == 0 && !mine.contains(c) {
+                    thin.push(c);
+                }
+            }
+        }
         // Most urgent first, as ranges; no more than the origin's free fetches could take.
         let mut all = late;
         all.extend(unasked);
+        all.extend(thin);
         all.sort_unstable();
         all.dedup();
         all.truncate(CRITICAL_MAX);

@@ -512,3 +512,50 @@ fn leaves_unknown_when_due() -> u64 {
 fn a_viewer_has_the_leaf_hashes_before_their_chunks_fall_due() {
     assert_eq!(leaves_unknown_when_due(), 0);
 }
+
+/// A viewer at 256 KiB/s of 16 MiB (64 s of media) whose only peer is a seeder on a link that
+/// loses half of all datagrams (it delivers, slowly), beside an origin 20 ms away. Returns the
+/// media time buffered ahead of the player 10 s after it started (the verified run from the
+/// playback position), and the bytes the origin and the seeder delivered by then.
+fn buffer_at_the_front() -> (Duration, u64, u64) {
+    let data = content(16 * 1024 * 1024, 23);
+    let mut mesh = Mesh::new(3);
+    mesh.link = LinkConfig {
+        latency: Duration::from_millis(50),
+        loss: 0.5,
+        ..LinkConfig::default()
+    };
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(&mut mesh, s, &data, CHUNK, HashAlgorithm::Sha1);
+    let (lh, _store) = leecher(&mut mesh, l, &tree, &data);
+    let mut o = TestOrigin::new(data.clone(), &tree);
+    o.latency = Duration::from_millis(20);
+    o.bandwidth = 4 * 1024 * 1024;
+    let server = mesh.add_origin_server(o);
+    mesh.add_origin(l, lh, server);
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    let bitrate = 256 * 1024;
+    let start = mesh.now;
+    mesh.nodes[l]
+        .ep
+        .set_playback(start, lh, crate::Playback::at(0).with_bitrate(bitrate));
+    let at = start + Duration::from_secs(10);
+    mesh.run_until(Duration::from_secs(10), |m| m.now >= at);
+    // The player is where the engine's clock puts it (it plays without stalling here).
+    let pos = bitrate * 10 / u64::from(CHUNK);
+    let run = mesh.nodes[l].ep.swarm(lh).unwrap().verified_run(pos);
+    let ahead = Duration::from_micros(run * u64::from(CHUNK) * 1_000_000 / bitrate);
+    let st = mesh.nodes[l].ep.stats();
+    (ahead, st.origin_content_in, st.content_in)
+}
+
+#[test]
+fn a_viewer_that_only_a_slow_seeder_could_feed_keeps_a_buffer_from_the_origin() {
+    let (ahead, origin, peers) = buffer_at_the_front();
+    // 3 s without the prefetch floor (critical fetches only); the window set at the start
+    // ends 20 s ahead of the player by now.
+    assert!(ahead >= Duration::from_secs(15), "{ahead:?} buffered");
+    assert!(origin > 0 && peers > 0, "origin {origin} seeder {peers}");
+}
