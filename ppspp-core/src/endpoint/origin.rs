@@ -744,6 +744,8 @@ impl Endpoint {
             return;
         }
         o.retry_at = None;
+        // Where the prefetch floor's walk starts (see `deadline_critical`).
+        let spread = self.rng.gen_range(0..u64::MAX);
         let Some(o) = self.origins.slots[i].as_ref() else {
             return;
         };
@@ -815,7 +817,7 @@ impl Endpoint {
         let deadlines = if solo {
             None
         } else {
-            self.deadline_critical(s, o, now)
+            self.deadline_critical(s, o, now, spread)
         };
         // With deadlines, chunks no peer has wait until nothing is critical, one fetch at a
         // time: an origin's answers queue behind each other, and prefetch must not delay a
@@ -996,6 +998,7 @@ impl Endpoint {
         s: &super::swarm::Swarm,
         o: &Origin,
         now: Instant,
+        spread: u64,
     ) -> Option<Vec<Range<u64>>> {
         s.play.as_ref()?.playback.bitrate()?;
         let w = s.play_window()?;
@@ -1119,12 +1122,22 @@ impl Endpoint {
             } else {
                 w.start
             };
+        // From a random point (`spread`), a few runs' worth at a time: viewers near each
+        // other at the front then fetch different parts and trade them, instead of fetching
+        // the same chunks in order before their HAVEs cross. What is due soonest is the
+        // critical part's concern.
         let mut thin: Vec<u64> = Vec::new();
         let mut walked = 0u32;
-        'thin: for gap in s.have.missing_in(w.start..floor_limit) {
+        let span = floor_limit.saturating_sub(w.start);
+        let from = w.start + spread.checked_rem(span).unwrap_or(0);
+        'thin: for gap in s
+            .have
+            .missing_in(from..floor_limit)
+            .chain(s.have.missing_in(w.start..from))
+        {
             for c in gap {
                 walked += 1;
-                if walked > CRITICAL_WALK || thin.len() >= CRITICAL_MAX {
+                if walked > CRITICAL_WALK || thin.len() as u64 >= MIN_RUN * MAX_FETCHES as u64 {
                     break 'thin;
                 }
                 let leechers = usize::from(s.avail.get(c as usize).copied().unwrap_or(0))
