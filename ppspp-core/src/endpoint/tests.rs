@@ -1455,3 +1455,32 @@ fn peers_that_open_channels_to_each_other_at_once_keep_one() {
     // The same channel: one end's (ours, theirs) is the other's (theirs, ours).
     assert_eq!((ids_s.0, ids_s.1), (ids_l.1, ids_l.0));
 }
+
+#[test]
+fn the_first_chunk_is_verified_two_round_trips_after_connecting() {
+    // 50 ms each way: the handshake and its reply (with HAVE), then REQUEST and DATA.
+    let mut mesh = Mesh::new(43);
+    mesh.link.latency = Duration::from_millis(50);
+    let start = mesh.now;
+    let (lh, _rec, _data) =
+        seeder_and_leecher(&mut mesh, 256 * 1024, 1024, HashAlgorithm::Sha256, 43);
+    let l = 1;
+    let verified = |m: &Mesh| {
+        m.nodes[l]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::ChunksVerified { .. }))
+    };
+    // Events are collected as each step drains the nodes: the first one with the chunk.
+    while !verified(&mesh) && mesh.now < start + Duration::from_secs(5) {
+        mesh.step();
+        mesh.drain();
+    }
+    assert!(verified(&mesh));
+    let first = mesh.now.saturating_duration_since(start);
+    assert!(
+        first >= Duration::from_millis(200) && first <= Duration::from_millis(205),
+        "first chunk after {first:?}"
+    );
+    assert!(mesh.run_until(Duration::from_secs(30), |m| m.complete(l, lh)));
+}
