@@ -131,6 +131,24 @@ swarm() {
     return $ok
 }
 
+# check_outputs NAME OUT ERR: compares every leecher's output (OUT, with %d for the leecher's
+# number) with the original; for one that differs, prints the end of its stderr (ERR, likewise).
+check_outputs() {
+    local i out err ok=0
+    for ((i = 1; i <= LEECHERS; i++)); do
+        # shellcheck disable=SC2059 # the formats are the callers' paths
+        printf -v out "$2" "$i"
+        # shellcheck disable=SC2059
+        printf -v err "$3" "$i"
+        if ! cmp -s "$WORK/orig" "$out"; then
+            echo "  $1 leecher $i: output missing or differs; its stderr:" >&2
+            tail -5 "$err" >&2
+            ok=1
+        fi
+    done
+    return $ok
+}
+
 # ---- ppspp ------------------------------------------------------------------------------
 ppspp_leech() {
     local i=$1 j peers=(--peer "127.0.0.1:$PORT")
@@ -154,13 +172,7 @@ ppspp_run() {
     SWARM=$(sed -n 's/^swarm //p' "$WORK/seed.out")
     swarm ppspp_leech || ok=1
     stop "$spid"
-    for ((i = 1; i <= LEECHERS; i++)); do
-        if ! cmp -s "$WORK/orig" "$WORK/ppspp$i"; then
-            echo "  ppspp leecher $i: output missing or differs; its stderr:" >&2
-            tail -5 "$WORK/ppspp$i.err" >&2
-            ok=1
-        fi
-    done
+    check_outputs ppspp "$WORK/ppspp%d" "$WORK/ppspp%d.err" || ok=1
     # Which peers each leecher got data from: the seeder alone would mean no swarming.
     echo "  ppspp leechers' sources: $(sed -n 's/.*from \([0-9]*\) peer(s).*/\1/p' \
         "$WORK"/ppspp[0-9]*.out | tr '\n' ' ')peers" >&2
@@ -192,13 +204,7 @@ lt_run() {
     wait_line "$WORK/lt-seed.out" '^seeding' "$spid" || return 1
     swarm lt_leech || ok=1
     stop "$spid"
-    for ((i = 1; i <= LEECHERS; i++)); do
-        if ! cmp -s "$WORK/orig" "$WORK/lt$i/orig"; then
-            echo "  libtorrent leecher $i: output missing or differs; its stderr:" >&2
-            tail -5 "$WORK/lt$i.err" >&2
-            ok=1
-        fi
-    done
+    check_outputs libtorrent "$WORK/lt%d/orig" "$WORK/lt%d.err" || ok=1
     own=$(sed -n 's/^complete //p' "$WORK"/lt[0-9]*.out | sort -g | tail -1)
     echo "  libtorrent leechers' own times (torrent added -> complete): slowest ${own:-?} s" >&2
     return $ok

@@ -393,20 +393,8 @@ fn late_chunks(with_origin: bool) -> (u64, u64, u64) {
         latency: Duration::from_millis(250),
         ..LinkConfig::default()
     };
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, CHUNK, HashAlgorithm::Sha1);
-    let (lh, store) = leecher(&mut mesh, l, &tree, &data);
-    if with_origin {
-        let mut o = TestOrigin::new(data.clone(), &tree);
-        o.latency = Duration::from_millis(20);
-        // An origin of 8 times the stream (as fast as a CDN edge, not unlimited).
-        o.bandwidth = 4 * 1024 * 1024;
-        let server = mesh.add_origin_server(o);
-        mesh.add_origin(l, lh, server);
-    }
-    let sa = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    // An origin of 8 times the stream (as fast as a CDN edge, not unlimited).
+    let (_, l, lh, store) = viewer_beside_seeder(&mut mesh, &data, with_origin);
     let playback = crate::Playback::at(0).with_bitrate(512 * 1024);
     mesh.nodes[l].ep.set_playback(mesh.now, lh, playback);
     // Deadlines of the first window, fixed when playback was set, after a startup buffer of
@@ -448,6 +436,34 @@ fn deadlines_nearer_than_peers_can_deliver_go_to_the_origin() {
     assert!(origin > 0 && peers > 0, "origin {origin} peers {peers}");
 }
 
+/// A seeder (node `s`) of `data` and a leecher (node `l`) connecting to it, with an origin
+/// 20 ms away at 4 MiB/s when `with_origin`: returns (s, l, the leecher's swarm, its store).
+fn viewer_beside_seeder(
+    mesh: &mut Mesh,
+    data: &[u8],
+    with_origin: bool,
+) -> (
+    usize,
+    usize,
+    crate::event::SwarmHandle,
+    crate::testing::CheckingStore,
+) {
+    let s = mesh.add_node();
+    let l = mesh.add_node();
+    let (_, tree) = seeder(mesh, s, data, CHUNK, HashAlgorithm::Sha1);
+    let (lh, store) = leecher(mesh, l, &tree, data);
+    if with_origin {
+        let mut o = TestOrigin::new(data.to_vec(), &tree);
+        o.latency = Duration::from_millis(20);
+        o.bandwidth = 4 * 1024 * 1024;
+        let server = mesh.add_origin_server(o);
+        mesh.add_origin(l, lh, server);
+    }
+    let sa = mesh.nodes[s].addr;
+    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    (s, l, lh, store)
+}
+
 /// A viewer at 512 KiB/s of 8,000 chunks whose sidecar does not fit the first fetch, beside a
 /// seeder 10 ms away that is cut off after 300 ms (its requests stay outstanding until the
 /// channel times out), and an origin 20 ms away. Returns how many blocks of leaf hashes were
@@ -459,17 +475,7 @@ fn leaves_unknown_when_due() -> u64 {
         latency: Duration::from_millis(50),
         ..LinkConfig::default()
     };
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, CHUNK, HashAlgorithm::Sha1);
-    let (lh, store) = leecher(&mut mesh, l, &tree, &data);
-    let mut o = TestOrigin::new(data.clone(), &tree);
-    o.latency = Duration::from_millis(20);
-    o.bandwidth = 4 * 1024 * 1024;
-    let server = mesh.add_origin_server(o);
-    mesh.add_origin(l, lh, server);
-    let sa = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    let (s, l, lh, store) = viewer_beside_seeder(&mut mesh, &data, true);
     let playback = crate::Playback::at(0).with_bitrate(512 * 1024);
     mesh.nodes[l].ep.set_playback(mesh.now, lh, playback);
     let mut unknown = 0;
@@ -525,17 +531,7 @@ fn buffer_at_the_front() -> (Duration, u64, u64) {
         loss: 0.5,
         ..LinkConfig::default()
     };
-    let s = mesh.add_node();
-    let l = mesh.add_node();
-    let (_, tree) = seeder(&mut mesh, s, &data, CHUNK, HashAlgorithm::Sha1);
-    let (lh, _store) = leecher(&mut mesh, l, &tree, &data);
-    let mut o = TestOrigin::new(data.clone(), &tree);
-    o.latency = Duration::from_millis(20);
-    o.bandwidth = 4 * 1024 * 1024;
-    let server = mesh.add_origin_server(o);
-    mesh.add_origin(l, lh, server);
-    let sa = mesh.nodes[s].addr;
-    mesh.nodes[l].ep.connect(mesh.now, lh, sa).unwrap();
+    let (_, l, lh, _store) = viewer_beside_seeder(&mut mesh, &data, true);
     let bitrate = 256 * 1024;
     let start = mesh.now;
     mesh.nodes[l]
