@@ -366,16 +366,10 @@ impl super::Endpoint {
         let swarm_idx = ch.swarm;
         // The peer closing one of two channels to us (see `Endpoint::on_established`) closes
         // a duplicate: it stays connected through the other.
+        // (This channel's slot is free already: any channel found is another.)
         let reason = if reason == CloseReason::RemoteClosed
-            && self
-                .swarms
-                .get(swarm_idx)
-                .and_then(Option::as_ref)
-                .is_some_and(|s| {
-                    s.channels
-                        .iter()
-                        .any(|&o| self.chan(o).is_some_and(|c| c.remote == ch.remote))
-                }) {
+            && self.channel_to(swarm_idx, ch.remote, |_| true).is_some()
+        {
             CloseReason::Duplicate
         } else {
             reason

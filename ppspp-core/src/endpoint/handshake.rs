@@ -275,15 +275,23 @@ impl Endpoint {
     /// to close: the one whose (smaller, larger) pair of channel IDs is larger.
     fn duplicate_loser(&self, id: u32) -> Option<u32> {
         let ch = self.chan(id)?;
-        let sw = self.swarms.get(ch.swarm)?.as_ref()?;
-        let other = sw
-            .channels
-            .iter()
-            .filter(|&&o| o != id)
-            .filter_map(|&o| self.chan(o))
-            .find(|o| o.remote == ch.remote && o.is_established())?;
+        let other = self.channel_to(ch.swarm, ch.remote, |o| o.id != id && o.is_established())?;
         let key = |c: &Channel| (c.wire_id.min(c.peer_id), c.wire_id.max(c.peer_id));
         Some(if key(ch) < key(other) { other.id } else { id })
+    }
+
+    /// A channel of swarm `swarm_idx` to `remote` that satisfies `pred`.
+    pub(super) fn channel_to(
+        &self,
+        swarm_idx: usize,
+        remote: SocketAddr,
+        pred: impl Fn(&Channel) -> bool,
+    ) -> Option<&Channel> {
+        let sw = self.swarms.get(swarm_idx)?.as_ref()?;
+        sw.channels
+            .iter()
+            .filter_map(|&o| self.chan(o))
+            .find(|o| o.remote == remote && pred(o))
     }
 
     /// Options in a reply must agree when present; the responder may omit any.
