@@ -350,6 +350,14 @@ pub(super) fn write_haves(ch: &mut Channel, sw: &mut Swarm, out: &mut Out<'_>) {
         ranges = ch.ann.pending_haves.ranges().collect();
         ch.ann.pending_haves.clear();
     }
+    // Only what we still hold: a live stream's discard window may have slid past chunks
+    // logged or left pending since (announcing them would be a lie the peer acts on).
+    if ranges.iter().any(|r| !sw.have.contains_range(r.clone())) {
+        ranges = ranges
+            .into_iter()
+            .flat_map(|r| held_in(&sw.have, r))
+            .collect();
+    }
     // Sorted: a range inside the run announced just before is already covered.
     let mut covered = 0;
     let mut unsent = ranges.len();
@@ -375,6 +383,22 @@ pub(super) fn write_haves(ch: &mut Channel, sw: &mut Swarm, out: &mut Out<'_>) {
             ch.ann.pending_haves.insert_range(start..r.end);
         }
     }
+}
+
+/// The runs of `r` that `have` holds.
+fn held_in(have: &Binmap, r: core::ops::Range<u64>) -> Vec<core::ops::Range<u64>> {
+    let mut out = Vec::new();
+    let mut c = r.start;
+    for gap in have.missing_in(r.clone()) {
+        if gap.start > c {
+            out.push(c..gap.start);
+        }
+        c = gap.end;
+    }
+    if c < r.end {
+        out.push(c..r.end);
+    }
+    out
 }
 
 /// A channel with nothing left to announce waits, off the timer, in the swarm's list of idle
