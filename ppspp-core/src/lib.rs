@@ -150,9 +150,10 @@ pub use config::{DEFAULT_LIVE_WINDOW, EndpointConfig, PickerMode, SwarmConfig, S
 /// The connection manager: which candidate peers to connect to (see its module docs).
 pub use endpoint::connmgr;
 pub use endpoint::{
-    CRITICAL_HORIZON, CRITICAL_WINDOW, ConnectError, Endpoint, LiveChunkError, MAX_LIES,
-    OriginError, OriginFailure, OriginFetch, OriginResource, OriginStats, PEX_MAX_PER_BLOCK,
-    PEX_MAX_SHARE, PeerRef, Playback, SwarmError, SwarmRef, TREE_PREFIX, Timer, Transmit,
+    CRITICAL_HORIZON, CRITICAL_WINDOW, ConnectError, Endpoint, LIVE_GRACE, LiveChunkError,
+    MAX_LIES, OriginError, OriginFailure, OriginFetch, OriginResource, OriginStats,
+    PEX_MAX_PER_BLOCK, PEX_MAX_SHARE, PeerRef, Playback, SwarmError, SwarmRef, TREE_PREFIX, Timer,
+    Transmit,
 };
 pub use event::{CloseReason, Event, OriginHandle, PeerHandle, SwarmHandle};
 pub use stats::{ChannelStats, EndpointStats};

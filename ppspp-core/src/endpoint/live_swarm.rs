@@ -107,10 +107,10 @@ impl Endpoint {
             // Live signatures have no use in a static swarm.
             return true;
         };
-        let Some(verifier) = live.cfg.verifier.clone() else {
+        if live.cfg.verifier.is_none() {
             // The injector trusts its own munros only.
             return true;
-        };
+        }
         let params = live.cfg.params;
         let munro = match last {
             Some((from, spec, hash)) if from == id && spec == s.spec => {
@@ -130,46 +130,51 @@ impl Endpoint {
             self.stats.drops.live_munros += 1;
             return true;
         };
+        let first = m.bin.first_chunk().unwrap_or(0);
+        // The peer knows this munro: no need to tell it (§6.1.2.4). (Trusted or not: one
+        // that fails the checks below closes the channel anyway.)
+        ch.live.munro_heard = Some(ch.live.munro_heard.map_or(first, |h| h.max(first)));
+        let (swarm, remote, bin, idx) = (sw.handle, ch.remote, m.bin, ch.swarm);
+        match live.check_munro(&sw.tree, &m, unix) {
+            MunroCheck::Known | MunroCheck::Useless => {
+                self.stats.drops.live_munros += 1;
+                true
+            }
+            MunroCheck::Have => true,
+            MunroCheck::Bad => {
+                let error = VerifyError::HashMismatch { bin };
+                self.integrity_failure(id, swarm, remote, bin, error)
+            }
+            MunroCheck::Good => {
+                if self.accept_munro(idx, m).is_err() {
+                    let error = VerifyError::HashMismatch { bin };
+                    return self.integrity_failure(id, swarm, remote, bin, error);
+                }
+                true
+            }
+        }
+    }
+
+    /// Trusts signed munro `m` of the swarm in slot `idx` (its signature and age checked by
+    /// [`LiveState::check_munro`]): the tree is anchored at it, the live edge moves, the
+    /// first one fixes the tune-in point (§6.1.2.4), the discard window slides, and every
+    /// channel may ask for its chunks. An error when the tree refuses the hash.
+    pub(super) fn accept_munro(
+        &mut self,
+        idx: usize,
+        m: crate::live::SignedMunro,
+    ) -> Result<(), VerifyError> {
+        let Some(sw) = self.swarms[idx].as_mut() else {
+            return Ok(());
+        };
+        let (Tree::Partial(tree), Some(live)) = (&mut sw.tree, sw.live.as_mut()) else {
+            return Ok(());
+        };
+        tree.add_trusted(m.bin, &m.hash)?;
         let (first, end) = (
             m.bin.first_chunk().unwrap_or(0),
             m.bin.last_chunk().unwrap_or(0) + 1,
         );
-        // The peer knows this munro: no need to tell it (§6.1.2.4). (Trusted or not: one
-        // that fails the checks below closes the channel anyway.)
-        ch.live.munro_heard = Some(ch.live.munro_heard.map_or(first, |h| h.max(first)));
-        if let Some(known) = live.munros.get(&first) {
-            if known.hash != m.hash {
-                self.stats.drops.live_munros += 1;
-            }
-            return true;
-        }
-        if first < live.floor {
-            // Before the discard window: of no use any more.
-            self.stats.drops.live_munros += 1;
-            return true;
-        }
-        let too_old = live.cfg.max_age.is_some_and(|max| {
-            params
-                .unix_micros_of(m.timestamp)
-                .saturating_add(u64::try_from(max.as_micros()).unwrap_or(u64::MAX))
-                < unix
-        });
-        if too_old {
-            // R-6.1.2.4-d.
-            self.stats.drops.live_munros += 1;
-            return true;
-        }
-        let ok = params
-            .munro_message(m.bin, m.timestamp, &m.hash)
-            .is_ok_and(|msg| verifier.verify(&msg, &m.signature));
-        let Tree::Partial(tree) = &mut sw.tree else {
-            return true;
-        };
-        if !ok || tree.add_trusted(m.bin, &m.hash).is_err() {
-            let (swarm, remote, bin) = (sw.handle, ch.remote, m.bin);
-            let error = VerifyError::HashMismatch { bin };
-            return self.integrity_failure(id, swarm, remote, bin, error);
-        }
         live.munros.insert(first, m);
         live.end = live.end.max(end);
         if !live.tuned_in {
@@ -179,7 +184,6 @@ impl Endpoint {
         }
         sw.live_forget();
         let floor = sw.live.as_ref().map_or(0, |l| l.floor);
-        let idx = ch.swarm;
         let others: Vec<u32> = sw.channels.iter().copied().collect();
         self.retry_held(idx);
         for o in others {
@@ -202,7 +206,67 @@ impl Endpoint {
             }
             self.fill_requests(o);
         }
-        true
+        Ok(())
+    }
+}
+
+/// What [`LiveState::check_munro`] made of a signed munro.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MunroCheck {
+    /// Trusted already, with the same hash.
+    Have,
+    /// Trusted already with another hash (a second signature over other content).
+    Known,
+    /// Before the discard window or older than the receiver accepts: of no use.
+    Useless,
+    /// Its signature does not verify.
+    Bad,
+    /// Verified: to be trusted ([`Endpoint::accept_munro`]).
+    Good,
+}
+
+impl LiveState {
+    /// Checks a signed munro of the right shape from a peer or an origin: known already,
+    /// before the window, too old (R-6.1.2.4-d), or its signature (the injector's own
+    /// munros are never checked here: it has no verifier and trusts only itself).
+    pub(crate) fn check_munro(
+        &self,
+        tree: &Tree,
+        m: &crate::live::SignedMunro,
+        unix: u64,
+    ) -> MunroCheck {
+        let first = m.bin.first_chunk().unwrap_or(0);
+        if let Some(known) = self.munros.get(&first) {
+            return if known.hash == m.hash {
+                MunroCheck::Have
+            } else {
+                MunroCheck::Known
+            };
+        }
+        let Some(verifier) = self.cfg.verifier.as_ref() else {
+            return MunroCheck::Useless;
+        };
+        if first < self.floor || !matches!(tree, Tree::Partial(_)) {
+            return MunroCheck::Useless;
+        }
+        let params = self.cfg.params;
+        let too_old = self.cfg.max_age.is_some_and(|max| {
+            params
+                .unix_micros_of(m.timestamp)
+                .saturating_add(u64::try_from(max.as_micros()).unwrap_or(u64::MAX))
+                < unix
+        });
+        if too_old {
+            return MunroCheck::Useless;
+        }
+        let ok = params
+            .munro_message(m.bin, m.timestamp, &m.hash)
+            .is_ok_and(|msg| verifier.verify(&msg, &m.signature));
+        if ok {
+            MunroCheck::Good
+        } else {
+            MunroCheck::Bad
+        }
     }
 }
 

@@ -7,9 +7,9 @@ use alloc::vec::Vec;
 use crate::config::SwarmConfig;
 use crate::event::SwarmHandle;
 use crate::hash::HashAlgorithm;
-use crate::live::{KeyPair, LiveParams, SignedForm, verifier};
+use crate::live::{KeyPair, LiveParams, MunroLogHeader, SignedForm, verifier};
 use crate::store::MemoryStore;
-use crate::testing::{CheckingStore, Content, Mesh, PatternContent};
+use crate::testing::{CheckingStore, Content, Mesh, PatternContent, TestOrigin};
 use crate::time::Duration;
 use crate::wire::{ChunkAddressing, SignatureAlgorithm};
 
@@ -395,4 +395,179 @@ fn a_small_window_follows_the_live_edge() {
         .collect();
     assert_eq!(got.len(), 64, "holds {} of the last 64 chunks", got.len());
     check(&rec, 2400 - 64, 2400);
+}
+
+// ---- a live stream's HTTP origin (hybrid delivery) ---------------------------------------
+
+impl Live {
+    /// Like [`Live::stream`], publishing every signed munro to origin model `server` as an
+    /// injector writing to a file server would (`ppspp live --publish`).
+    fn stream_to_origin(&mut self, n: u64, gap: Duration, server: usize) {
+        for _ in 0..n {
+            let data = chunk(self.pushed);
+            let (s, h) = self.src;
+            let now = self.mesh.now;
+            let m = self.mesh.nodes[s]
+                .ep
+                .push_live_chunk(now, h, &data)
+                .unwrap();
+            self.pushed += 1;
+            if let Some(m) = m {
+                publish(&mut self.mesh.origins[server], &m, |_| {});
+            }
+            self.mesh.run_until(gap, |_| false);
+        }
+    }
+}
+
+/// Publishes signed munro `m` of the test stream to `o`; `tamper` may change its record.
+fn publish(o: &mut TestOrigin, m: &crate::live::SignedMunro, tamper: impl FnOnce(&mut Vec<u8>)) {
+    let p = params(SignedForm::Rfc7574);
+    let (first, last) = (m.bin.first_chunk().unwrap(), m.bin.last_chunk().unwrap());
+    let mut header = MunroLogHeader::new(&p, 64);
+    header.count = first / p.nchunks_per_sig + 1;
+    let leaves: Vec<_> = (first..=last).map(|c| p.hash.digest(&chunk(c))).collect();
+    let mut record = header.encode_record(m, &leaves);
+    tamper(&mut record);
+    let data: Vec<u8> = (first..=last).flat_map(chunk).collect();
+    o.publish(&header, &data, &record);
+}
+
+/// A viewer with no peer follows a live stream from its origin alone: it tunes in at the
+/// newest munro the log shows, checks each record's signature and leaves, and gets every
+/// chunk from there on, each verified, each fetched once.
+#[test]
+fn a_live_viewer_with_only_an_origin_follows_the_stream() {
+    let mut live = Live::new(11, SignedForm::Rfc7574);
+    let mut o = TestOrigin::live(CS);
+    o.latency = Duration::from_millis(10);
+    let server = live.mesh.add_origin_server(o);
+    let (n, h, rec) = live.peer(SignedForm::Rfc7574);
+    let oh = live.mesh.add_origin(n, h, server);
+    live.stream_to_origin(640, Duration::from_millis(2), server);
+    live.mesh.run_until(Duration::from_secs(2), |_| false);
+    let s = live.mesh.nodes[n].ep.swarm(h).unwrap();
+    let tune_in = s.live_tune_in().expect("tuned in from the log");
+    assert_eq!(tune_in % 32, 0);
+    assert!(tune_in < 320, "tuned in at {tune_in}");
+    assert_eq!(s.live_end(), Some(640));
+    check(&rec, tune_in, 640);
+    let os = live.mesh.nodes[n].ep.origin_stats(oh).unwrap();
+    assert_eq!(os.content_in, (640 - tune_in) * u64::from(CS));
+    assert_eq!(os.duplicate_bytes, 0);
+    assert_eq!(live.mesh.origins[server].content_served, os.content_in);
+    assert_eq!(s.peer_efficiency(), Some(0.0));
+}
+
+/// Beside the injector, a viewer takes the stream from it and the origin only for what the
+/// injector has not delivered within LIVE_GRACE; when the link to the injector breaks, the
+/// origin carries the stream on.
+#[test]
+fn a_live_viewer_uses_its_origin_only_for_what_peers_leave_late() {
+    let mut live = Live::new(12, SignedForm::Rfc7574);
+    let mut o = TestOrigin::live(CS);
+    o.latency = Duration::from_millis(10);
+    let server = live.mesh.add_origin_server(o);
+    let (n, h, rec) = live.peer(SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.connect((n, h), src);
+    let oh = live.mesh.add_origin(n, h, server);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    live.stream_to_origin(640, Duration::from_millis(2), server);
+    live.mesh.run_until(Duration::from_secs(3), |_| false);
+    let from_origin = live.mesh.nodes[n].ep.origin_stats(oh).unwrap().content_in;
+    let s = live.mesh.nodes[n].ep.swarm(h).unwrap();
+    let tune_in = s.live_tune_in().unwrap();
+    check(&rec, tune_in, 640);
+    assert_eq!(from_origin, 0, "the injector delivered everything in time");
+    // The injector becomes unreachable: the origin carries the stream on, within the grace.
+    let dead = crate::testing::LinkConfig {
+        loss: 1.0,
+        ..live.mesh.link
+    };
+    live.mesh.set_link(src, n, dead).set_link(n, src, dead);
+    live.stream_to_origin(640, Duration::from_millis(2), server);
+    live.mesh
+        .run_until(crate::LIVE_GRACE + Duration::from_secs(1), |_| false);
+    check(&rec, tune_in, 1280);
+    let from_origin = live.mesh.nodes[n].ep.origin_stats(oh).unwrap().content_in;
+    assert!(
+        from_origin >= 600 * u64::from(CS),
+        "{from_origin} bytes from the origin"
+    );
+}
+
+/// A chunk that does not match its leaf hash, and a log record whose signature does not
+/// verify, are offences of the origin: counted, reported, never stored; after
+/// [`crate::MAX_LIES`] of them the origin is disabled.
+#[test]
+fn a_live_origin_that_lies_is_caught() {
+    let mut live = Live::new(13, SignedForm::Rfc7574);
+    // One origin corrupts chunk 40; another serves munro 2's record with a forged signature
+    // (a byte of it flipped).
+    let mut o = TestOrigin::live(CS);
+    o.corrupt.insert(40);
+    let corrupting = live.mesh.add_origin_server(o);
+    let forging = live.mesh.add_origin_server(TestOrigin::live(CS));
+    let a = live.peer(SignedForm::Rfc7574);
+    let b = live.peer(SignedForm::Rfc7574);
+    for i in 0..256u64 {
+        let (s, sh) = live.src;
+        let now = live.mesh.now;
+        let m = live.mesh.nodes[s]
+            .ep
+            .push_live_chunk(now, sh, &chunk(i))
+            .unwrap();
+        if let Some(m) = m {
+            publish(&mut live.mesh.origins[corrupting], &m, |_| {});
+            let forged = m.bin.first_chunk() == Some(64);
+            publish(&mut live.mesh.origins[forging], &m, |r| {
+                if forged {
+                    r[8 + 20 + 7] ^= 1;
+                }
+            });
+        }
+        if i == 31 {
+            // The viewers arrive after the first munro: they tune in there.
+            live.mesh.add_origin(a.0, a.1, corrupting);
+            live.mesh.add_origin(b.0, b.1, forging);
+        }
+        live.mesh.run_until(Duration::from_millis(2), |_| false);
+    }
+    live.mesh.run_until(Duration::from_secs(3), |_| false);
+    let lies = |node: usize| -> Vec<Option<u64>> {
+        live.mesh.nodes[node]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                crate::Event::OriginIntegrityFailure { chunk, .. } => Some(*chunk),
+                _ => None,
+            })
+            .collect()
+    };
+    for (node, h, rec) in [&a, &b] {
+        let s = live.mesh.nodes[*node].ep.swarm(*h).unwrap();
+        assert_eq!(s.live_tune_in(), Some(0));
+        assert_eq!(rec.refused(), 0);
+    }
+    assert_eq!(
+        lies(a.0),
+        [Some(40); 3],
+        "the corrupt chunk, each time it came"
+    );
+    assert!(!a.2.holds(40));
+    check(&a.2, 0, 40);
+    assert_eq!(lies(b.0), [None; 3], "the forged record, each time it came");
+    check(&b.2, 0, 64);
+    assert!(
+        (64..96).all(|c| !b.2.holds(c)),
+        "nothing under the forged signature is stored"
+    );
+    for node in [a.0, b.0] {
+        let disabled = live.mesh.nodes[node]
+            .events
+            .iter()
+            .any(|e| matches!(e, crate::Event::OriginDisabled { .. }));
+        assert!(disabled, "a third offence disables the origin");
+    }
 }

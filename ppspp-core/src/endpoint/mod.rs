@@ -76,8 +76,8 @@ use crate::time::{Duration, Instant};
 use channel::{Channel, Role};
 pub use error::{ConnectError, LiveChunkError, SwarmError};
 pub use origin::{
-    CRITICAL_HORIZON, CRITICAL_WINDOW, MAX_LIES, OriginError, OriginFailure, OriginFetch,
-    OriginResource, OriginStats, TREE_PREFIX,
+    CRITICAL_HORIZON, CRITICAL_WINDOW, LIVE_GRACE, MAX_LIES, OriginError, OriginFailure,
+    OriginFetch, OriginResource, OriginStats, TREE_PREFIX,
 };
 pub use pex::{PEX_MAX_PER_BLOCK, PEX_MAX_SHARE};
 pub use playback::Playback;

@@ -49,7 +49,10 @@ use crate::event::{Event, OriginHandle, SwarmHandle};
 use crate::merkle::{SidecarLayout, VerifyError};
 use crate::time::{Duration, Instant};
 
+mod live;
 mod pick;
+
+pub use live::LIVE_GRACE;
 
 /// How many bytes of the sidecar the first fetch asks for: the header, the peaks and the upper
 /// layers (the whole sidecar of contents up to about 1,600 chunks with SHA-1).
@@ -115,6 +118,10 @@ pub enum OriginResource {
     },
     /// The tree sidecar (by default the content's URL with `.mhash` appended).
     Tree,
+    /// A live stream's munro log (by default the content's URL with `.munros` appended; see
+    /// [`crate::live::MunroLogHeader`]). The range never runs past the records the log's
+    /// header announced, but the header itself is asked for again and again as it changes.
+    MunroLog,
 }
 
 /// Why a fetch failed, as the adapter saw it.
@@ -169,6 +176,12 @@ enum Kind {
         blocks: Range<u64>,
     },
     Chunks(Range<u64>),
+    /// A live stream's munro log header (the live edge).
+    LogHeader,
+    /// Records of munros `munros` of a live stream's munro log.
+    LogRecords {
+        munros: Range<u64>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -198,6 +211,8 @@ struct Origin {
     cursor: Option<u64>,
     /// Content delivery rate, bytes per second (0 until measured).
     rate: u64,
+    /// A live stream's munro log, for an origin of a live swarm.
+    live: Option<live::LiveLog>,
     stats: OriginStats,
 }
 
@@ -216,15 +231,12 @@ pub(crate) struct Origins {
 pub enum OriginError {
     /// No such swarm.
     UnknownSwarm,
-    /// Origins serve static content (a live stream's chunks have no sidecar).
-    LiveSwarm,
 }
 
 impl core::fmt::Display for OriginError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Self::UnknownSwarm => "no such swarm",
-            Self::LiveSwarm => "origins serve static content only",
         })
     }
 }
@@ -233,8 +245,9 @@ impl core::error::Error for OriginError {}
 
 impl Endpoint {
     /// Adds an HTTP origin as a source of `swarm`'s chunks. The endpoint asks for its first
-    /// fetch (the tree sidecar's prefix) at the next [`Endpoint::poll_origin_fetch`]. A
-    /// seeder's or a complete swarm's origin is never asked for anything.
+    /// fetch (the tree sidecar's prefix, or for a live stream the munro log's header) at the
+    /// next [`Endpoint::poll_origin_fetch`]. A seeder's, an injector's or a complete swarm's
+    /// origin is never asked for anything.
     pub fn add_origin(
         &mut self,
         now: Instant,
@@ -242,9 +255,7 @@ impl Endpoint {
     ) -> Result<OriginHandle, OriginError> {
         self.advance(now);
         let idx = self.slot_of(swarm).ok_or(OriginError::UnknownSwarm)?;
-        if self.swarms[idx].as_ref().is_some_and(|s| s.live.is_some()) {
-            return Err(OriginError::LiveSwarm);
-        }
+        let is_live = self.swarms[idx].as_ref().is_some_and(|s| s.live.is_some());
         let o = &mut self.origins;
         o.generation = o.generation.wrapping_add(1);
         let slot = match o.slots.iter().position(Option::is_none) {
@@ -271,6 +282,7 @@ impl Endpoint {
             answer_time: None,
             cursor: None,
             rate: 0,
+            live: is_live.then(live::LiveLog::default),
             stats: OriginStats::default(),
         });
         Ok(handle)
@@ -338,6 +350,14 @@ impl Endpoint {
                 o.stats.tree_in += body.len() as u64;
                 self.on_leaves(i, blocks, body)
             }
+            Kind::LogHeader => {
+                o.stats.tree_in += body.len() as u64;
+                self.on_log_header(i, body)
+            }
+            Kind::LogRecords { munros } => {
+                o.stats.tree_in += body.len() as u64;
+                self.on_log_records(i, munros, body)
+            }
             Kind::Chunks(chunks) => {
                 let took = (now.saturating_duration_since(f.sent).as_micros() as u64).max(1000);
                 let inst = (body.len() as u64).saturating_mul(1_000_000) / took;
@@ -355,7 +375,7 @@ impl Endpoint {
                     o.failures_in_row = 0;
                 }
             }
-            Err(Offence::Short) => self.origin_trouble(i, OriginFailure::BadBody),
+            Err(Offence::Short) => self.origin_trouble(i, false),
             Err(Offence::Lie(chunk)) => self.origin_lied(i, chunk),
             Err(Offence::Mismatch) => self.disable_origin(i),
         }
@@ -375,10 +395,17 @@ impl Endpoint {
                     o.leaves.remove(&b);
                 }
             }
+            if let (Kind::LogRecords { munros }, Some(l)) = (&f.kind, o.live.as_mut()) {
+                l.forget(munros.clone());
+            }
             let swarm = o.swarm;
             self.release_fetch(swarm, &f.kind);
         }
-        self.origin_trouble(i, failure);
+        // A live stream's log that is not there (yet): the injector may not have published
+        // its first munro. Retried after the backoff, like a server error.
+        let early = matches!(f.kind, Kind::LogHeader)
+            && matches!(failure, OriginFailure::Status(404 | 416));
+        self.origin_trouble(i, failure.is_permanent() && !early);
     }
 
     /// An origin's counters.
@@ -392,14 +419,27 @@ impl Endpoint {
         self.origins.slots.iter().flatten().map(|o| o.handle)
     }
 
-    /// When an origin's backoff ends (for [`Endpoint::poll_timeout`]).
+    /// When an origin's backoff ends, or a live origin is due a look (for
+    /// [`Endpoint::poll_timeout`]).
     pub(crate) fn origin_timeout(&self) -> Option<Instant> {
         self.origins
             .slots
             .iter()
             .flatten()
             .filter(|o| !o.stats.disabled)
-            .filter_map(|o| o.retry_at)
+            .filter_map(|o| {
+                // A live origin is looked at again at its polling pace (the live edge moves,
+                // and chunks fall due for the origin as their munros age).
+                let tick = o
+                    .live
+                    .as_ref()
+                    .and_then(live::LiveLog::wake_at)
+                    .filter(|&t| t > self.now);
+                match (o.retry_at, tick) {
+                    (Some(r), Some(t)) => Some(r.max(t)),
+                    (r, t) => r.or(t),
+                }
+            })
             .min()
     }
 
@@ -454,14 +494,16 @@ impl Endpoint {
         }
     }
 
-    fn origin_trouble(&mut self, i: usize, failure: OriginFailure) {
+    /// A failed fetch: counted, then the origin backs off, or is disabled when retrying
+    /// cannot help.
+    fn origin_trouble(&mut self, i: usize, permanent: bool) {
         let now = self.now;
         let Some(o) = self.origins.slots[i].as_mut() else {
             return;
         };
         o.stats.failures += 1;
         self.stats.origin_failures += 1;
-        if failure.is_permanent() {
+        if permanent {
             self.disable_origin(i);
             return;
         }
@@ -624,17 +666,23 @@ impl Endpoint {
         let Some(o) = self.origins.slots[i].as_ref() else {
             return Ok(());
         };
-        let (swarm, Some(layout)) = (o.swarm, o.layout) else {
-            return Ok(());
-        };
+        let swarm = o.swarm;
         let Some(idx) = self.slot_of(swarm) else {
             return Ok(());
         };
-        let want = layout.content_bytes(chunks.clone());
+        let (want, cs) = match (o.layout, o.live.as_ref().and_then(|l| l.header)) {
+            (Some(layout), _) => (layout.content_bytes(chunks.clone()), layout.chunk_size),
+            // A live stream's chunks are all full.
+            (None, Some(h)) => (
+                chunks.start * u64::from(h.chunk_size)..chunks.end * u64::from(h.chunk_size),
+                h.chunk_size,
+            ),
+            (None, None) => return Ok(()),
+        };
         if body.len() as u64 != want.end - want.start {
             return Err(Offence::Short);
         }
-        let cs = layout.chunk_size as usize;
+        let cs = cs as usize;
         let mut stored = false;
         let result = self.store_origin_run(i, idx, chunks.start, body, cs, &mut stored);
         if stored {
@@ -743,7 +791,8 @@ impl Endpoint {
         o.stats.fetches += 1;
         let resource = match &f.kind {
             Kind::Chunks(c) => OriginResource::Content { chunks: c.clone() },
-            _ => OriginResource::Tree,
+            Kind::LogHeader | Kind::LogRecords { .. } => OriginResource::MunroLog,
+            Kind::Prefix | Kind::Leaves { .. } => OriginResource::Tree,
         };
         self.origins.out.push_back(OriginFetch {
             origin: o.handle,

@@ -32,6 +32,7 @@ use crate::wire::{ChunkAddressing, ChunkSpec, Integrity, SignatureAlgorithm, Sig
 
 #[cfg(feature = "live-crypto")]
 mod crypto;
+mod log;
 mod receiver;
 mod source;
 #[cfg(test)]
@@ -39,6 +40,7 @@ mod tests;
 
 #[cfg(feature = "live-crypto")]
 pub use crypto::{KeyPair, verifier};
+pub use log::{MUNRO_LOG_HEADER_LEN, MunroLogError, MunroLogHeader};
 pub use receiver::{LiveReceiver, MunroStatus};
 pub use source::LiveSource;
 

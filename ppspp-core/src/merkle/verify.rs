@@ -468,7 +468,8 @@ impl PartialTree {
     /// verified. A whole upper layer from an origin's tree sidecar (`bin` the root), or the
     /// leaf hashes under one of its nodes: afterwards chunks under `bin` verify on their own.
     ///
-    /// Needs `N`. Errors: [`VerifyError::SizeUnknown`]; [`VerifyError::BinOutOfRange`] when
+    /// Needs `N` (or a tree anchored at trusted subtrees, with no size). Errors:
+    /// [`VerifyError::SizeUnknown`]; [`VerifyError::BinOutOfRange`] when
     /// `bin` is outside the tree or below `layer`; [`VerifyError::MissingHashes`] when `bin`
     /// is not verified; [`VerifyError::BadHashLength`] when `hashes` is not exactly that many
     /// hashes; [`VerifyError::HashMismatch`] when the fold does not reach `bin`'s hash
@@ -479,7 +480,13 @@ impl PartialTree {
         layer: u32,
         hashes: &[u8],
     ) -> Result<(), VerifyError> {
-        let n = self.chunks.ok_or(VerifyError::SizeUnknown)?;
+        // A tree anchored at trusted subtrees (a live stream) has no size: nothing in it is
+        // implied empty.
+        let n = match (self.chunks, self.root) {
+            (Some(n), _) => n,
+            (None, None) => u64::MAX,
+            (None, Some(_)) => return Err(VerifyError::SizeUnknown),
+        };
         if !self.in_tree(bin) || bin.layer() < layer || bin.is_none() {
             return Err(VerifyError::BinOutOfRange { bin });
         }

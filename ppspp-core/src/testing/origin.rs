@@ -1,7 +1,8 @@
 //! A model of an HTTP origin for in-memory tests and the simulator: it answers the endpoint's
 //! byte-range fetches ([`crate::OriginFetch`]) from the content and its tree sidecar, after a
 //! latency and at a bandwidth (one response at a time, as one HTTP connection), and can
-//! corrupt chunks or be down for windows of time.
+//! corrupt chunks or be down for windows of time. A live stream's origin
+//! ([`TestOrigin::live`]) grows as the injector publishes munros and serves their munro log.
 
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
@@ -9,14 +10,17 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::endpoint::{OriginFailure, OriginFetch, OriginResource};
+use crate::live::{MUNRO_LOG_HEADER_LEN, MunroLogHeader};
 use crate::merkle::{MerkleTree, sidecar_bytes};
 use crate::time::{Duration, Instant};
 
 /// An HTTP origin serving one content and its tree sidecar.
 #[derive(Clone, Debug)]
 pub struct TestOrigin {
-    content: Arc<[u8]>,
+    content: Vec<u8>,
     sidecar: Arc<[u8]>,
+    /// A live stream's munro log (empty for static content).
+    log: Vec<u8>,
     chunk_size: u32,
     /// One-way latency added to every answer (a request's round trip is twice this).
     pub latency: Duration,
@@ -44,10 +48,37 @@ pub struct TestOrigin {
 impl TestOrigin {
     /// An origin of `data`, whose tree is `tree`, with no latency and unlimited bandwidth.
     pub fn new(data: impl Into<Arc<[u8]>>, tree: &MerkleTree) -> Self {
+        Self::with(
+            data.into().to_vec(),
+            sidecar_bytes(tree).into(),
+            tree.chunk_size(),
+        )
+    }
+
+    /// The origin of a live stream with chunks of `chunk_size` bytes, empty until the
+    /// injector publishes ([`TestOrigin::publish`]).
+    pub fn live(chunk_size: u32) -> Self {
+        Self::with(Vec::new(), Arc::from(Vec::new()), chunk_size)
+    }
+
+    /// A live stream's next munro: its chunks (`chunks`, concatenated) appended to the
+    /// content, its record to the munro log, then the log's header rewritten (`header` with
+    /// the new count), in the order an injector publishing to a file server keeps.
+    pub fn publish(&mut self, header: &MunroLogHeader, chunks: &[u8], record: &[u8]) {
+        self.content.extend_from_slice(chunks);
+        if self.log.is_empty() {
+            self.log.extend_from_slice(&header.encode());
+        }
+        self.log.extend_from_slice(record);
+        self.log[..MUNRO_LOG_HEADER_LEN as usize].copy_from_slice(&header.encode());
+    }
+
+    fn with(content: Vec<u8>, sidecar: Arc<[u8]>, chunk_size: u32) -> Self {
         Self {
-            content: data.into(),
-            sidecar: sidecar_bytes(tree).into(),
-            chunk_size: tree.chunk_size(),
+            content,
+            sidecar,
+            log: Vec::new(),
+            chunk_size,
             latency: Duration::ZERO,
             bandwidth: 0,
             corrupt: BTreeSet::new(),
@@ -77,6 +108,7 @@ impl TestOrigin {
                 return (at + self.latency, Err(OriginFailure::Status(404)));
             }
             OriginResource::Tree => (&self.sidecar, true),
+            OriginResource::MunroLog => (&self.log, true),
             _ => (&self.content, false),
         };
         let len = file.len() as u64;

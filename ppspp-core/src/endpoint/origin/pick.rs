@@ -23,6 +23,10 @@ impl Endpoint {
             return;
         }
         o.retry_at = None;
+        if o.live.is_some() {
+            self.schedule_live_origin(i);
+            return;
+        }
         // Where the prefetch floor's walk starts (see `deadline_critical`).
         let spread = self.rng.gen_range(0..u64::MAX);
         let Some(o) = self.origins.slots[i].as_ref() else {

@@ -1,0 +1,370 @@
+//! A live stream's origin: the growing content file and its munro log
+//! ([`crate::live::MunroLogHeader`]).
+//!
+//! - The log's header gives the live edge. It is asked for again every [`POLL_ALONE`] while
+//!   no peer is connected, and beside peers at most every [`POLL`] and only while they have
+//!   not told us of a fresh munro: peers announce new munros themselves.
+//! - A record is checked exactly like a peer's INTEGRITY and SIGNED_INTEGRITY (signature,
+//!   age, discard window; [`super::super::live_swarm::MunroCheck`]), the munro trusted
+//!   like one from a peer (the first fixes the tune-in point: the newest munro), and then the
+//!   record's leaf hashes are checked by folding them into the munro hash. Chunks verify
+//!   against them on their own.
+//! - What is fetched: alone, every chunk from the playback position to the edge, in order, at
+//!   full speed. Beside peers, the chunks still missing [`GRACE`] after their munro was signed
+//!   (peers had their chance: the stream's latency is bounded by the grace and one answer of
+//!   the origin), asked of a peer or not. A munro no peer told us of counts from when the
+//!   log's header first showed it.
+
+use alloc::collections::{BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::ops::Range;
+
+use super::{
+    CRITICAL_MAX, Kind, MAX_FETCHES, MAX_RUN_BYTES, MIN_RUN, Offence, RUN_TIME, new_fetch,
+};
+use crate::bin::Bin;
+use crate::endpoint::Endpoint;
+use crate::endpoint::live_swarm::MunroCheck;
+use crate::endpoint::swarm::Tree;
+use crate::live::{MUNRO_LOG_HEADER_LEN, MunroLogHeader};
+use crate::time::{Duration, Instant};
+
+/// How often a live origin's log header is asked for while no peer is connected.
+const POLL_ALONE: Duration = Duration::from_millis(250);
+/// How often at most beside peers (and only while they have told us of no fresh munro).
+const POLL: Duration = Duration::from_secs(1);
+/// How long after its munro was signed a chunk still missing is fetched from the origin.
+pub const LIVE_GRACE: Duration = Duration::from_secs(2);
+/// Records asked for in one fetch, at most.
+const RECORDS_PER_FETCH: u64 = 16;
+/// Rises of the published count remembered (for when a munro was first seen).
+const SEEN_KEPT: usize = 64;
+
+/// A live origin's view of its munro log.
+#[derive(Debug, Default)]
+pub(super) struct LiveLog {
+    /// The newest header read.
+    pub(super) header: Option<MunroLogHeader>,
+    /// When the header was last asked for.
+    polled: Option<Instant>,
+    /// When to look at the origin again (its polling pace).
+    next_look: Option<Instant>,
+    /// Munros whose records verified (their leaves in the tree) or are on their way.
+    records: BTreeSet<u64>,
+    /// Each rise of the published count and when it was seen, oldest first.
+    seen: VecDeque<(u64, Instant)>,
+}
+
+impl LiveLog {
+    /// Records `munros` are to be asked for again.
+    pub(super) fn forget(&mut self, munros: Range<u64>) {
+        for k in munros {
+            self.records.remove(&k);
+        }
+    }
+
+    /// When the origin is to be looked at again: polling, and chunks falling due.
+    pub(super) fn wake_at(&self) -> Option<Instant> {
+        self.next_look
+    }
+
+    /// When munro `k` was first seen published (`None`: not yet).
+    fn first_seen(&self, k: u64) -> Option<Instant> {
+        self.seen
+            .iter()
+            .find(|(count, _)| *count > k)
+            .map(|&(_, t)| t)
+    }
+}
+
+impl Endpoint {
+    /// Decides what the live origin `i` fetches now (see the module docs).
+    pub(super) fn schedule_live_origin(&mut self, i: usize) {
+        let now = self.now;
+        let unix = self.unix_micros();
+        let Some(o) = self.origins.slots[i].as_mut() else {
+            return;
+        };
+        if let Some(l) = o.live.as_mut() {
+            l.next_look = Some(now + POLL_ALONE);
+        }
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return;
+        };
+        let Some(idx) = self.slot_of(o.swarm) else {
+            return;
+        };
+        let Some(s) = self.swarms[idx].as_ref() else {
+            return;
+        };
+        let (Some(lv), Some(log), Tree::Partial(tree)) =
+            (s.live.as_ref(), o.live.as_ref(), &s.tree)
+        else {
+            return;
+        };
+        if s.store_failed || lv.cfg.verifier.is_none() {
+            return;
+        }
+        let mut slots = MAX_FETCHES.saturating_sub(o.fetches.len());
+        let polling = o.fetches.iter().any(|f| matches!(f.kind, Kind::LogHeader));
+        let alone = s.channels.is_empty();
+        let Some(h) = log.header else {
+            if !polling && slots > 0 {
+                if let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) {
+                    l.polled = Some(now);
+                }
+                self.emit_log_header(i);
+            }
+            return;
+        };
+        let n = h.nchunks_per_sig;
+        let params = lv.cfg.params;
+        let age_of =
+            |ts: u64| Duration::from_micros(unix.saturating_sub(params.unix_micros_of(ts)));
+        // Beside peers, polled only while they told us of nothing fresh.
+        let stale = lv
+            .munros
+            .values()
+            .next_back()
+            .is_none_or(|m| age_of(m.timestamp) > LIVE_GRACE / 2);
+        let every = if alone { POLL_ALONE } else { POLL };
+        let due = log.polled.is_none_or(|t| now >= t + every);
+        let poll = !polling && slots > 0 && due && (alone || stale);
+        slots -= usize::from(poll);
+        let mut records: Vec<Range<u64>> = Vec::new();
+        let mut picks: Vec<Range<u64>> = Vec::new();
+        if !lv.tuned_in {
+            // The tune-in point: the newest munro published.
+            let k = h.count.saturating_sub(1);
+            if h.count > 0 && slots > 0 && !log.records.contains(&k) {
+                records.push(k..k + 1);
+            }
+        } else {
+            let published = h.published_end();
+            let pos = s.have.first_missing(s.playback.max(lv.floor));
+            let mut mine = crate::binmap::Binmap::new();
+            for f in &o.fetches {
+                if let Kind::Chunks(r) = &f.kind {
+                    mine.insert_range(r.clone());
+                }
+            }
+            // Alone: everything up to the edge, in runs at the origin's pace. Beside peers:
+            // what is still missing GRACE after its munro was signed (or first seen here),
+            // oldest first (munros only grow younger towards the edge).
+            let cs = u64::from(h.chunk_size);
+            let run = if alone {
+                (o.rate * RUN_TIME.as_micros() as u64 / 1_000_000 / cs)
+                    .clamp(MIN_RUN, (MAX_RUN_BYTES / cs).max(MIN_RUN))
+            } else {
+                n.max(MIN_RUN)
+            };
+            let limit = if alone {
+                published
+            } else {
+                let mut k = pos / n;
+                while k * n < published {
+                    let late = match lv.munros.get(&(k * n)) {
+                        Some(m) => age_of(m.timestamp) >= LIVE_GRACE,
+                        None => log
+                            .first_seen(k)
+                            .is_some_and(|t| now.saturating_duration_since(t) >= LIVE_GRACE),
+                    };
+                    if !late {
+                        break;
+                    }
+                    k += 1;
+                }
+                (k * n).min(published)
+            };
+            let wanted = if alone { &s.claimed } else { &s.have };
+            let mut found = 0usize;
+            let leaf_known = |c: u64| Bin::leaf(c).is_some_and(|b| tree.is_verified(b));
+            'gaps: for gap in wanted.missing_in(pos..limit) {
+                let mut c = gap.start;
+                while c < gap.end {
+                    if slots == 0 || found >= CRITICAL_MAX {
+                        break 'gaps;
+                    }
+                    if mine.contains(c) {
+                        c += 1;
+                        continue;
+                    }
+                    if !leaf_known(c) {
+                        let k = c / n;
+                        if !log.records.contains(&k) && !records.iter().any(|r| r.contains(&k)) {
+                            let mut e = k + 1;
+                            while e < h.count
+                                && e - k < RECORDS_PER_FETCH
+                                && !log.records.contains(&e)
+                            {
+                                e += 1;
+                            }
+                            records.push(k..e);
+                            slots -= 1;
+                        }
+                        c = (k + 1) * n;
+                        continue;
+                    }
+                    let mut e = c + 1;
+                    while e < gap.end && e - c < run && leaf_known(e) && !mine.contains(e) {
+                        e += 1;
+                    }
+                    found += (e - c) as usize;
+                    picks.push(c..e);
+                    slots -= 1;
+                    c = e;
+                }
+            }
+        }
+        let floor_munro = lv.floor / n;
+        if let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) {
+            l.records = l.records.split_off(&floor_munro);
+            if poll {
+                l.polled = Some(now);
+            }
+        }
+        if poll {
+            self.emit_log_header(i);
+        }
+        for r in records {
+            if let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) {
+                l.records.extend(r.clone());
+            }
+            let bytes = h.record_bytes(r.clone());
+            let f = new_fetch(
+                &mut self.origins.next_id,
+                i,
+                Kind::LogRecords { munros: r },
+                now,
+            );
+            self.emit(f, bytes);
+        }
+        let cs = u64::from(h.chunk_size);
+        for p in picks {
+            if let Some(s) = self.swarms[idx].as_mut() {
+                for c in p.clone() {
+                    *s.requested.entry(c).or_insert(0) += 1;
+                }
+                s.claimed.insert_range(p.clone());
+            }
+            let bytes = p.start * cs..p.end * cs;
+            let f = new_fetch(&mut self.origins.next_id, i, Kind::Chunks(p), now);
+            self.emit(f, bytes);
+        }
+    }
+
+    fn emit_log_header(&mut self, i: usize) {
+        let f = new_fetch(&mut self.origins.next_id, i, Kind::LogHeader, self.now);
+        self.emit(f, 0..MUNRO_LOG_HEADER_LEN);
+    }
+
+    /// The munro log's header: the live edge.
+    pub(super) fn on_log_header(&mut self, i: usize, body: &[u8]) -> Result<(), Offence> {
+        let now = self.now;
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return Ok(());
+        };
+        let Some(idx) = self.slot_of(o.swarm) else {
+            return Ok(());
+        };
+        let Some(lv) = self.swarms[idx].as_ref().and_then(|s| s.live.as_ref()) else {
+            return Ok(());
+        };
+        let (params, sig_len) = (lv.cfg.params, lv.cfg.signature_len());
+        let h = match MunroLogHeader::parse(body) {
+            Ok(h) => h,
+            Err(crate::live::MunroLogError::Short) => return Err(Offence::Short),
+            Err(crate::live::MunroLogError::BadMagic) => return Err(Offence::Lie(None)),
+            Err(_) => return Err(Offence::Mismatch),
+        };
+        if !h.matches(&params, sig_len) {
+            // Another stream's log (or another shape): nothing to verify against.
+            return Err(Offence::Mismatch);
+        }
+        let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) else {
+            return Ok(());
+        };
+        if l.seen.back().is_none_or(|&(c, _)| h.count > c) {
+            l.seen.push_back((h.count, now));
+            if l.seen.len() > SEEN_KEPT {
+                l.seen.pop_front();
+            }
+        }
+        l.header = Some(h);
+        Ok(())
+    }
+
+    /// Records of munros `munros`: each checked like a peer's signed munro, trusted, then its
+    /// leaf hashes checked by folding them into the munro hash.
+    pub(super) fn on_log_records(
+        &mut self,
+        i: usize,
+        munros: Range<u64>,
+        body: &[u8],
+    ) -> Result<(), Offence> {
+        let unix = self.unix_micros();
+        let Some(o) = self.origins.slots[i].as_ref() else {
+            return Ok(());
+        };
+        let (Some(idx), Some(h)) = (
+            self.slot_of(o.swarm),
+            o.live.as_ref().and_then(|l| l.header),
+        ) else {
+            return Ok(());
+        };
+        let len = h.record_len() as usize;
+        let mut result = Ok(());
+        let mut done = munros.start;
+        for (k, rec) in munros.clone().zip(body.chunks(len)) {
+            let Ok((m, leaves)) = h.parse_record(k, rec) else {
+                result = Err(Offence::Short);
+                break;
+            };
+            let Some(s) = self.swarms[idx].as_ref() else {
+                return Ok(());
+            };
+            let Some(lv) = s.live.as_ref() else {
+                return Ok(());
+            };
+            let trusted = match lv.check_munro(&s.tree, &m, unix) {
+                MunroCheck::Have => true,
+                MunroCheck::Useless => false,
+                MunroCheck::Known | MunroCheck::Bad => {
+                    result = Err(Offence::Lie(None));
+                    break;
+                }
+                MunroCheck::Good => {
+                    let bin = m.bin;
+                    if self.accept_munro(idx, m).is_err() {
+                        result = Err(Offence::Lie(None));
+                        break;
+                    }
+                    // Still there (not slid out of the window at once)?
+                    self.swarms[idx]
+                        .as_ref()
+                        .is_some_and(|s| matches!(&s.tree, Tree::Partial(t) if t.is_verified(bin)))
+                }
+            };
+            if trusted {
+                let Some(Tree::Partial(tree)) = self.swarms[idx].as_mut().map(|s| &mut s.tree)
+                else {
+                    return Ok(());
+                };
+                let bin = Bin::from_layer_offset(h.nchunks_per_sig.trailing_zeros(), k);
+                if bin.is_none_or(|b| tree.add_layer_under(b, 0, leaves).is_err()) {
+                    result = Err(Offence::Lie(None));
+                    break;
+                }
+                self.retry_held(idx);
+            }
+            done = k + 1;
+        }
+        if result.is_ok() && body.len() != (munros.end - munros.start) as usize * len {
+            result = Err(Offence::Short);
+        }
+        if let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) {
+            l.forget(done..munros.end);
+        }
+        result
+    }
+}
