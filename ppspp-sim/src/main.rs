@@ -351,9 +351,6 @@ fn scenario(a: &RunArgs) -> Result<Scenario, String> {
             o
         }))
         .check_invariants(!a.no_checks);
-    if a.origin.is_some() && a.live_rate.is_some() {
-        return Err("--origin serves a file: it does not go with --live-rate".into());
-    }
     if a.play.is_some() && a.live_rate.is_some() {
         return Err("--play plays a file: it does not go with --live-rate".into());
     }

@@ -2,7 +2,9 @@
 //! swarm ([`ppspp_core::Endpoint::add_origin`]), so what it fetches from there is decided by
 //! the same core logic as in the `ppspp` program. The origin answers byte-range fetches of
 //! the content and of its tree sidecar after a latency, one answer after another at its
-//! bandwidth (a shared uplink), and fails every fetch during its outage window.
+//! bandwidth (a shared uplink), and fails every fetch during its outage window. In a live
+//! run it holds what the injector published so far: the stream's chunks and their munro log
+//! ([`ppspp_core::live::MunroLogHeader`]).
 
 use std::ops::Range;
 
@@ -58,7 +60,16 @@ pub(crate) struct OriginModel {
     content: SyntheticContent,
     sidecar: Vec<u8>,
     busy_until: Instant,
+    /// A live run's munro log and the chunks it covers.
+    live: Option<LiveLog>,
     pub(crate) report: OriginReport,
+}
+
+struct LiveLog {
+    header: ppspp_core::live::MunroLogHeader,
+    log: Vec<u8>,
+    /// Leaf hashes of the chunks injected since the last munro.
+    leaves: Vec<ppspp_core::hash::HashValue>,
 }
 
 impl OriginModel {
@@ -68,8 +79,40 @@ impl OriginModel {
             content,
             sidecar: sidecar_bytes(tree),
             busy_until: Instant::ZERO,
+            live: None,
             report: OriginReport::default(),
         }
+    }
+
+    /// Makes this the origin of a live stream with `params` and signatures of
+    /// `signature_len` bytes: nothing is published until the injector signs.
+    pub(crate) fn go_live(&mut self, params: &ppspp_core::live::LiveParams, signature_len: usize) {
+        let header = ppspp_core::live::MunroLogHeader::new(params, signature_len);
+        self.live = Some(LiveLog {
+            header,
+            log: header.encode().to_vec(),
+            leaves: Vec::new(),
+        });
+    }
+
+    /// The injector added `chunk`.
+    pub(crate) fn injected(&mut self, chunk: &[u8]) {
+        let alg = self.content.hash;
+        if let Some(l) = &mut self.live {
+            l.leaves.push(alg.digest(chunk));
+        }
+    }
+
+    /// The injector signed `m` (`end`: the stream's length in chunks when it is the last).
+    pub(crate) fn signed(&mut self, m: &ppspp_core::live::SignedMunro, end: Option<u64>) {
+        let Some(l) = &mut self.live else { return };
+        let n = l.header.nchunks_per_sig as usize;
+        let take = l.leaves.len().min(n);
+        let leaves: Vec<_> = l.leaves.drain(..take).collect();
+        l.log.extend(l.header.encode_record(m, &leaves));
+        l.header.count += 1;
+        l.header.end = end;
+        l.log[..64].copy_from_slice(&l.header.encode());
     }
 
     /// The answer to `f` asked at `now`, and when it reaches the leecher.
@@ -86,6 +129,17 @@ impl OriginModel {
             return (at + self.spec.latency, Err(OriginFailure::Unreachable));
         }
         let body = match f.resource {
+            OriginResource::MunroLog => {
+                let log = self.live.as_ref().map_or(&[][..], |l| &l.log[..]);
+                let len = log.len() as u64;
+                if f.bytes.start >= len {
+                    self.report.failures += 1;
+                    return (at + self.spec.latency, Err(OriginFailure::Status(416)));
+                }
+                let (a, b) = (f.bytes.start, f.bytes.end.min(len));
+                self.report.tree_bytes += b - a;
+                log[a as usize..b as usize].to_vec()
+            }
             OriginResource::Tree => {
                 let len = self.sidecar.len() as u64;
                 let (a, b) = (f.bytes.start.min(len), f.bytes.end.min(len));
@@ -94,7 +148,11 @@ impl OriginModel {
             }
             _ => {
                 let cs = u64::from(self.content.chunk_size);
-                let (a, b) = (f.bytes.start, f.bytes.end.min(self.content.len));
+                // A live stream: only what was published.
+                let len = self.live.as_ref().map_or(self.content.len, |l| {
+                    l.header.published_end().saturating_mul(cs)
+                });
+                let (a, b) = (f.bytes.start, f.bytes.end.min(len));
                 let mut out = Vec::with_capacity(b.saturating_sub(a) as usize);
                 let mut buf = vec![0u8; cs as usize];
                 let mut c = a / cs;

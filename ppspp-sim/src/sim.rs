@@ -420,6 +420,9 @@ impl Simulation {
             let interval_us = (u64::from(params.chunk_size) * 1_000_000 / rate.max(1)).max(1);
             // Live chunks are full-size: a partial last chunk of the content is not injected.
             let total = self.content.len / u64::from(params.chunk_size);
+            if let Some(o) = &mut self.origin {
+                o.go_live(&params, ppspp_core::live::Signer::signature_len(&key));
+            }
             self.stream = Some(Stream {
                 key: Arc::new(key),
                 params,
@@ -450,28 +453,44 @@ impl Simulation {
         st.injected += 1;
         let next = now + st.interval;
         let more = st.injected < st.total;
+        let total = st.total;
         let mut chunk = vec![0u8; st.params.chunk_size as usize];
         self.content.fill_chunk(i, &mut chunk);
+        if let Some(o) = &mut self.origin {
+            o.injected(&chunk);
+        }
         // The injector is node 0; a stream only moves on while it is up.
         if let Some(mut ep) = self.nodes[0].ep.take() {
             if let Some(h) = self.nodes[0].swarm {
-                if let Err(e) = ep.push_live_chunk(now, h, &chunk) {
-                    self.violation(
+                match ep.push_live_chunk(now, h, &chunk) {
+                    Ok(Some(m)) => {
+                        if let Some(o) = &mut self.origin {
+                            o.signed(&m, None);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => self.violation(
                         ViolationKind::EngineError,
                         Some(0),
                         format!("push_live_chunk {i}: {e}"),
-                    );
+                    ),
                 }
             }
             if !more {
                 // The end of the stream: sign and announce a short last munro.
                 if let Some(h) = self.nodes[0].swarm {
-                    if let Err(e) = ep.finish_live(now, h) {
-                        self.violation(
+                    match ep.finish_live(now, h) {
+                        Ok(Some(m)) => {
+                            if let Some(o) = &mut self.origin {
+                                o.signed(&m, Some(total));
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => self.violation(
                             ViolationKind::EngineError,
                             Some(0),
                             format!("finish_live: {e}"),
-                        );
+                        ),
                     }
                 }
             }

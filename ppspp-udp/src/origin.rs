@@ -78,11 +78,14 @@ pub struct OriginUrls {
     pub content: Url,
     /// Its tree sidecar (by convention the content's URL with `.mhash` appended).
     pub tree: Url,
+    /// For a live stream, its munro log (the content's URL with `.munros` appended; see
+    /// [`ppspp_core::live::MunroLogHeader`]).
+    pub munros: Url,
 }
 
 impl OriginUrls {
     /// The URLs of an origin given as `url` (http or https): the content there, its sidecar
-    /// at `url` + `.mhash`.
+    /// at `url` + `.mhash`, a live stream's munro log at `url` + `.munros`.
     pub fn parse(url: &str) -> Result<Self, String> {
         let content = Url::parse(url).map_err(|e| format!("bad origin URL {url:?}: {e}"))?;
         if !matches!(content.scheme(), "http" | "https") {
@@ -93,10 +96,17 @@ impl OriginUrls {
         if content.host_str().is_none() {
             return Err(format!("bad origin URL {url:?}: no host"));
         }
-        let mut tree = content.clone();
-        let path = format!("{}.mhash", content.path());
-        tree.set_path(&path);
-        Ok(Self { content, tree })
+        let beside = |ext: &str| {
+            let mut u = content.clone();
+            u.set_path(&format!("{}{ext}", content.path()));
+            u
+        };
+        let (tree, munros) = (beside(".mhash"), beside(".munros"));
+        Ok(Self {
+            content,
+            tree,
+            munros,
+        })
     }
 }
 
@@ -188,6 +198,7 @@ impl OriginClient {
     pub fn submit(&mut self, urls: &OriginUrls, fetch: &OriginFetch) {
         let url = match fetch.resource {
             OriginResource::Tree => urls.tree.clone(),
+            OriginResource::MunroLog => urls.munros.clone(),
             _ => urls.content.clone(),
         };
         let job = Job {

@@ -401,9 +401,9 @@ impl Endpoint {
             let swarm = o.swarm;
             self.release_fetch(swarm, &f.kind);
         }
-        // A live stream's log that is not there (yet): the injector may not have published
-        // its first munro. Retried after the backoff, like a server error.
-        let early = matches!(f.kind, Kind::LogHeader)
+        // A live stream's log (or record) that is not there yet: the injector may not have
+        // published it. Retried after the backoff, like a server error.
+        let early = matches!(f.kind, Kind::LogHeader | Kind::LogRecords { .. })
             && matches!(failure, OriginFailure::Status(404 | 416));
         self.origin_trouble(i, failure.is_permanent() && !early);
     }

@@ -140,7 +140,10 @@ impl Endpoint {
                 records.push(k..k + 1);
             }
         } else {
-            let published = h.published_end();
+            // Munros peers told us of are taken as published too: the injector publishes as
+            // it signs, and beside peers the header is not polled while they keep us informed.
+            let count = h.count.max(lv.end / n);
+            let published = h.end.map_or(count * n, |e| e.min(count * n));
             let pos = s.have.first_missing(s.playback.max(lv.floor));
             let mut mine = crate::binmap::Binmap::new();
             for f in &o.fetches {
@@ -193,7 +196,7 @@ impl Endpoint {
                         let k = c / n;
                         if !log.records.contains(&k) && !records.iter().any(|r| r.contains(&k)) {
                             let mut e = k + 1;
-                            while e < h.count
+                            while e < count
                                 && e - k < RECORDS_PER_FETCH
                                 && !log.records.contains(&e)
                             {
