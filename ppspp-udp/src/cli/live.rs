@@ -99,6 +99,11 @@ pub struct SourceArgs {
     /// A PPSTP tracker to announce the stream to (repeatable): `http://HOST:PORT/PATH`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
     pub trackers: Vec<String>,
+    /// Also write the stream for an HTTP origin: DIR/stream (the chunks) and
+    /// DIR/stream.munros (its signed munro log). Serve DIR with any file server; viewers
+    /// then use `ppspp live get --origin http://HOST/.../stream`.
+    #[arg(long, value_name = "DIR")]
+    pub publish: Option<PathBuf>,
     /// The stream's parameters.
     #[command(flatten)]
     pub stream: StreamArgs,
@@ -111,8 +116,15 @@ pub struct GetArgs {
     /// prints it.
     pub swarm: String,
     /// A peer to join through (repeatable): `IP:PORT` or `HOST:PORT`.
-    #[arg(long = "peer", required_unless_present = "trackers", value_parser = ppspp_cli_args::peer)]
+    #[arg(long = "peer", required_unless_present_any = ["trackers", "origins"],
+          value_parser = ppspp_cli_args::peer)]
     pub peers: Vec<SocketAddr>,
+    /// An HTTP origin of the stream (repeatable): the URL of the content a
+    /// `ppspp live source --publish` writes (its munro log beside it, URL + `.munros`).
+    /// Chunks peers have not delivered 2 s after their munro was signed come from there;
+    /// with no peer, everything does.
+    #[arg(long = "origin", value_name = "URL")]
+    pub origins: Vec<String>,
     /// A PPSTP tracker to ask for peers (repeatable): `http://HOST:PORT/PATH`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
     pub trackers: Vec<String>,
@@ -388,6 +400,14 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
     let rx = reader(&a.input, params.chunk_size as usize)?;
     let key = load_key(a.key.as_deref(), a.algorithm)?;
     let id = key.swarm_id();
+    let mut publisher = match &a.publish {
+        Some(dir) => Some(crate::cli::publish::Publisher::start(
+            dir,
+            params,
+            ppspp_core::live::Signer::signature_len(&key),
+        )?),
+        None => None,
+    };
     let store = RingStore::new(a.stream.keep + 2 * a.stream.chunks_per_sig);
     let mut cfg = DriverConfig::new();
     cfg.for_chunk_size(params.chunk_size);
@@ -421,6 +441,9 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
     crate::cli::say!("swarm {id}");
     crate::cli::say!("listening {local}");
     crate::cli::say!("link {link}");
+    if let Some(p) = &publisher {
+        crate::cli::say!("publish {}", p.content_path().display());
+    }
     let started = std::time::Instant::now();
     let mut pushed: u64 = 0;
     let mut input_open = true;
@@ -453,27 +476,39 @@ fn source(a: &SourceArgs) -> Result<u8, Failure> {
             match rx.try_recv() {
                 Ok(chunk) => {
                     let now = driver.now();
-                    driver
+                    let signed = driver
                         .endpoint_mut()
                         .push_live_chunk(now, swarm, &chunk)
                         .map_err(|e| e.to_string())?;
                     pushed += 1;
+                    if let Some(p) = &mut publisher {
+                        p.chunk(&chunk)?;
+                        if let Some(m) = signed {
+                            p.signed(m, None)?;
+                        }
+                    }
                 }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     input_open = false;
                     // Sign the last, short munro so peers can fetch the tail.
                     let now = driver.now();
-                    driver
+                    let signed = driver
                         .endpoint_mut()
                         .finish_live(now, swarm)
                         .map_err(|e| e.to_string())?;
+                    if let (Some(p), Some(m)) = (&mut publisher, signed) {
+                        p.signed(m, Some(pushed))?;
+                    }
                     eprintln!("end of input after {pushed} chunks; serving until interrupted");
                 }
             }
         }
     }
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
+    if let Some(p) = &mut publisher {
+        p.finish()?;
+    }
     Ok(0)
 }
 
@@ -504,6 +539,18 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             .connect(now, swarm, *p)
             .map_err(|e| format!("{p}: {e}"))?;
     }
+    let urls = a
+        .origins
+        .iter()
+        .map(|u| crate::origin::OriginUrls::parse(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Failure::usage)?;
+    let wake = driver.wake_handle();
+    let now = driver.now();
+    let mut origins =
+        crate::cli::origins::Origins::start(driver.endpoint_mut(), now, swarm, &urls, move || {
+            wake.wake()
+        })?;
     // A live peer stays a LEECH for the tracker: the stream never completes.
     let trackers = Trackers::start(
         &a.trackers,
@@ -565,6 +612,12 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             let now = driver.now();
             let _ = driver.endpoint_mut().connect(now, swarm, p);
         }
+        if let Some(o) = &mut origins {
+            let now = driver.now();
+            for n in o.pump(driver.endpoint_mut(), now) {
+                eprintln!("{n}");
+            }
+        }
         while let Some(ev) = driver.poll_event() {
             match ev {
                 Event::IntegrityFailure { remote, error, .. } => {
@@ -572,6 +625,12 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
                     eprintln!("peer {remote} sent bad content ({error}); dropped it");
                 }
                 Event::PeerConnected { .. } => connected = true,
+                Event::OriginIntegrityFailure { .. } | Event::OriginDisabled { .. } => {
+                    failures += u64::from(matches!(ev, Event::OriginIntegrityFailure { .. }));
+                    if let Some(line) = origins.as_ref().and_then(|o| o.describe(&ev)) {
+                        eprintln!("warning: {line}");
+                    }
+                }
                 Event::ChunksVerified { .. } => last_data = std::time::Instant::now(),
                 Event::PeerClosed { remote, reason, .. }
                     if reason != ppspp_core::CloseReason::Duplicate =>
@@ -628,8 +687,13 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
     write_result?;
     let interrupted = driver.is_stopped();
+    // With origins: bytes from peers / all bytes verified.
+    let efficiency = origins
+        .as_ref()
+        .and_then(|_| driver.endpoint().swarm(swarm)?.peer_efficiency())
+        .map_or(String::new(), |e| format!("; peer efficiency {e:.3}"));
     eprintln!(
-        "wrote {written} chunks ({} bytes){}",
+        "wrote {written} chunks ({} bytes){}{efficiency}",
         written * u64::from(params.chunk_size),
         if failures > 0 {
             format!("; {failures} integrity failure(s)")

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod origins;
 pub mod pcap;
 pub mod progress;
+pub mod publish;
 pub mod saver;
 pub mod seed;
 #[cfg(feature = "serve")]
