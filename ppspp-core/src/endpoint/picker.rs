@@ -14,6 +14,10 @@ use crate::rand::Rng;
 /// Chunks per aligned group that rarest-first picking keeps together.
 pub(crate) const PICK_GROUP: u64 = 16;
 
+/// A live stream's oldest missing chunks, asked for in order before the rest of the window
+/// (from a random point).
+const LIVE_URGENT: u64 = 16;
+
 /// The most runs of a peer's map one pick walks.
 pub(crate) const PICK_RUNS: usize = 64;
 
@@ -217,6 +221,21 @@ impl Swarm {
             None => scan(lo, hi, out),
         };
         let spans = match (&tail, wrap) {
+            // A live stream: the oldest chunks of the window in order, the rest from a random
+            // point. Viewers near the live edge all lack the same newest chunks; asked in
+            // order, the source sends each chunk to every viewer it serves and the viewers
+            // have nothing to trade (10 viewers of a 4 Mbit/s stream whose source uploads
+            // 16 Mbit/s fell 12 s behind). From different points they fetch different chunks
+            // from the source and trade them.
+            _ if self.live.is_some() && !wrap && to > from => {
+                let u = from.saturating_add(LIVE_URGENT).min(to);
+                let r = if to > u {
+                    (rng.gen_range(u..to) & !(PICK_GROUP - 1)).max(u)
+                } else {
+                    u
+                };
+                [(from, u), (r, to), (u, r), (0, 0)]
+            }
             (Some(t), true) => [(from, t.end), (t.start, from), (t.end, to), (0, t.start)],
             (None, true) => [(from, to), (0, from), (0, 0), (0, 0)],
             (_, false) => [(from, to), (0, 0), (0, 0), (0, 0)],
