@@ -39,6 +39,16 @@ pub const LIVE_GRACE: Duration = Duration::from_secs(2);
 const RECORDS_PER_FETCH: u64 = 16;
 /// Rises of the published count remembered (for when a munro was first seen).
 const SEEN_KEPT: usize = 64;
+/// How long after chunks were late a viewer seeds its share of new munros from the origin.
+const SEED_HOLD: Duration = Duration::from_secs(10);
+
+/// A 64-bit mix (SplitMix64's finaliser): which munros a viewer seeds.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
 
 /// A live origin's view of its munro log.
 #[derive(Debug, Default)]
@@ -53,6 +63,10 @@ pub(super) struct LiveLog {
     records: BTreeSet<u64>,
     /// Each rise of the published count and when it was seen, oldest first.
     seen: VecDeque<(u64, Instant)>,
+    /// When chunks were last found late (missing [`LIVE_GRACE`] after their munro).
+    late_at: Option<Instant>,
+    /// Picks the munros this viewer seeds from the origin (see `schedule_live_origin`).
+    salt: u64,
 }
 
 impl LiveLog {
@@ -87,6 +101,9 @@ impl Endpoint {
         };
         if let Some(l) = o.live.as_mut() {
             l.next_look = Some(now + POLL_ALONE);
+            if l.salt == 0 {
+                l.salt = self.rng.gen_range(1..u64::MAX);
+            }
         }
         let Some(o) = self.origins.slots[i].as_ref() else {
             return;
@@ -133,6 +150,7 @@ impl Endpoint {
         slots -= usize::from(poll);
         let mut records: Vec<Range<u64>> = Vec::new();
         let mut picks: Vec<Range<u64>> = Vec::new();
+        let mut late_now = false;
         if !lv.tuned_in {
             // The tune-in point: the newest munro published.
             let k = h.count.saturating_sub(1);
@@ -180,9 +198,26 @@ impl Endpoint {
                 (k * n).min(published)
             };
             let wanted = if alone { &s.claimed } else { &s.have };
+            let mut gaps: Vec<Range<u64>> = wanted.missing_in(pos..limit).collect();
+            // While the swarm leaves chunks late, it is short of upload (a source that cannot
+            // send every viewer a copy): each viewer then seeds a share of the newest munros
+            // from the origin at once, and the viewers trade them. About one copy of the stream
+            // comes from the origin; without it they all wait for the source.
+            let short = log
+                .late_at
+                .is_some_and(|t| now.saturating_duration_since(t) < SEED_HOLD);
+            if !alone && short {
+                let share = s.channels.len() as u64 + 1;
+                for k in limit.div_ceil(n)..published / n {
+                    if mix(k ^ log.salt) % share == 0 {
+                        gaps.extend(s.claimed.missing_in(k * n..(k + 1) * n));
+                    }
+                }
+            }
+            let any_late = !alone && wanted.missing_in(pos..limit).next().is_some();
             let mut found = 0usize;
             let leaf_known = |c: u64| Bin::leaf(c).is_some_and(|b| tree.is_verified(b));
-            'gaps: for gap in wanted.missing_in(pos..limit) {
+            'gaps: for gap in gaps {
                 let mut c = gap.start;
                 while c < gap.end {
                     if slots == 0 || found >= CRITICAL_MAX {
@@ -218,9 +253,13 @@ impl Endpoint {
                     c = e;
                 }
             }
+            late_now = any_late;
         }
         let floor_munro = lv.floor / n;
         if let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) {
+            if late_now {
+                l.late_at = Some(now);
+            }
             l.records = l.records.split_off(&floor_munro);
             if poll {
                 l.polled = Some(now);
