@@ -503,7 +503,7 @@ impl Simulation {
     }
 
     /// Live runs: a leecher is complete once the stream is all injected and it holds every
-    /// chunk from its tune-in point to the end.
+    /// chunk from its tune-in point (or its discard window's start, if later) to the end.
     fn check_stream_complete(&mut self) {
         let now = self.now;
         let Some(st) = &self.stream else { return };
@@ -518,9 +518,13 @@ impl Simulation {
             if n.seeder || n.gone || n.completed_at.is_some() {
                 continue;
             }
+            // From the tune-in point, or what is still kept of the discard window: chunks
+            // before its start are forgotten once verified.
             let done = ep.swarm(h).is_some_and(|s| {
-                s.live_tune_in()
-                    .is_some_and(|t| (t..total).all(|c| s.verified().contains(c)))
+                s.live_tune_in().is_some_and(|t| {
+                    let from = t.max(s.live_floor().unwrap_or(0));
+                    s.verified().contains_range(from..total)
+                })
             });
             if done {
                 n.completed_at = Some(now);

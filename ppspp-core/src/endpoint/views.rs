@@ -133,6 +133,12 @@ impl<'a> SwarmRef<'a> {
     pub fn live_end(&self) -> Option<u64> {
         self.swarm.live.as_ref().map(|l| l.end)
     }
+
+    /// For a live swarm: the first chunk still kept; those before it fell out of the
+    /// discard window (RFC 7574 §6.2) and are forgotten.
+    pub fn live_floor(&self) -> Option<u64> {
+        self.swarm.live.as_ref().map(|l| l.floor)
+    }
 }
 
 /// A view of one peer (channel).
