@@ -355,3 +355,126 @@ fn live_refuses_malformed_arguments() {
         assert!(!err.trim().is_empty(), "{args:?}: no message");
     }
 }
+
+/// A static file server over `dir` (tower-http's `ServeDir`, which honours `Range`), on a
+/// runtime of its own: the HTTP origin of a published live stream.
+fn file_server(dir: &Path) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, addr)
+}
+
+/// Runs `ppspp live get` with `args`; returns its output file, the tune-in chunk and stderr.
+fn live_get(d: &Path, name: &str, args: &[&str]) -> (Vec<u8>, u64, String) {
+    let out = d.join(name);
+    let res = Command::new(BIN)
+        .args(["live", "get"])
+        .args(args)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr).to_string();
+    assert!(res.status.success(), "live get failed: {err}");
+    let tune_in = err
+        .lines()
+        .find_map(|l| l.strip_prefix("tune-in "))
+        .unwrap_or_else(|| panic!("no tune-in line: {err}"))
+        .trim()
+        .parse()
+        .unwrap();
+    (std::fs::read(&out).unwrap(), tune_in, err)
+}
+
+/// `ppspp live source --publish DIR` writes the stream and its munro log as it injects; a
+/// plain file server over DIR is then an origin: a viewer with no peer plays the stream from
+/// it alone (every chunk checked against the signed log), and one beside the source takes
+/// what the source sends and the origin the rest; both outputs match the stream.
+#[test]
+fn a_published_live_stream_plays_from_a_plain_file_server() {
+    let d = tmpdir("live", "publish");
+    let data = stream(4000);
+    let input = d.join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let www = d.join("www");
+    let port = free_port();
+    let (_src, swarm) = ppspp_source(
+        &input,
+        port,
+        &["--rate", "400000", "--publish", www.to_str().unwrap()],
+    );
+    let (_rt, http) = file_server(&www);
+    std::thread::sleep(Duration::from_secs(1));
+    let url = format!("http://{http}/stream");
+    let (got, tune_in, err) = live_get(
+        &d,
+        "alone.bin",
+        &[
+            &swarm,
+            "--origin",
+            &url,
+            "--chunks",
+            "300",
+            "--duration",
+            "30",
+        ],
+    );
+    assert_eq!(tune_in % 32, 0);
+    check(&data, &got, tune_in, 300);
+    assert!(
+        err.contains("peer efficiency 0.000"),
+        "everything came from the origin: {err}"
+    );
+    let peer = format!("127.0.0.1:{port}");
+    let (got, tune_in, err) = live_get(
+        &d,
+        "both.bin",
+        &[
+            &swarm,
+            "--peer",
+            &peer,
+            "--origin",
+            &url,
+            "--chunks",
+            "300",
+            "--duration",
+            "30",
+        ],
+    );
+    check(&data, &got, tune_in, 300);
+    assert!(err.contains("peer efficiency"), "{err}");
+    // The log on disk: a header, then one record per signed munro.
+    let log = std::fs::read(www.join("stream.munros")).unwrap();
+    assert_eq!(&log[..8], b"PPSPPML1");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A viewer whose only origin has no stream there (404) says so when it gives up.
+#[test]
+fn a_live_origin_without_the_stream_is_reported() {
+    let d = tmpdir("live", "no-stream");
+    let input = d.join("in.bin");
+    std::fs::write(&input, stream(64)).unwrap();
+    // A real stream's ID (its source publishes nothing).
+    let (_src, swarm) = ppspp_source(&input, free_port(), &[]);
+    let (_rt, http) = file_server(&d);
+    let res = Command::new(BIN)
+        .args(["live", "get", &swarm, "--origin"])
+        .arg(format!("http://{http}/nothing"))
+        .args(["-o", "-", "--timeout", "3"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert!(err.contains("404"), "names the origin's answer: {err}");
+    let _ = std::fs::remove_dir_all(&d);
+}

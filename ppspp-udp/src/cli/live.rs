@@ -202,6 +202,8 @@ pub struct RingStore {
 struct Ring {
     keep: u64,
     chunks: BTreeMap<u64, Vec<u8>>,
+    /// Chunks before this were let go to keep `keep`.
+    dropped_below: u64,
 }
 
 impl RingStore {
@@ -211,6 +213,7 @@ impl RingStore {
             inner: Arc::new(Mutex::new(Ring {
                 keep: keep.max(1),
                 chunks: BTreeMap::new(),
+                dropped_below: 0,
             })),
         }
     }
@@ -223,6 +226,11 @@ impl RingStore {
     /// The oldest chunk held.
     pub fn oldest(&self) -> Option<u64> {
         self.inner.lock().ok()?.chunks.keys().next().copied()
+    }
+
+    /// Chunks before this were let go (the store keeps only the newest).
+    pub fn dropped_below(&self) -> u64 {
+        self.inner.lock().map_or(0, |r| r.dropped_below)
     }
 
     /// The newest chunk held.
@@ -264,7 +272,9 @@ impl ChunkStore for RingStore {
         })?;
         r.chunks.insert(index, data.to_vec());
         while r.chunks.len() as u64 > r.keep {
-            r.chunks.pop_first();
+            if let Some((i, _)) = r.chunks.pop_first() {
+                r.dropped_below = r.dropped_below.max(i + 1);
+            }
         }
         Ok(())
     }
@@ -586,8 +596,13 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             break;
         }
         if last_data.elapsed() >= a.timeout {
-            stopped_why = Some(if connected {
-                format!("no chunk arrived for {}", secs(a.timeout))
+            let origin_errors = origins
+                .as_ref()
+                .map(|o| o.errors())
+                .filter(|e| !e.is_empty())
+                .map_or(String::new(), |e| format!(" (origin: {e})"));
+            stopped_why = Some(if connected || origins.is_some() {
+                format!("no chunk arrived for {}{origin_errors}", secs(a.timeout))
             } else {
                 format!(
                     "no peer answered within {} (peers: {}); is the source running, with this \
@@ -649,15 +664,20 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
                 next = Some(t);
             }
         }
+        let floor = s.live_floor().unwrap_or(0);
         // Write out, in order, what has verified.
         while let Some(n) = next {
             if a.chunks.is_some_and(|max| written >= max) {
                 break;
             }
             let Some(c) = store.get(n) else {
-                // Fell behind by more than the store holds (a slow reader of the output):
-                // skip to what is still there, as a player would.
-                if let Some(o) = store.oldest().filter(|&o| o > n) {
+                // Fell behind by more than the store holds (a slow reader of the output), or
+                // the engine's discard window slid past it: it will never come; skip to what
+                // is still there, as a player would. (A chunk merely not here yet, with later
+                // ones already in, as answers of an origin come, is waited for.)
+                let gone = store.dropped_below().max(floor);
+                if gone > n {
+                    let o = store.oldest().map_or(gone, |o| o.max(gone));
                     eprintln!("fell behind: skipped chunks {n}..{o}");
                     next = Some(o);
                     continue;
@@ -680,6 +700,11 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
             break;
         }
     }
+    // With origins: bytes from peers / all bytes verified.
+    let efficiency = origins
+        .as_ref()
+        .and_then(|_| driver.endpoint().swarm(swarm)?.peer_efficiency())
+        .map_or(String::new(), |e| format!("; peer efficiency {e:.3}"));
     drop(tx);
     let write_result = writer
         .join()
@@ -687,11 +712,6 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
     driver.shutdown().map_err(|e| format!("network: {e}"))?;
     write_result?;
     let interrupted = driver.is_stopped();
-    // With origins: bytes from peers / all bytes verified.
-    let efficiency = origins
-        .as_ref()
-        .and_then(|_| driver.endpoint().swarm(swarm)?.peer_efficiency())
-        .map_or(String::new(), |e| format!("; peer efficiency {e:.3}"));
     eprintln!(
         "wrote {written} chunks ({} bytes){}{efficiency}",
         written * u64::from(params.chunk_size),
