@@ -335,6 +335,11 @@ pub(crate) struct LiveState {
 }
 
 impl Swarm {
+    /// Whether chunk `c` lies behind a live swarm's discard window (forgotten).
+    pub(crate) fn forgotten(&self, c: u64) -> bool {
+        self.live.as_ref().is_some_and(|l| c < l.floor)
+    }
+
     /// Moves a live swarm's discard window up to its newest munro: chunks, hashes and munros
     /// before it are forgotten (RFC 7574 §6.2), so memory stays bounded.
     pub(crate) fn live_forget(&mut self) {

@@ -723,7 +723,7 @@ impl Endpoint {
             let Some(s) = self.swarms[idx].as_mut() else {
                 return Ok(());
             };
-            if s.have.contains(c) {
+            if s.have.contains(c) || s.forgotten(c) {
                 if let Some(o) = self.origins.slots[i].as_mut() {
                     o.stats.duplicate_bytes += data.len() as u64;
                 }

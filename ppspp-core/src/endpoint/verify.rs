@@ -101,6 +101,13 @@ impl Endpoint {
             self.queue_send(id);
             return true;
         }
+        if sw.forgotten(c) {
+            // Behind a live stream's discard window: verified once already, or of no use now.
+            // (Its hashes may linger in a partly forgotten page of the tree: stored again, it
+            // would be written twice.)
+            self.stats.drops.unrequested_data += 1;
+            return true;
+        }
         if ch.down.request_seq == 0 && !sw.requested.contains_key(&c) {
             // R-12.6.3-a: DATA from a peer we never asked for anything is dropped unverified.
             // A chunk we asked this peer for earlier (the request timed out and was released)
