@@ -201,6 +201,8 @@ pub(crate) struct LiveConfig {
     pub(crate) max_age: Option<Duration>,
     /// Chunks kept behind the newest munro (the live discard window, §6.2); `None`: all.
     pub(crate) window: Option<u64>,
+    /// How long after its munro was signed a chunk still missing comes from an origin.
+    pub(crate) origin_grace: Duration,
 }
 
 impl LiveConfig {
@@ -279,6 +281,7 @@ impl SwarmConfig {
             verifier,
             max_age: None,
             window: Some(DEFAULT_LIVE_WINDOW),
+            origin_grace: crate::endpoint::LIVE_GRACE,
         });
         cfg
     }
@@ -301,6 +304,17 @@ impl SwarmConfig {
     pub fn live_max_age(&mut self, age: Option<Duration>) -> &mut Self {
         if let Some(l) = &mut self.live {
             l.max_age = age;
+        }
+        self
+    }
+
+    /// For a live swarm with HTTP origins: how long after its munro was signed a chunk peers
+    /// have not delivered is fetched from an origin (default [`crate::LIVE_GRACE`], 2 s). The
+    /// stream's delay behind the source is bounded by this plus one answer of the origin;
+    /// longer gives peers more time (less from the origin), shorter a lower delay.
+    pub fn live_origin_grace(&mut self, grace: Duration) -> &mut Self {
+        if let Some(l) = &mut self.live {
+            l.origin_grace = grace;
         }
         self
     }

@@ -121,10 +121,15 @@ pub struct GetArgs {
     pub peers: Vec<SocketAddr>,
     /// An HTTP origin of the stream (repeatable): the URL of the content a
     /// `ppspp live source --publish` writes (its munro log beside it, URL + `.munros`).
-    /// Chunks peers have not delivered 2 s after their munro was signed come from there;
+    /// Chunks peers have not delivered `--origin-grace` after their munro was signed come from there;
     /// with no peer, everything does.
     #[arg(long = "origin", value_name = "URL")]
     pub origins: Vec<String>,
+    /// With `--origin`: how long after its munro was signed a chunk peers have not delivered
+    /// is fetched from the origin (seconds, or with a unit). Bounds the delay behind the
+    /// source; longer leaves more to peers.
+    #[arg(long, default_value = "2", value_parser = ppspp_cli_args::duration)]
+    pub origin_grace: Duration,
     /// A PPSTP tracker to ask for peers (repeatable): `http://HOST:PORT/PATH`.
     #[arg(long = "tracker", value_parser = crate::cli::tracker_client::check_url)]
     pub trackers: Vec<String>,
@@ -537,7 +542,8 @@ fn get(a: &GetArgs) -> Result<u8, Failure> {
     let now = driver.now();
     let mut scfg = SwarmConfig::live(id, params, v);
     scfg.live_max_age(a.max_age)
-        .live_discard_window(Some(a.stream.keep));
+        .live_discard_window(Some(a.stream.keep))
+        .live_origin_grace(a.origin_grace);
     let swarm = driver
         .endpoint_mut()
         .add_swarm(now, scfg, Box::new(store.clone()))

@@ -33,7 +33,8 @@ use crate::time::{Duration, Instant};
 const POLL_ALONE: Duration = Duration::from_millis(250);
 /// How often at most beside peers (and only while they have told us of no fresh munro).
 const POLL: Duration = Duration::from_secs(1);
-/// How long after its munro was signed a chunk still missing is fetched from the origin.
+/// How long after its munro was signed a chunk still missing is fetched from the origin, by
+/// default ([`crate::SwarmConfig::live_origin_grace`]).
 pub const LIVE_GRACE: Duration = Duration::from_secs(2);
 /// Records asked for in one fetch, at most.
 const RECORDS_PER_FETCH: u64 = 16;
@@ -136,6 +137,7 @@ impl Endpoint {
         };
         let n = h.nchunks_per_sig;
         let params = lv.cfg.params;
+        let grace = lv.cfg.origin_grace;
         let age_of =
             |ts: u64| Duration::from_micros(unix.saturating_sub(params.unix_micros_of(ts)));
         // Beside peers, polled only while they told us of nothing fresh.
@@ -143,7 +145,7 @@ impl Endpoint {
             .munros
             .values()
             .next_back()
-            .is_none_or(|m| age_of(m.timestamp) > LIVE_GRACE / 2);
+            .is_none_or(|m| age_of(m.timestamp) > grace / 2);
         let every = if alone { POLL_ALONE } else { POLL };
         let due = log.polled.is_none_or(|t| now >= t + every);
         let poll = !polling && slots > 0 && due && (alone || stale);
@@ -185,10 +187,10 @@ impl Endpoint {
                 let mut k = pos / n;
                 while k * n < published {
                     let late = match lv.munros.get(&(k * n)) {
-                        Some(m) => age_of(m.timestamp) >= LIVE_GRACE,
+                        Some(m) => age_of(m.timestamp) >= grace,
                         None => log
                             .first_seen(k)
-                            .is_some_and(|t| now.saturating_duration_since(t) >= LIVE_GRACE),
+                            .is_some_and(|t| now.saturating_duration_since(t) >= grace),
                     };
                     if !late {
                         break;
