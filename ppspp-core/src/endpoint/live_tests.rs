@@ -571,3 +571,46 @@ fn a_live_origin_that_lies_is_caught() {
         assert!(disabled, "a third offence disables the origin");
     }
 }
+
+/// A log header claiming an absurd number of munros is the origin's word only: the viewer
+/// believes at most a few dozen munros past what it verified, and with peers beside it the
+/// stream goes on; nothing hangs on walking 2^60 munros.
+#[test]
+fn a_live_origin_claiming_a_huge_edge_is_not_believed() {
+    let mut live = Live::new(14, SignedForm::Rfc7574);
+    let server = live.mesh.add_origin_server(TestOrigin::live(CS));
+    let (n, h, rec) = live.peer(SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.connect((n, h), src);
+    let oh = live.mesh.add_origin(n, h, server);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    let p = params(SignedForm::Rfc7574);
+    for i in 0..320u64 {
+        let (s, sh) = live.src;
+        let now = live.mesh.now;
+        let m = live.mesh.nodes[s]
+            .ep
+            .push_live_chunk(now, sh, &chunk(i))
+            .unwrap();
+        if let Some(m) = m {
+            // Each record is published honestly, but the header claims 2^60 munros.
+            let first = m.bin.first_chunk().unwrap();
+            let mut header = MunroLogHeader::new(&p, 64);
+            header.count = first / p.nchunks_per_sig + 1;
+            let leaves: Vec<_> = (first..first + 32)
+                .map(|c| p.hash.digest(&chunk(c)))
+                .collect();
+            let record = header.encode_record(&m, &leaves);
+            let data: Vec<u8> = (first..first + 32).flat_map(chunk).collect();
+            header.count = 1 << 60;
+            live.mesh.origins[server].publish(&header, &data, &record);
+        }
+        live.mesh.run_until(Duration::from_millis(2), |_| false);
+    }
+    live.mesh.run_until(Duration::from_secs(4), |_| false);
+    let s = live.mesh.nodes[n].ep.swarm(h).unwrap();
+    let tune_in = s.live_tune_in().unwrap();
+    check(&rec, tune_in, 320);
+    let os = live.mesh.nodes[n].ep.origin_stats(oh).unwrap();
+    assert!(!os.disabled);
+}

@@ -36,6 +36,8 @@ const POLL: Duration = Duration::from_secs(1);
 /// How long after its munro was signed a chunk still missing is fetched from the origin, by
 /// default ([`crate::SwarmConfig::live_origin_grace`]).
 pub const LIVE_GRACE: Duration = Duration::from_secs(2);
+/// Munros past the newest verified one that a log's header is believed to have published.
+const AHEAD: u64 = 64;
 /// Records asked for in one fetch, at most.
 const RECORDS_PER_FETCH: u64 = 16;
 /// Rises of the published count remembered (for when a munro was first seen).
@@ -148,7 +150,8 @@ impl Endpoint {
             .is_none_or(|m| age_of(m.timestamp) > grace / 2);
         let every = if alone { POLL_ALONE } else { POLL };
         let due = log.polled.is_none_or(|t| now >= t + every);
-        let poll = !polling && slots > 0 && due && (alone || stale);
+        // A stream that ended has no edge to follow.
+        let poll = !polling && slots > 0 && due && (alone || stale) && h.end.is_none();
         slots -= usize::from(poll);
         let mut records: Vec<Range<u64>> = Vec::new();
         let mut picks: Vec<Range<u64>> = Vec::new();
@@ -162,7 +165,11 @@ impl Endpoint {
         } else {
             // Munros peers told us of are taken as published too: the injector publishes as
             // it signs, and beside peers the header is not polled while they keep us informed.
-            let count = h.count.max(lv.end / n);
+            // The header is the origin's word, not the source's: at most AHEAD munros past
+            // the newest one verified are believed (a header claiming 2^60 munros would else
+            // send the walks below through all of them).
+            let known = lv.end / n;
+            let count = h.count.min(known.saturating_add(AHEAD)).max(known);
             let published = h.end.map_or(count * n, |e| e.min(count * n));
             let pos = s.have.first_missing(s.playback.max(lv.floor));
             let mut mine = crate::binmap::Binmap::new();
