@@ -236,7 +236,7 @@ impl fmt::Display for SwarmLink {
 
 /// Percent-encodes what would end or confuse a link parameter (RFC 3986 §2.1): `%`, `&`, `#`,
 /// `+`, `=`, spaces, controls and non-ASCII bytes.
-fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_graphic() && !matches!(b, b'%' | b'&' | b'#' | b'+' | b'=') {
@@ -249,7 +249,7 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -2,7 +2,7 @@
 //! (RFC 7574 §6), the live counterpart of [`SwarmLink`](crate::SwarmLink).
 //!
 //! ```text
-//! ppspp://<live-swarm-id-hex>?live=1&cs=<chunk size>&cps=<chunks per signature>&form=<rfc|libswift>&peer=<addr>[&peer=<addr>…]
+//! ppspp://<live-swarm-id-hex>?live=1&cs=<chunk size>&cps=<chunks per signature>&form=<rfc|libswift>&peer=<addr>[&peer=<addr>…][&origin=<url>…]
 //! ```
 //!
 //! - `<live-swarm-id-hex>`: the stream's swarm ID as `ppspp live source` prints it (the
@@ -15,6 +15,9 @@
 //! - `form`: what a munro signature covers, `rfc` (default) or `libswift`, as
 //!   `ppspp live --form`.
 //! - `peer`: a peer to contact, `host:port` with IPv6 hosts in brackets; repeatable.
+//! - `origin`: an HTTP origin of the stream (the URL of the content `ppspp live source
+//!   --publish` writes; its munro log is beside it), percent-encoded as in a static link;
+//!   repeatable. See `docs/origin.md`.
 //!
 //! The hash function (SHA-1) and the chunk addressing (32-bit chunk ranges) are those of
 //! `ppspp live`. Unknown parameters are ignored.
@@ -55,6 +58,8 @@ pub struct LiveLink {
     pub form: SignedForm,
     /// Peers to contact.
     pub peers: Vec<SocketAddr>,
+    /// HTTP origins of the stream (URLs, as given).
+    pub origins: Vec<String>,
 }
 
 /// Why a live link could not be parsed; the message says which part is wrong.
@@ -78,6 +83,7 @@ impl LiveLink {
             chunks_per_sig: DEFAULT_CHUNKS_PER_SIG,
             form: SignedForm::Rfc7574,
             peers: Vec::new(),
+            origins: Vec::new(),
         }
     }
 
@@ -141,6 +147,12 @@ impl LiveLink {
                 "peer" => link
                     .peers
                     .push(v.parse().map_err(|_| bad("expected HOST:PORT"))?),
+                "origin" => {
+                    let url = crate::link::percent_decode(v)
+                        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+                        .ok_or_else(|| bad("an http:// or https:// URL"))?;
+                    link.origins.push(url);
+                }
                 _ => {}
             }
         }
@@ -208,6 +220,9 @@ impl fmt::Display for LiveLink {
         for p in &self.peers {
             write!(f, "&peer={p}")?;
         }
+        for o in &self.origins {
+            write!(f, "&origin={}", crate::link::percent_encode(o))?;
+        }
         Ok(())
     }
 }
@@ -223,6 +238,21 @@ mod tests {
             .unwrap()
             .swarm_id()
             .to_string()
+    }
+
+    #[test]
+    fn origins_round_trip_percent_encoded() {
+        let url = "https://cdn.example/live/a b/stream?k=1&x=2";
+        let mut l = LiveLink::new(LiveSwarmId::from_hex(&id(SignatureAlgorithm::ED25519)).unwrap());
+        l.origins.push(url.to_owned());
+        let s = l.to_string();
+        assert!(s.contains("&origin=https://cdn.example/live/a%20b/stream?k%3D1%26x%3D2"));
+        assert_eq!(s.parse::<LiveLink>().unwrap().origins, [url]);
+        let bad = format!(
+            "ppspp://{}?live=1&origin=ftp://x/y",
+            id(SignatureAlgorithm::ED25519)
+        );
+        assert!(bad.parse::<LiveLink>().is_err());
     }
 
     #[test]

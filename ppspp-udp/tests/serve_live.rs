@@ -639,3 +639,49 @@ fn serve_injects_a_live_source_that_peers_and_other_servers_join() {
     check_stream(&mut v, &data, 100 * CS);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A static file server over `dir` (tower-http's `ServeDir`), on a runtime of its own.
+fn file_server(dir: &Path) -> (tokio::runtime::Runtime, SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, addr)
+}
+
+/// A live link whose only source is an HTTP origin (`origin=`, the stream a
+/// `ppspp live source --publish` writes): the server follows the stream from the origin,
+/// streams it through the gateway, and the API lists the origin and what came from it.
+#[test]
+fn serve_follows_a_live_stream_from_its_origin_alone() {
+    let d = tmpdir("serve-live", "origin");
+    let data = stream(6000);
+    let input = d.join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    let www = d.join("www");
+    let (_src, swarm, link) = source_with(&input, "400k", &["--publish", www.to_str().unwrap()]);
+    let (_rt, http) = file_server(&www);
+    // The source's link without its peer, with the origin instead.
+    let base = link.split("&peer=").next().unwrap();
+    let link = format!("{base}&origin=http://{http}/stream");
+    let srv = serve(&["--get", &link]);
+    wait_listed(&srv, &swarm);
+    let mut s = Streaming::open(srv.http, "GET", &format!("/{swarm}/live.ts"), &[]);
+    check_stream(&mut s, &data, 100 * CS);
+    let (status, st) = get_json(srv.http, &format!("/api/swarms/{swarm}"));
+    assert_eq!(status, 200);
+    assert_eq!(st["kind"], "live");
+    assert_eq!(st["peers"], 0, "{st}");
+    assert!(st["origin_bytes"].as_u64().unwrap() >= 100 * 1024, "{st}");
+    let o = &st["origins"][0];
+    assert_eq!(o["url"], format!("http://{http}/stream"), "{st}");
+    assert!(o["content_bytes"].as_u64().unwrap() >= 100 * 1024, "{st}");
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -40,6 +40,38 @@ impl State {
             let now = self.driver.now();
             let _ = self.driver.endpoint_mut().connect(now, handle, peer);
         }
+        let mut origin_urls: Vec<OriginUrls> = Vec::new();
+        for u in &p.link.origins {
+            let o = OriginUrls::parse(u).map_err(AddError::Refused)?;
+            if !origin_urls.iter().any(|x| x.content == o.content) {
+                origin_urls.push(o);
+            }
+        }
+        let wake = self.wake.clone();
+        let now = self.driver.now();
+        let origins = Origins::start(
+            self.driver.endpoint_mut(),
+            now,
+            handle,
+            &origin_urls,
+            move || {
+                if let Some(tx) = wake.upgrade() {
+                    let _ = tx.send(Cmd::Wake);
+                }
+            },
+        );
+        match origins {
+            Ok(Some(o)) => {
+                self.live_origins.insert(id, o);
+                self.with_origins.insert(id);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let now = self.driver.now();
+                self.driver.endpoint_mut().remove_swarm(now, handle);
+                return Err(AddError::Refused(e));
+            }
+        }
         let mut shown = p.link.clone();
         shown.peers.clear();
         let book = BookEntry::Live {

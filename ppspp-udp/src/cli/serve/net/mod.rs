@@ -111,6 +111,8 @@ struct State {
     wake: mpsc::WeakUnboundedSender<Cmd>,
     /// Swarms with origins (pumped on every turn).
     with_origins: std::collections::BTreeSet<HashValue>,
+    /// The HTTP origins of live streams (a download's are in its [`Download`]).
+    live_origins: BTreeMap<HashValue, Origins>,
 }
 
 /// Starts the network thread on `driver`'s socket. `book_tx` receives the list of swarms to
@@ -158,6 +160,7 @@ pub(crate) fn start(
                     membership,
                     wake,
                     with_origins: std::collections::BTreeSet::new(),
+                    live_origins: BTreeMap::new(),
                 };
                 st.run(rx).await;
             });
@@ -424,6 +427,7 @@ impl State {
         let mut e = self.swarms.remove(&id)?;
         self.by_handle.remove(&e.handle);
         self.with_origins.remove(&id);
+        let live_origins = self.live_origins.remove(&id);
         let now = self.driver.now();
         self.driver.endpoint_mut().remove_swarm(now, e.handle);
         for w in e.waiters.drain(..) {
@@ -438,7 +442,7 @@ impl State {
                 files
             }
             Kind::Live(_) => {
-                std::thread::spawn(move || drop(finder));
+                std::thread::spawn(move || drop((finder, live_origins)));
                 Vec::new()
             }
             Kind::Download(d) => {
@@ -713,7 +717,8 @@ impl State {
         let _ = self.driver.shutdown().await;
         // Off this runtime: trackers' LEAVEs are waited for, origin clients own runtimes.
         let swarms = std::mem::take(&mut self.swarms);
-        let _ = tokio::task::spawn_blocking(move || drop(swarms)).await;
+        let live_origins = std::mem::take(&mut self.live_origins);
+        let _ = tokio::task::spawn_blocking(move || drop((swarms, live_origins))).await;
         if let Some(r) = reply {
             let _ = r.send(());
         }

@@ -23,7 +23,7 @@ impl State {
         let ids: Vec<HashValue> = self.with_origins.iter().copied().collect();
         for id in ids {
             let Some(Entry {
-                kind: Kind::Download(d),
+                kind,
                 error,
                 handle,
                 ..
@@ -33,9 +33,25 @@ impl State {
                 continue;
             };
             let handle = *handle;
-            let Some(o) = d.origins.as_mut() else {
-                self.with_origins.remove(&id);
-                continue;
+            let (o, link_peers) = match kind {
+                Kind::Download(d) => match d.origins.as_mut() {
+                    Some(o) => (o, d.link.peers.is_empty() && d.link.trackers.is_empty()),
+                    None => {
+                        self.with_origins.remove(&id);
+                        continue;
+                    }
+                },
+                Kind::Live(l) => match self.live_origins.get_mut(&id) {
+                    Some(o) => (o, l.peers.is_empty()),
+                    None => {
+                        self.with_origins.remove(&id);
+                        continue;
+                    }
+                },
+                Kind::Seed { .. } => {
+                    self.with_origins.remove(&id);
+                    continue;
+                }
             };
             let now = self.driver.now();
             for note in o.pump(self.driver.endpoint_mut(), now) {
@@ -43,8 +59,7 @@ impl State {
             }
             // Nothing left to download from: said once, on the swarm.
             let stuck = o.all_disabled(self.driver.endpoint())
-                && d.link.peers.is_empty()
-                && d.link.trackers.is_empty()
+                && link_peers
                 && self
                     .driver
                     .endpoint()

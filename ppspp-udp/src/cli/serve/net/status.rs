@@ -111,7 +111,7 @@ impl State {
         }
         let totals = self.totals(e);
         let origins = match &e.kind {
-            Kind::Download(d) => d.origins.as_ref().map_or_else(Vec::new, |o| {
+            Kind::Download(_) | Kind::Live(_) => self.origins_of(e).map_or_else(Vec::new, |o| {
                 o.status(ep)
                     .into_iter()
                     .map(|(url, st, last_error)| OriginStatus {
@@ -125,7 +125,7 @@ impl State {
                     })
                     .collect()
             }),
-            Kind::Seed { .. } | Kind::Live(_) => Vec::new(),
+            Kind::Seed { .. } => Vec::new(),
         };
         let mut link = e.content.link.clone();
         link.size = len;
@@ -169,6 +169,17 @@ impl State {
             error: e.error.clone(),
             peer_stats,
             live: live.map(|l| l.1),
+        }
+    }
+}
+
+impl State {
+    /// The HTTP origins of a swarm: a download's, or a live stream's.
+    fn origins_of<'a>(&'a self, e: &'a Entry) -> Option<&'a Origins> {
+        match &e.kind {
+            Kind::Download(d) => d.origins.as_ref(),
+            Kind::Live(_) => self.live_origins.get(&e.content.id),
+            Kind::Seed { .. } => None,
         }
     }
 }
