@@ -3,7 +3,7 @@
 //! against the injected stream from the peer's tune-in point.
 
 mod common;
-use common::{Killed, free_port, libswift, tmpdir};
+use common::{Killed, file_server, free_port, libswift, tmpdir};
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -45,25 +45,12 @@ fn ppspp_source(input: &Path, port: u16, extra: &[&str]) -> (Killed, String) {
 /// Runs `ppspp live get` until it wrote `chunks` chunks; returns the output and the tune-in
 /// chunk it reported.
 fn ppspp_get(d: &Path, swarm: &str, port: u16, chunks: u64, extra: &[&str]) -> (Vec<u8>, u64) {
-    let out = d.join("out.bin");
-    let res = Command::new(BIN)
-        .args(["live", "get", swarm, "--peer", &format!("127.0.0.1:{port}")])
-        .arg("-o")
-        .arg(&out)
-        .args(["--chunks", &chunks.to_string(), "--duration", "30"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&res.stderr);
-    assert!(res.status.success(), "live get failed: {err}");
-    let tune_in = err
-        .lines()
-        .find_map(|l| l.strip_prefix("tune-in "))
-        .unwrap_or_else(|| panic!("no tune-in line: {err}"))
-        .trim()
-        .parse()
-        .unwrap();
-    (std::fs::read(&out).unwrap(), tune_in)
+    let peer = format!("127.0.0.1:{port}");
+    let n = chunks.to_string();
+    let mut args = vec![swarm, "--peer", &peer, "--chunks", &n, "--duration", "30"];
+    args.extend_from_slice(extra);
+    let (got, tune_in, _) = live_get(d, "out.bin", &args);
+    (got, tune_in)
 }
 
 fn check(data: &[u8], got: &[u8], tune_in: u64, chunks: u64) {
@@ -354,23 +341,6 @@ fn live_refuses_malformed_arguments() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(!err.trim().is_empty(), "{args:?}: no message");
     }
-}
-
-/// A static file server over `dir` (tower-http's `ServeDir`, which honours `Range`), on a
-/// runtime of its own: the HTTP origin of a published live stream.
-fn file_server(dir: &Path) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (rt, addr)
 }
 
 /// Runs `ppspp live get` with `args`; returns its output file, the tune-in chunk and stderr.

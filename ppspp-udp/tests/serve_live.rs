@@ -5,7 +5,7 @@
 //! Timeouts are hang guards only.
 
 mod common;
-use common::{Killed, Terminated, free_port, tmpdir};
+use common::{Killed, Terminated, file_server, free_port, tmpdir};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -638,22 +638,6 @@ fn serve_injects_a_live_source_that_peers_and_other_servers_join() {
     let mut v = Streaming::open(viewer.http, "GET", &format!("/{swarm}"), &[]);
     check_stream(&mut v, &data, 100 * CS);
     let _ = std::fs::remove_dir_all(&d);
-}
-
-/// A static file server over `dir` (tower-http's `ServeDir`), on a runtime of its own.
-fn file_server(dir: &Path) -> (tokio::runtime::Runtime, SocketAddr) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (rt, addr)
 }
 
 /// A live link whose only source is an HTTP origin (`origin=`, the stream a

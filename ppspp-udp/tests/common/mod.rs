@@ -128,3 +128,22 @@ pub(crate) fn start_serve(args: &[&str], pairs: usize) -> ServeProc {
         lines: printed,
     }
 }
+
+/// A static file server over `dir` (tower-http's `ServeDir`, which honours `Range`), on a
+/// runtime of its own (kept alive by the returned runtime): an HTTP origin.
+pub(crate) fn file_server(
+    dir: &std::path::Path,
+) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, addr)
+}

@@ -33,6 +33,7 @@ impl State {
             .map_err(|e| AddError::Refused(e.to_string()))?;
         let params = p.link.params();
         let chunks_per_sig = params.nchunks_per_sig;
+        let origin_urls = parse_origins(&p.link.origins)?;
         let scfg = SwarmConfig::live(p.link.swarm_id.clone(), params, verifier);
         let (handle, ring) = self.add_live_swarm(scfg, p.keep, chunks_per_sig)?;
         let local = self.driver.local_addr();
@@ -40,37 +41,8 @@ impl State {
             let now = self.driver.now();
             let _ = self.driver.endpoint_mut().connect(now, handle, peer);
         }
-        let mut origin_urls: Vec<OriginUrls> = Vec::new();
-        for u in &p.link.origins {
-            let o = OriginUrls::parse(u).map_err(AddError::Refused)?;
-            if !origin_urls.iter().any(|x| x.content == o.content) {
-                origin_urls.push(o);
-            }
-        }
-        let wake = self.wake.clone();
-        let now = self.driver.now();
-        let origins = Origins::start(
-            self.driver.endpoint_mut(),
-            now,
-            handle,
-            &origin_urls,
-            move || {
-                if let Some(tx) = wake.upgrade() {
-                    let _ = tx.send(Cmd::Wake);
-                }
-            },
-        );
-        match origins {
-            Ok(Some(o)) => {
-                self.live_origins.insert(id, o);
-                self.with_origins.insert(id);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                let now = self.driver.now();
-                self.driver.endpoint_mut().remove_swarm(now, handle);
-                return Err(AddError::Refused(e));
-            }
+        if let Some(o) = self.start_origins(id, handle, &origin_urls)? {
+            self.live_origins.insert(id, o);
         }
         let mut shown = p.link.clone();
         shown.peers.clear();

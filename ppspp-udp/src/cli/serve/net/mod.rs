@@ -299,13 +299,7 @@ impl State {
                 link.trackers.push(t.clone());
             }
         }
-        let mut origin_urls: Vec<OriginUrls> = Vec::new();
-        for u in &link.origins {
-            let o = OriginUrls::parse(u).map_err(AddError::Refused)?;
-            if !origin_urls.iter().any(|x| x.content == o.content) {
-                origin_urls.push(o);
-            }
-        }
+        let origin_urls = parse_origins(&link.origins)?;
         let finder = self.finder(&link.trackers, id, ppspp_tracker::PeerMode::Leech)?;
         let mut scfg = SwarmConfig::new(link.swarm_id, link.hash, link.chunk_size, p.content);
         scfg.addressing(link.addressing);
@@ -321,29 +315,7 @@ impl State {
             let now = self.driver.now();
             let _ = self.driver.endpoint_mut().connect(now, handle, peer);
         }
-        let wake = self.wake.clone();
-        let now = self.driver.now();
-        let origins = match Origins::start(
-            self.driver.endpoint_mut(),
-            now,
-            handle,
-            &origin_urls,
-            move || {
-                if let Some(tx) = wake.upgrade() {
-                    let _ = tx.send(Cmd::Wake);
-                }
-            },
-        ) {
-            Ok(o) => o,
-            Err(e) => {
-                let now = self.driver.now();
-                self.driver.endpoint_mut().remove_swarm(now, handle);
-                return Err(AddError::Refused(e));
-            }
-        };
-        if origins.is_some() {
-            self.with_origins.insert(id);
-        }
+        let origins = self.start_origins(id, handle, &origin_urls)?;
         let header = StateHeader {
             swarm_id: link.swarm_id,
             hash: link.hash,
@@ -378,6 +350,36 @@ impl State {
         // A resumed download may already be whole.
         self.check_complete(id);
         Ok(content)
+    }
+
+    /// Starts the HTTP origins `urls` of swarm `handle` (key `id`); when their client cannot
+    /// start, the swarm is removed again.
+    fn start_origins(
+        &mut self,
+        id: HashValue,
+        handle: SwarmHandle,
+        urls: &[OriginUrls],
+    ) -> Result<Option<Origins>, AddError> {
+        let wake = self.wake.clone();
+        let now = self.driver.now();
+        let started = Origins::start(self.driver.endpoint_mut(), now, handle, urls, move || {
+            if let Some(tx) = wake.upgrade() {
+                let _ = tx.send(Cmd::Wake);
+            }
+        });
+        match started {
+            Ok(o) => {
+                if o.is_some() {
+                    self.with_origins.insert(id);
+                }
+                Ok(o)
+            }
+            Err(e) => {
+                let now = self.driver.now();
+                self.driver.endpoint_mut().remove_swarm(now, handle);
+                Err(AddError::Refused(e))
+            }
+        }
     }
 
     fn insert(
@@ -723,4 +725,16 @@ impl State {
             let _ = r.send(());
         }
     }
+}
+
+/// A link's origin URLs, checked, without repeats.
+fn parse_origins(urls: &[String]) -> Result<Vec<OriginUrls>, AddError> {
+    let mut out: Vec<OriginUrls> = Vec::new();
+    for u in urls {
+        let o = OriginUrls::parse(u).map_err(AddError::Refused)?;
+        if !out.iter().any(|x| x.content == o.content) {
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
