@@ -194,6 +194,18 @@ pub fn scenario(seed: u64) -> Scenario {
             });
         }
     }
+    // An HTTP origin beside the peers (one seed in four), possibly down for a while: its
+    // fetches, verification and the hybrid switch under every other fault.
+    if r.chance(0.25) {
+        let mut o = crate::origin::OriginSpec::new(r.range(50_000, 5_000_000));
+        o.latency = ms(&mut r, 5, 100);
+        if r.chance(0.5) {
+            let end = fault_end.as_millis() as u64;
+            let a = r.range(0, end / 2);
+            o.down = Some(Duration::from_millis(a)..Duration::from_millis(r.range(a, end)));
+        }
+        b = b.origin(Some(o));
+    }
     let mut sc = b.build();
     // A live stream: one injector (which never crashes: a restarted injector would start
     // another stream), full-size chunks only; leechers must end with every chunk from their
@@ -212,7 +224,7 @@ pub fn scenario(seed: u64) -> Scenario {
 /// A one-line description of a scenario.
 pub fn describe(sc: &Scenario) -> String {
     format!(
-        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}",
+        "peers={} seeders={} content={}B chunk={} dgram={} mtu={} loss={} dup={:.3} up={}B/s heal_at={:.1}s churn={} crashes={} partitions={}{}{}",
         sc.peers,
         sc.seeders,
         sc.content_size,
@@ -230,7 +242,16 @@ pub fn describe(sc: &Scenario) -> String {
         sc.crashes.map_or(0, |c| c.count),
         sc.partitions.len(),
         sc.live_rate
-            .map_or(String::new(), |r| format!(" live={r}B/s"))
+            .map_or(String::new(), |r| format!(" live={r}B/s")),
+        sc.origin.as_ref().map_or(String::new(), |o| format!(
+            " origin={}B/s{}",
+            o.bandwidth,
+            o.down.as_ref().map_or(String::new(), |d| format!(
+                " down={:.1}-{:.1}s",
+                d.start.as_secs_f64(),
+                d.end.as_secs_f64()
+            ))
+        ))
     )
 }
 
