@@ -400,19 +400,23 @@ fn a_small_window_follows_the_live_edge() {
 // ---- a live stream's HTTP origin (hybrid delivery) ---------------------------------------
 
 impl Live {
+    /// Pushes the stream's next chunk at the injector; the munro it completed, if any.
+    fn push(&mut self) -> Option<crate::live::SignedMunro> {
+        let (s, h) = self.src;
+        let now = self.mesh.now;
+        let data = chunk(self.pushed);
+        self.pushed += 1;
+        self.mesh.nodes[s]
+            .ep
+            .push_live_chunk(now, h, &data)
+            .unwrap()
+    }
+
     /// Like [`Live::stream`], publishing every signed munro to origin model `server` as an
     /// injector writing to a file server would (`ppspp live --publish`).
     fn stream_to_origin(&mut self, n: u64, gap: Duration, server: usize) {
         for _ in 0..n {
-            let data = chunk(self.pushed);
-            let (s, h) = self.src;
-            let now = self.mesh.now;
-            let m = self.mesh.nodes[s]
-                .ep
-                .push_live_chunk(now, h, &data)
-                .unwrap();
-            self.pushed += 1;
-            if let Some(m) = m {
+            if let Some(m) = self.push() {
                 publish(&mut self.mesh.origins[server], &m, |_| {});
             }
             self.mesh.run_until(gap, |_| false);
@@ -512,13 +516,7 @@ fn a_live_origin_that_lies_is_caught() {
     let a = live.peer(SignedForm::Rfc7574);
     let b = live.peer(SignedForm::Rfc7574);
     for i in 0..256u64 {
-        let (s, sh) = live.src;
-        let now = live.mesh.now;
-        let m = live.mesh.nodes[s]
-            .ep
-            .push_live_chunk(now, sh, &chunk(i))
-            .unwrap();
-        if let Some(m) = m {
+        if let Some(m) = live.push() {
             publish(&mut live.mesh.origins[corrupting], &m, |_| {});
             let forged = m.bin.first_chunk() == Some(64);
             publish(&mut live.mesh.origins[forging], &m, |r| {
@@ -585,14 +583,8 @@ fn a_live_origin_claiming_a_huge_edge_is_not_believed() {
     let oh = live.mesh.add_origin(n, h, server);
     live.mesh.run_until(Duration::from_millis(200), |_| false);
     let p = params(SignedForm::Rfc7574);
-    for i in 0..320u64 {
-        let (s, sh) = live.src;
-        let now = live.mesh.now;
-        let m = live.mesh.nodes[s]
-            .ep
-            .push_live_chunk(now, sh, &chunk(i))
-            .unwrap();
-        if let Some(m) = m {
+    for _ in 0..320 {
+        if let Some(m) = live.push() {
             // Each record is published honestly, but the header claims 2^60 munros.
             let first = m.bin.first_chunk().unwrap();
             let mut header = MunroLogHeader::new(&p, 64);
