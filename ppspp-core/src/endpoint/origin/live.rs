@@ -137,17 +137,23 @@ impl Endpoint {
             }
             return;
         };
-        let n = h.nchunks_per_sig;
-        let params = lv.cfg.params;
-        let grace = lv.cfg.origin_grace;
-        let age_of =
-            |ts: u64| Duration::from_micros(unix.saturating_sub(params.unix_micros_of(ts)));
+        let cx = Plan {
+            o,
+            log,
+            s,
+            lv,
+            tree,
+            h,
+            now,
+            unix,
+            alone,
+        };
         // Beside peers, polled only while they told us of nothing fresh.
         let stale = lv
             .munros
             .values()
             .next_back()
-            .is_none_or(|m| age_of(m.timestamp) > grace / 2);
+            .is_none_or(|m| cx.age(m.timestamp) > lv.cfg.origin_grace / 2);
         let every = if alone { POLL_ALONE } else { POLL };
         let due = log.polled.is_none_or(|t| now >= t + every);
         // A stream that ended has no edge to follow.
@@ -163,107 +169,9 @@ impl Endpoint {
                 records.push(k..k + 1);
             }
         } else {
-            // Munros peers told us of are taken as published too: the injector publishes as
-            // it signs, and beside peers the header is not polled while they keep us informed.
-            // The header is the origin's word, not the source's: at most AHEAD munros past
-            // the newest one verified are believed (a header claiming 2^60 munros would else
-            // send the walks below through all of them).
-            let known = lv.end / n;
-            let count = h.count.min(known.saturating_add(AHEAD)).max(known);
-            let published = h.end.map_or(count * n, |e| e.min(count * n));
-            let pos = s.have.first_missing(s.playback.max(lv.floor));
-            let mut mine = crate::binmap::Binmap::new();
-            for f in &o.fetches {
-                if let Kind::Chunks(r) = &f.kind {
-                    mine.insert_range(r.clone());
-                }
-            }
-            // Alone: everything up to the edge, in runs at the origin's pace. Beside peers:
-            // what is still missing GRACE after its munro was signed (or first seen here),
-            // oldest first (munros only grow younger towards the edge).
-            let cs = u64::from(h.chunk_size);
-            let run = if alone {
-                (o.rate * RUN_TIME.as_micros() as u64 / 1_000_000 / cs)
-                    .clamp(MIN_RUN, (MAX_RUN_BYTES / cs).max(MIN_RUN))
-            } else {
-                n.max(MIN_RUN)
-            };
-            let limit = if alone {
-                published
-            } else {
-                let mut k = pos / n;
-                while k * n < published {
-                    let late = match lv.munros.get(&(k * n)) {
-                        Some(m) => age_of(m.timestamp) >= grace,
-                        None => log
-                            .first_seen(k)
-                            .is_some_and(|t| now.saturating_duration_since(t) >= grace),
-                    };
-                    if !late {
-                        break;
-                    }
-                    k += 1;
-                }
-                (k * n).min(published)
-            };
-            let wanted = if alone { &s.claimed } else { &s.have };
-            let mut gaps: Vec<Range<u64>> = wanted.missing_in(pos..limit).collect();
-            // While the swarm leaves chunks late, it is short of upload (a source that cannot
-            // send every viewer a copy): each viewer then seeds a share of the newest munros
-            // from the origin at once, and the viewers trade them. About one copy of the stream
-            // comes from the origin; without it they all wait for the source.
-            let short = log
-                .late_at
-                .is_some_and(|t| now.saturating_duration_since(t) < SEED_HOLD);
-            if !alone && short {
-                let share = s.channels.len() as u64 + 1;
-                for k in limit.div_ceil(n)..published / n {
-                    if mix(k ^ log.salt) % share == 0 {
-                        gaps.extend(s.claimed.missing_in(k * n..(k + 1) * n));
-                    }
-                }
-            }
-            let any_late = !alone && wanted.missing_in(pos..limit).next().is_some();
-            let mut found = 0usize;
-            let leaf_known = |c: u64| Bin::leaf(c).is_some_and(|b| tree.is_verified(b));
-            'gaps: for gap in gaps {
-                let mut c = gap.start;
-                while c < gap.end {
-                    if slots == 0 || found >= CRITICAL_MAX {
-                        break 'gaps;
-                    }
-                    if mine.contains(c) {
-                        c += 1;
-                        continue;
-                    }
-                    if !leaf_known(c) {
-                        let k = c / n;
-                        if !log.records.contains(&k) && !records.iter().any(|r| r.contains(&k)) {
-                            let mut e = k + 1;
-                            while e < count
-                                && e - k < RECORDS_PER_FETCH
-                                && !log.records.contains(&e)
-                            {
-                                e += 1;
-                            }
-                            records.push(k..e);
-                            slots -= 1;
-                        }
-                        c = (k + 1) * n;
-                        continue;
-                    }
-                    let mut e = c + 1;
-                    while e < gap.end && e - c < run && leaf_known(e) && !mine.contains(e) {
-                        e += 1;
-                    }
-                    found += (e - c) as usize;
-                    picks.push(c..e);
-                    slots -= 1;
-                    c = e;
-                }
-            }
-            late_now = any_late;
+            late_now = cx.fetches(slots, &mut records, &mut picks);
         }
+        let n = h.nchunks_per_sig;
         let floor_munro = lv.floor / n;
         if let Some(l) = self.origins.slots[i].as_mut().and_then(|o| o.live.as_mut()) {
             if late_now {
@@ -417,5 +325,145 @@ impl Endpoint {
             l.forget(done..munros.end);
         }
         result
+    }
+}
+
+/// What a tuned-in live origin looks at to decide its fetches.
+struct Plan<'a> {
+    o: &'a super::Origin,
+    log: &'a LiveLog,
+    s: &'a crate::endpoint::swarm::Swarm,
+    lv: &'a crate::endpoint::live_swarm::LiveState,
+    tree: &'a crate::merkle::PartialTree,
+    h: MunroLogHeader,
+    now: Instant,
+    unix: u64,
+    alone: bool,
+}
+
+impl Plan<'_> {
+    /// How long ago a munro with SIGNED_INTEGRITY timestamp `ts` was signed.
+    fn age(&self, ts: u64) -> Duration {
+        let signed = self.lv.cfg.params.unix_micros_of(ts);
+        Duration::from_micros(self.unix.saturating_sub(signed))
+    }
+
+    /// The chunks to fetch (in runs, into `picks`) and the records they need first (into
+    /// `records`), using at most `slots` fetches: alone, everything up to the edge; beside
+    /// peers, what is late and the seeding share. Returns whether chunks were late.
+    fn fetches(
+        &self,
+        mut slots: usize,
+        records: &mut Vec<Range<u64>>,
+        picks: &mut Vec<Range<u64>>,
+    ) -> bool {
+        let (o, log, s, lv, h) = (self.o, self.log, self.s, self.lv, &self.h);
+        let (n, alone) = (h.nchunks_per_sig, self.alone);
+        // Munros peers told us of are taken as published too: the injector publishes as it
+        // signs, and beside peers the header is not polled while they keep us informed. The
+        // header is the origin's word, not the source's: at most AHEAD munros past the newest
+        // one verified are believed (a header claiming 2^60 munros would else send the walks
+        // below through all of them).
+        let known = lv.end / n;
+        let count = h.count.min(known.saturating_add(AHEAD)).max(known);
+        let published = h.end.map_or(count * n, |e| e.min(count * n));
+        let pos = s.have.first_missing(s.playback.max(lv.floor));
+        let mut mine = crate::binmap::Binmap::new();
+        for f in &o.fetches {
+            if let Kind::Chunks(r) = &f.kind {
+                mine.insert_range(r.clone());
+            }
+        }
+        // Alone: everything up to the edge, in runs at the origin's pace. Beside peers: what
+        // is still missing the grace after its munro was signed (or first seen here), oldest
+        // first (munros only grow younger towards the edge).
+        let cs = u64::from(h.chunk_size);
+        let run = if alone {
+            (o.rate * RUN_TIME.as_micros() as u64 / 1_000_000 / cs)
+                .clamp(MIN_RUN, (MAX_RUN_BYTES / cs).max(MIN_RUN))
+        } else {
+            n.max(MIN_RUN)
+        };
+        let limit = if alone {
+            published
+        } else {
+            self.late_until(pos, published)
+        };
+        let wanted = if alone { &s.claimed } else { &s.have };
+        let mut gaps: Vec<Range<u64>> = wanted.missing_in(pos..limit).collect();
+        // While the swarm leaves chunks late, it is short of upload (a source that cannot send
+        // every viewer a copy): each viewer then seeds a share of the newest munros from the
+        // origin at once, and the viewers trade them. About one copy of the stream comes from
+        // the origin; without it they all wait for the source.
+        let short = log
+            .late_at
+            .is_some_and(|t| self.now.saturating_duration_since(t) < SEED_HOLD);
+        if !alone && short {
+            let share = s.channels.len() as u64 + 1;
+            for k in limit.div_ceil(n)..published / n {
+                if mix(k ^ log.salt) % share == 0 {
+                    gaps.extend(s.claimed.missing_in(k * n..(k + 1) * n));
+                }
+            }
+        }
+        let any_late = !alone && wanted.missing_in(pos..limit).next().is_some();
+        let mut found = 0usize;
+        let leaf_known = |c: u64| Bin::leaf(c).is_some_and(|b| self.tree.is_verified(b));
+        'gaps: for gap in gaps {
+            let mut c = gap.start;
+            while c < gap.end {
+                if slots == 0 || found >= CRITICAL_MAX {
+                    break 'gaps;
+                }
+                if mine.contains(c) {
+                    c += 1;
+                    continue;
+                }
+                if !leaf_known(c) {
+                    let k = c / n;
+                    if !log.records.contains(&k) && !records.iter().any(|r| r.contains(&k)) {
+                        let mut e = k + 1;
+                        while e < count && e - k < RECORDS_PER_FETCH && !log.records.contains(&e) {
+                            e += 1;
+                        }
+                        records.push(k..e);
+                        slots -= 1;
+                    }
+                    c = (k + 1) * n;
+                    continue;
+                }
+                let mut e = c + 1;
+                while e < gap.end && e - c < run && leaf_known(e) && !mine.contains(e) {
+                    e += 1;
+                }
+                found += (e - c) as usize;
+                picks.push(c..e);
+                slots -= 1;
+                c = e;
+            }
+        }
+        any_late
+    }
+
+    /// Where the late part ends: from the munro of `pos` on, munros signed (or, unknown to
+    /// peers, first seen in the log) at least the grace ago.
+    fn late_until(&self, pos: u64, published: u64) -> u64 {
+        let n = self.h.nchunks_per_sig;
+        let grace = self.lv.cfg.origin_grace;
+        let mut k = pos / n;
+        while k * n < published {
+            let late = match self.lv.munros.get(&(k * n)) {
+                Some(m) => self.age(m.timestamp) >= grace,
+                None => self
+                    .log
+                    .first_seen(k)
+                    .is_some_and(|t| self.now.saturating_duration_since(t) >= grace),
+            };
+            if !late {
+                break;
+            }
+            k += 1;
+        }
+        (k * n).min(published)
     }
 }
