@@ -606,3 +606,44 @@ fn a_live_origin_claiming_a_huge_edge_is_not_believed() {
     let os = live.mesh.nodes[n].ep.origin_stats(oh).unwrap();
     assert!(!os.disabled);
 }
+
+/// A munro log of another shape (here another chunk size) is nothing to verify against: the
+/// origin is disabled at once and the viewer goes on with its peers; a log that is not one at
+/// all (wrong magic) is an offence. Nothing panics on either.
+#[test]
+fn a_live_origin_with_a_foreign_log_is_disabled() {
+    let mut live = Live::new(15, SignedForm::Rfc7574);
+    let foreign = live.mesh.add_origin_server(TestOrigin::live(CS));
+    let garbage = live.mesh.add_origin_server(TestOrigin::live(CS));
+    let (n, h, rec) = live.peer(SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.connect((n, h), src);
+    let a = live.mesh.add_origin(n, h, foreign);
+    let b = live.mesh.add_origin(n, h, garbage);
+    let mut other = params(SignedForm::Rfc7574);
+    other.chunk_size = 2 * CS;
+    let mut header = MunroLogHeader::new(&other, 64);
+    header.count = 1;
+    let record = alloc::vec![0u8; header.record_len() as usize];
+    live.mesh.origins[foreign].publish(&header, &[], &record);
+    let mut junk = header;
+    junk.chunk_size = CS;
+    let mut bytes = junk.encode();
+    bytes[..8].copy_from_slice(b"NOTALOG!");
+    let m = MunroLogHeader::new(&params(SignedForm::Rfc7574), 64);
+    live.mesh.origins[garbage].publish(&m, &[], &[]);
+    // Overwrite the garbage origin's header with bytes that are no munro log.
+    live.mesh.origins[garbage].publish_raw_header(&bytes);
+    live.stream(128, Duration::from_millis(2));
+    live.mesh.run_until(Duration::from_secs(3), |_| false);
+    let ep = &live.mesh.nodes[n].ep;
+    assert!(
+        ep.origin_stats(a).unwrap().disabled,
+        "a log of another shape"
+    );
+    let bs = ep.origin_stats(b).unwrap();
+    assert!(bs.integrity_failures >= 1, "not a log: {bs:?}");
+    let s = ep.swarm(h).unwrap();
+    check(&rec, s.live_tune_in().unwrap(), 128);
+    assert_eq!(s.content_from_origins(), 0);
+}

@@ -73,6 +73,14 @@ impl TestOrigin {
         self.log[..MUNRO_LOG_HEADER_LEN as usize].copy_from_slice(&header.encode());
     }
 
+    /// Overwrites the munro log's first bytes with `header` (a log that lies about itself).
+    pub fn publish_raw_header(&mut self, header: &[u8]) {
+        if self.log.len() < header.len() {
+            self.log.resize(header.len(), 0);
+        }
+        self.log[..header.len()].copy_from_slice(header);
+    }
+
     fn with(content: Vec<u8>, sidecar: Arc<[u8]>, chunk_size: u32) -> Self {
         Self {
             content,
