@@ -84,6 +84,9 @@ const CRITICAL_MAX: usize = 2048;
 const MAX_RUN_BYTES: u64 = 4 << 20;
 /// How much content, in time at the origin's measured rate, one fetch asks for.
 const RUN_TIME: Duration = Duration::from_millis(250);
+/// How long a viewer's look for critical chunks that found none holds (a deadline moves by
+/// this much at most before it is looked at again; the origin answers in hundreds).
+const QUIET_LOOK: Duration = Duration::from_millis(10);
 /// Backoff after a failure: doubles from this, up to `MAX_BACKOFF`.
 const BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -209,6 +212,9 @@ struct Origin {
     answer_time: Option<Duration>,
     /// Where the walk for chunks no peer has goes on from.
     cursor: Option<u64>,
+    /// A viewer's last look found nothing to fetch: the next waits until then, unless an
+    /// answer or a failure frees a fetch first.
+    quiet_until: Option<Instant>,
     /// Content delivery rate, bytes per second (0 until measured).
     rate: u64,
     /// A live stream's munro log, for an origin of a live swarm.
@@ -281,6 +287,7 @@ impl Endpoint {
             retry_at: None,
             answer_time: None,
             cursor: None,
+            quiet_until: None,
             rate: 0,
             live: is_live.then(live::LiveLog::default),
             stats: OriginStats::default(),
@@ -419,7 +426,7 @@ impl Endpoint {
         self.origins.slots.iter().flatten().map(|o| o.handle)
     }
 
-    /// When an origin's backoff ends, or a live origin is due a look (for
+    /// When an origin's backoff ends, or a live origin or a viewer's is due a look (for
     /// [`Endpoint::poll_timeout`]).
     pub(crate) fn origin_timeout(&self) -> Option<Instant> {
         self.origins
@@ -435,6 +442,9 @@ impl Endpoint {
                     .as_ref()
                     .and_then(live::LiveLog::wake_at)
                     .filter(|&t| t > self.now);
+                // A viewer's quiet look ends: without inputs meanwhile nothing else would
+                // look again.
+                let tick = tick.or(o.quiet_until.filter(|&t| t > self.now));
                 match (o.retry_at, tick) {
                     (Some(r), Some(t)) => Some(r.max(t)),
                     (r, t) => r.or(t),
@@ -459,6 +469,7 @@ impl Endpoint {
         for (i, o) in self.origins.slots.iter_mut().enumerate() {
             let Some(o) = o.as_mut() else { continue };
             if let Some(k) = o.fetches.iter().position(|f| f.id == id) {
+                o.quiet_until = None;
                 return Some((i, o.fetches.swap_remove(k)));
             }
         }
