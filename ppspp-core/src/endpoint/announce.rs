@@ -3,7 +3,7 @@
 
 use super::Endpoint;
 use super::channel::{Channel, Role};
-use super::download::{Download, Requested};
+use super::download::Download;
 use super::output::Out;
 use super::swarm::Swarm;
 use super::{HAVE_DELAY, HAVE_REFRESH};
@@ -123,9 +123,7 @@ impl Endpoint {
         let now = self.now;
         let Some(ch) = self.chan_mut(id) else { return };
         for &c in &moved {
-            ch.down.request_seq += 1;
-            let seq = ch.down.request_seq;
-            ch.down.requested.insert(c, Requested { seq, at: now });
+            ch.down.ask(c, now);
             match ch.down.pending_requests.last_mut() {
                 Some(l) if l.1.checked_add(1) == Some(c) => l.1 = c,
                 _ => ch.down.pending_requests.push((c, c)),

@@ -102,14 +102,7 @@ impl Endpoint {
         }
         for &(a, b) in &picks {
             for c in a..=b {
-                ch.down.request_seq += 1;
-                ch.down.requested.insert(
-                    c,
-                    Requested {
-                        seq: ch.down.request_seq,
-                        at: now,
-                    },
-                );
+                ch.down.ask(c, now);
                 *sw.requested.entry(c).or_insert(0) += 1;
             }
             sw.claimed.insert_range(a..b.saturating_add(1));
@@ -306,6 +299,25 @@ impl Download {
             last_delivery: now,
             req_rtt: None,
         }
+    }
+
+    /// Records a request for chunk `c` sent at `now`.
+    pub(crate) fn ask(&mut self, c: u64, now: Instant) {
+        // Nothing was owed before: the wait starts now. A channel idle for a while (its peer
+        // had nothing for us) otherwise counted new requests as stalled the moment they
+        // left, gave them up and halved its target: a quarter of a live swarm's chunks were
+        // re-requested that way.
+        if self.requested.is_empty() {
+            self.last_delivery = now;
+        }
+        self.request_seq += 1;
+        self.requested.insert(
+            c,
+            Requested {
+                seq: self.request_seq,
+                at: now,
+            },
+        );
     }
 
     /// Whether the request pipeline is low enough to refill, with at most `max` requests per

@@ -157,6 +157,29 @@ fn live_stream_reaches_a_peer_through_a_relay() {
     assert_eq!(live.mesh.nodes[src].ep.stats().integrity_failures, 0);
 }
 
+/// A stream that pauses longer than a request timeout: the requests after each pause are
+/// answered in a round trip, not given up as stalled the moment they leave (the wait counted
+/// from the last delivery, before the pause, and a quarter of a live swarm's chunks were
+/// re-requested).
+#[test]
+fn requests_after_a_pause_are_not_stalled() {
+    let mut live = Live::new(7, SignedForm::Rfc7574);
+    let a = live.peer(SignedForm::Rfc7574);
+    let src = live.src.0;
+    live.connect((a.0, a.1), src);
+    live.mesh.run_until(Duration::from_millis(200), |_| false);
+    for _ in 0..4 {
+        // One munro, then a pause of 2 s (request timeouts are at least 400 ms).
+        live.stream(32, Duration::from_millis(2));
+        live.mesh.run_until(Duration::from_secs(2), |_| false);
+    }
+    let s = live.mesh.nodes[a.0].ep.swarm(a.1).unwrap();
+    assert_eq!(s.live_end(), Some(128));
+    check(&a.2, s.live_tune_in().unwrap(), 128);
+    let st = live.mesh.nodes[a.0].ep.stats();
+    assert_eq!(st.rerequests_stalled, 0, "{st:?}");
+}
+
 /// A peer that joins late tunes in at the newest signed munro (§6.1.2.4) instead of
 /// downloading the stream from its start.
 #[test]
