@@ -444,7 +444,7 @@ impl Endpoint {
                     .filter(|&t| t > self.now);
                 // A viewer's quiet look ends: without inputs meanwhile nothing else would
                 // look again.
-                let tick = tick.or(o.quiet_until.filter(|&t| t > self.now));
+                let tick = tick.or_else(|| o.quiet_until.filter(|&t| t > self.now));
                 match (o.retry_at, tick) {
                     (Some(r), Some(t)) => Some(r.max(t)),
                     (r, t) => r.or(t),
