@@ -332,6 +332,8 @@ pub(crate) struct LiveState {
     pub(crate) tuned_in: bool,
     /// Chunks before this are forgotten (the discard window, §6.2).
     pub(crate) floor: u64,
+    /// Chunks this endpoint has sent to some peer (see `Endpoint::add_data`).
+    pub(crate) sent: crate::binmap::Binmap,
 }
 
 impl Swarm {
@@ -365,6 +367,7 @@ impl Swarm {
         }
         l.floor = floor;
         l.munros = l.munros.split_off(&floor);
+        l.sent.remove_range(0..floor);
         match &mut self.tree {
             Tree::Partial(t) => t.forget_before(floor),
             Tree::Live(src) => src.set_discard_window(Some(w)),

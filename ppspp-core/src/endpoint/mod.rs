@@ -270,6 +270,7 @@ impl Endpoint {
                 end: 0,
                 tuned_in: false,
                 floor: 0,
+                sent: Binmap::new(),
             })
         });
         let size_reported = tree.chunk_count().is_some();

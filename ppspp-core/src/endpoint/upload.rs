@@ -192,9 +192,24 @@ impl Endpoint {
         let Some(n) = sw.chunk_count() else {
             return;
         };
-        // The next chunk we can serve.
+        // The next chunk we can serve. In a live swarm, one we have sent nobody yet goes
+        // first: every viewer asks for the newest chunks, and a source serving them in order
+        // sent the same chunks to each while the rest of the stream waited (with a source
+        // that can upload one copy, viewers fell behind and skipped six chunks in seven).
+        // The copies held back go to those peers later, unless they got them elsewhere.
+        let fresh = sw.live.as_ref().map(|l| &l.sent);
         let chunk = loop {
-            let Some(c) = ch.up.pop_upload() else { return };
+            // A retransmission, or a chunk whose hashes went ahead, stays first.
+            let pushed_back = ch.up.upload.front().is_some_and(|&(c, _)| {
+                ch.flight.lost.contains(c) || ch.up.hashes_ahead.is_some_and(|h| h.chunk == c)
+            });
+            let next = match fresh {
+                Some(sent) if !pushed_back => {
+                    ch.up.pop_preferring(|c| !sent.contains(c), FRESH_SCAN)
+                }
+                _ => ch.up.pop_upload(),
+            };
+            let Some(c) = next else { return };
             // A chunk already in flight is not sent twice (a peer re-requesting a hole while
             // our copy is on its way); if that copy is lost, loss detection queues it again.
             if c < n
@@ -303,6 +318,9 @@ impl Endpoint {
             ch.stats.retransmissions += 1;
         }
         ch.flight.on_sent(chunk, now, bytes, len, retransmit);
+        if let Some(l) = sw.live.as_mut() {
+            l.sent.insert(chunk);
+        }
         ch.cc.on_sent(now, bytes);
         ch.stats.content_out += chunk_len as u64;
         ch.choke.round_up += chunk_len as u64;
@@ -312,6 +330,9 @@ impl Endpoint {
         }
     }
 }
+
+/// Queued chunks a live swarm's uploader looks through for one it has sent nobody yet.
+const FRESH_SCAN: u64 = 256;
 
 /// Hashes of a chunk already sent ahead of its DATA (RFC 7574 §5.3: hashes that do not fit
 /// with the DATA go first, in their own datagram).
@@ -385,9 +406,63 @@ impl Upload {
         Some(c)
     }
 
+    /// The first of the next `scan` queued chunks that `pred` accepts, removed from the queue;
+    /// without one, the next chunk (as [`Upload::pop_upload`]).
+    pub(crate) fn pop_preferring(&mut self, pred: impl Fn(u64) -> bool, scan: u64) -> Option<u64> {
+        let mut left = scan;
+        let mut found = None;
+        'runs: for &(a, b) in &self.upload {
+            for c in a..=b {
+                if left == 0 {
+                    break 'runs;
+                }
+                left -= 1;
+                if pred(c) {
+                    found = Some(c);
+                    break 'runs;
+                }
+            }
+        }
+        match found {
+            Some(c) => {
+                self.cancel_upload(c, c);
+                Some(c)
+            }
+            None => self.pop_upload(),
+        }
+    }
+
     /// Puts a chunk back at the front of the upload queue (a retransmission goes first).
     pub(crate) fn push_upload_front(&mut self, chunk: u64) {
         self.upload.push_front((chunk, chunk));
         self.upload_len += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Upload;
+    use alloc::vec::Vec;
+
+    #[test]
+    fn pop_preferring_takes_the_first_accepted_chunk_within_the_scan() {
+        let mut u = Upload::default();
+        u.queue_upload(10, 13, 100);
+        u.queue_upload(20, 21, 100);
+        // 12 is the first accepted: taken out of the middle of its run.
+        assert_eq!(u.pop_preferring(|c| c % 2 == 0 && c > 10, 8), Some(12));
+        assert_eq!(u.upload_len, 5);
+        assert_eq!(
+            u.upload.iter().copied().collect::<Vec<_>>(),
+            [(10, 11), (13, 13), (20, 21)]
+        );
+        // None accepted within the scan: the front goes.
+        assert_eq!(u.pop_preferring(|c| c == 21, 3), Some(10));
+        // Found past a run boundary.
+        assert_eq!(u.pop_preferring(|c| c == 21, 8), Some(21));
+        let rest: Vec<u64> = core::iter::from_fn(|| u.pop_upload()).collect();
+        assert_eq!(rest, [11, 13, 20]);
+        assert_eq!(u.upload_len, 0);
+        assert_eq!(u.pop_preferring(|_| true, 8), None);
     }
 }
