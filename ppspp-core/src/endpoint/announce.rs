@@ -121,9 +121,12 @@ impl Endpoint {
             return;
         }
         let now = self.now;
-        let Some(ch) = self.chan_mut(id) else { return };
+        let Some((ch, sw, _)) = self.parts(id) else {
+            return;
+        };
+        let live = sw.live.is_some();
         for &c in &moved {
-            ch.down.ask(c, now);
+            ch.down.ask(c, now, live);
             match ch.down.pending_requests.last_mut() {
                 Some(l) if l.1.checked_add(1) == Some(c) => l.1 = c,
                 _ => ch.down.pending_requests.push((c, c)),
