@@ -194,9 +194,10 @@ impl Endpoint {
         };
         // The next chunk we can serve. In a live swarm, one we have sent nobody yet goes
         // first: every viewer asks for the newest chunks, and a source serving them in order
-        // sent the same chunks to each while the rest of the stream waited (with a source
-        // that can upload one copy, viewers fell behind and skipped six chunks in seven).
-        // The copies held back go to those peers later, unless they got them elsewhere.
+        // sent the same chunks to each while the rest of the stream waited (20 viewers of a
+        // source that uploads two copies of the stream skipped two chunks in three; none
+        // with this). The copies held back go to those peers later, unless they got them
+        // elsewhere.
         let fresh = sw.live.as_ref().map(|l| &l.sent);
         let chunk = loop {
             // A retransmission, or a chunk whose hashes went ahead, stays first.
@@ -204,9 +205,10 @@ impl Endpoint {
                 ch.flight.lost.contains(c) || ch.up.hashes_ahead.is_some_and(|h| h.chunk == c)
             });
             let next = match fresh {
-                Some(sent) if !pushed_back => {
-                    ch.up.pop_preferring(|c| !sent.contains(c), FRESH_SCAN)
-                }
+                Some(sent) if !pushed_back => ch.up.pop_preferring(
+                    |a, b| Some(sent.first_missing(a)).filter(|&c| c <= b),
+                    FRESH_SCAN,
+                ),
                 _ => ch.up.pop_upload(),
             };
             let Some(c) = next else { return };
@@ -406,22 +408,27 @@ impl Upload {
         Some(c)
     }
 
-    /// The first of the next `scan` queued chunks that `pred` accepts, removed from the queue;
-    /// without one, the next chunk (as [`Upload::pop_upload`]).
-    pub(crate) fn pop_preferring(&mut self, pred: impl Fn(u64) -> bool, scan: u64) -> Option<u64> {
+    /// The first acceptable chunk among the next `scan` queued, removed from the queue;
+    /// without one, the next chunk (as [`Upload::pop_upload`]). `first_in(a, b)` gives the
+    /// first acceptable chunk of `a..=b` (one lookup per queued run, not one per chunk: this
+    /// runs for every DATA a live swarm sends).
+    pub(crate) fn pop_preferring(
+        &mut self,
+        first_in: impl Fn(u64, u64) -> Option<u64>,
+        scan: u64,
+    ) -> Option<u64> {
         let mut left = scan;
         let mut found = None;
-        'runs: for &(a, b) in &self.upload {
-            for c in a..=b {
-                if left == 0 {
-                    break 'runs;
-                }
-                left -= 1;
-                if pred(c) {
-                    found = Some(c);
-                    break 'runs;
-                }
+        for &(a, b) in &self.upload {
+            if left == 0 {
+                break;
             }
+            let end = b.min(a.saturating_add(left - 1));
+            if let Some(c) = first_in(a, end) {
+                found = Some(c);
+                break;
+            }
+            left = left.saturating_sub(end - a + 1);
         }
         match found {
             Some(c) => {
@@ -449,20 +456,25 @@ mod tests {
         let mut u = Upload::default();
         u.queue_upload(10, 13, 100);
         u.queue_upload(20, 21, 100);
+        // The first chunk of a run that `pred` accepts.
+        let first = |pred: fn(u64) -> bool| move |a: u64, b: u64| (a..=b).find(|&c| pred(c));
         // 12 is the first accepted: taken out of the middle of its run.
-        assert_eq!(u.pop_preferring(|c| c % 2 == 0 && c > 10, 8), Some(12));
+        assert_eq!(
+            u.pop_preferring(first(|c| c % 2 == 0 && c > 10), 8),
+            Some(12)
+        );
         assert_eq!(u.upload_len, 5);
         assert_eq!(
             u.upload.iter().copied().collect::<Vec<_>>(),
             [(10, 11), (13, 13), (20, 21)]
         );
         // None accepted within the scan: the front goes.
-        assert_eq!(u.pop_preferring(|c| c == 21, 3), Some(10));
+        assert_eq!(u.pop_preferring(first(|c| c == 21), 3), Some(10));
         // Found past a run boundary.
-        assert_eq!(u.pop_preferring(|c| c == 21, 8), Some(21));
+        assert_eq!(u.pop_preferring(first(|c| c == 21), 8), Some(21));
         let rest: Vec<u64> = core::iter::from_fn(|| u.pop_upload()).collect();
         assert_eq!(rest, [11, 13, 20]);
         assert_eq!(u.upload_len, 0);
-        assert_eq!(u.pop_preferring(|_| true, 8), None);
+        assert_eq!(u.pop_preferring(first(|_| true), 8), None);
     }
 }
