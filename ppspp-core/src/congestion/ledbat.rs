@@ -413,6 +413,12 @@ pub struct Ledbat {
     /// The current slow start is regrowth below the quiet delay (not the first one, not
     /// after a CTO).
     regrowing: bool,
+    /// The lowest round-trip time seen (the path without queues), once measured.
+    min_rtt: Option<Duration>,
+    /// A decrease in progress: when it began and the window (1/65536 bytes) no decrease may go
+    /// below until a round trip later. The delay the ACKs of that round trip carry is the
+    /// queue the window before the decrease built; shrinking on it again undershoots.
+    decrease_floor: Option<(Instant, u64)>,
 }
 
 impl Ledbat {
@@ -443,6 +449,8 @@ impl Ledbat {
             peak_period_start: None,
             data_waiting: false,
             regrowing: false,
+            min_rtt: None,
+            decrease_floor: None,
             config,
         }
     }
@@ -578,6 +586,28 @@ impl Ledbat {
 
     fn note_rtt(&mut self, rtt: &RttEstimator) {
         self.srtt = rtt.smoothed().or(self.srtt);
+        self.min_rtt = rtt.min().or(self.min_rtt);
+    }
+
+    /// The floor of a delay-based decrease that begins now with `queuing` µs of queue: the
+    /// window that leaves TARGET of queue, `cwnd · (min_rtt + TARGET) / (min_rtt + queuing)`
+    /// (the window above the path's capacity is what sits in the queue), never below half.
+    /// The floor holds for a round trip ([`Ledbat::decrease_floor`]), and a queue that is
+    /// still above TARGET after it starts the next decrease.
+    fn decrease_floor(&mut self, now: Instant, queuing: u64) -> u64 {
+        let period = self.srtt.unwrap_or(self.cto);
+        if let Some((start, floor)) = self.decrease_floor {
+            if now.saturating_duration_since(start) < period {
+                return floor;
+            }
+        }
+        let base = self.min_rtt.map_or(0, duration_micros);
+        let target = duration_micros(self.config.target);
+        let keep = u128::from(base + target) * 1_000
+            / u128::from(base + queuing.min(MAX_QUEUING_DELAY)).max(1);
+        let floor = (u128::from(self.cwnd) * keep.clamp(500, 1_000) / 1_000) as u64;
+        self.decrease_floor = Some((now, floor));
+        floor
     }
 
     /// Records the current flightsize in the per-SRTT peaks.
@@ -684,7 +714,12 @@ impl Controller for Ledbat {
         } else {
             // L-2.4-e: cwnd += GAIN · off_target · bytes_newly_acked · MSS / cwnd.
             let change = self.delay_based_change(queuing, acked);
-            (i128::from(self.cwnd) + change, allowed_increase)
+            let mut grown = i128::from(self.cwnd) + change;
+            if change < 0 && self.config.multiplicative_decrease {
+                let floor = self.decrease_floor(now, queuing).min(self.cwnd);
+                grown = grown.max(i128::from(floor));
+            }
+            (grown, allowed_increase)
         };
         // L-2.4-f, L-2.4-l: cwnd ≤ flightsize + ALLOWED_INCREASE·MSS, then cwnd ≥ MIN_CWND·MSS.
         let flightsize = self.clamp_flightsize(flight_before);
@@ -743,6 +778,11 @@ impl Controller for Ledbat {
         }
         let reduced = (u128::from(self.cwnd) * keep / 1_000) as u64;
         self.cwnd = self.cwnd.min(reduced.max(self.min_window()));
+        if self.config.multiplicative_decrease {
+            // The loss is this round trip's decrease: the delay its ACKs still carry is the
+            // queue the window before it built.
+            self.decrease_floor = Some((now, self.cwnd));
+        }
         self.loss_reductions = self.loss_reductions.saturating_add(1);
     }
 

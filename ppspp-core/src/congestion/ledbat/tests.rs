@@ -992,3 +992,73 @@ fn regrowth_goes_one_and_a_half_times_per_round_trip() {
         assert!((1.4..1.6).contains(&ratio), "{w:?}");
     }
 }
+
+/// The delay an ACK carries is the queue the window of a round trip before built: a decrease
+/// stops at the window that leaves TARGET of queue (`cwnd · (min_rtt + TARGET) / (min_rtt +
+/// queue)`) until a round trip has passed, and the halving of a loss is the round trip's
+/// whole decrease. Without the floor, ACKs of the window before the decrease kept shrinking it
+/// on a queue that was already draining: the simulated reordering link cycled between an
+/// empty queue and 48 ms, and a loss took a 1.7 MB window to 14 KB within one round trip.
+#[test]
+fn a_decrease_stops_for_a_round_trip_at_the_window_that_leaves_target() {
+    let rtt = rtt_of(100);
+    let queued = |l: &mut Ledbat, now: Instant, acks: u64| {
+        for i in 0..acks {
+            l.on_ack(
+                now + Duration::from_micros(i * 400),
+                MSS,
+                Some(150_000),
+                &rtt,
+            );
+        }
+    };
+    let start = |l: &mut Ledbat| {
+        set_window(l, 400 * MSS);
+        l.slow_start = false;
+        l.on_sent(at(0), 400 * MSS);
+        // Base delay 100 ms, then 50 ms of queue.
+        l.on_ack(at(0), MSS, Some(100_000), &rtt);
+    };
+    let mut l = Ledbat::new(LedbatConfig::new(), Instant::ZERO, MSS);
+    start(&mut l);
+    let before = l.window();
+    queued(&mut l, at(1), 200);
+    // (100 + 25) / (100 + 50) of the window: the queue above TARGET is gone, no more.
+    let floor = before * 125 / 150;
+    assert!(
+        l.window().abs_diff(floor) <= 2 * MSS,
+        "{before} -> {} (floor {floor})",
+        l.window()
+    );
+    // A round trip later the queue still shows: the next decrease starts.
+    queued(&mut l, at(120), 50);
+    assert!(l.window() < floor - MSS, "{floor} -> {}", l.window());
+
+    // A loss halves; the queue its round trip's ACKs still carry takes nothing more.
+    let mut l = Ledbat::new(LedbatConfig::new(), Instant::ZERO, MSS);
+    start(&mut l);
+    // The queue shows (a loss with none takes a tenth).
+    l.queuing_delay = Some(50_000);
+    let before = l.window();
+    l.on_loss(at(1), MSS, &rtt);
+    assert_eq!(l.window(), before / 2);
+    queued(&mut l, at(2), 200);
+    assert_eq!(l.window(), before / 2);
+
+    // RFC 6817's controller is as specified: no floor.
+    let mut l = Ledbat::new(LedbatConfig::rfc6817(), Instant::ZERO, MSS);
+    start(&mut l);
+    l.queuing_delay = Some(50_000);
+    l.on_loss(at(1), MSS, &rtt);
+    let halved = l.window();
+    // 150 ms of queue: above its TARGET of 100 ms.
+    for i in 0..200 {
+        l.on_ack(
+            at(2) + Duration::from_micros(i * 400),
+            MSS,
+            Some(250_000),
+            &rtt,
+        );
+    }
+    assert!(l.window() < halved, "{halved} -> {}", l.window());
+}
