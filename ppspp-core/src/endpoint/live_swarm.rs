@@ -376,7 +376,7 @@ impl Swarm {
         self.have.remove_range(0..floor);
         self.claimed.remove_range(0..floor);
         self.playback = self.playback.max(floor);
-        self.held.retain(|&c, _| c >= floor);
+        self.held.retain_from(floor);
     }
 }
 

@@ -26,6 +26,7 @@ pub mod connmgr;
 mod download;
 mod error;
 mod handshake;
+mod held;
 mod input;
 mod live_swarm;
 #[cfg(test)]
@@ -143,6 +144,8 @@ pub struct Endpoint {
     pub(crate) next_tick: Instant,
     /// Set while held chunks are being verified again (no nested retries).
     pub(crate) retrying: bool,
+    /// Held chunks released and not verified yet (see `verify`).
+    pub(crate) released: VecDeque<(u32, crate::wire::Data)>,
     /// The last INTEGRITY received (channel, spec, hash): a SIGNED_INTEGRITY signs the hash of
     /// the INTEGRITY just before it (RFC 7574 §6.1.2.3).
     pub(crate) last_integrity: Option<(u32, crate::wire::ChunkSpec, HashValue)>,
@@ -216,6 +219,7 @@ impl Endpoint {
             stats: EndpointStats::default(),
             next_tick: now + TICK,
             retrying: false,
+            released: VecDeque::new(),
             last_integrity: None,
             origins: origin::Origins::default(),
         }
@@ -301,7 +305,7 @@ impl Endpoint {
             retry: BTreeMap::new(),
             next_pex: now,
             store_failed: false,
-            held: BTreeMap::new(),
+            held: held::Held::default(),
             have_log: Vec::new(),
             have_log_base: 0,
             have_idle: Vec::new(),

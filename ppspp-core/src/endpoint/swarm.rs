@@ -99,10 +99,8 @@ pub(crate) struct Swarm {
     /// us about it by PEX once all their channels to it died too.
     pub(crate) retry: BTreeMap<SocketAddr, (Instant, u8)>,
     pub(crate) store_failed: bool,
-    /// Chunks received but not yet verifiable (their hashes were lost or reordered), by
-    /// chunk: the sender's channel, the DATA, and the node whose hash is awaited
-    /// ([`Bin::NONE`]: the peaks). At most [`MAX_HELD`].
-    pub(crate) held: BTreeMap<u64, (u32, crate::wire::Data, Bin)>,
+    /// Chunks received but not yet verifiable (their hashes were lost or reordered).
+    pub(crate) held: super::held::Held,
     /// Chunks verified, in order, from log position `have_log_base` on: what channels still
     /// announce from their `have_seq` on. One shared log makes a verified chunk cost O(1)
     /// whatever the number of peers; each channel folds its part in when it next sends.

@@ -136,7 +136,7 @@ impl Endpoint {
                     VerifyError::MissingHashes { bin } => bin,
                     _ => Bin::NONE,
                 };
-                if !sw.hold(c, id, d, awaited) {
+                if !sw.held.insert(c, id, d, awaited) {
                     self.stats.drops.unrequested_data += 1;
                 }
                 // The peaks that came with it may have made the size known.
@@ -203,7 +203,12 @@ impl Endpoint {
         } else {
             self.reschedule(id);
         }
-        self.retry_held(swarm.slot as usize);
+        if newly_sized {
+            // Chunks held for the peaks wait for no node in particular.
+            self.retry_held(idx);
+        } else {
+            self.retry_held_after(idx, c);
+        }
         true
     }
 
@@ -271,9 +276,6 @@ impl Endpoint {
 
     /// Verifies held chunks whose awaited hashes have since been verified.
     pub(super) fn retry_held(&mut self, idx: usize) {
-        if self.retrying {
-            return;
-        }
         let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
             return;
         };
@@ -282,37 +284,45 @@ impl Endpoint {
         }
         let Tree::Partial(tree) = &s.tree else { return };
         let size_known = tree.chunk_count().is_some();
-        let ready: Vec<u64> = s
-            .held
-            .iter()
-            .filter(|(c, (_, _, bin))| {
-                s.have.contains(**c)
-                    || if bin.is_none() {
-                        size_known
-                    } else {
-                        tree.is_verified(*bin)
-                    }
-            })
-            .map(|(&c, _)| c)
-            .collect();
-        if ready.is_empty() {
+        let have = &s.have;
+        let work = s.held.take_ready(|c, bin| {
+            have.contains(c)
+                || if bin.is_none() {
+                    size_known
+                } else {
+                    tree.is_verified(bin)
+                }
+        });
+        self.verify_released(work);
+    }
+
+    /// Chunk `c` of swarm `idx` verified: the held chunks it releases are verified in turn.
+    fn retry_held_after(&mut self, idx: usize, c: u64) {
+        let Some(s) = self.swarms.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        if s.held.is_empty() {
             return;
         }
-        let mut work = Vec::with_capacity(ready.len());
-        for c in ready {
-            if let Some(h) = s.held.remove(&c) {
-                work.push(h);
-            }
+        let Tree::Partial(tree) = &s.tree else { return };
+        let work = s.held.take_released_by(c, |b| tree.is_verified(b));
+        self.verify_released(work);
+    }
+
+    /// Verifies released chunks. A chunk verified meanwhile releases more: those are queued
+    /// and taken in the same loop (a chain of thousands must not nest thousands of calls).
+    fn verify_released(&mut self, work: Vec<(u32, Data)>) {
+        self.released.extend(work);
+        if self.retrying {
+            return;
         }
         self.retrying = true;
-        for (from, data, _) in work {
+        while let Some((from, data)) = self.released.pop_front() {
             if self.chan(from).is_some() {
                 self.on_data(from, data);
             }
         }
         self.retrying = false;
-        // What just verified may unblock more.
-        self.retry_held(idx);
     }
 
     /// Emits completion once every chunk is verified.
@@ -378,23 +388,6 @@ impl Endpoint {
         });
     }
 }
-
-impl super::swarm::Swarm {
-    /// Holds a chunk that cannot be verified yet (R-5.3-d: the hashes it needs were in a
-    /// datagram that was lost or is late) until `awaited` verifies ([`Bin::NONE`]: until the
-    /// size is known), at most [`MAX_HELD`] chunks. Returns false when it is not held.
-    pub(super) fn hold(&mut self, c: u64, from: u32, d: Data, awaited: Bin) -> bool {
-        if self.held.len() < MAX_HELD || self.held.contains_key(&c) {
-            self.held.insert(c, (from, d, awaited));
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// How many unverifiable chunks a swarm holds while their hashes are on their way.
-const MAX_HELD: usize = 64;
 
 /// R-3.4-c, §4.3.2: what an ACK of chunk `c` names: at least the chunk, aggregated to the
 /// largest aligned bin we hold around it (what libswift sends). Under chunk ranges the whole
