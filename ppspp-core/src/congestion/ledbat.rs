@@ -96,7 +96,12 @@
 //!   is at most one MSS per round trip, minutes to refill a 100 Mbit/s, 100 ms path after
 //!   one loss;
 //! - a loss with no queue (below TARGET/10) takes the window to ×0.9, not ×0.5: a random loss
-//!   is not a queue, and halving on each one caps a 1 %-loss path at the Reno rate.
+//!   is not a queue, and halving on each one caps a 1 %-loss path at the Reno rate;
+//! - a decrease (on the delay or on a loss) is one per round trip: one on the delay stops at
+//!   the window that leaves TARGET of queue, `cwnd·(min_rtt + TARGET)/(min_rtt + queue)` (at
+//!   least half), until a round trip has passed, and a loss's reduction is its round trip's
+//!   whole decrease. The ACKs of that round trip carry the queue the window before it built;
+//!   shrinking on them again undershot, and the queue cycled between empty and twice TARGET.
 //!
 //! # Example
 //!

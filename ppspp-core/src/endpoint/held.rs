@@ -81,6 +81,16 @@ impl Held {
         chunks.into_iter().filter_map(|c| self.remove(c)).collect()
     }
 
+    /// Takes the held chunks awaiting `node` (its hash just verified).
+    pub(crate) fn take_awaiting(&mut self, node: Bin) -> Vec<(u32, Data)> {
+        let waiting: Vec<u64> = self
+            .waiting
+            .range((node, 0)..=(node, u64::MAX))
+            .map(|&(_, c)| c)
+            .collect();
+        waiting.into_iter().filter_map(|c| self.remove(c)).collect()
+    }
+
     /// Takes the held chunks that the verification of `chunk` may have released: a copy of
     /// `chunk` itself, and those awaiting a node on its path or a sibling of one (the uncles
     /// that came with it), when `verified` says that node is. The rest of the tree is
@@ -94,13 +104,9 @@ impl Held {
         let mut node = Bin::leaf(chunk);
         while let Some(n) = node {
             for b in [Some(n), n.sibling()].into_iter().flatten() {
-                let first = (b, 0);
-                let last = (b, u64::MAX);
-                let waiting: Vec<u64> = self.waiting.range(first..=last).map(|&(_, c)| c).collect();
-                if waiting.is_empty() || !verified(b) {
-                    continue;
+                if self.waiting.range((b, 0)..=(b, u64::MAX)).next().is_some() && verified(b) {
+                    out.extend(self.take_awaiting(b));
                 }
-                out.extend(waiting.into_iter().filter_map(|c| self.remove(c)));
             }
             node = n.parent();
         }

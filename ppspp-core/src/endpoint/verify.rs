@@ -7,7 +7,7 @@ use super::download::Download;
 use super::swarm::Tree;
 use crate::bin::Bin;
 use crate::event::{CloseReason, Event, PeerHandle, SwarmHandle};
-use crate::merkle::VerifyError;
+use crate::merkle::{HashStatus, VerifyError};
 use crate::store::ChunkStore;
 use crate::wire::{ChunkSpec, Data};
 use alloc::vec::Vec;
@@ -67,6 +67,14 @@ impl Endpoint {
         }
         let remote = ch.remote;
         match tree.add_hash(bin, hash) {
+            Ok(HashStatus::Verified) => {
+                // Chunks held for this very hash can be checked now.
+                if !sw.held.is_empty() {
+                    let work = sw.held.take_awaiting(bin);
+                    self.verify_released(work);
+                }
+                true
+            }
             Ok(_) => true,
             Err(e @ (VerifyError::HashMismatch { .. } | VerifyError::PeaksMismatch)) => {
                 let swarm = sw.handle;
