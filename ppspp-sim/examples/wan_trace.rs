@@ -2,7 +2,7 @@
 //! interval, each node's upload rate and, per connected peer, its congestion window,
 //! bytes in flight and RTT. For tuning the congestion controller and the request pipeline.
 //!
-//! `cargo run --release -p ppspp-sim --example wan_trace -- [B|A|reorder] [LEECHERS] [BYTES] [MS]`
+//! `cargo run --release -p ppspp-sim --example wan_trace -- [B|A|reorder] [LEECHERS] [BYTES] [MS] [SEED]`
 
 use ppspp_core::time::{Duration, Instant};
 use ppspp_sim::Simulation;
@@ -20,7 +20,8 @@ fn main() {
     let leechers: u32 = arg(&args, 2, 1);
     let size: u64 = arg(&args, 3, 64 << 20);
     let step = Duration::from_millis(arg(&args, 4, 100));
-    let mut sim = Simulation::new(link.scenario(leechers, size, 1024, 1)).expect("content");
+    let seed: u64 = arg(&args, 5, 1);
+    let mut sim = Simulation::new(link.scenario(leechers, size, 1024, seed)).expect("content");
     let mut t = Instant::ZERO;
     let mut last = vec![0u64; leechers as usize + 1];
     loop {
