@@ -102,6 +102,8 @@
 //!   least half), until a round trip has passed, and a loss's reduction is its round trip's
 //!   whole decrease. The ACKs of that round trip carry the queue the window before it built;
 //!   shrinking on them again undershot, and the queue cycled between empty and twice TARGET.
+//!   A queue still above TARGET a round trip after a decrease is someone else's (a TCP flow):
+//!   each further round trip of it halves the window.
 //!
 //! # Example
 //!
@@ -424,6 +426,8 @@ pub struct Ledbat {
     /// below until a round trip later. The delay the ACKs of that round trip carry is the
     /// queue the window before the decrease built; shrinking on it again undershoots.
     decrease_floor: Option<(Instant, u64)>,
+    /// Decreases on the delay in consecutive round trips, the current one not counted.
+    decrease_streak: u32,
 }
 
 impl Ledbat {
@@ -456,6 +460,7 @@ impl Ledbat {
             regrowing: false,
             min_rtt: None,
             decrease_floor: None,
+            decrease_streak: 0,
             config,
         }
     }
@@ -594,23 +599,38 @@ impl Ledbat {
         self.min_rtt = rtt.min().or(self.min_rtt);
     }
 
-    /// The floor of a delay-based decrease that begins now with `queuing` µs of queue: the
-    /// window that leaves TARGET of queue, `cwnd · (min_rtt + TARGET) / (min_rtt + queuing)`
-    /// (the window above the path's capacity is what sits in the queue), never below half.
-    /// The floor holds for a round trip ([`Ledbat::decrease_floor`]), and a queue that is
-    /// still above TARGET after it starts the next decrease.
+    /// The floor of a delay-based decrease that begins now with `queuing` µs of queue.
+    ///
+    /// The first decrease goes to the window that leaves TARGET of queue, `cwnd · (min_rtt +
+    /// TARGET) / (min_rtt + queuing)` (the window above the path's capacity is what sits in
+    /// the queue), never below half. The floor holds for a round trip. A queue still above
+    /// TARGET right after that is not ours alone (a TCP flow fills it): each further round
+    /// trip of it halves the window, so LEDBAT steps aside as fast as before.
     fn decrease_floor(&mut self, now: Instant, queuing: u64) -> u64 {
         let period = self.srtt.unwrap_or(self.cto);
+        let mut consecutive = false;
         if let Some((start, floor)) = self.decrease_floor {
-            if now.saturating_duration_since(start) < period {
+            let since = now.saturating_duration_since(start);
+            if since < period {
                 return floor;
             }
+            consecutive = since < period * 2;
         }
-        let base = self.min_rtt.map_or(0, duration_micros);
-        let target = duration_micros(self.config.target);
-        let keep = u128::from(base + target) * 1_000
-            / u128::from(base + queuing.min(MAX_QUEUING_DELAY)).max(1);
-        let floor = (u128::from(self.cwnd) * keep.clamp(500, 1_000) / 1_000) as u64;
+        self.decrease_streak = if consecutive {
+            self.decrease_streak.saturating_add(1)
+        } else {
+            0
+        };
+        let keep = if self.decrease_streak >= STREAK_TO_HALVE {
+            500
+        } else {
+            let base = self.min_rtt.map_or(0, duration_micros);
+            let target = duration_micros(self.config.target);
+            let keep = u128::from(base + target) * 1_000
+                / u128::from(base + queuing.min(MAX_QUEUING_DELAY)).max(1);
+            keep.clamp(500, 1_000)
+        };
+        let floor = (u128::from(self.cwnd) * keep / 1_000) as u64;
         self.decrease_floor = Some((now, floor));
         floor
     }
@@ -852,6 +872,8 @@ impl Controller for Ledbat {
     }
 }
 
+/// Round trips in a row of a queue above TARGET after which each decrease halves the window.
+const STREAK_TO_HALVE: u32 = 2;
 /// Fractional bits of the fixed-point window.
 const FRACTION_BITS: u32 = 16;
 /// The largest window, 1 TiB, in 1/65536 bytes (2^56: far from overflow).

@@ -996,22 +996,20 @@ fn regrowth_goes_one_and_a_half_times_per_round_trip() {
 /// The delay an ACK carries is the queue the window of a round trip before built: a decrease
 /// stops at the window that leaves TARGET of queue (`cwnd · (min_rtt + TARGET) / (min_rtt +
 /// queue)`) until a round trip has passed, and the halving of a loss is the round trip's
-/// whole decrease. Without the floor, ACKs of the window before the decrease kept shrinking it
+/// whole decrease. A queue that stays above TARGET round trip after round trip is not ours:
+/// from the third, each round trip halves. Without the floor, ACKs of the window before the decrease kept shrinking it
 /// on a queue that was already draining: the simulated reordering link cycled between an
 /// empty queue and 48 ms, and a loss took a 1.7 MB window to 14 KB within one round trip.
 #[test]
 fn a_decrease_stops_for_a_round_trip_at_the_window_that_leaves_target() {
     let rtt = rtt_of(100);
-    let queued = |l: &mut Ledbat, now: Instant, acks: u64| {
+    let queued_by = |l: &mut Ledbat, now: Instant, acks: u64, acked: u64| {
         for i in 0..acks {
-            l.on_ack(
-                now + Duration::from_micros(i * 400),
-                MSS,
-                Some(150_000),
-                &rtt,
-            );
+            let t = now + Duration::from_micros(i * 400);
+            l.on_ack(t, acked, Some(150_000), &rtt);
         }
     };
+    let queued = |l: &mut Ledbat, now: Instant, acks: u64| queued_by(l, now, acks, MSS);
     let start = |l: &mut Ledbat| {
         set_window(l, 400 * MSS);
         l.slow_start = false;
@@ -1030,9 +1028,20 @@ fn a_decrease_stops_for_a_round_trip_at_the_window_that_leaves_target() {
         "{before} -> {} (floor {floor})",
         l.window()
     );
-    // A round trip later the queue still shows: the next decrease starts.
-    queued(&mut l, at(120), 50);
-    assert!(l.window() < floor - MSS, "{floor} -> {}", l.window());
+    // A round trip later the queue still shows: the next decrease starts, to the same share.
+    queued(&mut l, at(120), 200);
+    let second = l.window();
+    assert!(
+        second.abs_diff(floor * 125 / 150) <= 2 * MSS,
+        "{floor} -> {second}"
+    );
+    // A third round trip in a row of that queue is someone else's (a TCP flow): halve.
+    queued_by(&mut l, at(240), 200, 2 * MSS);
+    assert!(
+        l.window().abs_diff(second / 2) <= 2 * MSS,
+        "{second} -> {}",
+        l.window()
+    );
 
     // A loss halves; the queue its round trip's ACKs still carry takes nothing more.
     let mut l = Ledbat::new(LedbatConfig::new(), Instant::ZERO, MSS);
