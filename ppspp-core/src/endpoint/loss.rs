@@ -44,28 +44,41 @@ impl Endpoint {
             return;
         }
         let mut bytes = 0;
-        let mut sample = None;
+        // The chunk this ACK answers: the oldest of ours it names. A receiver names the
+        // largest aligned bin it holds around the chunk it acknowledges (R-3.4-c), and that
+        // bin may take in chunks it had from other peers while our copies are still on their
+        // way: they leave our flight (the peer needs them no more), but only the answered
+        // chunk's send tells the round trip, the order of arrival (RACK) and the size that
+        // got through. In 1+4 swarms those copies gave round trips of 14 ms on a 100 ms path,
+        // and RACK took every older chunk in flight for lost.
+        let mut answered: Option<Sent> = None;
         let chunks = ch.flight.in_flight_map.ranges_in(a..b + 1).flatten();
         for c in chunks {
             if let Some(s) = ch.flight.in_flight.remove(&c) {
                 ch.flight.sent_order.remove(s.seq);
                 bytes += s.bytes;
-                ch.flight.acked_seq = ch.flight.acked_seq.max(s.seq);
-                ch.mtu.on_acked(s.size);
-                // Karn: a resent chunk's ACK may answer either send. It still counts when the
-                // time since the resend is no shorter than the minimum RTT seen (it cannot
-                // then be an underestimate below the path's floor); otherwise a flow made
-                // only of resends would never clear its RTO backoff.
-                // Before any sample at all, a resend's is taken: a path that drops every first
-                // transmission (datagrams over its MTU, resent smaller) would otherwise never
-                // get one, and its RTO would back off without end.
-                let plausible = min_rtt.is_none_or(|m| now.saturating_duration_since(s.at) >= m);
-                if s.retransmitted && !plausible {
-                    spurious += 1;
+                if answered.is_none_or(|t| s.seq < t.seq) {
+                    answered = Some(s);
                 }
-                if !s.retransmitted || plausible {
-                    sample = Some(sample.map_or(s.at, |t: Instant| t.max(s.at)));
-                }
+            }
+        }
+        let mut sample = None;
+        if let Some(s) = answered {
+            ch.flight.acked_seq = ch.flight.acked_seq.max(s.seq);
+            ch.mtu.on_acked(s.size);
+            // Karn: a resent chunk's ACK may answer either send. It still counts when the
+            // time since the resend is no shorter than the minimum RTT seen (it cannot then
+            // be an underestimate below the path's floor); otherwise a flow made only of
+            // resends would never clear its RTO backoff.
+            // Before any sample at all, a resend's is taken: a path that drops every first
+            // transmission (datagrams over its MTU, resent smaller) would otherwise never get
+            // one, and its RTO would back off without end.
+            let plausible = min_rtt.is_none_or(|m| now.saturating_duration_since(s.at) >= m);
+            if s.retransmitted && !plausible {
+                spurious += 1;
+            }
+            if !s.retransmitted || plausible {
+                sample = Some(s.at);
             }
         }
         ch.flight.in_flight_map.remove_range(a..b + 1);
