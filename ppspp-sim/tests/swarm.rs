@@ -2,6 +2,7 @@
 
 use ppspp_core::time::Duration;
 use ppspp_sim::net::LossModel;
+use ppspp_sim::presets::{LinkPreset, Throughput};
 use ppspp_sim::scenario::{Crashes, Partition, PartitionMode};
 use ppspp_sim::vopr::{self, Verdict};
 use ppspp_sim::{Scenario, Simulation};
@@ -248,6 +249,17 @@ fn a_live_source_sends_each_chunk_once_before_any_twice() {
     assert!(live.delay_s.p99 < 10.0, "{r}");
 }
 
+/// One seeder, one leecher, `size` bytes in 1 KiB chunks over a wide-area preset; the
+/// leecher must complete.
+fn one_to_one(link: LinkPreset, size: u64, seed: u64) -> Throughput {
+    let r = Simulation::new(link.scenario(1, size, 1024, seed))
+        .expect("content builds")
+        .run();
+    let t = Throughput::of(&r);
+    assert_eq!(t.complete, 1, "{} seed {seed}\n{r}", link.name());
+    t
+}
+
 /// On the wide-area bench's reordering link (100 Mbit/s, 50 ms each way, 2% of datagrams held
 /// back by up to 10 ms, nothing lost) a transfer resends nothing. A datagram overtaken by
 /// 10 ms leaves the ~120 chunks behind it unverifiable until it arrives (their uncle hashes
@@ -255,12 +267,8 @@ fn a_live_source_sends_each_chunk_once_before_any_twice() {
 /// and the sender resent them (8–32 retransmissions per 32 MiB on seeds 1–4).
 #[test]
 fn a_reordering_link_costs_no_retransmission() {
-    use ppspp_sim::presets::{LinkPreset, Throughput};
     for seed in 1..=2 {
-        let sc = LinkPreset::Reorder.scenario(1, 32 << 20, 1024, seed);
-        let r = Simulation::new(sc).expect("content builds").run();
-        let t = Throughput::of(&r);
-        assert_eq!(t.complete, 1, "seed {seed}\n{r}");
+        let t = one_to_one(LinkPreset::Reorder, 32 << 20, seed);
         assert_eq!(
             (t.retransmissions, t.spurious),
             (0, 0),
@@ -279,12 +287,8 @@ fn a_reordering_link_costs_no_retransmission() {
 /// 321–596 retransmissions per 8 MiB on link A, seeds 1–4; now 1–17 of 330–437).
 #[test]
 fn a_lossy_link_takes_few_reordered_chunks_for_lost() {
-    use ppspp_sim::presets::{LinkPreset, Throughput};
     for seed in 1..=2 {
-        let sc = LinkPreset::A.scenario(1, 8 << 20, 1024, seed);
-        let r = Simulation::new(sc).expect("content builds").run();
-        let t = Throughput::of(&r);
-        assert_eq!(t.complete, 1, "seed {seed}\n{r}");
+        let t = one_to_one(LinkPreset::A, 8 << 20, seed);
         assert!(
             t.spurious * 10 < t.retransmissions,
             "seed {seed}: {} of {} losses spurious",
